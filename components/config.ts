@@ -1,0 +1,91 @@
+/**
+ * The stack configuration: one zod schema, read once by index.ts. Components never read
+ * `pulumi.Config` or the environment themselves; they receive the typed, defaulted values below.
+ */
+import { z } from "zod";
+
+export const PROJECT = "shopfds";
+
+const k8sQuantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti)?$/, "must be a Kubernetes quantity such as 500m, 512Mi or 10Gi");
+const pgSize = z.string().regex(/^\d+(kB|MB|GB|TB)$/, "must be a PostgreSQL size such as 128MB (units kB, MB, GB, TB)");
+const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier (letters, digits, _; at most 63)");
+const port = z.number().int("must be an integer").min(1, "must be at least 1").max(65535, "must be at most 65535");
+
+export const resourcesSchema = z
+  .object({
+    /** CPU request; the limit is twice the request. */
+    cpu: k8sQuantity,
+    /** Memory request and limit (memory is not overcommitted). */
+    memory: k8sQuantity,
+  })
+  .strict();
+
+export const postgresConfigSchema = z
+  .object({
+    image: z.string().min(1).default("postgres:15-bookworm"),
+    /** Streaming replicas; the default depends on the platform (1 on docker, 2 on kubernetes). */
+    replicas: z.number().int("must be an integer").min(1, "must be at least 1 (FR-001)").max(16, "must be at most 16").optional(),
+    database: identifier.default("shopfds"),
+    user: identifier.default("shopfds"),
+    storageSize: k8sQuantity.default("10Gi"),
+    maxConnections: z.number().int().min(10).max(10000).default(200),
+    sharedBuffers: pgSize.default("128MB"),
+    maxSlotWalKeepSize: pgSize.default("2GB"),
+    resources: resourcesSchema.default({ cpu: "250m", memory: "512Mi" }),
+    /** Docker only: first host port published on 127.0.0.1 (primary; replicas take the next ones). */
+    hostPort: port.default(15432),
+  })
+  .strict();
+
+export const stackConfigSchema = z
+  .object({
+    platform: z.enum(["docker", "kubernetes"], { error: "must be \"docker\" or \"kubernetes\"" }),
+    kubernetes: z
+      .object({
+        namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS-1123 label"),
+        storageClass: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
+    postgres: postgresConfigSchema.default(postgresConfigSchema.parse({})),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    if (cfg.platform === "kubernetes" && !cfg.kubernetes) {
+      ctx.addIssue({ code: "custom", path: ["kubernetes"], message: "is required when platform is \"kubernetes\" (set kubernetes.namespace)" });
+    }
+  });
+
+export type RawStackConfig = z.input<typeof stackConfigSchema>;
+export type StackConfig = Omit<z.output<typeof stackConfigSchema>, "postgres"> & {
+  postgres: z.output<typeof postgresConfigSchema> & { replicas: number };
+};
+
+export class StackConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid stack configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  - ${problems.join("\n  - ")}`);
+    this.name = "StackConfigError";
+  }
+}
+
+/**
+ * Validates raw stack settings (as `pulumi.Config` returns them) and applies defaults. Every problem is
+ * reported at once, each as `shopfds:<key path>: <what is wrong> (got <value>)`.
+ */
+export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
+  const result = stackConfigSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) {
+    throw new StackConfigError(
+      result.error.issues.map((issue) => {
+        const key = `${PROJECT}:${issue.path.map(String).join(".")}`;
+        const got = "input" in issue && issue.code !== "unrecognized_keys" ? ` (got ${JSON.stringify(issue.input) ?? "nothing"})` : "";
+        const message =
+          issue.code === "unrecognized_keys" ? `unknown setting${issue.keys.length > 1 ? "s" : ""} ${issue.keys.join(", ")}` : issue.input === undefined ? "is required" : issue.message;
+        return `${key}: ${message}${issue.input === undefined ? "" : got}`;
+      }),
+    );
+  }
+  const cfg = result.data;
+  const defaultReplicas = cfg.platform === "kubernetes" ? 2 : 1;
+  return { ...cfg, postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? defaultReplicas } };
+}

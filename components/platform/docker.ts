@@ -1,0 +1,114 @@
+/**
+ * Docker backend of the platform layer: one bridge network, a named volume per instance and volume,
+ * and a container per instance with its health check, restart policy, limits, config and secret files.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { doubleCpu, quantityToMiB } from "./quantity";
+import { DeployedService, Endpoint, Platform, portNamed, ServiceSpec } from "./types";
+
+export interface DockerPlatformArgs {
+  /** Subnet of the stack's bridge network; services accept connections from it. */
+  readonly subnet: string;
+}
+
+export class DockerPlatform extends pulumi.ComponentResource implements Platform {
+  readonly kind = "docker" as const;
+  declare readonly network: docker.Network;
+  declare readonly clientCidrs: readonly string[];
+  private readonly images = new Map<string, docker.RemoteImage>();
+  private readonly baseName: string;
+
+  constructor(name: string, args: DockerPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("shopfds:platform:Docker", name, {}, opts);
+    this.baseName = name;
+    this.clientCidrs = [args.subnet];
+    this.network = new docker.Network(
+      `${name}-net`,
+      { name: `${name}-net`, driver: "bridge", ipamConfigs: [{ subnet: args.subnet }] },
+      { parent: this },
+    );
+    this.registerOutputs({ network: this.network.name });
+  }
+
+  deploy(spec: ServiceSpec, parent: pulumi.Resource): DeployedService {
+    const image = this.image(spec.image);
+    const resources: pulumi.Resource[] = [];
+    for (let i = 0; i < spec.replicas; i++) {
+      const instance = `${spec.name}-${i}`;
+      const volumes = (spec.volumes ?? []).map((v) => ({
+        volume: new docker.Volume(`${instance}-${v.name}`, { name: `${instance}-${v.name}` }, { parent }),
+        mountPath: v.mountPath,
+      }));
+      const files = [
+        ...(spec.configFiles ?? []).map((f) => ({ file: f.path, content: f.content, executable: f.executable ?? false })),
+        ...(spec.secretFiles ?? []).map((f) => ({ file: f.path, content: pulumi.secret(f.content), executable: false })),
+      ];
+      const hc = spec.healthCheck;
+      resources.push(
+        new docker.Container(
+          instance,
+          {
+            name: instance,
+            hostname: instance,
+            image: image.imageId,
+            entrypoints: spec.entrypoint ? [...spec.entrypoint] : undefined,
+            command: spec.command ? [...spec.command] : undefined,
+            envs: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
+            uploads: files,
+            networksAdvanced: [{ name: this.network.name, aliases: [...(spec.aliases ?? [])] }],
+            ports: spec.ports
+              .filter((p) => p.hostPort !== undefined)
+              .map((p) => ({ internal: p.port, external: (p.hostPort as number) + i, ip: "127.0.0.1" })),
+            volumes: volumes.map((v) => ({ volumeName: v.volume.name, containerPath: v.mountPath })),
+            healthcheck: {
+              tests: ["CMD", ...hc.command],
+              interval: `${hc.intervalSeconds}s`,
+              timeout: `${hc.timeoutSeconds}s`,
+              retries: hc.retries,
+              startPeriod: `${hc.startPeriodSeconds}s`,
+            },
+            restart: "unless-stopped",
+            user: spec.runAs ? `${spec.runAs.uid}:${spec.runAs.gid}` : undefined,
+            memory: quantityToMiB(spec.resources.memory),
+            cpus: doubleCpu(spec.resources.cpu),
+            logDriver: "json-file",
+            logOpts: { "max-size": "10m", "max-file": "3" },
+            // Wait for the health check, so dependants start against a ready service.
+            wait: true,
+            waitTimeout: hc.startPeriodSeconds + hc.intervalSeconds * (hc.retries + 1),
+          },
+          { parent, dependsOn: [...(spec.dependsOn ?? []).flatMap((d) => d.resources), ...volumes.map((v) => v.volume)] },
+        ),
+      );
+    }
+    return {
+      name: spec.name,
+      resources,
+      internalHost: (i) => `${spec.name}-${i}`,
+      instanceEndpoints: (portName) => {
+        const port = portNamed(spec, portName);
+        return Array.from({ length: spec.replicas }, (_, i): Endpoint =>
+          port.hostPort !== undefined ? { host: "127.0.0.1", port: port.hostPort + i } : { host: `${spec.name}-${i}`, port: port.port },
+        );
+      },
+      // A Docker network alias is not reachable from the host; callers on the host use instance 0's
+      // published port, which is the same server when the service has one instance.
+      aliasEndpoint: (alias, portName) => {
+        if (!(spec.aliases ?? []).includes(alias)) throw new Error(`service ${spec.name} has no alias "${alias}"`);
+        const port = portNamed(spec, portName);
+        return port.hostPort !== undefined && spec.replicas === 1 ? { host: "127.0.0.1", port: port.hostPort } : { host: alias, port: port.port };
+      },
+    };
+  }
+
+  private image(ref: string): docker.RemoteImage {
+    let image = this.images.get(ref);
+    if (!image) {
+      const slug = ref.replace(/[^A-Za-z0-9]+/g, "-");
+      image = new docker.RemoteImage(`${this.baseName}-image-${slug}`, { name: ref, keepLocally: true }, { parent: this });
+      this.images.set(ref, image);
+    }
+    return image;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The platform layer's vocabulary. A component describes each of its services once, as a
+ * `ServiceSpec`; a backend (Docker or Kubernetes) turns the description into resources. Components
+ * therefore never import @pulumi/docker or @pulumi/kubernetes.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+export interface ServicePort {
+  /** A short name (`postgres`, `metrics`); a DNS-1123 label of at most 15 characters. */
+  readonly name: string;
+  /** The port inside the container. */
+  readonly port: number;
+  /**
+   * Docker only: publish instance `i` on 127.0.0.1:`hostPort + i`, so tools on the developer's machine
+   * can reach it. Kubernetes reaches services through cluster DNS and ignores this.
+   */
+  readonly hostPort?: number;
+}
+
+export interface ConfigFile {
+  /** Absolute path inside the container. */
+  readonly path: string;
+  readonly content: pulumi.Input<string>;
+  /** Executable script (mode 0755 rather than 0644). */
+  readonly executable?: boolean;
+}
+
+export interface SecretFile {
+  /** Absolute path inside the container; by convention under /run/secrets. */
+  readonly path: string;
+  /** Must be a secret Output: the backends keep it secret (Kubernetes Secret, encrypted Docker upload). */
+  readonly content: pulumi.Input<string>;
+}
+
+export interface ServiceVolume {
+  /** Volume name, unique within the service. */
+  readonly name: string;
+  readonly mountPath: string;
+  /** Requested size (Kubernetes PersistentVolumeClaim); Docker's local volumes are unsized. */
+  readonly size: string;
+}
+
+export interface HealthCheck {
+  /** Command run inside the container; exit 0 means healthy. */
+  readonly command: readonly string[];
+  readonly intervalSeconds: number;
+  readonly timeoutSeconds: number;
+  /** Consecutive failures before the service counts as unhealthy. */
+  readonly retries: number;
+  /** Grace period after start during which failures do not count. */
+  readonly startPeriodSeconds: number;
+}
+
+export interface ServiceSpec {
+  /** Base name: Docker containers are `${name}-${i}`, the Kubernetes StatefulSet is `${name}`. */
+  readonly name: string;
+  /** What the service is within its component (`primary`, `replica`); used in labels. */
+  readonly role: string;
+  /** The component instance it belongs to (the app.kubernetes.io/instance label). */
+  readonly instance: string;
+  readonly image: string;
+  /** Replaces the image's entrypoint. */
+  readonly entrypoint?: readonly string[];
+  /** Replaces the image's command (arguments to the entrypoint). */
+  readonly command?: readonly string[];
+  /** Plain environment variables; never secrets (use `secretFiles`). */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly configFiles?: readonly ConfigFile[];
+  readonly secretFiles?: readonly SecretFile[];
+  readonly ports: readonly ServicePort[];
+  readonly volumes?: readonly ServiceVolume[];
+  readonly healthCheck: HealthCheck;
+  /** CPU and memory requested; the limit is twice the CPU request and equal to the memory request. */
+  readonly resources: { readonly cpu: string; readonly memory: string };
+  /** Number of identical instances (each with its own volumes). */
+  readonly replicas: number;
+  /** Numeric user and group the process runs as (and that owns the volumes). */
+  readonly runAs?: { readonly uid: number; readonly gid: number };
+  /**
+   * Extra stable names that resolve to all instances of this service: a Docker network alias, and on
+   * Kubernetes a ClusterIP Service of that name selecting the service's pods.
+   */
+  readonly aliases?: readonly string[];
+  /** Other services that must be created first. */
+  readonly dependsOn?: readonly DeployedService[];
+}
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface DeployedService {
+  readonly name: string;
+  /** The resources a dependant must wait for. */
+  readonly resources: readonly pulumi.Resource[];
+  /** Where callers of the stack reach each instance on the named port. */
+  instanceEndpoints(portName: string): Endpoint[];
+  /** Where instances of other services reach instance `i` (inside the network / cluster). */
+  internalHost(i: number): string;
+  /** Where callers reach the stable alias (see ServiceSpec.aliases). */
+  aliasEndpoint(alias: string, portName: string): Endpoint;
+}
+
+export interface Platform {
+  readonly kind: "docker" | "kubernetes";
+  /** CIDR ranges that services of this platform connect from (for pg_hba.conf and the like). */
+  readonly clientCidrs: readonly string[];
+  /** Creates the resources of one service, as children of `parent`. */
+  deploy(spec: ServiceSpec, parent: pulumi.Resource): DeployedService;
+}
+
+/** Looks up a port by name, failing loudly on a typo rather than returning undefined. */
+export function portNamed(spec: Pick<ServiceSpec, "name" | "ports">, portName: string): ServicePort {
+  const port = spec.ports.find((p) => p.name === portName);
+  if (!port) throw new Error(`service ${spec.name} has no port named "${portName}" (it has: ${spec.ports.map((p) => p.name).join(", ")})`);
+  return port;
+}

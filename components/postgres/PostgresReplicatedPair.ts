@@ -1,0 +1,191 @@
+/**
+ * A PostgreSQL primary and its streaming replicas, on whichever platform the stack targets.
+ * Replication runs through a dedicated REPLICATION role (no superuser), one physical slot per replica,
+ * SCRAM-SHA-256 everywhere; replicas are cloned with pg_basebackup and serve hot-standby reads.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { DeployedService, Endpoint, Platform, ServiceSpec } from "../platform/types";
+import { DEFAULT_REPLICATION_USER, renderPgHba, renderPostgresConf, renderPrimaryInitSql, renderReplicaBootstrap } from "./render";
+
+/** Paths inside the postgres image. */
+export const POSTGRES_PATHS = {
+  config: "/etc/postgresql/postgresql.conf",
+  hba: "/etc/postgresql/pg_hba.conf",
+  replicaBootstrap: "/etc/postgresql/replica-bootstrap.sh",
+  primaryInit: "/docker-entrypoint-initdb.d/10-shopfds-roles.sql",
+  socketDir: "/var/run/postgresql",
+  dataVolume: "/var/lib/postgresql/data",
+  pgdata: "/var/lib/postgresql/data/pgdata",
+  superuserPassword: "/run/secrets/postgres-superuser-password",
+  appPassword: "/run/secrets/postgres-app-password",
+  replicationPassword: "/run/secrets/postgres-replication-password",
+} as const;
+
+/** The postgres image's `postgres` user. */
+const POSTGRES_UID = 999;
+const CONTAINER_PORT = 5432;
+
+export interface PostgresReplicatedPairArgs {
+  /** Where the services run. */
+  readonly platform: Platform;
+  /** Image with PostgreSQL ≥ 15 and the official entrypoint, e.g. `postgres:15-bookworm`. */
+  readonly image: string;
+  /** Number of streaming replicas (≥ 1). */
+  readonly replicas: number;
+  /** The application database, owned by `user`. */
+  readonly database: string;
+  /** The application role (no superuser). */
+  readonly user: string;
+  /** Size of each member's data volume, e.g. `10Gi`. */
+  readonly storageSize: string;
+  readonly maxConnections: number;
+  /** shared_buffers, e.g. `128MB`. */
+  readonly sharedBuffers: string;
+  /** WAL a lagging replica's slot may hold back at most, e.g. `2GB`. */
+  readonly maxSlotWalKeepSize: string;
+  /** CPU and memory requested by each member. */
+  readonly resources: { readonly cpu: string; readonly memory: string };
+  /** Docker only: host port of the primary on 127.0.0.1; replicas take the following ports. */
+  readonly hostPort?: number;
+}
+
+export class PostgresReplicatedPair extends pulumi.ComponentResource {
+  /** Read-write endpoint (the primary). */
+  declare readonly primary: Endpoint;
+  /** One endpoint per replica, for per-replica health and lag-aware routing. */
+  declare readonly replicaEndpoints: Endpoint[];
+  /** Read-only endpoint balancing over all replicas (a Kubernetes Service; on Docker a network alias). */
+  declare readonly readOnly: Endpoint;
+  declare readonly database: string;
+  declare readonly user: string;
+  declare readonly password: pulumi.Output<string>;
+
+  constructor(name: string, args: PostgresReplicatedPairArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("shopfds:database:PostgresReplicatedPair", name, {}, opts);
+    if (!Number.isInteger(args.replicas) || args.replicas < 1) {
+      throw new Error(`PostgresReplicatedPair ${name}: replicas must be an integer ≥ 1 (got ${args.replicas})`);
+    }
+
+    const password = (purpose: string) =>
+      new random.RandomPassword(`${name}-${purpose}-password`, { length: 32, special: false }, { parent: this, additionalSecretOutputs: ["result"] }).result;
+    const superuserPassword = password("superuser");
+    const appPassword = password("app");
+    const replicationPassword = password("replication");
+
+    const primaryName = `${name}-primary`;
+    const replicaName = `${name}-replica`;
+    const rwAlias = `${name}-rw`;
+    const roAlias = `${name}-ro`;
+
+    const conf = renderPostgresConf({
+      port: CONTAINER_PORT,
+      listenAddresses: "*",
+      // cluster_name must be per instance for pg_stat_replication; on both platforms the walreceiver
+      // sends the slot name (derived from the host name) as application_name instead, so one file serves all.
+      clusterName: name,
+      hbaFile: POSTGRES_PATHS.hba,
+      unixSocketDirectory: POSTGRES_PATHS.socketDir,
+      replicas: args.replicas,
+      maxConnections: args.maxConnections,
+      sharedBuffers: args.sharedBuffers,
+      maxSlotWalKeepSize: args.maxSlotWalKeepSize,
+    });
+    const hba = renderPgHba({ clientCidrs: args.platform.clientCidrs, replicationUser: DEFAULT_REPLICATION_USER });
+
+    const common = {
+      instance: name,
+      image: args.image,
+      command: ["postgres", "-c", `config_file=${POSTGRES_PATHS.config}`],
+      env: { PGDATA: POSTGRES_PATHS.pgdata },
+      ports: [{ name: "postgres", port: CONTAINER_PORT }],
+      volumes: [{ name: "data", mountPath: POSTGRES_PATHS.dataVolume, size: args.storageSize }],
+      healthCheck: {
+        command: ["pg_isready", "-q", "-h", "127.0.0.1", "-p", String(CONTAINER_PORT)],
+        intervalSeconds: 5,
+        timeoutSeconds: 3,
+        retries: 6,
+        startPeriodSeconds: 60,
+      },
+      resources: args.resources,
+      runAs: { uid: POSTGRES_UID, gid: POSTGRES_UID },
+    } satisfies Partial<ServiceSpec>;
+
+    const primary: DeployedService = args.platform.deploy(
+      {
+        ...common,
+        name: primaryName,
+        role: "primary",
+        replicas: 1,
+        aliases: [rwAlias],
+        ports: [{ name: "postgres", port: CONTAINER_PORT, hostPort: args.hostPort }],
+        env: { ...common.env, POSTGRES_USER: "postgres", POSTGRES_PASSWORD_FILE: POSTGRES_PATHS.superuserPassword, POSTGRES_INITDB_ARGS: "--auth-host=scram-sha-256 --auth-local=scram-sha-256" },
+        configFiles: [
+          { path: POSTGRES_PATHS.config, content: conf },
+          { path: POSTGRES_PATHS.hba, content: hba },
+          {
+            path: POSTGRES_PATHS.primaryInit,
+            content: renderPrimaryInitSql({
+              replicationUser: DEFAULT_REPLICATION_USER,
+              appUser: args.user,
+              database: args.database,
+              replicationPasswordFile: POSTGRES_PATHS.replicationPassword,
+              appPasswordFile: POSTGRES_PATHS.appPassword,
+            }),
+          },
+        ],
+        secretFiles: [
+          { path: POSTGRES_PATHS.superuserPassword, content: superuserPassword },
+          { path: POSTGRES_PATHS.appPassword, content: appPassword },
+          { path: POSTGRES_PATHS.replicationPassword, content: replicationPassword },
+        ],
+      },
+      this,
+    );
+
+    const replicas = args.platform.deploy(
+      {
+        ...common,
+        name: replicaName,
+        role: "replica",
+        replicas: args.replicas,
+        aliases: [roAlias],
+        ports: [{ name: "postgres", port: CONTAINER_PORT, hostPort: args.hostPort === undefined ? undefined : args.hostPort + 1 }],
+        entrypoint: ["/bin/sh", POSTGRES_PATHS.replicaBootstrap],
+        configFiles: [
+          { path: POSTGRES_PATHS.config, content: conf },
+          { path: POSTGRES_PATHS.hba, content: hba },
+          {
+            path: POSTGRES_PATHS.replicaBootstrap,
+            executable: true,
+            content: renderReplicaBootstrap({
+              primaryHost: primary.internalHost(0),
+              primaryPort: CONTAINER_PORT,
+              replicationUser: DEFAULT_REPLICATION_USER,
+              replicationPasswordFile: POSTGRES_PATHS.replicationPassword,
+              waitForPrimarySeconds: 300,
+            }),
+          },
+        ],
+        secretFiles: [{ path: POSTGRES_PATHS.replicationPassword, content: replicationPassword }],
+        dependsOn: [primary],
+      },
+      this,
+    );
+
+    this.primary = primary.aliasEndpoint(rwAlias, "postgres");
+    this.replicaEndpoints = replicas.instanceEndpoints("postgres");
+    this.readOnly = replicas.aliasEndpoint(roAlias, "postgres");
+    this.database = args.database;
+    this.user = args.user;
+    this.password = pulumi.secret(appPassword);
+    this.registerOutputs({
+      primary: this.primary,
+      replicaEndpoints: this.replicaEndpoints,
+      readOnly: this.readOnly,
+      database: this.database,
+      user: this.user,
+      password: this.password,
+    });
+  }
+}

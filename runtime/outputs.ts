@@ -1,0 +1,115 @@
+/**
+ * The stack-outputs contract: what a deployed ShopFDS stack exports and what services read to find
+ * their infrastructure. index.ts exports exactly this shape, the local stack writes it to a file, and
+ * `loadStackOutputs` reads it from wherever the environment keeps it.
+ */
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { promisify } from "node:util";
+import { z } from "zod";
+
+export const endpointSchema = z
+  .object({
+    host: z.string().min(1, "must be a host name or address"),
+    port: z.number().int("must be an integer").min(1, "must be at least 1").max(65535, "must be at most 65535"),
+  })
+  .strict();
+
+export const postgresOutputsSchema = z
+  .object({
+    primary: endpointSchema,
+    replicas: z.array(endpointSchema).min(1, "must list at least one replica (FR-001)"),
+    database: z.string().min(1),
+    user: z.string().min(1),
+    password: z.string().min(1, "must not be empty"),
+  })
+  .strict();
+
+export const stackOutputsSchema = z.object({
+  postgres: postgresOutputsSchema,
+});
+
+export type Endpoint = z.infer<typeof endpointSchema>;
+export type PostgresOutputs = z.infer<typeof postgresOutputsSchema>;
+export type StackOutputs = z.infer<typeof stackOutputsSchema>;
+
+/** Environment variable holding the outputs as JSON. */
+export const OUTPUTS_JSON_ENV = "SHOPFDS_STACK_OUTPUTS";
+/** Environment variable naming a file that holds the outputs as JSON (the local stack writes one). */
+export const OUTPUTS_FILE_ENV = "SHOPFDS_OUTPUTS_FILE";
+/** Environment variable naming a Pulumi stack to ask with `pulumi stack output --json --show-secrets`. */
+export const PULUMI_STACK_ENV = "SHOPFDS_PULUMI_STACK";
+
+export class StackOutputsError extends Error {
+  constructor(
+    message: string,
+    readonly source: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "StackOutputsError";
+  }
+}
+
+/**
+ * Validates outputs against the contract. Errors name the output and the problem; they never echo a
+ * value, since outputs include passwords.
+ */
+export function parseStackOutputs(value: unknown, source = "stack outputs"): StackOutputs {
+  const result = stackOutputsSchema.safeParse(value);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`);
+    throw new StackOutputsError(`${source} do not match the stack-outputs contract:\n  - ${problems.join("\n  - ")}`, source);
+  }
+  return result.data;
+}
+
+function parseJson(text: string, source: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new StackOutputsError(`${source} is not valid JSON: ${(cause as Error).message}`, source, { cause });
+  }
+}
+
+export type OutputsSource = { json: string } | { file: string } | { pulumiStack: string; cwd?: string };
+
+/**
+ * Reads the stack outputs from an explicit source, or else from the environment: `SHOPFDS_STACK_OUTPUTS`
+ * (JSON), then `SHOPFDS_OUTPUTS_FILE` (a file), then `SHOPFDS_PULUMI_STACK` (the Pulumi CLI).
+ */
+export async function loadStackOutputs(source?: OutputsSource, env: NodeJS.ProcessEnv = process.env): Promise<StackOutputs> {
+  const chosen: OutputsSource | undefined =
+    source ??
+    (env[OUTPUTS_JSON_ENV] ? { json: env[OUTPUTS_JSON_ENV] as string } : undefined) ??
+    (env[OUTPUTS_FILE_ENV] ? { file: env[OUTPUTS_FILE_ENV] as string } : undefined) ??
+    (env[PULUMI_STACK_ENV] ? { pulumiStack: env[PULUMI_STACK_ENV] as string } : undefined);
+  if (!chosen) {
+    throw new StackOutputsError(
+      `no stack outputs: set ${OUTPUTS_JSON_ENV} (JSON), ${OUTPUTS_FILE_ENV} (a file, e.g. the local stack's outputs.json) or ${PULUMI_STACK_ENV} (a Pulumi stack name)`,
+      "environment",
+    );
+  }
+  if ("json" in chosen) return parseStackOutputs(parseJson(chosen.json, OUTPUTS_JSON_ENV), OUTPUTS_JSON_ENV);
+  if ("file" in chosen) {
+    let text: string;
+    try {
+      text = await readFile(chosen.file, "utf8");
+    } catch (cause) {
+      throw new StackOutputsError(`cannot read stack outputs file ${chosen.file}: ${(cause as Error).message}`, chosen.file, { cause });
+    }
+    return parseStackOutputs(parseJson(text, chosen.file), chosen.file);
+  }
+  const label = `pulumi stack ${chosen.pulumiStack}`;
+  let stdout: string;
+  try {
+    ({ stdout } = await promisify(execFile)("pulumi", ["stack", "output", "--json", "--show-secrets", "--stack", chosen.pulumiStack], {
+      cwd: chosen.cwd,
+      maxBuffer: 16 * 1024 * 1024,
+    }));
+  } catch (cause) {
+    // The CLI's stderr may quote the command line but never the secrets; stdout is not included.
+    throw new StackOutputsError(`cannot read outputs of ${label}: ${(cause as { stderr?: string }).stderr?.trim() || (cause as Error).message}`, label, { cause });
+  }
+  return parseStackOutputs(parseJson(stdout, label), label);
+}

@@ -1,0 +1,72 @@
+/**
+ * The local stack's command line: real servers on loopback, started from the same rendered configs the
+ * Pulumi stacks ship. `make dev`, `make down`, `make clean`, `make status` and `make outputs` call it.
+ *
+ *   tsx scripts/local-stack.ts <start|stop|status|clean|outputs> [--profile dev|test]
+ */
+import { readFileSync, existsSync } from "node:fs";
+import { cleanStack, outputsFile, profile, stackStatus, startStack, stopStack } from "./local-stack/stack";
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const i = rest.indexOf("--profile");
+  const p = profile(i >= 0 ? rest[i + 1] ?? "" : "dev");
+  const started = performance.now();
+  const log = (m: string) => process.stderr.write(`[local-stack ${p.name} +${((performance.now() - started) / 1000).toFixed(1)}s] ${m}\n`);
+
+  switch (command) {
+    case "start": {
+      const { outputs, timings } = await startStack(p, log);
+      const pg = outputs.postgres;
+      log(`up in ${((performance.now() - started) / 1000).toFixed(1)} s (postgres ${(timings.postgres / 1000).toFixed(1)} s)`);
+      console.log(
+        [
+          `ShopFDS local stack "${p.name}" is up (data in ${p.dir}):`,
+          `  PostgreSQL primary   postgres://${pg.user}@${pg.primary.host}:${pg.primary.port}/${pg.database}`,
+          ...pg.replicas.map((r, n) => `  PostgreSQL replica ${n + 1} postgres://${pg.user}@${r.host}:${r.port}/${pg.database} (read-only, streaming)`),
+          `  Outputs (with the password): ${outputsFile(p)}  — or \`make outputs\``,
+          `  Services find it with SHOPFDS_OUTPUTS_FILE=${outputsFile(p)}`,
+        ].join("\n"),
+      );
+      return 0;
+    }
+    case "stop": {
+      const stopped = await stopStack(p);
+      console.log(stopped.length ? `stopped: ${stopped.join(", ")} (data kept in ${p.dir})` : "nothing was running");
+      return 0;
+    }
+    case "clean": {
+      const stopped = await cleanStack(p);
+      console.log(`${stopped.length ? `stopped: ${stopped.join(", ")}; ` : ""}removed ${p.dir}`);
+      return 0;
+    }
+    case "status": {
+      const status = stackStatus(p);
+      if (status.postgres.length === 0) {
+        console.log(`local stack "${p.name}" has never been started (no ${p.dir})`);
+        return 3;
+      }
+      for (const m of status.postgres) console.log(`postgres ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
+      return status.postgres.every((m) => m.pid) ? 0 : 3;
+    }
+    case "outputs": {
+      if (!existsSync(outputsFile(p))) {
+        console.error(`no outputs yet: start the local stack first (make dev)`);
+        return 1;
+      }
+      process.stdout.write(readFileSync(outputsFile(p), "utf8"));
+      return 0;
+    }
+    default:
+      console.error("usage: tsx scripts/local-stack.ts <start|stop|status|clean|outputs> [--profile dev|test]");
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(`local-stack: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,129 @@
+/**
+ * The one Pulumi mock harness (pulumi.runtime.setMocks). It records every resource the program
+ * registers, fills the outputs a real provider would compute (random passwords as secrets, image ids,
+ * Kubernetes names) and rejects any resource type or provider call it does not know, so a program that
+ * silently renders nothing (a Helm chart or YAML group that needs a provider call) fails instead of passing.
+ *
+ * Each test file runs in its own process (node --test), so the global mock and config state of one
+ * program never leaks into another.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { parse } from "yaml";
+
+export const ROOT = path.resolve(__dirname, "../..");
+
+export interface RecordedResource {
+  readonly type: string;
+  readonly name: string;
+  /** Inputs with secrets unwrapped to their values. */
+  readonly inputs: Record<string, any>;
+  /** Inputs as the engine received them: secret values wrapped in Pulumi's secret signature. */
+  readonly rawInputs: Record<string, any>;
+}
+
+const isSecretWrapper = (v: any): boolean => v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
+
+/** Removes Pulumi's secret wrappers, leaving the values. */
+export function unwrapSecrets(v: any): any {
+  if (isSecretWrapper(v)) return unwrapSecrets(v.value);
+  if (Array.isArray(v)) return v.map(unwrapSecrets);
+  if (v !== null && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x)]));
+  return v;
+}
+
+/** Every string in `raw` that is not inside a secret: where a leaked password would show. */
+export function plainStrings(raw: any): string[] {
+  if (isSecretWrapper(raw)) return [];
+  if (typeof raw === "string") return [raw];
+  if (Array.isArray(raw)) return raw.flatMap(plainStrings);
+  if (raw !== null && typeof raw === "object") return Object.values(raw).flatMap(plainStrings);
+  return [];
+}
+
+/** What each known resource type computes beyond its inputs. */
+const COMPUTED: Record<string, (name: string, inputs: Record<string, any>) => Record<string, unknown>> = {
+  // The real provider marks `result` secret (additionalSecretOutputs, which mocks ignore): emulate it.
+  "random:index/randomPassword:RandomPassword": (name, inputs) => ({ result: pulumi.secret(`mock-password-${name}`.padEnd(inputs.length ?? 16, "x")) }),
+  "docker:index/network:Network": (name, inputs) => ({ name: inputs.name ?? name }),
+  "docker:index/volume:Volume": (name, inputs) => ({ name: inputs.name ?? name }),
+  "docker:index/remoteImage:RemoteImage": (_name, inputs) => ({ imageId: `sha256:mock-${inputs.name}`, repoDigest: `${inputs.name}@sha256:mock` }),
+  "docker:index/container:Container": (name, inputs) => ({ name: inputs.name ?? name, exitCode: 0 }),
+  "kubernetes:core/v1:Namespace": k8sNamed,
+  "kubernetes:core/v1:ConfigMap": k8sNamed,
+  "kubernetes:core/v1:Secret": k8sNamed,
+  "kubernetes:core/v1:Service": k8sNamed,
+  "kubernetes:apps/v1:StatefulSet": k8sNamed,
+  "kubernetes:policy/v1:PodDisruptionBudget": k8sNamed,
+};
+
+function k8sNamed(name: string, inputs: Record<string, any>): Record<string, unknown> {
+  // Kubernetes auto-names with a random suffix when metadata.name is absent.
+  return { metadata: { ...inputs.metadata, name: inputs.metadata?.name ?? `${name}-mock1234` } };
+}
+
+export class MockHarness {
+  readonly resources: RecordedResource[] = [];
+  readonly errors: Error[] = [];
+
+  /** Installs the mocks and the stack's configuration from `Pulumi.<stack>.yaml` (or `config`). */
+  async install(stack: string, config?: Record<string, unknown>): Promise<void> {
+    const settings = config ?? (parse(readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config as Record<string, unknown>);
+    pulumi.runtime.setAllConfig(
+      Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])),
+      [],
+    );
+    await pulumi.runtime.setMocks(
+      {
+        newResource: (args) => {
+          if (args.type.startsWith("pulumi:providers:")) return { id: `${args.name}-provider`, state: args.inputs };
+          const compute = args.type.startsWith("shopfds:") ? () => ({}) : COMPUTED[args.type];
+          if (!compute) return this.fail(`mock harness: unknown resource type ${args.type} (${args.name}); teach the harness what it computes`);
+          const inputs = unwrapSecrets(args.inputs);
+          this.resources.push({ type: args.type, name: args.name, inputs, rawInputs: args.inputs });
+          return { id: `${args.name}-id`, state: { ...args.inputs, ...compute(args.name, inputs) } };
+        },
+        call: (args) => this.fail(`mock harness: unexpected provider call ${args.token}; a resource rendered through it would be empty under mocks`),
+      },
+      "shopfds",
+      stack,
+      false,
+    );
+  }
+
+  private fail(message: string): never {
+    const error = new Error(message);
+    this.errors.push(error);
+    throw error;
+  }
+
+  ofType(type: string): RecordedResource[] {
+    return this.resources.filter((r) => r.type === type);
+  }
+
+  named(type: string, name: string): RecordedResource {
+    const found = this.resources.find((r) => r.type === type && r.name === name);
+    if (!found) throw new Error(`no ${type} named ${name}; have: ${this.ofType(type).map((r) => r.name).join(", ") || "none"}`);
+    return found;
+  }
+
+  /** Waits until registrations stop arriving, then fails if the mocks rejected anything. */
+  async settle(): Promise<void> {
+    let last = -1;
+    for (let stable = 0; stable < 5; ) {
+      await new Promise((r) => setTimeout(r, 20));
+      stable = this.resources.length === last ? stable + 1 : 0;
+      last = this.resources.length;
+    }
+    if (this.errors.length > 0) throw new AggregateError(this.errors, this.errors.map((e) => e.message).join("; "));
+  }
+}
+
+/** The value of an Output (or plain value) and whether Pulumi treats it as secret. */
+export async function resolve<T>(value: pulumi.Input<T>): Promise<{ value: T; secret: boolean }> {
+  const out = pulumi.output(value);
+  const [resolved, secret] = await Promise.all([new Promise<T>((r) => out.apply((v) => r(v as T))), pulumi.isSecret(out)]);
+  return { value: resolved, secret };
+}
