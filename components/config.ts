@@ -78,10 +78,10 @@ export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
     throw new StackConfigError(
       result.error.issues.map((issue) => {
         const key = `${PROJECT}:${issue.path.map(String).join(".")}`;
-        const got = "input" in issue && issue.code !== "unrecognized_keys" ? ` (got ${JSON.stringify(issue.input) ?? "nothing"})` : "";
-        const message =
-          issue.code === "unrecognized_keys" ? `unknown setting${issue.keys.length > 1 ? "s" : ""} ${issue.keys.join(", ")}` : issue.input === undefined ? "is required" : issue.message;
-        return `${key}: ${message}${issue.input === undefined ? "" : got}`;
+        if (issue.code === "unrecognized_keys") return `${key}: unknown setting${issue.keys.length > 1 ? "s" : ""} ${issue.keys.join(", ")}`;
+        if (issue.input === undefined && issue.code !== "custom") return `${key}: is required`;
+        if (issue.code === "custom") return `${key}: ${issue.message}`;
+        return `${key}: ${issue.message} (got ${JSON.stringify(issue.input)})`;
       }),
     );
   }

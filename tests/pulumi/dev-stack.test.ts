@@ -1,10 +1,19 @@
-/** The dev stack (Pulumi.dev.yaml) under mocks: the Docker backend's resources for the PostgreSQL pair. */
+/** Layer 2: the dev stack (Pulumi.dev.yaml) under mocks — the Docker backend for the PostgreSQL pair. */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
+import { POSTGRES_PATHS } from "../../components/postgres/PostgresReplicatedPair";
+import { renderPgHba, renderPostgresConf, renderReplicaBootstrap } from "../../components/postgres/render";
+import { parseStackOutputs } from "../../runtime/outputs";
 import { MockHarness, plainStrings, resolve } from "./harness";
 
 const h = new MockHarness();
 let program: typeof import("../../index");
+const CONTAINER = "docker:index/container:Container";
+const upload = (container: { inputs: Record<string, any> }, file: string): string => {
+  const found = (container.inputs.uploads as { file: string; content: string }[]).find((u) => u.file === file);
+  assert.ok(found, `no upload ${file}`);
+  return found.content;
+};
 
 before(async () => {
   await h.install("dev");
@@ -14,15 +23,75 @@ before(async () => {
 });
 
 describe("dev stack on Docker", () => {
-  it("declares exactly one network, two containers, two volumes and three passwords", () => {
-    const counts = Object.fromEntries(["docker:index/network:Network", "docker:index/container:Container", "docker:index/volume:Volume", "docker:index/remoteImage:RemoteImage", "random:index/randomPassword:RandomPassword"].map((t) => [t, h.ofType(t).length]));
-    console.log(h.resources.map(r=>`${r.type} ${r.name}`).join("\n"));
-    assert.deepEqual(counts, {
-      "docker:index/network:Network": 1,
-      "docker:index/container:Container": 2,
-      "docker:index/volume:Volume": 2,
-      "docker:index/remoteImage:RemoteImage": 1,
-      "random:index/randomPassword:RandomPassword": 3,
-    });
+  it("declares one network, a container and a named volume per member, one pulled image and three passwords", () => {
+    const count = (t: string) => h.ofType(t).map((r) => r.name).sort();
+    assert.deepEqual(count("docker:index/network:Network"), ["shopfds-dev-net"]);
+    assert.deepEqual(count(CONTAINER), ["shopfds-dev-pg-primary-0", "shopfds-dev-pg-replica-0"]);
+    assert.deepEqual(count("docker:index/volume:Volume"), ["shopfds-dev-pg-primary-0-data", "shopfds-dev-pg-replica-0-data"]);
+    assert.deepEqual(count("docker:index/remoteImage:RemoteImage"), ["shopfds-dev-image-postgres-15-bookworm"]);
+    assert.deepEqual(count("random:index/randomPassword:RandomPassword"), [
+      "shopfds-dev-pg-app-password",
+      "shopfds-dev-pg-replication-password",
+      "shopfds-dev-pg-superuser-password",
+    ]);
+    assert.equal(h.named("docker:index/network:Network", "shopfds-dev-net").inputs.ipamConfigs[0].subnet, "172.28.0.0/16");
+  });
+
+  it("runs the primary from the rendered config with a health check, restart policy, volume and loopback port", () => {
+    const primary = h.named(CONTAINER, "shopfds-dev-pg-primary-0").inputs;
+    assert.deepEqual(primary.command, ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf"]);
+    assert.equal(primary.entrypoints, undefined, "the primary keeps the image's entrypoint (initdb + init scripts)");
+    assert.deepEqual(primary.ports, [{ internal: 5432, external: 15432, ip: "127.0.0.1" }]);
+    assert.deepEqual(primary.volumes, [{ volumeName: "shopfds-dev-pg-primary-0-data", containerPath: "/var/lib/postgresql/data" }]);
+    assert.deepEqual(primary.healthcheck, { tests: ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], interval: "5s", timeout: "3s", retries: 6, startPeriod: "60s" });
+    assert.equal(primary.restart, "unless-stopped");
+    assert.equal(primary.user, "999:999");
+    assert.equal(primary.memory, 512);
+    assert.equal(primary.cpus, "500m");
+    assert.equal(primary.wait, true);
+    assert.deepEqual(primary.networksAdvanced, [{ name: "shopfds-dev-net", aliases: ["shopfds-dev-pg-rw"] }]);
+    assert.ok(primary.envs.includes("POSTGRES_PASSWORD_FILE=/run/secrets/postgres-superuser-password"));
+    assert.ok(primary.envs.includes("PGDATA=/var/lib/postgresql/data/pgdata"));
+    assert.equal(
+      upload(h.named(CONTAINER, "shopfds-dev-pg-primary-0"), POSTGRES_PATHS.config),
+      renderPostgresConf({ port: 5432, listenAddresses: "*", clusterName: "shopfds-dev-pg", hbaFile: POSTGRES_PATHS.hba, unixSocketDirectory: "/var/run/postgresql", replicas: 1, maxConnections: 200, sharedBuffers: "128MB", maxSlotWalKeepSize: "1GB" }),
+    );
+    assert.equal(upload(h.named(CONTAINER, "shopfds-dev-pg-primary-0"), POSTGRES_PATHS.hba), renderPgHba({ clientCidrs: ["172.28.0.0/16"], replicationUser: "replicator" }));
+  });
+
+  it("bootstraps the replica from the primary's container name, after the primary, on the next host port", () => {
+    const replica = h.named(CONTAINER, "shopfds-dev-pg-replica-0").inputs;
+    assert.deepEqual(replica.entrypoints, ["/bin/sh", "/etc/postgresql/replica-bootstrap.sh"]);
+    assert.deepEqual(replica.command, ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf"]);
+    assert.equal(replica.hostname, "shopfds-dev-pg-replica-0");
+    assert.deepEqual(replica.ports, [{ internal: 5432, external: 15433, ip: "127.0.0.1" }]);
+    assert.deepEqual(replica.networksAdvanced, [{ name: "shopfds-dev-net", aliases: ["shopfds-dev-pg-ro"] }]);
+    assert.equal(
+      upload(h.named(CONTAINER, "shopfds-dev-pg-replica-0"), POSTGRES_PATHS.replicaBootstrap),
+      renderReplicaBootstrap({ primaryHost: "shopfds-dev-pg-primary-0", primaryPort: 5432, replicationUser: "replicator", replicationPasswordFile: POSTGRES_PATHS.replicationPassword, waitForPrimarySeconds: 300 }),
+    );
+    assert.deepEqual(
+      (replica.uploads as { file: string }[]).map((u) => u.file).sort(),
+      [POSTGRES_PATHS.hba, POSTGRES_PATHS.config, POSTGRES_PATHS.replicaBootstrap, POSTGRES_PATHS.replicationPassword].sort(),
+      "a replica holds only the replication password",
+    );
+  });
+
+  it("keeps every password secret: in uploads, in the stack outputs, nowhere in plain inputs", async () => {
+    assert.deepEqual(h.leaks(), []);
+    for (const name of ["shopfds-dev-pg-primary-0", "shopfds-dev-pg-replica-0"]) {
+      assert.deepEqual(plainStrings(h.named(CONTAINER, name).rawInputs.uploads), [], `${name}: uploads are one secret`);
+    }
+    const password = await resolve(program.postgres.password);
+    assert.equal(password.secret, true);
+    assert.equal(password.value, h.generatedPasswords().find((p) => p.includes("-app-")));
+  });
+
+  it("exports the outputs contract: loopback endpoints of the primary and the replica", async () => {
+    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["postgres"]);
+    const outputs = parseStackOutputs({ postgres: (await resolve(program.postgres)).value });
+    const { password, ...plain } = outputs.postgres;
+    assert.deepEqual(plain, { primary: { host: "127.0.0.1", port: 15432 }, replicas: [{ host: "127.0.0.1", port: 15433 }], database: "shopfds", user: "shopfds" });
+    assert.match(password, /^mock-password-shopfds-dev-pg-app-password/);
   });
 });

@@ -46,7 +46,7 @@ export function plainStrings(raw: any): string[] {
 /** What each known resource type computes beyond its inputs. */
 const COMPUTED: Record<string, (name: string, inputs: Record<string, any>) => Record<string, unknown>> = {
   // The real provider marks `result` secret (additionalSecretOutputs, which mocks ignore): emulate it.
-  "random:index/randomPassword:RandomPassword": (name, inputs) => ({ result: pulumi.secret(`mock-password-${name}`.padEnd(inputs.length ?? 16, "x")) }),
+  "random:index/randomPassword:RandomPassword": (name, inputs) => ({ result: pulumi.secret(mockPassword(name, inputs.length)) }),
   "docker:index/network:Network": (name, inputs) => ({ name: inputs.name ?? name }),
   "docker:index/volume:Volume": (name, inputs) => ({ name: inputs.name ?? name }),
   "docker:index/remoteImage:RemoteImage": (_name, inputs) => ({ imageId: `sha256:mock-${inputs.name}`, repoDigest: `${inputs.name}@sha256:mock` }),
@@ -58,6 +58,8 @@ const COMPUTED: Record<string, (name: string, inputs: Record<string, any>) => Re
   "kubernetes:apps/v1:StatefulSet": k8sNamed,
   "kubernetes:policy/v1:PodDisruptionBudget": k8sNamed,
 };
+
+const mockPassword = (name: string, length = 16) => `mock-password-${name}`.padEnd(length, "x");
 
 function k8sNamed(name: string, inputs: Record<string, any>): Record<string, unknown> {
   // Kubernetes auto-names with a random suffix when metadata.name is absent.
@@ -97,6 +99,17 @@ export class MockHarness {
     const error = new Error(message);
     this.errors.push(error);
     throw error;
+  }
+
+  /** The values the mocked random provider generated: none may appear outside a secret. */
+  generatedPasswords(): string[] {
+    return this.ofType("random:index/randomPassword:RandomPassword").map((r) => mockPassword(r.name, r.inputs.length));
+  }
+
+  /** Names of resources whose non-secret inputs contain a generated password. */
+  leaks(): string[] {
+    const passwords = this.generatedPasswords();
+    return this.resources.filter((r) => plainStrings(r.rawInputs).some((s) => passwords.some((p) => s.includes(p)))).map((r) => `${r.type} ${r.name}`);
   }
 
   ofType(type: string): RecordedResource[] {

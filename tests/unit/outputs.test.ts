@@ -1,0 +1,58 @@
+/** Layer 1: the stack-outputs contract and where the runtime reads it from. */
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { loadStackOutputs, parseStackOutputs, StackOutputsError } from "../../runtime/outputs";
+
+const valid = {
+  postgres: {
+    primary: { host: "127.0.0.1", port: 15432 },
+    replicas: [{ host: "127.0.0.1", port: 15433 }],
+    database: "shopfds",
+    user: "shopfds",
+    password: "s3cret-value",
+  },
+};
+
+describe("stack-outputs contract", () => {
+  it("accepts the PostgreSQL endpoints and credentials", () => {
+    assert.deepEqual(parseStackOutputs(valid), valid);
+  });
+
+  it("names each broken output and never echoes a value (outputs hold passwords)", () => {
+    const broken = { postgres: { ...valid.postgres, primary: { host: "", port: 0 }, replicas: [], password: "" } };
+    assert.throws(
+      () => parseStackOutputs(broken, "test outputs"),
+      (e: unknown) => {
+        assert.ok(e instanceof StackOutputsError);
+        assert.equal(
+          e.message,
+          [
+            "test outputs do not match the stack-outputs contract:",
+            "  - postgres.primary.host: must be a host name or address",
+            "  - postgres.primary.port: must be at least 1",
+            "  - postgres.replicas: must list at least one replica (FR-001)",
+            "  - postgres.password: must not be empty",
+          ].join("\n"),
+        );
+        return true;
+      },
+    );
+    assert.throws(() => parseStackOutputs({ postgres: { ...valid.postgres, port: 1, password: 42 } }), (e: unknown) => !String((e as Error).message).includes("42"));
+  });
+
+  it("reads JSON from SHOPFDS_STACK_OUTPUTS before a file named by SHOPFDS_OUTPUTS_FILE", async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), "outputs-")), "outputs.json");
+    writeFileSync(file, JSON.stringify({ postgres: { ...valid.postgres, database: "from_file" } }));
+    assert.equal((await loadStackOutputs(undefined, { SHOPFDS_OUTPUTS_FILE: file })).postgres.database, "from_file");
+    assert.equal((await loadStackOutputs(undefined, { SHOPFDS_OUTPUTS_FILE: file, SHOPFDS_STACK_OUTPUTS: JSON.stringify(valid) })).postgres.database, "shopfds");
+  });
+
+  it("explains what to set when no source is configured, and what is wrong with a bad one", async () => {
+    await assert.rejects(loadStackOutputs(undefined, {}), /no stack outputs: set SHOPFDS_STACK_OUTPUTS \(JSON\), SHOPFDS_OUTPUTS_FILE/);
+    await assert.rejects(loadStackOutputs({ json: "{not json" }), /SHOPFDS_STACK_OUTPUTS is not valid JSON/);
+    await assert.rejects(loadStackOutputs({ file: "/nonexistent/outputs.json" }), /cannot read stack outputs file \/nonexistent\/outputs.json: ENOENT/);
+  });
+});

@@ -1,0 +1,60 @@
+/** Layer 1: the stack configuration schema, its defaults, its error messages, and the shipped stack files. */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { parse } from "yaml";
+import { parseStackConfig, StackConfigError } from "../../components/config";
+
+/** A stack file's settings as `pulumi.Config` would hand them to index.ts. */
+function stackFile(stack: string): Record<string, unknown> {
+  const config = parse(readFileSync(path.join(__dirname, "../..", `Pulumi.${stack}.yaml`), "utf8")).config as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(config).map(([k, v]) => [k.replace(/^shopfds:/, ""), v]));
+}
+
+describe("stack configuration", () => {
+  it("dev stack file: Docker, one replica", () => {
+    const cfg = parseStackConfig(stackFile("dev"));
+    assert.equal(cfg.platform, "docker");
+    assert.equal(cfg.postgres.replicas, 1);
+    assert.equal(cfg.postgres.hostPort, 15432);
+  });
+
+  it("prod stack file: Kubernetes, two replicas, production resources", () => {
+    const cfg = parseStackConfig(stackFile("prod"));
+    assert.equal(cfg.platform, "kubernetes");
+    assert.deepEqual(cfg.kubernetes, { namespace: "shopfds-prod" });
+    assert.equal(cfg.postgres.replicas, 2);
+    assert.deepEqual(cfg.postgres.resources, { cpu: "2", memory: "8Gi" });
+    assert.equal(cfg.postgres.storageSize, "100Gi");
+  });
+
+  it("defaults replicas by platform: 1 on docker, 2 on kubernetes", () => {
+    assert.equal(parseStackConfig({ platform: "docker" }).postgres.replicas, 1);
+    assert.equal(parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x" } }).postgres.replicas, 2);
+  });
+
+  it("names every bad or missing key and what is wrong with it, all at once", () => {
+    assert.throws(
+      () => parseStackConfig({ platform: "nomad", postgres: { replicas: 0, sharedBuffers: "1G", resources: { cpu: "lots", memory: "1Gi" }, colour: "red" } }),
+      (e: unknown) => {
+        assert.ok(e instanceof StackConfigError);
+        assert.deepEqual(e.problems, [
+          'shopfds:platform: must be "docker" or "kubernetes" (got "nomad")',
+          "shopfds:postgres.replicas: must be at least 1 (FR-001) (got 0)",
+          'shopfds:postgres.sharedBuffers: must be a PostgreSQL size such as 128MB (units kB, MB, GB, TB) (got "1G")',
+          'shopfds:postgres.resources.cpu: must be a Kubernetes quantity such as 500m, 512Mi or 10Gi (got "lots")',
+          "shopfds:postgres: unknown setting colour",
+        ]);
+        return true;
+      },
+    );
+  });
+
+  it("reports a missing platform and a missing namespace as required", () => {
+    assert.throws(() => parseStackConfig({}), { message: "Invalid stack configuration (1 problem):\n  - shopfds:platform: is required" });
+    assert.throws(() => parseStackConfig({ platform: "kubernetes" }), {
+      message: 'Invalid stack configuration (1 problem):\n  - shopfds:kubernetes: is required when platform is "kubernetes" (set kubernetes.namespace)',
+    });
+  });
+});
