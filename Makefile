@@ -1,0 +1,54 @@
+# ShopFDS infrastructure: the developer's entry points. `make help` lists them.
+SHELL := /usr/bin/env bash
+STACK ?= dev
+LOCAL_STACK := node --import tsx scripts/local-stack.ts
+# `pulumi up` of the dev stack needs both a Docker engine and the Pulumi CLI; otherwise the local stack.
+HAVE_DOCKER_AND_PULUMI := $(shell command -v pulumi >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup dev down status outputs clean test typecheck bench preview up
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## Install what a fresh Debian/Ubuntu machine needs (Debian packages, npm packages)
+	@bash scripts/setup.sh
+
+dev: setup ## Start the development environment (pulumi up of the dev stack, or the local stack) and print where it is
+ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
+	pulumi up --stack dev --yes
+else
+	@echo "No Docker engine and Pulumi CLI here: starting the local stack (same rendered configs, real servers on loopback)."
+	@$(LOCAL_STACK) start --profile dev
+endif
+
+down: ## Stop the development environment, keeping its data
+	@$(LOCAL_STACK) stop --profile dev
+
+status: ## Show what the local development stack is running
+	@$(LOCAL_STACK) status --profile dev
+
+outputs: ## Print the stack outputs (JSON, includes secrets) of the environment in use
+ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
+	@pulumi stack output --stack $(STACK) --json --show-secrets
+else
+	@$(LOCAL_STACK) outputs --profile dev
+endif
+
+clean: ## Stop the development environment and remove its data
+	@$(LOCAL_STACK) clean --profile dev
+
+test: setup ## Run every test: renderers, Pulumi mocks for dev and prod, integration against a local stack
+	@bash scripts/test.sh
+
+typecheck: ## tsc --noEmit
+	@npx tsc --noEmit -p .
+
+bench: setup ## Benchmarks (local stack start-up)
+	@npm run --silent bench
+
+preview: ## pulumi preview of STACK (dev or prod); needs the Pulumi CLI
+	pulumi preview --stack $(STACK)
+
+up: ## pulumi up of STACK (dev or prod); needs the Pulumi CLI
+	pulumi up --stack $(STACK)

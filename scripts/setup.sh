@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# make setup: everything a fresh Debian/Ubuntu machine needs for `make dev` and `make test`.
+# Safe to rerun: each step checks first and does only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# 1. Node.js ≥ 20 (the machine's own; we do not download toolchains).
+command -v node >/dev/null || die "Node.js ≥ 20 is required (apt-get install nodejs npm, or your usual Node install)"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || die "Node.js ≥ 20 is required (found $(node --version))"
+
+# 2. Debian packages: the PostgreSQL ≥ 15 server binaries for the local stack (the machine's own
+#    PostgreSQL service on 5432 is never touched), and make.
+have_pg() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ "$(ls /usr/lib/postgresql | sort -n | tail -1)" -ge 15 ]; }
+missing=()
+have_pg || missing+=(postgresql-15)
+command -v make >/dev/null || missing+=(make)
+if [ "${#missing[@]}" -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
+  say "installing Debian packages: ${missing[*]}"
+  # Installing PostgreSQL must not create and start a 'main' cluster of its own.
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/shopfds-no-main-cluster.conf
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]/postgresql-15/postgresql}" >/dev/null
+  have_pg || die "PostgreSQL ≥ 15 server binaries are still missing after apt-get install"
+fi
+say "PostgreSQL server binaries: $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+
+# 3. npm packages, exactly as locked.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+say "ready: 'make dev' starts the development environment, 'make test' runs every test"
