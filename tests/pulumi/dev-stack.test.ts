@@ -17,7 +17,7 @@ const upload = (container: { inputs: Record<string, any> }, file: string): strin
 
 before(async () => {
   await h.install("dev");
-  program = await import("../../index");
+  program = require("../../index");
   await resolve(program.postgres.password);
   await h.settle();
 });

@@ -15,7 +15,7 @@ const NS = "shopfds-prod";
 
 before(async () => {
   await h.install("prod");
-  program = await import("../../index");
+  program = require("../../index");
   await resolve(program.postgres.password);
   await h.settle();
 });
