@@ -35,7 +35,10 @@ else
 	@$(LOCAL_STACK) outputs --profile dev
 endif
 
-clean: ## Stop the development environment and remove its data
+clean: ## Stop the development environment and remove its data (containers, volumes, local data)
+ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
+	pulumi destroy --stack dev --yes
+endif
 	@$(LOCAL_STACK) clean --profile dev
 
 test: setup ## Run every test: renderers, Pulumi mocks for dev and prod, integration against a local stack

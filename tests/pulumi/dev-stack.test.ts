@@ -16,10 +16,7 @@ const upload = (container: { inputs: Record<string, any> }, file: string): strin
 };
 
 before(async () => {
-  await h.install("dev");
-  program = require("../../index");
-  await resolve(program.postgres.password);
-  await h.settle();
+  program = await h.runProgram("dev");
 });
 
 describe("dev stack on Docker", () => {

@@ -95,6 +95,15 @@ export class MockHarness {
     );
   }
 
+  /** Installs the mocks for `stack`, runs index.ts, and waits until every resource is registered. */
+  async runProgram(stack: string): Promise<typeof import("../../index")> {
+    await this.install(stack);
+    const program: typeof import("../../index") = require("../../index");
+    await resolve(program.postgres);
+    await this.settle();
+    return program;
+  }
+
   private fail(message: string): never {
     const error = new Error(message);
     this.errors.push(error);

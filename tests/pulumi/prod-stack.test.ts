@@ -14,10 +14,7 @@ const SVC = "kubernetes:core/v1:Service";
 const NS = "shopfds-prod";
 
 before(async () => {
-  await h.install("prod");
-  program = require("../../index");
-  await resolve(program.postgres.password);
-  await h.settle();
+  program = await h.runProgram("prod");
 });
 
 describe("prod stack on Kubernetes", () => {
