@@ -110,8 +110,8 @@ async function startServer(opts: LocalPostgresOptions, name: string, conf: strin
 }
 
 /** A connection as the superuser to a member (for the stack's own checks and the tests' inspection). */
-export async function superuserClient(opts: LocalPostgresOptions, name = "primary"): Promise<Client> {
-  const client = new Client({ host: HOST, port: memberPort(opts, name), user: "postgres", database: "postgres", password: readSecret(opts, "superuser") });
+export async function superuserClient(opts: LocalPostgresOptions, name = "primary", database = "postgres"): Promise<Client> {
+  const client = new Client({ host: HOST, port: memberPort(opts, name), user: "postgres", database, password: readSecret(opts, "superuser") });
   await client.connect();
   return client;
 }

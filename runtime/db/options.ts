@@ -1,0 +1,75 @@
+/** Options of the read/write-routing database client, with their defaults and validation. */
+import { z } from "zod";
+import { endpointSchema, PostgresOutputs } from "../outputs";
+
+export interface DatabaseOptions {
+  /** Where writes (and reads that must be fresh) go. */
+  readonly primary: { host: string; port: number };
+  /** Streaming replicas that serve provably read-only statements. At least one. */
+  readonly replicas: readonly { host: string; port: number }[];
+  readonly database: string;
+  readonly user: string;
+  readonly password: string;
+  /** A replica lagging more than this is skipped until it catches up. @default 10000 */
+  readonly maxLagMs?: number;
+  /** How often each replica's replay position is compared with the primary's. @default 1000 */
+  readonly lagCheckIntervalMs?: number;
+  /** How often a replica taken out of rotation is probed. @default 1000 */
+  readonly probeIntervalMs?: number;
+  /** Connect timeout; a replica slower than this counts as down. @default 2000 */
+  readonly connectTimeoutMs?: number;
+  /** Connections per pool (one pool per server). @default 10 */
+  readonly poolSize?: number;
+  /** Functions (lower-case) vetted as side-effect free, so statements calling them may go to replicas. @default none */
+  readonly readOnlyFunctions?: readonly string[];
+}
+
+export const DEFAULT_OPTIONS = {
+  maxLagMs: 10_000,
+  lagCheckIntervalMs: 1_000,
+  probeIntervalMs: 1_000,
+  connectTimeoutMs: 2_000,
+  poolSize: 10,
+  readOnlyFunctions: [] as readonly string[],
+} as const;
+
+const positiveMs = z.number().int("must be an integer").positive("must be a positive number of milliseconds");
+const schema = z
+  .object({
+    primary: endpointSchema,
+    replicas: z.array(endpointSchema).min(1, "must list at least one replica"),
+    database: z.string().min(1, "must not be empty"),
+    user: z.string().min(1, "must not be empty"),
+    password: z.string().min(1, "must not be empty"),
+    maxLagMs: positiveMs.default(DEFAULT_OPTIONS.maxLagMs),
+    lagCheckIntervalMs: positiveMs.default(DEFAULT_OPTIONS.lagCheckIntervalMs),
+    probeIntervalMs: positiveMs.default(DEFAULT_OPTIONS.probeIntervalMs),
+    connectTimeoutMs: positiveMs.default(DEFAULT_OPTIONS.connectTimeoutMs),
+    poolSize: z.number().int().min(1, "must be at least 1").max(1000).default(DEFAULT_OPTIONS.poolSize),
+    readOnlyFunctions: z.array(z.string().regex(/^[a-z_][a-z0-9_]*$/, "must be a lower-case function name")).default([...DEFAULT_OPTIONS.readOnlyFunctions]),
+  })
+  .strict();
+
+export type ResolvedOptions = z.output<typeof schema>;
+
+export class DatabaseOptionsError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid database options:\n  - ${problems.join("\n  - ")}`);
+    this.name = "DatabaseOptionsError";
+  }
+}
+
+/** Validates options (naming each bad field, never echoing the password) and applies defaults. */
+export function resolveOptions(options: DatabaseOptions | PostgresOutputs): ResolvedOptions {
+  const result = schema.safeParse(options);
+  if (!result.success) {
+    throw new DatabaseOptionsError(
+      result.error.issues.map((i) => {
+        const field = i.path.map(String).join(".") || "(options)";
+        if (i.code === "unrecognized_keys") return `${field}: unknown option${i.keys.length > 1 ? "s" : ""} ${i.keys.join(", ")}`;
+        return `${field}: ${i.message}`;
+      }),
+    );
+  }
+  return result.data;
+}

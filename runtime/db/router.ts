@@ -1,0 +1,242 @@
+/**
+ * A PostgreSQL client that routes provably read-only statements to healthy, caught-up replicas and
+ * everything else to the primary, without a proxy:
+ * - fallback: a replica failing with a connection-class error leaves rotation at once, the read is
+ *   retried elsewhere (finally on the primary) so the caller sees no error, and it is probed back;
+ * - lag awareness: replay positions (LSNs) are compared with the primary's, and a replica further
+ *   behind than `maxLagMs` is skipped (an idle primary does not make a replica look late);
+ * - read-your-writes: inside `withSession`, reads go to the primary until a replica has replayed past
+ *   the session's last write; `{ fresh: true }` demands the primary for one read.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import pg from "pg";
+import type { PostgresOutputs } from "../outputs";
+import { isReadOnlyStatement } from "./classify";
+import { DatabaseOptions, resolveOptions, ResolvedOptions } from "./options";
+
+export type Target = "auto" | "primary" | "replica";
+const TARGETS: readonly Target[] = ["auto", "primary", "replica"];
+
+export interface QueryOptions {
+  /** `auto` (default) routes by statement; `primary` and `replica` choose explicitly. */
+  readonly target?: Target;
+  /** Read from the primary regardless (e.g. the order confirmation right after payment). */
+  readonly fresh?: boolean;
+}
+
+export interface ReplicaStats {
+  readonly name: string;
+  readonly healthy: boolean;
+  /** How long the replica has been behind the primary's position; 0 when caught up. */
+  readonly lagMs: number | undefined;
+  readonly lagBytes: number | undefined;
+  readonly reads: number;
+}
+
+export interface DatabaseStats {
+  readonly reads: { readonly primary: number; readonly replicas: number };
+  readonly writes: number;
+  /** Reads that went to the primary, or to another replica, because a replica failed or none was usable. */
+  readonly fallbacks: number;
+  readonly replicas: readonly ReplicaStats[];
+}
+
+/** Errors that say the server is unreachable or going away, not that the statement was wrong. */
+export function isConnectionError(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  if (typeof e?.code === "string") {
+    if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN"].includes(e.code)) return true;
+    if (e.code.startsWith("08") || ["57P01", "57P02", "57P03", "53300"].includes(e.code)) return true;
+  }
+  return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error/i.test(e?.message ?? "");
+}
+
+const parseLsn = (lsn: string): bigint => {
+  const [hi, lo] = lsn.split("/");
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+};
+
+interface Replica {
+  readonly name: string;
+  readonly pool: pg.Pool;
+  healthy: boolean;
+  replayLsn?: bigint;
+  lagMs?: number;
+  lagBytes?: number;
+  reads: number;
+}
+
+interface Session {
+  minLsn?: bigint;
+}
+
+export class Database {
+  private readonly options: ResolvedOptions;
+  private readonly primaryPool: pg.Pool;
+  private readonly replicas: Replica[];
+  private readonly sessions = new AsyncLocalStorage<Session>();
+  /** Primary WAL positions over time, to turn a replica's replay position into a lag in time. */
+  private samples: { at: number; lsn: bigint }[] = [];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private next = 0;
+  private counts = { primaryReads: 0, writes: 0, fallbacks: 0 };
+  private closed = false;
+  private readonly readOnlyFunctions: ReadonlySet<string>;
+
+  private constructor(options: ResolvedOptions) {
+    this.options = options;
+    this.readOnlyFunctions = new Set(options.readOnlyFunctions);
+    const pool = (endpoint: { host: string; port: number }) => {
+      const p = new pg.Pool({
+        host: endpoint.host,
+        port: endpoint.port,
+        database: options.database,
+        user: options.user,
+        password: options.password,
+        max: options.poolSize,
+        connectionTimeoutMillis: options.connectTimeoutMs,
+      });
+      // An idle connection dropped by the server must not crash the process; the next query notices.
+      p.on("error", () => {});
+      return p;
+    };
+    this.primaryPool = pool(options.primary);
+    this.replicas = options.replicas.map((r) => ({ name: `${r.host}:${r.port}`, pool: pool(r), healthy: true, reads: 0 }));
+  }
+
+  /** Connects (lazily) and takes a first measurement of every replica before routing to it. */
+  static async connect(options: DatabaseOptions | PostgresOutputs): Promise<Database> {
+    const db = new Database(resolveOptions(options));
+    await db.refresh();
+    db.timers.push(setInterval(() => void db.refresh(), db.options.lagCheckIntervalMs).unref());
+    db.timers.push(setInterval(() => void db.probeDown(), db.options.probeIntervalMs).unref());
+    return db;
+  }
+
+  /** Runs one statement where it belongs (see QueryOptions). */
+  async query<R extends pg.QueryResultRow = any>(sql: string, params: unknown[] = [], options: QueryOptions = {}): Promise<pg.QueryResult<R>> {
+    if (this.closed) throw new Error("Cannot use a Database after calling close() on it");
+    const target = options.target ?? "auto";
+    if (!TARGETS.includes(target)) throw new TypeError(`unknown target ${JSON.stringify(target)}: use "auto", "primary" or "replica"`);
+    const read = target === "replica" || isReadOnlyStatement(sql, { readOnlyFunctions: this.readOnlyFunctions });
+    if (!read || target === "primary" || options.fresh) {
+      const result = await this.primaryPool.query<R>(sql, params);
+      if (read) this.counts.primaryReads++;
+      else await this.recordWrite();
+      return result;
+    }
+    const tried = new Set<Replica>();
+    for (let replica = this.pick(tried); replica; replica = this.pick(tried)) {
+      tried.add(replica);
+      try {
+        const result = await replica.pool.query<R>(sql, params);
+        replica.reads++;
+        return result;
+      } catch (error) {
+        if (!isConnectionError(error)) throw error;
+        replica.healthy = false;
+        this.counts.fallbacks++;
+      }
+    }
+    if (tried.size === 0) this.counts.fallbacks++;
+    this.counts.primaryReads++;
+    return this.primaryPool.query<R>(sql, params);
+  }
+
+  /** Runs `fn` in one transaction on one primary connection; commits, or rolls back on a throw. */
+  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.primaryPool.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await fn(client);
+      await client.query("COMMIT");
+      this.counts.writes++;
+      await this.recordWrite(client);
+      return result;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** A read-your-writes scope (one request): reads see this scope's writes even before replicas do. */
+  withSession<T>(fn: () => Promise<T>): Promise<T> {
+    return this.sessions.run({}, fn);
+  }
+
+  stats(): DatabaseStats {
+    return {
+      reads: { primary: this.counts.primaryReads, replicas: this.replicas.reduce((n, r) => n + r.reads, 0) },
+      writes: this.counts.writes,
+      fallbacks: this.counts.fallbacks,
+      replicas: this.replicas.map((r) => ({ name: r.name, healthy: r.healthy, lagMs: r.lagMs, lagBytes: r.lagBytes, reads: r.reads })),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all([this.primaryPool.end(), ...this.replicas.map((r) => r.pool.end())]);
+  }
+
+  /** The next usable replica in round-robin order, skipping those already tried. */
+  private pick(tried: Set<Replica>): Replica | undefined {
+    const minLsn = this.sessions.getStore()?.minLsn;
+    for (let i = 0; i < this.replicas.length; i++) {
+      const r = this.replicas[(this.next + i) % this.replicas.length];
+      if (tried.has(r) || !r.healthy || r.lagMs === undefined || r.lagMs > this.options.maxLagMs) continue;
+      if (minLsn !== undefined && (r.replayLsn === undefined || r.replayLsn < minLsn)) continue;
+      this.next = (this.next + i + 1) % this.replicas.length;
+      return r;
+    }
+    return undefined;
+  }
+
+  private async recordWrite(client?: pg.PoolClient): Promise<void> {
+    const session = this.sessions.getStore();
+    if (!client) this.counts.writes++;
+    if (!session) return;
+    const { rows } = await (client ?? this.primaryPool).query("SELECT pg_current_wal_insert_lsn()::text AS lsn");
+    session.minLsn = parseLsn(rows[0].lsn);
+  }
+
+  /** Samples the primary's position and measures every healthy replica against it. */
+  private async refresh(): Promise<void> {
+    try {
+      const { rows } = await this.primaryPool.query("SELECT pg_current_wal_lsn()::text AS lsn");
+      const now = Date.now();
+      this.samples.push({ at: now, lsn: parseLsn(rows[0].lsn) });
+      this.samples = this.samples.filter((s) => now - s.at <= this.options.maxLagMs * 3);
+    } catch {
+      return; // primary unreachable: keep the last measurements
+    }
+    await Promise.all(this.replicas.filter((r) => r.healthy).map((r) => this.measure(r)));
+  }
+
+  private async probeDown(): Promise<void> {
+    await Promise.all(this.replicas.filter((r) => !r.healthy).map((r) => this.measure(r)));
+  }
+
+  private async measure(r: Replica): Promise<void> {
+    try {
+      const { rows } = await r.pool.query("SELECT pg_last_wal_replay_lsn()::text AS replay");
+      if (rows[0].replay === null) throw Object.assign(new Error(`${r.name} is not a standby`), { code: "08000" });
+      r.replayLsn = parseLsn(rows[0].replay);
+      const latest = this.samples[this.samples.length - 1];
+      if (!latest || r.replayLsn >= latest.lsn) {
+        r.lagMs = 0;
+        r.lagBytes = 0;
+      } else {
+        // Lag in time: since when has the primary been past the position the replica has replayed?
+        const passedAt = this.samples.find((s) => s.lsn > (r.replayLsn as bigint))?.at ?? this.samples[0].at;
+        r.lagMs = Date.now() - passedAt;
+        r.lagBytes = Number(latest.lsn - r.replayLsn);
+      }
+      r.healthy = true;
+    } catch (error) {
+      if (isConnectionError(error)) r.healthy = false;
+    }
+  }
+}
