@@ -1,11 +1,15 @@
 /**
  * npm run bench: the local stack's start-up time for the PostgreSQL pair (goal: under 5 s on a 2-core
  * machine), against a baseline measured in the same run: one bare PostgreSQL server (initdb + start),
- * the least any pair could cost. Prints figures; asserts nothing (tests assert behaviour, not speed).
+ * the least any pair could cost; then the read router's throughput and latency against a plain pg pool
+ * on the same replica, and the share of reads the replicas served. Prints figures; asserts nothing
+ * (tests assert behaviour, not speed).
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import pg from "pg";
+import { Database } from "../runtime/db/router";
 import { cleanStack, startStack, stopStack } from "./local-stack/stack";
 import { postgresBinDir } from "./local-stack/postgres";
 import { giveToServiceUser, postmasterPid, run, stopPid } from "./local-stack/process";
@@ -31,6 +35,62 @@ async function bareServer(dir: string, port: number): Promise<number> {
   const pid = postmasterPid(data);
   if (pid) await stopPid(pid, "SIGINT");
   return ms;
+}
+
+const READS = Number(process.env.BENCH_READS ?? 20_000);
+const CONCURRENCY = 8;
+const READ_SQL = "SELECT $1::int AS id, lower('ShopFDS') AS name, now() AS at";
+
+/** Runs READS queries over CONCURRENCY workers; returns reads/s and latency percentiles in ms. */
+async function readLoad(query: (i: number) => Promise<unknown>): Promise<{ perSecond: number; p50: number; p99: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < READS) {
+        const i = next++;
+        const t = performance.now();
+        await query(i);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  const elapsed = performance.now() - started;
+  latencies.sort((a, b) => a - b);
+  return { perSecond: (READS / elapsed) * 1000, p50: latencies[Math.floor(READS * 0.5)], p99: latencies[Math.floor(READS * 0.99)] };
+}
+
+/** The router's cost: the same reads through a plain pg pool on the replica and through the router. */
+async function routerBench(p: { name: string; dir: string; portBase: number }): Promise<void> {
+  const { outputs } = await startStack(p);
+  const pgo = outputs.postgres;
+  const plain = new pg.Pool({ ...pgo.replicas[0], database: pgo.database, user: pgo.user, password: pgo.password, max: 10 });
+  plain.on("error", () => {});
+  const db = await Database.connect(pgo);
+  try {
+    await readLoad((i) => plain.query(READ_SQL, [i])); // warm-up both
+    await readLoad((i) => db.query(READ_SQL, [i]));
+    const baseline: Awaited<ReturnType<typeof readLoad>>[] = [];
+    const routed: Awaited<ReturnType<typeof readLoad>>[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      baseline.push(await readLoad((i) => plain.query(READ_SQL, [i])));
+      routed.push(await readLoad((i) => db.query(READ_SQL, [i])));
+    }
+    const best = (xs: typeof baseline) => xs.reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
+    const [b, r] = [best(baseline), best(routed)];
+    const s = db.stats();
+    console.log(`\nread routing, ${READS} reads × ${CONCURRENCY} concurrent, best of ${RUNS} (baseline: plain pg pool on the same replica)`);
+    console.log(`  plain pg pool  ${b.perSecond.toFixed(0).padStart(7)} reads/s  p50 ${b.p50.toFixed(2)} ms  p99 ${b.p99.toFixed(2)} ms`);
+    console.log(`  router         ${r.perSecond.toFixed(0).padStart(7)} reads/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms`);
+    const cost = (1 - r.perSecond / b.perSecond) * 100;
+    console.log(`  router throughput ×${(r.perSecond / b.perSecond).toFixed(3)} of plain (cost ${cost.toFixed(1)} %; goal < 5 %: ${cost < 5 ? "met" : "NOT met"})`);
+    const share = (s.reads.replicas / (s.reads.replicas + s.reads.primary)) * 100;
+    console.log(`  reads served by replicas: ${share.toFixed(1)} % (SC-001 goal ≥ 80 %: ${share >= 80 ? "met" : "NOT met"}); fallbacks ${s.fallbacks}`);
+  } finally {
+    await Promise.all([plain.end(), db.close()]);
+    await cleanStack(p);
+  }
 }
 
 async function main(): Promise<void> {
@@ -60,6 +120,13 @@ async function main(): Promise<void> {
   console.log(`  baseline: one bare server (initdb + start)      ${fmt(b)}`);
   console.log(`  pair, cold (initdb, roles, pg_basebackup, wait) ${fmt(median(cold))}  ×${(median(cold) / b).toFixed(2)} baseline  goal < 5 s: ${median(cold) < 5000 ? "met" : "NOT met"}`);
   console.log(`  pair, warm (data kept, both restarted, wait)    ${fmt(median(warm))}  ×${(median(warm) / b).toFixed(2)} baseline`);
+  const root2 = mkdtempSync(path.join(tmpdir(), "shopfds-bench-"));
+  giveToServiceUser(root2);
+  try {
+    await routerBench({ name: "bench", dir: path.join(root2, "stack"), portBase: 45400 });
+  } finally {
+    rmSync(root2, { recursive: true, force: true });
+  }
 }
 
 main().catch((e) => {

@@ -16,6 +16,8 @@ import { DatabaseOptions, resolveOptions, ResolvedOptions } from "./options";
 
 export type Target = "auto" | "primary" | "replica";
 const TARGETS: readonly Target[] = ["auto", "primary", "replica"];
+/** Distinct statement texts whose classification is remembered (oldest forgotten first). */
+const CLASSIFY_CACHE_SIZE = 2000;
 
 export interface QueryOptions {
   /** `auto` (default) routes by statement; `primary` and `replica` choose explicitly. */
@@ -82,6 +84,7 @@ export class Database {
   private counts = { primaryReads: 0, writes: 0, fallbacks: 0 };
   private closed = false;
   private readonly readOnlyFunctions: ReadonlySet<string>;
+  private readonly classified = new Map<string, boolean>();
 
   private constructor(options: ResolvedOptions) {
     this.options = options;
@@ -118,7 +121,7 @@ export class Database {
     if (this.closed) throw new Error("Cannot use a Database after calling close() on it");
     const target = options.target ?? "auto";
     if (!TARGETS.includes(target)) throw new TypeError(`unknown target ${JSON.stringify(target)}: use "auto", "primary" or "replica"`);
-    const read = target === "replica" || isReadOnlyStatement(sql, { readOnlyFunctions: this.readOnlyFunctions });
+    const read = target === "replica" || this.classify(sql);
     if (!read || target === "primary" || options.fresh) {
       const result = await this.primaryPool.query<R>(sql, params);
       if (read) this.counts.primaryReads++;
@@ -181,6 +184,20 @@ export class Database {
     await Promise.all([this.primaryPool.end(), ...this.replicas.map((r) => r.pool.end())]);
   }
 
+  /**
+   * Whether `sql` may go to a replica, remembered per statement text: services send the same
+   * parameterised statements again and again, and lexing each one costs more than the round trip saves.
+   */
+  private classify(sql: string): boolean {
+    let readOnly = this.classified.get(sql);
+    if (readOnly === undefined) {
+      readOnly = isReadOnlyStatement(sql, { readOnlyFunctions: this.readOnlyFunctions });
+      if (this.classified.size >= CLASSIFY_CACHE_SIZE) this.classified.delete(this.classified.keys().next().value as string);
+      this.classified.set(sql, readOnly);
+    }
+    return readOnly;
+  }
+
   /** The next usable replica in round-robin order, skipping those already tried. */
   private pick(tried: Set<Replica>): Replica | undefined {
     const minLsn = this.sessions.getStore()?.minLsn;
@@ -204,6 +221,7 @@ export class Database {
 
   /** Samples the primary's position and measures every healthy replica against it. */
   private async refresh(): Promise<void> {
+    if (this.closed) return;
     try {
       const { rows } = await this.primaryPool.query("SELECT pg_current_wal_lsn()::text AS lsn");
       const now = Date.now();
@@ -216,6 +234,7 @@ export class Database {
   }
 
   private async probeDown(): Promise<void> {
+    if (this.closed) return;
     await Promise.all(this.replicas.filter((r) => !r.healthy).map((r) => this.measure(r)));
   }
 
