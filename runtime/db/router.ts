@@ -125,7 +125,10 @@ export class Database {
     if (!read || target === "primary" || options.fresh) {
       const result = await this.primaryPool.query<R>(sql, params);
       if (read) this.counts.primaryReads++;
-      else await this.recordWrite();
+      else {
+        this.counts.writes++;
+        await this.rememberWriteLsn();
+      }
       return result;
     }
     const tried = new Set<Replica>();
@@ -154,7 +157,7 @@ export class Database {
       const result = await fn(client);
       await client.query("COMMIT");
       this.counts.writes++;
-      await this.recordWrite(client);
+      await this.rememberWriteLsn(client);
       return result;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
@@ -211,9 +214,9 @@ export class Database {
     return undefined;
   }
 
-  private async recordWrite(client?: pg.PoolClient): Promise<void> {
+  /** Inside a session, remembers where the primary's WAL stands after a write (read-your-writes). */
+  private async rememberWriteLsn(client?: pg.PoolClient): Promise<void> {
     const session = this.sessions.getStore();
-    if (!client) this.counts.writes++;
     if (!session) return;
     const { rows } = await (client ?? this.primaryPool).query("SELECT pg_current_wal_insert_lsn()::text AS lsn");
     session.minLsn = parseLsn(rows[0].lsn);
