@@ -2,11 +2,13 @@
 SHELL := /usr/bin/env bash
 STACK ?= dev
 LOCAL_STACK := node --import tsx scripts/local-stack.ts
+# Commands that act on the stack in use (the Pulumi stack $(STACK), or the local dev stack) start with this.
+IN_STACK := source scripts/lib/stack-env.sh &&
 # `pulumi up` of the dev stack needs both a Docker engine and the Pulumi CLI; otherwise the local stack.
 HAVE_DOCKER_AND_PULUMI := $(shell command -v pulumi >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dev down status outputs clean test typecheck bench preview up
+.PHONY: help setup dev down status outputs clean migrate reset-db test typecheck bench preview up
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,6 +23,7 @@ else
 	@echo "No Docker engine and Pulumi CLI here: starting the local stack (same rendered configs, real servers on loopback)."
 	@$(LOCAL_STACK) start --profile dev
 endif
+	@$(MAKE) --no-print-directory migrate
 
 down: ## Stop the development environment, keeping its data
 	@$(LOCAL_STACK) stop --profile dev
@@ -40,6 +43,12 @@ ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
 	pulumi destroy --stack dev --yes
 endif
 	@$(LOCAL_STACK) clean --profile dev
+
+migrate: ## Apply pending schema migrations to the stack in use (migrate.ts down|status for the rest)
+	@$(IN_STACK) node --import tsx scripts/migrate.ts up
+
+reset-db: ## Drop every table of the stack's database and recreate the latest schema (asks first on a terminal)
+	@bash scripts/reset-db.sh
 
 test: setup ## Run every test: renderers, Pulumi mocks for dev and prod, integration against a local stack
 	@bash scripts/test.sh
