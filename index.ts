@@ -9,6 +9,9 @@ import { DockerPlatform } from "./components/platform/docker";
 import { KubernetesPlatform } from "./components/platform/kubernetes";
 import { Platform } from "./components/platform/types";
 import { PostgresReplicatedPair } from "./components/postgres/PostgresReplicatedPair";
+import { RedisCluster } from "./components/redis/RedisCluster";
+import { createHash } from "node:crypto";
+import * as random from "@pulumi/random";
 import type { StackOutputs } from "./runtime/outputs";
 
 const config = new pulumi.Config(PROJECT);
@@ -16,6 +19,8 @@ const settings = parseStackConfig({
   platform: config.get("platform"),
   kubernetes: config.getObject("kubernetes"),
   postgres: config.getObject("postgres"),
+  redis: config.getObject("redis"),
+  fds: config.getObject("fds"),
 });
 
 const prefix = `shopfds-${pulumi.getStack()}`;
@@ -39,6 +44,24 @@ const db = new PostgresReplicatedPair(`${prefix}-pg`, {
   hostPort: settings.platform === "docker" ? pg.hostPort : undefined,
 });
 
+const rc = settings.redis;
+const cache = new RedisCluster(`${prefix}-redis`, {
+  platform,
+  image: rc.image,
+  maxMemory: rc.maxMemory,
+  nodeTimeoutMs: rc.nodeTimeoutMs,
+  storageSize: rc.storageSize,
+  resources: rc.resources,
+  hostPort: settings.platform === "docker" ? rc.hostPort : undefined,
+});
+
+// Card-hash keys 1…N (FR-010, PCI DSS 3.5.1.1). A RandomPassword (secret in the state) hashed to 256
+// bits: RandomId would put the key in its resource id, which Pulumi cannot keep secret.
+const cardHashKeys = Array.from({ length: settings.fds.cardHashKeyVersion }, (_, i) => {
+  const seed = new random.RandomPassword(`${prefix}-fds-card-key-v${i + 1}`, { length: 64, special: false }, { additionalSecretOutputs: ["result"] }).result;
+  return { version: i + 1, key: pulumi.secret(seed.apply((s) => createHash("sha256").update(s).digest("hex"))) };
+});
+
 /** Typed against the contract, so the program cannot export a shape the runtime would reject. */
 type Exported<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
@@ -48,4 +71,14 @@ export const postgres: Exported<StackOutputs["postgres"]> = {
   database: db.database,
   user: db.user,
   password: db.password,
+};
+
+export const redis: Exported<StackOutputs["redis"]> = {
+  nodes: cache.nodes,
+  password: cache.password,
+  ...(cache.natMap ? { natMap: cache.natMap } : {}),
+};
+
+export const fds: Exported<StackOutputs["fds"]> = {
+  cardHashKeys: pulumi.secret(pulumi.all(cardHashKeys.map((k) => pulumi.all([k.version, k.key]).apply(([version, key]) => ({ version, key }))))),
 };

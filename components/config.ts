@@ -37,6 +37,30 @@ export const postgresConfigSchema = z
   })
   .strict();
 
+export const redisConfigSchema = z
+  .object({
+    image: z.string().min(1).default("redis:7.0-bookworm"),
+    /** maxmemory of each node (Redis units); the memory request must leave room above it. */
+    maxMemory: z.string().regex(/^\d+(kb|mb|gb)$/, "must be a Redis size such as 256mb").default("256mb"),
+    /** Failover starts after this; failover takes about 1.7 × it + 0.7 s, FR-014 allows 10 s. */
+    nodeTimeoutMs: z.number().int("must be an integer").min(500, "must be at least 500").max(5000, "must be at most 5000 (failover must finish inside 10 s)").default(2000),
+    storageSize: k8sQuantity.default("1Gi"),
+    resources: resourcesSchema.default({ cpu: "100m", memory: "384Mi" }),
+    /** Docker only: node `i` is published on 127.0.0.1:hostPort + i. */
+    hostPort: port.default(16379),
+  })
+  .strict();
+
+export const fdsConfigSchema = z
+  .object({
+    /**
+     * The current card-hash key version. Keys 1…N are generated and all are exported; raising N
+     * rotates the key (new entries use N, checks try every version, so no entry is lost).
+     */
+    cardHashKeyVersion: z.number().int("must be an integer").min(1, "must be at least 1").max(32, "must be at most 32").default(1),
+  })
+  .strict();
+
 export const stackConfigSchema = z
   .object({
     platform: z.enum(["docker", "kubernetes"], { error: "must be \"docker\" or \"kubernetes\"" }),
@@ -48,6 +72,8 @@ export const stackConfigSchema = z
       .strict()
       .optional(),
     postgres: postgresConfigSchema.default(postgresConfigSchema.parse({})),
+    redis: redisConfigSchema.default(redisConfigSchema.parse({})),
+    fds: fdsConfigSchema.default(fdsConfigSchema.parse({})),
   })
   .strict()
   .superRefine((cfg, ctx) => {

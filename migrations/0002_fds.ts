@@ -14,7 +14,7 @@ const createdAt = { type: "timestamptz", notNull: true, default: "now()" } as co
 
 export function up(pgm: MigrationBuilder): void {
   pgm.createType("risk_level", ["low", "medium", "high"]);
-  pgm.createType("fds_decision", ["approve", "review", "block"]);
+  pgm.createType("fds_decision", ["approve", "additional_auth", "block"]);
   pgm.createType("blacklist_type", ["ip", "email", "card"]);
 
   pgm.createTable("fds_transactions", {

@@ -25,12 +25,48 @@ export const postgresOutputsSchema = z
   })
   .strict();
 
+export const redisOutputsSchema = z
+  .object({
+    /** Every node of the cluster; a client needs one to discover the rest, all of them to survive losses. */
+    nodes: z.array(endpointSchema).min(6, "must list the 6 nodes of the cluster (3 masters, 3 replicas)"),
+    password: z.string().min(1, "must not be empty"),
+    /**
+     * Where the nodes announce themselves under names a client outside their network cannot reach
+     * (Docker: container names), the address to use instead: `"host:port"` → endpoint.
+     */
+    natMap: z.record(z.string(), endpointSchema).optional(),
+  })
+  .strict();
+
+export const fdsOutputsSchema = z
+  .object({
+    /**
+     * Keys of the card-number HMAC (hex), by version; the highest version hashes new entries, and every
+     * listed version is checked, so a key can be rotated without losing entries.
+     */
+    cardHashKeys: z
+      .array(
+        z
+          .object({
+            version: z.number().int("must be an integer").min(1, "must be at least 1").max(32767, "must be at most 32767"),
+            key: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 hex digits (a 256-bit key)"),
+          })
+          .strict(),
+      )
+      .min(1, "must hold at least one key"),
+  })
+  .strict();
+
 export const stackOutputsSchema = z.object({
   postgres: postgresOutputsSchema,
+  redis: redisOutputsSchema,
+  fds: fdsOutputsSchema,
 });
 
 export type Endpoint = z.infer<typeof endpointSchema>;
 export type PostgresOutputs = z.infer<typeof postgresOutputsSchema>;
+export type RedisOutputs = z.infer<typeof redisOutputsSchema>;
+export type FdsOutputs = z.infer<typeof fdsOutputsSchema>;
 export type StackOutputs = z.infer<typeof stackOutputsSchema>;
 
 /** Environment variable holding the outputs as JSON. */

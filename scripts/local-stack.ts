@@ -18,12 +18,13 @@ async function main(argv: string[]): Promise<number> {
     case "start": {
       const { outputs, timings } = await startStack(p, log);
       const pg = outputs.postgres;
-      log(`up in ${((performance.now() - started) / 1000).toFixed(1)} s (postgres ${(timings.postgres / 1000).toFixed(1)} s)`);
+      log(`up in ${((performance.now() - started) / 1000).toFixed(1)} s (postgres ${(timings.postgres / 1000).toFixed(1)} s, redis ${(timings.redis / 1000).toFixed(1)} s, side by side)`);
       console.log(
         [
           `ShopFDS local stack "${p.name}" is up (data in ${p.dir}):`,
           `  PostgreSQL primary   postgres://${pg.user}@${pg.primary.host}:${pg.primary.port}/${pg.database}`,
           ...pg.replicas.map((r, n) => `  PostgreSQL replica ${n + 1} postgres://${pg.user}@${r.host}:${r.port}/${pg.database} (read-only, streaming)`),
+          `  Redis Cluster        ${outputs.redis.nodes.map((n) => `${n.host}:${n.port}`).join(" ")} (3 masters + 3 replicas, password in the outputs)`,
           `  Outputs (with the password): ${outputsFile(p)}  — or \`make outputs\``,
           `  Services find it with SHOPFDS_OUTPUTS_FILE=${outputsFile(p)}`,
         ].join("\n"),
@@ -47,7 +48,8 @@ async function main(argv: string[]): Promise<number> {
         return 3;
       }
       for (const m of status.postgres) console.log(`postgres ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
-      return status.postgres.every((m) => m.pid) ? 0 : 3;
+      for (const m of status.redis) console.log(`redis    ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
+      return [...status.postgres, ...status.redis].every((m) => m.pid) ? 0 : 3;
     }
     case "outputs": {
       if (!existsSync(outputsFile(p))) {

@@ -11,24 +11,36 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 command -v node >/dev/null || die "Node.js ≥ 20 is required (apt-get install nodejs npm, or your usual Node install)"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || die "Node.js ≥ 20 is required (found $(node --version))"
 
-# 2. Debian packages: the PostgreSQL ≥ 15 server binaries for the local stack (the machine's own
-#    PostgreSQL service on 5432 is never touched), and make.
+# 2. Debian packages: the PostgreSQL ≥ 15 server binaries and redis-server/redis-cli (≥ 7.0) for the
+#    local stack (the machine's own services on 5432 and 6379 are never touched), and make.
 have_pg() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ "$(ls /usr/lib/postgresql | sort -n | tail -1)" -ge 15 ]; }
 missing=()
 have_pg || missing+=(postgresql-15)
 command -v make >/dev/null || missing+=(make)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
   say "installing Debian packages: ${missing[*]}"
   # Installing PostgreSQL must not create and start a 'main' cluster of its own.
   mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/shopfds-no-main-cluster.conf
+  # Packages that ship a service (redis-server) must not start it: the local stack runs its own
+  # servers. policy-rc.d (exit 101) is Debian's switch for that; ours is removed right after.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=yes
+  fi
+  trap 'if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi' EXIT
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]/postgresql-15/postgresql}" >/dev/null
   have_pg || die "PostgreSQL ≥ 15 server binaries are still missing after apt-get install"
+  command -v redis-server >/dev/null || die "redis-server is still missing after apt-get install"
 fi
-say "PostgreSQL server binaries: $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+redis_major=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')
+[ "${redis_major:-0}" -ge 7 ] || die "redis-server ≥ 7.0 is required (cluster-port, announced host names); found $(redis-server --version)"
+say "PostgreSQL server binaries: $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); $(redis-server --version | cut -d' ' -f1-3)"
 
 # 3. npm packages, exactly as locked.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

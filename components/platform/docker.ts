@@ -5,7 +5,15 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { doubleCpu, quantityToMiB } from "./quantity";
-import { DeployedService, Endpoint, Platform, portNamed, ServiceSpec } from "./types";
+import { ConfigFile, DeployedService, Endpoint, JobSpec, Platform, portNamed, SecretFile, ServiceSpec } from "./types";
+
+/** Config files as they are, secret files as secret uploads (Pulumi encrypts them in the state). */
+function uploads(configFiles: readonly ConfigFile[] = [], secretFiles: readonly SecretFile[] = []) {
+  return [
+    ...configFiles.map((f) => ({ file: f.path, content: f.content, executable: f.executable ?? false })),
+    ...secretFiles.map((f) => ({ file: f.path, content: pulumi.secret(f.content), executable: false })),
+  ];
+}
 
 export interface DockerPlatformArgs {
   /** Subnet of the stack's bridge network; services accept connections from it. */
@@ -40,10 +48,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         volume: new docker.Volume(`${instance}-${v.name}`, { name: `${instance}-${v.name}` }, { parent }),
         mountPath: v.mountPath,
       }));
-      const files = [
-        ...(spec.configFiles ?? []).map((f) => ({ file: f.path, content: f.content, executable: f.executable ?? false })),
-        ...(spec.secretFiles ?? []).map((f) => ({ file: f.path, content: pulumi.secret(f.content), executable: false })),
-      ];
+      const files = uploads(spec.configFiles, spec.secretFiles);
       const hc = spec.healthCheck;
       resources.push(
         new docker.Container(
@@ -100,6 +105,30 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         return port.hostPort !== undefined && spec.replicas === 1 ? { host: "127.0.0.1", port: port.hostPort } : { host: alias, port: port.port };
       },
     };
+  }
+
+  runOnce(job: JobSpec, parent: pulumi.Resource): pulumi.Resource {
+    return new docker.Container(
+      job.name,
+      {
+        name: job.name,
+        hostname: job.name,
+        image: this.image(job.image).imageId,
+        entrypoints: [...job.command],
+        envs: Object.entries(job.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        uploads: uploads(job.configFiles, job.secretFiles),
+        networksAdvanced: [{ name: this.network.name }],
+        user: job.runAs ? `${job.runAs.uid}:${job.runAs.gid}` : undefined,
+        memory: quantityToMiB(job.resources.memory),
+        cpus: doubleCpu(job.resources.cpu),
+        // Run to completion: Pulumi waits for the exit (attach) and the container is not restarted.
+        restart: "no",
+        mustRun: false,
+        attach: true,
+        logs: true,
+      },
+      { parent, dependsOn: (job.dependsOn ?? []).flatMap((d) => d.resources) },
+    );
   }
 
   private image(ref: string): docker.RemoteImage {

@@ -6,7 +6,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { doubleCpu } from "./quantity";
-import { DeployedService, Platform, portNamed, ServiceSpec } from "./types";
+import { ConfigFile, DeployedService, JobSpec, Platform, portNamed, SecretFile, ServiceSpec } from "./types";
 
 export interface KubernetesPlatformArgs {
   /** Namespace that holds every resource of the stack (created here). */
@@ -47,18 +47,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const configFiles = spec.configFiles ?? [];
     const secretFiles = spec.secretFiles ?? [];
 
-    const configMap =
-      configFiles.length > 0
-        ? new k8s.core.v1.ConfigMap(`${spec.name}-config`, { metadata: metadata(`${spec.name}-config`), data: Object.fromEntries(configFiles.map((f) => [fileKey(f.path), f.content])) }, opts)
-        : undefined;
-    const secret =
-      secretFiles.length > 0
-        ? new k8s.core.v1.Secret(
-            `${spec.name}-secrets`,
-            { metadata: metadata(`${spec.name}-secrets`), type: "Opaque", stringData: pulumi.secret(pulumi.all(Object.fromEntries(secretFiles.map((f) => [fileKey(f.path), f.content])))) },
-            opts,
-          )
-        : undefined;
+    const { configMap, secret, mounts: fileMounts, volumes: fileVolumes } = this.files(spec.name, configFiles, secretFiles, metadata, opts);
 
     const ports = spec.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.name }));
     const headless = new k8s.core.v1.Service(
@@ -72,17 +61,8 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
 
     const hc = spec.healthCheck;
     const exec = { command: [...hc.command] };
-    const volumeMounts = [
-      ...(spec.volumes ?? []).map((v) => ({ name: v.name, mountPath: v.mountPath })),
-      ...configFiles.map((f) => ({ name: "config", mountPath: f.path, subPath: fileKey(f.path), readOnly: true })),
-      ...secretFiles.map((f) => ({ name: "secrets", mountPath: f.path, subPath: fileKey(f.path), readOnly: true })),
-    ];
-    const podVolumes = [
-      ...(configMap
-        ? [{ name: "config", configMap: { name: configMap.metadata.name, items: configFiles.map((f) => ({ key: fileKey(f.path), path: fileKey(f.path), mode: f.executable ? 0o755 : 0o644 })) } }]
-        : []),
-      ...(secret ? [{ name: "secrets", secret: { secretName: secret.metadata.name, defaultMode: 0o440 } }] : []),
-    ];
+    const volumeMounts = [...(spec.volumes ?? []).map((v) => ({ name: v.name, mountPath: v.mountPath })), ...fileMounts];
+    const podVolumes = fileVolumes;
 
     const statefulSet = new k8s.apps.v1.StatefulSet(
       spec.name,
@@ -153,5 +133,73 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         return { host: dns(alias), port: portNamed(spec, portName).port };
       },
     };
+  }
+  runOnce(job: JobSpec, parent: pulumi.Resource): pulumi.Resource {
+    const labels = { "app.kubernetes.io/name": job.name, "app.kubernetes.io/instance": job.instance, "app.kubernetes.io/component": job.role, "app.kubernetes.io/part-of": "shopfds" };
+    const metadata = (name: string) => ({ name, namespace: this.args.namespace, labels });
+    const opts: pulumi.CustomResourceOptions = { parent, dependsOn: [this.namespace, ...(job.dependsOn ?? []).flatMap((d) => d.resources)] };
+    const { configMap, secret, mounts, volumes } = this.files(job.name, job.configFiles ?? [], job.secretFiles ?? [], metadata, opts);
+    return new k8s.batch.v1.Job(
+      job.name,
+      {
+        metadata: metadata(job.name),
+        spec: {
+          // Retried with back-off while its dependencies come up; Pulumi waits for success.
+          backoffLimit: 10,
+          template: {
+            metadata: { labels },
+            spec: {
+              restartPolicy: "OnFailure",
+              securityContext: job.runAs ? { runAsUser: job.runAs.uid, runAsGroup: job.runAs.gid, runAsNonRoot: true } : undefined,
+              containers: [
+                {
+                  name: job.role,
+                  image: job.image,
+                  command: [...job.command],
+                  env: Object.entries(job.env ?? {}).map(([name, value]) => ({ name, value })),
+                  volumeMounts: mounts,
+                  resources: { requests: { cpu: job.resources.cpu, memory: job.resources.memory }, limits: { cpu: doubleCpu(job.resources.cpu), memory: job.resources.memory } },
+                },
+              ],
+              volumes,
+            },
+          },
+        },
+      },
+      { ...opts, dependsOn: [...(opts.dependsOn as pulumi.Resource[]), ...(configMap ? [configMap] : []), ...(secret ? [secret] : [])] },
+    );
+  }
+
+  /** A ConfigMap and a Secret for a workload's files, and the mounts that put each file at its path. */
+  private files(
+    name: string,
+    configFiles: readonly ConfigFile[],
+    secretFiles: readonly SecretFile[],
+    metadata: (name: string) => { name: string; namespace: string; labels: Record<string, string> },
+    opts: pulumi.CustomResourceOptions,
+  ) {
+    const configMap =
+      configFiles.length > 0
+        ? new k8s.core.v1.ConfigMap(`${name}-config`, { metadata: metadata(`${name}-config`), data: Object.fromEntries(configFiles.map((f) => [fileKey(f.path), f.content])) }, opts)
+        : undefined;
+    const secret =
+      secretFiles.length > 0
+        ? new k8s.core.v1.Secret(
+            `${name}-secrets`,
+            { metadata: metadata(`${name}-secrets`), type: "Opaque", stringData: pulumi.secret(pulumi.all(Object.fromEntries(secretFiles.map((f) => [fileKey(f.path), f.content])))) },
+            opts,
+          )
+        : undefined;
+    const mounts = [
+      ...configFiles.map((f) => ({ name: "config", mountPath: f.path, subPath: fileKey(f.path), readOnly: true })),
+      ...secretFiles.map((f) => ({ name: "secrets", mountPath: f.path, subPath: fileKey(f.path), readOnly: true })),
+    ];
+    const volumes = [
+      ...(configMap
+        ? [{ name: "config", configMap: { name: configMap.metadata.name, items: configFiles.map((f) => ({ key: fileKey(f.path), path: fileKey(f.path), mode: f.executable ? 0o755 : 0o644 })) } }]
+        : []),
+      ...(secret ? [{ name: "secrets", secret: { secretName: secret.metadata.name, defaultMode: 0o440 } }] : []),
+    ];
+    return { configMap, secret, mounts, volumes };
   }
 }

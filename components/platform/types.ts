@@ -85,6 +85,25 @@ export interface ServiceSpec {
   readonly dependsOn?: readonly DeployedService[];
 }
 
+/** A one-shot task (cluster creation, migrations): runs to completion once its dependencies are up. */
+export interface JobSpec {
+  /** Docker: the container's name; Kubernetes: the Job's name. */
+  readonly name: string;
+  readonly role: string;
+  readonly instance: string;
+  readonly image: string;
+  /** The command (replaces the image's entrypoint and command). */
+  readonly command: readonly string[];
+  /** Plain environment variables; never secrets (use `secretFiles`). */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly configFiles?: readonly ConfigFile[];
+  readonly secretFiles?: readonly SecretFile[];
+  readonly resources: { readonly cpu: string; readonly memory: string };
+  readonly runAs?: { readonly uid: number; readonly gid: number };
+  /** Services that must be up (healthy, on Docker) before the job starts. */
+  readonly dependsOn?: readonly DeployedService[];
+}
+
 export interface Endpoint {
   readonly host: string;
   readonly port: number;
@@ -108,6 +127,11 @@ export interface Platform {
   readonly clientCidrs: readonly string[];
   /** Creates the resources of one service, as children of `parent`. */
   deploy(spec: ServiceSpec, parent: pulumi.Resource): DeployedService;
+  /**
+   * Runs a one-shot job and returns the resource that completes when it has succeeded (Docker: an
+   * attached container; Kubernetes: a Job, which Pulumi awaits), for dependants to wait on.
+   */
+  runOnce(job: JobSpec, parent: pulumi.Resource): pulumi.Resource;
 }
 
 /** Looks up a port by name, failing loudly on a typo rather than returning undefined. */

@@ -6,13 +6,20 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { parseStackOutputs, StackOutputs } from "../../runtime/outputs";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { FdsOutputs } from "../../runtime/outputs";
 import { LocalPostgresOptions, MemberStatus, postgresStatus, startPostgres, stopPostgres } from "./postgres";
+import { LocalRedisOptions, redisStatus, startRedis, stopRedis } from "./redis";
 
 export interface LocalStackProfile {
   readonly name: string;
   /** Everything the stack keeps: data, config, secrets, logs, outputs.json. */
   readonly dir: string;
-  /** The stack's ports are offsets from this base (PostgreSQL primary at base + 32). */
+  /**
+   * The stack's ports are offsets from this base: Redis nodes base + 1…6 (cluster bus + 11…16),
+   * PostgreSQL primary base + 32 and replica base + 33.
+   */
   readonly portBase: number;
 }
 
@@ -31,23 +38,40 @@ export function postgresOptions(p: LocalStackProfile): LocalPostgresOptions {
   return { dir: path.join(p.dir, "postgres"), primaryPort: p.portBase + 32, replicas: 1, database: "shopfds", user: "shopfds" };
 }
 
+export function redisOptions(p: LocalStackProfile): LocalRedisOptions {
+  return { dir: path.join(p.dir, "redis"), firstPort: p.portBase + 1, firstBusPort: p.portBase + 11 };
+}
+
+/** The FDS card-hash key (version 1), generated once per stack like the passwords. */
+function fdsOutputs(p: LocalStackProfile): FdsOutputs {
+  const file = path.join(p.dir, "fds-card-key-1");
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString("hex"), { mode: 0o600 });
+  return { cardHashKeys: [{ version: 1, key: readFileSync(file, "utf8").trim() }] };
+}
+
 export const outputsFile = (p: LocalStackProfile) => path.join(p.dir, "outputs.json");
 
 export async function startStack(p: LocalStackProfile, log: (m: string) => void = () => {}): Promise<{ outputs: StackOutputs; timings: Record<string, number> }> {
   mkdirSync(p.dir, { recursive: true });
   const timings: Record<string, number> = {};
-  let t = performance.now();
-  const postgres = await startPostgres(postgresOptions(p), log);
-  timings.postgres = performance.now() - t;
+  const timed = async <T>(name: string, start: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    const result = await start();
+    timings[name] = performance.now() - t;
+    return result;
+  };
+  // The servers are independent: start them side by side.
+  const [postgres, redis] = await Promise.all([timed("postgres", () => startPostgres(postgresOptions(p), log)), timed("redis", () => startRedis(redisOptions(p), log))]);
   // Validate what we write against the contract the services will read it with.
-  const outputs = parseStackOutputs({ postgres }, "local stack outputs");
+  const outputs = parseStackOutputs({ postgres, redis, fds: fdsOutputs(p) }, "local stack outputs");
   writeFileSync(outputsFile(p), JSON.stringify(outputs, null, 2) + "\n", { mode: 0o600 });
   return { outputs, timings };
 }
 
 export async function stopStack(p: LocalStackProfile): Promise<string[]> {
   if (!existsSync(p.dir)) return [];
-  return (await stopPostgres(postgresOptions(p))).map((n) => `postgres ${n}`);
+  const [pg, redis] = await Promise.all([stopPostgres(postgresOptions(p)), stopRedis(redisOptions(p))]);
+  return [...pg.map((n) => `postgres ${n}`), ...redis.map((n) => `redis ${n}`)];
 }
 
 /** Stops everything and removes the stack's directory. */
@@ -57,6 +81,7 @@ export async function cleanStack(p: LocalStackProfile): Promise<string[]> {
   return stopped;
 }
 
-export function stackStatus(p: LocalStackProfile): { postgres: MemberStatus[] } {
-  return { postgres: existsSync(p.dir) ? postgresStatus(postgresOptions(p)) : [] };
+export function stackStatus(p: LocalStackProfile): { postgres: MemberStatus[]; redis: ReturnType<typeof redisStatus> } {
+  const started = existsSync(p.dir);
+  return { postgres: started ? postgresStatus(postgresOptions(p)) : [], redis: started && existsSync(redisOptions(p).dir) ? redisStatus(redisOptions(p)) : [] };
 }

@@ -30,11 +30,13 @@ describe("local stack life cycle", () => {
     assert.equal(first.status, 0, first.stderr);
     assert.match(first.stdout, /PostgreSQL primary {3}postgres:\/\/shopfds@127\.0\.0\.1:36432\/shopfds/);
     assert.match(first.stdout, /PostgreSQL replica 1 postgres:\/\/shopfds@127\.0\.0\.1:36433\/shopfds \(read-only, streaming\)/);
+    assert.match(first.stdout, /Redis Cluster {8}127\.0\.0\.1:36401 127\.0\.0\.1:36402 127\.0\.0\.1:36403 127\.0\.0\.1:36404 127\.0\.0\.1:36405 127\.0\.0\.1:36406 \(3 masters \+ 3 replicas/);
+    assert.match(first.stderr, /cluster formed: 6 nodes, state ok/);
 
     const status = cli("status");
     assert.equal(status.status, 0);
     const running = pids(status.stdout);
-    assert.equal(running.length, 2);
+    assert.equal(running.length, 8, "2 PostgreSQL servers and 6 Redis nodes");
     assert.ok(running.every(isAlive));
 
     const again = cli("start");
@@ -42,14 +44,15 @@ describe("local stack life cycle", () => {
     assert.deepEqual(pids(cli("status").stdout), running, "a second start leaves the running servers alone");
 
     const stop = cli("stop");
-    assert.match(stop.stdout, /stopped: postgres replica-1, postgres primary \(data kept in /);
-    assert.ok(running.every((pid) => !isAlive(pid)), "stop ends both servers");
+    assert.match(stop.stdout, /stopped: postgres replica-1, postgres primary, redis node-0, redis node-1, redis node-2, redis node-3, redis node-4, redis node-5 \(data kept in /);
+    assert.ok(running.every((pid) => !isAlive(pid)), "stop ends every server");
     assert.equal(cli("status").status, 3, "status exits 3 while stopped");
     assert.ok(existsSync(path.join(dir, "postgres", "primary", "data", "PG_VERSION")));
 
     const restart = cli("start");
     assert.equal(restart.status, 0, restart.stderr);
     assert.doesNotMatch(restart.stderr, /initdb|pg_basebackup/, "a restart reuses the kept data");
+    assert.match(restart.stderr, /cluster already formed: 6 nodes, state ok/, "the cluster re-forms from its nodes.conf, not anew");
     const restarted = pids(cli("status").stdout);
 
     const clean = cli("clean");

@@ -135,7 +135,7 @@ describe("reset-db", () => {
   const env = (t: MigrationTarget, extra: Record<string, string> = {}) => ({
     PATH: process.env.PATH ?? "",
     HOME: process.env.HOME ?? "",
-    SHOPFDS_STACK_OUTPUTS: JSON.stringify({ postgres: { ...outputs.postgres, database: t.database } }),
+    SHOPFDS_STACK_OUTPUTS: JSON.stringify({ ...outputs, postgres: { ...outputs.postgres, database: t.database } }),
     ...extra,
   });
   const resetDb = (extraEnv: Record<string, string> = {}, args: string[] = []) =>

@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { POSTGRES_PATHS } from "../../components/postgres/PostgresReplicatedPair";
 import { renderPgHba, renderPostgresConf, renderReplicaBootstrap } from "../../components/postgres/render";
+import { REDIS_PATHS } from "../../components/redis/RedisCluster";
+import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { MockHarness, plainStrings, resolve } from "./harness";
 
@@ -21,11 +23,11 @@ before(async () => {
 
 describe("dev stack on Docker", () => {
   it("declares one network, a container and a named volume per member, one pulled image and three passwords", () => {
-    const count = (t: string) => h.ofType(t).map((r) => r.name).sort();
+    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !n.startsWith("shopfds-dev-redis-") && !n.includes("-fds-")).sort();
     assert.deepEqual(count("docker:index/network:Network"), ["shopfds-dev-net"]);
     assert.deepEqual(count(CONTAINER), ["shopfds-dev-pg-primary-0", "shopfds-dev-pg-replica-0"]);
     assert.deepEqual(count("docker:index/volume:Volume"), ["shopfds-dev-pg-primary-0-data", "shopfds-dev-pg-replica-0-data"]);
-    assert.deepEqual(count("docker:index/remoteImage:RemoteImage"), ["shopfds-dev-image-postgres-15-bookworm"]);
+    assert.deepEqual(count("docker:index/remoteImage:RemoteImage"), ["shopfds-dev-image-postgres-15-bookworm", "shopfds-dev-image-redis-7-0-bookworm"]);
     assert.deepEqual(count("random:index/randomPassword:RandomPassword"), [
       "shopfds-dev-pg-app-password",
       "shopfds-dev-pg-replication-password",
@@ -81,14 +83,69 @@ describe("dev stack on Docker", () => {
     }
     const password = await resolve(program.postgres.password);
     assert.equal(password.secret, true);
-    assert.equal(password.value, h.generatedPasswords().find((p) => p.includes("-app-")));
+    assert.equal(password.value, h.generatedPasswords().find((p) => p.includes("apppassword")));
   });
 
   it("exports the outputs contract: loopback endpoints of the primary and the replica", async () => {
-    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["postgres"]);
-    const outputs = parseStackOutputs({ postgres: (await resolve(program.postgres)).value });
+    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "postgres", "redis"]);
+    const outputs = parseStackOutputs({ postgres: (await resolve(program.postgres)).value, redis: (await resolve(program.redis)).value, fds: (await resolve(program.fds)).value });
     const { password, ...plain } = outputs.postgres;
     assert.deepEqual(plain, { primary: { host: "127.0.0.1", port: 15432 }, replicas: [{ host: "127.0.0.1", port: 15433 }], database: "shopfds", user: "shopfds" });
-    assert.match(password, /^mock-password-shopfds-dev-pg-app-password/);
+    assert.match(password, /^mockPasswordshopfdsdevpgapppassword/);
+  });
+});
+
+describe("dev stack on Docker: the Redis Cluster", () => {
+  const nodes = [0, 1, 2, 3, 4, 5].map((i) => `shopfds-dev-redis-node-${i}`);
+
+  it("declares 6 node containers with a volume each, and one creation container", () => {
+    assert.deepEqual(h.ofType(CONTAINER).map((r) => r.name).filter((n) => n.includes("-redis-")).sort(), [...nodes, "shopfds-dev-redis-create"].sort());
+    assert.deepEqual(h.ofType("docker:index/volume:Volume").map((r) => r.name).filter((n) => n.includes("-redis-")).sort(), nodes.map((n) => `${n}-data`));
+  });
+
+  it("runs each node from the rendered redis.conf, announcing its container name, on its own loopback port", () => {
+    nodes.forEach((name, i) => {
+      const node = h.named(CONTAINER, name).inputs;
+      assert.deepEqual(node.entrypoints, ["sh", "-c", 'exec redis-server /etc/redis/redis.conf --cluster-announce-hostname "$(hostname -f)"']);
+      assert.equal(node.hostname, name, "the announced name is the container name");
+      assert.deepEqual(node.ports, [{ internal: 6379, external: 16379 + i, ip: "127.0.0.1" }], "the bus port stays inside the network");
+      assert.equal(node.user, "999:999");
+      assert.equal(node.memory, 256);
+      assert.equal(node.restart, "unless-stopped");
+      assert.deepEqual(node.healthcheck.tests, ["CMD", "sh", "-c", 'REDISCLI_AUTH="$(cat /run/secrets/redis-password)" redis-cli -p 6379 ping | grep -q PONG']);
+      assert.equal(
+        upload(h.named(CONTAINER, name), REDIS_PATHS.config),
+        renderRedisConf({ port: 6379, clusterPort: 16379, nodeTimeoutMs: 2000, dataDir: "/data", maxMemory: "128mb", authIncludeFile: REDIS_PATHS.authInclude, announceHostnames: true }),
+      );
+    });
+  });
+
+  it("forms the cluster with a one-shot container running the rendered script against the nodes' names", () => {
+    const create = h.named(CONTAINER, "shopfds-dev-redis-create").inputs;
+    assert.deepEqual(create.entrypoints, ["sh", REDIS_PATHS.createScript]);
+    assert.equal(create.restart, "no");
+    assert.equal(create.attach, true, "Pulumi waits for it to finish");
+    assert.equal(create.mustRun, false);
+    assert.equal(
+      upload(h.named(CONTAINER, "shopfds-dev-redis-create"), REDIS_PATHS.createScript),
+      renderClusterCreateScript({ nodes: nodes.map((host) => ({ host, port: 6379 })), replicasPerMaster: 1, passwordFile: REDIS_PATHS.password, waitSeconds: 120 }),
+    );
+  });
+
+  it("keeps the Redis password secret and out of every plain input", async () => {
+    assert.deepEqual(h.leaks(), []);
+    for (const name of [...nodes, "shopfds-dev-redis-create"]) assert.deepEqual(plainStrings(h.named(CONTAINER, name).rawInputs.uploads), [], name);
+    const password = await resolve(program.redis.password);
+    assert.equal(password.secret, true);
+    assert.equal(password.value, h.generatedPasswords().find((p) => p.includes("redispassword")));
+  });
+
+  it("exports loopback endpoints and a NAT map from the announced names", async () => {
+    const { redis, fds } = parseStackOutputs({ postgres: (await resolve(program.postgres)).value, redis: (await resolve(program.redis)).value, fds: (await resolve(program.fds)).value });
+    assert.deepEqual(redis.nodes, [0, 1, 2, 3, 4, 5].map((i) => ({ host: "127.0.0.1", port: 16379 + i })));
+    assert.deepEqual(redis.natMap, Object.fromEntries(nodes.map((n, i) => [`${n}:6379`, { host: "127.0.0.1", port: 16379 + i }])));
+    assert.equal(fds.cardHashKeys.length, 1);
+    assert.equal(fds.cardHashKeys[0]!.version, 1);
+    assert.equal((await resolve(program.fds)).secret, true, "the card-hash keys are secret");
   });
 });

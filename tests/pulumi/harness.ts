@@ -46,7 +46,7 @@ export function plainStrings(raw: any): string[] {
 /** What each known resource type computes beyond its inputs. */
 const COMPUTED: Record<string, (name: string, inputs: Record<string, any>) => Record<string, unknown>> = {
   // The real provider marks `result` secret (additionalSecretOutputs, which mocks ignore): emulate it.
-  "random:index/randomPassword:RandomPassword": (name, inputs) => ({ result: pulumi.secret(mockPassword(name, inputs.length)) }),
+  "random:index/randomPassword:RandomPassword": (name, inputs) => ({ result: pulumi.secret(mockPassword(name, inputs)) }),
   "docker:index/network:Network": (name, inputs) => ({ name: inputs.name ?? name }),
   "docker:index/volume:Volume": (name, inputs) => ({ name: inputs.name ?? name }),
   "docker:index/remoteImage:RemoteImage": (_name, inputs) => ({ imageId: `sha256:mock-${inputs.name}`, repoDigest: `${inputs.name}@sha256:mock` }),
@@ -57,9 +57,17 @@ const COMPUTED: Record<string, (name: string, inputs: Record<string, any>) => Re
   "kubernetes:core/v1:Service": k8sNamed,
   "kubernetes:apps/v1:StatefulSet": k8sNamed,
   "kubernetes:policy/v1:PodDisruptionBudget": k8sNamed,
+  "kubernetes:batch/v1:Job": k8sNamed,
 };
 
-const mockPassword = (name: string, length = 16) => `mock-password-${name}`.padEnd(length, "x");
+/**
+ * A recognisable stand-in for a generated password, honouring what the real provider would: with
+ * `special: false` only letters and digits (renderers rely on that), padded to `length`.
+ */
+const mockPassword = (name: string, inputs: { length?: number; special?: boolean }) => {
+  const base = inputs.special === false ? `mockPassword${name.replace(/[^A-Za-z0-9]/g, "")}` : `mock-password-${name}`;
+  return base.padEnd(inputs.length ?? 16, "x");
+};
 
 function k8sNamed(name: string, inputs: Record<string, any>): Record<string, unknown> {
   // Kubernetes auto-names with a random suffix when metadata.name is absent.
@@ -112,7 +120,7 @@ export class MockHarness {
 
   /** The values the mocked random provider generated: none may appear outside a secret. */
   generatedPasswords(): string[] {
-    return this.ofType("random:index/randomPassword:RandomPassword").map((r) => mockPassword(r.name, r.inputs.length));
+    return this.ofType("random:index/randomPassword:RandomPassword").map((r) => mockPassword(r.name, r.inputs));
   }
 
   /** Names of resources whose non-secret inputs contain a generated password. */

@@ -4,6 +4,8 @@ import { before, describe, it } from "node:test";
 import { POSTGRES_PATHS } from "../../components/postgres/PostgresReplicatedPair";
 import { renderReplicaBootstrap } from "../../components/postgres/render";
 import { fileKey } from "../../components/platform/kubernetes";
+import { REDIS_PATHS } from "../../components/redis/RedisCluster";
+import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { MockHarness, plainStrings, resolve } from "./harness";
 
@@ -19,7 +21,7 @@ before(async () => {
 
 describe("prod stack on Kubernetes", () => {
   it("declares the namespace and, per member set, a StatefulSet, headless Service, ConfigMap, Secret and PodDisruptionBudget", () => {
-    const names = (t: string) => h.ofType(t).map((r) => r.name).sort();
+    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !n.startsWith("shopfds-prod-redis-")).sort();
     assert.deepEqual(names("kubernetes:core/v1:Namespace"), [NS]);
     assert.deepEqual(names(STS), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica"]);
     assert.deepEqual(names(SVC), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica", "shopfds-prod-pg-ro", "shopfds-prod-pg-rw"]);
@@ -85,7 +87,7 @@ describe("prod stack on Kubernetes", () => {
   });
 
   it("exports cluster DNS endpoints in the outputs contract's shape", async () => {
-    const { password, ...plain } = parseStackOutputs({ postgres: (await resolve(program.postgres)).value }).postgres;
+    const { password, ...plain } = parseStackOutputs({ postgres: (await resolve(program.postgres)).value, redis: (await resolve(program.redis)).value, fds: (await resolve(program.fds)).value }).postgres;
     assert.deepEqual(plain, {
       primary: { host: `shopfds-prod-pg-rw.${NS}.svc.cluster.local`, port: 5432 },
       replicas: [0, 1].map((i) => ({ host: `shopfds-prod-pg-replica-${i}.shopfds-prod-pg-replica.${NS}.svc.cluster.local`, port: 5432 })),
@@ -93,5 +95,60 @@ describe("prod stack on Kubernetes", () => {
       user: "shopfds",
     });
     assert.ok(password.length >= 32);
+  });
+});
+
+describe("prod stack on Kubernetes: the Redis Cluster", () => {
+  const NODE = "shopfds-prod-redis-node";
+  const dns = (i: number) => `${NODE}-${i}.${NODE}.${NS}.svc.cluster.local`;
+
+  it("runs 6 nodes in one StatefulSet behind a headless Service, with claims, a PDB and its files split by secrecy", () => {
+    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => n.startsWith("shopfds-prod-redis-")).sort();
+    assert.deepEqual(names(STS), [NODE]);
+    assert.deepEqual(names(SVC), [NODE]);
+    assert.deepEqual(names("kubernetes:core/v1:ConfigMap"), ["shopfds-prod-redis-create-config", `${NODE}-config`]);
+    assert.deepEqual(names("kubernetes:core/v1:Secret"), ["shopfds-prod-redis-create-secrets", `${NODE}-secrets`]);
+    assert.deepEqual(names("kubernetes:policy/v1:PodDisruptionBudget"), [NODE]);
+    const sts = h.named(STS, NODE).inputs;
+    assert.equal(sts.spec.replicas, 6);
+    assert.equal(h.named(SVC, NODE).inputs.spec.clusterIP, "None");
+    assert.deepEqual(sts.spec.volumeClaimTemplates[0].spec.resources.requests, { storage: "10Gi" });
+  });
+
+  it("spreads the nodes over hosts (anti-affinity), exposes client and bus ports, and announces the pod's DNS name", () => {
+    const pod = h.named(STS, NODE).inputs.spec.template.spec;
+    assert.deepEqual(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm, {
+      topologyKey: "kubernetes.io/hostname",
+      labelSelector: { matchLabels: { "app.kubernetes.io/instance": "shopfds-prod-redis" } },
+    });
+    const c = pod.containers[0];
+    assert.deepEqual(c.ports, [{ name: "redis", containerPort: 6379 }, { name: "bus", containerPort: 16379 }]);
+    assert.deepEqual(c.command, ["sh", "-c", 'exec redis-server /etc/redis/redis.conf --cluster-announce-hostname "$(hostname -f)"']);
+    assert.deepEqual(c.resources, { requests: { cpu: "500m", memory: "3Gi" }, limits: { cpu: "1", memory: "3Gi" } });
+    assert.deepEqual(pod.securityContext, { runAsUser: 999, runAsGroup: 999, fsGroup: 999, runAsNonRoot: true });
+    assert.equal(
+      h.named("kubernetes:core/v1:ConfigMap", `${NODE}-config`).inputs.data[fileKey(REDIS_PATHS.config)],
+      renderRedisConf({ port: 6379, clusterPort: 16379, nodeTimeoutMs: 3000, dataDir: "/data", maxMemory: "2gb", authIncludeFile: REDIS_PATHS.authInclude, announceHostnames: true }),
+    );
+  });
+
+  it("forms the cluster with a Job over the pods' stable names", () => {
+    const job = h.named("kubernetes:batch/v1:Job", "shopfds-prod-redis-create").inputs;
+    assert.equal(job.metadata.namespace, NS);
+    assert.equal(job.spec.template.spec.restartPolicy, "OnFailure");
+    assert.deepEqual(job.spec.template.spec.containers[0].command, ["sh", REDIS_PATHS.createScript]);
+    assert.equal(
+      h.named("kubernetes:core/v1:ConfigMap", "shopfds-prod-redis-create-config").inputs.data[fileKey(REDIS_PATHS.createScript)],
+      renderClusterCreateScript({ nodes: [0, 1, 2, 3, 4, 5].map((i) => ({ host: dns(i), port: 6379 })), replicasPerMaster: 1, passwordFile: REDIS_PATHS.password, waitSeconds: 120 }),
+    );
+  });
+
+  it("keeps the password in Secrets only and exports DNS endpoints, no NAT map", async () => {
+    assert.deepEqual(h.leaks(), []);
+    for (const name of [`${NODE}-secrets`, "shopfds-prod-redis-create-secrets"]) assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", name).rawInputs.stringData), [], name);
+    const { redis } = parseStackOutputs({ postgres: (await resolve(program.postgres)).value, redis: (await resolve(program.redis)).value, fds: (await resolve(program.fds)).value });
+    assert.deepEqual(redis.nodes, [0, 1, 2, 3, 4, 5].map((i) => ({ host: dns(i), port: 6379 })));
+    assert.equal(redis.natMap, undefined);
+    assert.equal((await resolve(program.redis.password)).secret, true);
   });
 });

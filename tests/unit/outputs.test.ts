@@ -14,15 +14,24 @@ const valid = {
     user: "shopfds",
     password: "s3cret-value",
   },
+  redis: {
+    nodes: Array.from({ length: 6 }, (_, i) => ({ host: "127.0.0.1", port: 15401 + i })),
+    password: "redis-s3cret",
+  },
+  fds: { cardHashKeys: [{ version: 1, key: "ab".repeat(32) }] },
 };
 
 describe("stack-outputs contract", () => {
-  it("accepts the PostgreSQL endpoints and credentials", () => {
+  it("accepts the PostgreSQL, Redis and FDS outputs", () => {
     assert.deepEqual(parseStackOutputs(valid), valid);
   });
 
   it("names each broken output and never echoes a value (outputs hold passwords)", () => {
-    const broken = { postgres: { ...valid.postgres, primary: { host: "", port: 0 }, replicas: [], password: "" } };
+    const broken = {
+      postgres: { ...valid.postgres, primary: { host: "", port: 0 }, replicas: [], password: "" },
+      redis: { nodes: valid.redis.nodes.slice(0, 3), password: "" },
+      fds: { cardHashKeys: [{ version: 0, key: "not-hex" }] },
+    };
     assert.throws(
       () => parseStackOutputs(broken, "test outputs"),
       (e: unknown) => {
@@ -35,17 +44,22 @@ describe("stack-outputs contract", () => {
             "  - postgres.primary.port: must be at least 1",
             "  - postgres.replicas: must list at least one replica (FR-001)",
             "  - postgres.password: must not be empty",
+            "  - redis.nodes: must list the 6 nodes of the cluster (3 masters, 3 replicas)",
+            "  - redis.password: must not be empty",
+            "  - fds.cardHashKeys.0.version: must be at least 1",
+            "  - fds.cardHashKeys.0.key: must be 64 hex digits (a 256-bit key)",
           ].join("\n"),
         );
         return true;
       },
     );
-    assert.throws(() => parseStackOutputs({ postgres: { ...valid.postgres, port: 1, password: 42 } }), (e: unknown) => !String((e as Error).message).includes("42"));
+    assert.throws(() => parseStackOutputs({ ...valid, postgres: { ...valid.postgres, port: 1, password: 42 } }), (e: unknown) => !String((e as Error).message).includes("42"));
+    assert.throws(() => parseStackOutputs({ ...valid, fds: { cardHashKeys: [{ version: 1, key: "zz-secret-key" }] } }), (e: unknown) => !String((e as Error).message).includes("zz-secret-key"));
   });
 
   it("reads JSON from SHOPFDS_STACK_OUTPUTS before a file named by SHOPFDS_OUTPUTS_FILE", async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), "outputs-")), "outputs.json");
-    writeFileSync(file, JSON.stringify({ postgres: { ...valid.postgres, database: "from_file" } }));
+    writeFileSync(file, JSON.stringify({ ...valid, postgres: { ...valid.postgres, database: "from_file" } }));
     assert.equal((await loadStackOutputs(undefined, { SHOPFDS_OUTPUTS_FILE: file })).postgres.database, "from_file");
     assert.equal((await loadStackOutputs(undefined, { SHOPFDS_OUTPUTS_FILE: file, SHOPFDS_STACK_OUTPUTS: JSON.stringify(valid) })).postgres.database, "shopfds");
   });

@@ -1,0 +1,123 @@
+/**
+ * A 6-node Redis Cluster (3 masters, 3 replicas) on whichever platform the stack targets: password
+ * auth from @pulumi/random, an explicit cluster bus port, nodes that announce stable host names (so a
+ * new container or pod IP does not strand clients), and a one-shot job that forms the cluster once the
+ * nodes are up and does nothing on later runs.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { DeployedService, Endpoint, Platform, ServiceSpec } from "../platform/types";
+import { renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "./render";
+
+/** Paths inside the redis image. */
+export const REDIS_PATHS = {
+  config: "/etc/redis/redis.conf",
+  createScript: "/etc/redis/cluster-create.sh",
+  authInclude: "/run/secrets/redis-auth.conf",
+  password: "/run/secrets/redis-password",
+  data: "/data",
+} as const;
+
+export const REDIS_PORT = 6379;
+export const REDIS_BUS_PORT = 16379;
+export const REDIS_NODE_COUNT = 6;
+/** The redis image's `redis` user. */
+const REDIS_UID = 999;
+
+export interface RedisClusterArgs {
+  /** Where the nodes run. */
+  readonly platform: Platform;
+  /** Image with Redis ≥ 7.0 (announced host names), redis-cli and getent, e.g. `redis:7.0-bookworm`. */
+  readonly image: string;
+  /** maxmemory of each node, e.g. `256mb` (policy noeviction). */
+  readonly maxMemory: string;
+  /** cluster-node-timeout in ms; failover takes about 1.7 × it + 0.7 s. */
+  readonly nodeTimeoutMs: number;
+  /** Size of each node's data volume (AOF, nodes.conf), e.g. `1Gi`. */
+  readonly storageSize: string;
+  /** CPU and memory requested by each node. */
+  readonly resources: { readonly cpu: string; readonly memory: string };
+  /** Docker only: node `i` is published on 127.0.0.1:`hostPort + i`. */
+  readonly hostPort?: number;
+}
+
+export class RedisCluster extends pulumi.ComponentResource {
+  /** Where callers of the stack reach each node. */
+  declare readonly nodes: Endpoint[];
+  declare readonly password: pulumi.Output<string>;
+  /** Announced `host:port` → reachable endpoint, when the nodes announce names callers cannot resolve. */
+  declare readonly natMap: Record<string, Endpoint> | undefined;
+  /** The cluster-creation job; workloads that use Redis depend on it. */
+  declare readonly ready: pulumi.Resource;
+
+  constructor(name: string, args: RedisClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("shopfds:cache:RedisCluster", name, {}, opts);
+    const password = new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent: this, additionalSecretOutputs: ["result"] }).result;
+
+    const conf = renderRedisConf({
+      port: REDIS_PORT,
+      clusterPort: REDIS_BUS_PORT,
+      nodeTimeoutMs: args.nodeTimeoutMs,
+      dataDir: REDIS_PATHS.data,
+      maxMemory: args.maxMemory,
+      authIncludeFile: REDIS_PATHS.authInclude,
+      announceHostnames: true,
+    });
+    const secretFiles = [
+      { path: REDIS_PATHS.authInclude, content: pulumi.secret(password.apply(renderRedisAuthInclude)) },
+      { path: REDIS_PATHS.password, content: password },
+    ];
+    const spec: ServiceSpec = {
+      name: `${name}-node`,
+      role: "node",
+      instance: name,
+      image: args.image,
+      // Each node announces its own stable name: the container name on Docker, the pod's DNS name
+      // (`<pod>.<headless service>.<namespace>.svc.cluster.local`) on Kubernetes.
+      entrypoint: ["sh", "-c", `exec redis-server ${REDIS_PATHS.config} --cluster-announce-hostname "$(hostname -f)"`],
+      configFiles: [{ path: REDIS_PATHS.config, content: conf }],
+      secretFiles,
+      ports: [
+        { name: "redis", port: REDIS_PORT, hostPort: args.hostPort },
+        { name: "bus", port: REDIS_BUS_PORT },
+      ],
+      volumes: [{ name: "data", mountPath: REDIS_PATHS.data, size: args.storageSize }],
+      healthCheck: {
+        command: ["sh", "-c", `REDISCLI_AUTH="$(cat ${REDIS_PATHS.password})" redis-cli -p ${REDIS_PORT} ping | grep -q PONG`],
+        intervalSeconds: 5,
+        timeoutSeconds: 3,
+        retries: 3,
+        startPeriodSeconds: 10,
+      },
+      resources: args.resources,
+      replicas: REDIS_NODE_COUNT,
+      runAs: { uid: REDIS_UID, gid: REDIS_UID },
+    };
+    const nodes: DeployedService = args.platform.deploy(spec, this);
+    const internal = Array.from({ length: REDIS_NODE_COUNT }, (_, i) => ({ host: nodes.internalHost(i), port: REDIS_PORT }));
+
+    this.ready = args.platform.runOnce(
+      {
+        name: `${name}-create`,
+        role: "cluster-create",
+        instance: name,
+        image: args.image,
+        command: ["sh", REDIS_PATHS.createScript],
+        configFiles: [
+          { path: REDIS_PATHS.createScript, content: renderClusterCreateScript({ nodes: internal, replicasPerMaster: 1, passwordFile: REDIS_PATHS.password, waitSeconds: 120 }), executable: true },
+        ],
+        secretFiles: [{ path: REDIS_PATHS.password, content: password }],
+        resources: { cpu: "50m", memory: "64Mi" },
+        runAs: { uid: REDIS_UID, gid: REDIS_UID },
+        dependsOn: [nodes],
+      },
+      this,
+    );
+
+    this.nodes = nodes.instanceEndpoints("redis");
+    this.password = password;
+    const reachable = this.nodes.some((n, i) => n.host !== internal[i]!.host || n.port !== internal[i]!.port);
+    this.natMap = reachable ? Object.fromEntries(internal.map((n, i) => [`${n.host}:${n.port}`, this.nodes[i]!])) : undefined;
+    this.registerOutputs({ nodes: this.nodes, password: this.password, natMap: this.natMap });
+  }
+}

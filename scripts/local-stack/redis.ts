@@ -1,0 +1,137 @@
+/**
+ * The local stack's Redis Cluster: six real redis-server processes on loopback (three masters, three
+ * replicas), configured by the same renderer the Docker and Kubernetes backends ship, and formed by the
+ * same rendered creation script.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "../../components/redis/render";
+import type { RedisOutputs } from "../../runtime/outputs";
+import { isAlive, run, stopPid, waitFor } from "./process";
+
+export interface LocalRedisOptions {
+  /** Directory holding every node's data, config, log and the password. */
+  readonly dir: string;
+  /** Node `i` (0–5) listens on `firstPort + i`. */
+  readonly firstPort: number;
+  /** Node `i`'s cluster bus listens on `firstBusPort + i` (set explicitly, see MACHINE-NOTES). */
+  readonly firstBusPort: number;
+  /** @default 2000 */
+  readonly nodeTimeoutMs?: number;
+}
+
+export const REDIS_NODES = 6;
+const HOST = "127.0.0.1";
+type Log = (message: string) => void;
+
+const nodeDir = (o: LocalRedisOptions, i: number) => path.join(o.dir, `node-${i}`);
+const pidFile = (o: LocalRedisOptions, i: number) => path.join(nodeDir(o, i), "redis.pid");
+const passwordFile = (o: LocalRedisOptions) => path.join(o.dir, "secrets", "redis-password");
+const authInclude = (o: LocalRedisOptions) => path.join(o.dir, "secrets", "redis-auth.conf");
+export const redisNodePort = (o: LocalRedisOptions, i: number) => o.firstPort + i;
+
+export function readRedisPassword(o: LocalRedisOptions): string {
+  return readFileSync(passwordFile(o), "utf8").trim();
+}
+
+function ensureConfig(o: LocalRedisOptions): void {
+  mkdirSync(path.join(o.dir, "secrets"), { recursive: true, mode: 0o700 });
+  if (!existsSync(passwordFile(o))) writeFileSync(passwordFile(o), randomBytes(24).toString("hex"), { mode: 0o600 });
+  writeFileSync(authInclude(o), renderRedisAuthInclude(readRedisPassword(o)), { mode: 0o600 });
+  for (let i = 0; i < REDIS_NODES; i++) {
+    mkdirSync(nodeDir(o, i), { recursive: true });
+    writeFileSync(
+      path.join(nodeDir(o, i), "redis.conf"),
+      renderRedisConf({
+        port: redisNodePort(o, i),
+        clusterPort: o.firstBusPort + i,
+        nodeTimeoutMs: o.nodeTimeoutMs ?? 2000,
+        dataDir: nodeDir(o, i),
+        maxMemory: "64mb",
+        authIncludeFile: authInclude(o),
+        announceHostnames: false,
+      }),
+    );
+  }
+}
+
+/** A node's PID, if its pid file names a live process. */
+export function redisNodePid(o: LocalRedisOptions, i: number): number | undefined {
+  if (!existsSync(pidFile(o, i))) return undefined;
+  const pid = Number(readFileSync(pidFile(o, i), "utf8").trim());
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+}
+
+/** Starts node `i` (no-op if it runs) and waits until it answers. */
+export async function startRedisNode(o: LocalRedisOptions, i: number): Promise<number> {
+  const running = redisNodePid(o, i);
+  if (running) return running;
+  const dir = nodeDir(o, i);
+  // Loopback only, daemonized with a pid file: the local stack's additions to the shared redis.conf.
+  await run("redis-server", [path.join(dir, "redis.conf"), "--bind", HOST, "--daemonize", "yes", "--pidfile", pidFile(o, i), "--logfile", path.join(dir, "redis.log")], { cwd: dir });
+  return waitFor(`redis node ${i} on ${HOST}:${redisNodePort(o, i)}`, 10_000, async () => {
+    const pid = redisNodePid(o, i);
+    if (!pid) return undefined;
+    const pong = await run("redis-cli", ["-h", HOST, "-p", String(redisNodePort(o, i)), "ping"], { env: { REDISCLI_AUTH: readRedisPassword(o) } });
+    return pong.trim() === "PONG" ? pid : undefined;
+  });
+}
+
+/** Stops node `i` by its PID: SIGTERM (Redis flushes its AOF and exits), or SIGKILL for fault tests. */
+export async function stopRedisNode(o: LocalRedisOptions, i: number, signal: NodeJS.Signals = "SIGTERM"): Promise<boolean> {
+  const pid = redisNodePid(o, i);
+  if (!pid) return false;
+  await stopPid(pid, signal);
+  return true;
+}
+
+/** `cluster info` of node `i` as a map. */
+export async function clusterInfo(o: LocalRedisOptions, i: number): Promise<Record<string, string>> {
+  const out = await run("redis-cli", ["-h", HOST, "-p", String(redisNodePort(o, i)), "cluster", "info"], { env: { REDISCLI_AUTH: readRedisPassword(o) } });
+  return Object.fromEntries(
+    out
+      .split(/\r?\n/)
+      .filter((l) => l.includes(":"))
+      .map((l) => l.split(":", 2) as [string, string]),
+  );
+}
+
+/** Starts the six nodes and forms the cluster with the rendered creation script (idempotent). */
+export async function startRedis(o: LocalRedisOptions, log: Log = () => {}): Promise<RedisOutputs> {
+  ensureConfig(o);
+  log(`redis cluster nodes on ${HOST}:${redisNodePort(o, 0)}-${redisNodePort(o, REDIS_NODES - 1)}`);
+  await Promise.all(Array.from({ length: REDIS_NODES }, (_, i) => startRedisNode(o, i)));
+  const script = path.join(o.dir, "cluster-create.sh");
+  writeFileSync(
+    script,
+    renderClusterCreateScript({
+      nodes: Array.from({ length: REDIS_NODES }, (_, i) => ({ host: HOST, port: redisNodePort(o, i) })),
+      replicasPerMaster: 1,
+      passwordFile: passwordFile(o),
+      waitSeconds: 30,
+    }),
+    { mode: 0o755 },
+  );
+  // redis-cli colours its report even into a pipe; the last line is the script's own summary.
+  log((await run("sh", [script])).replace(/\x1b\[[0-9;]*m/g, "").trim().split("\n").pop() ?? "");
+  return redisOutputs(o);
+}
+
+export function redisOutputs(o: LocalRedisOptions): RedisOutputs {
+  return { nodes: Array.from({ length: REDIS_NODES }, (_, i) => ({ host: HOST, port: redisNodePort(o, i) })), password: readRedisPassword(o) };
+}
+
+export async function stopRedis(o: LocalRedisOptions): Promise<string[]> {
+  const stopped: string[] = [];
+  await Promise.all(
+    Array.from({ length: REDIS_NODES }, async (_, i) => {
+      if (await stopRedisNode(o, i)) stopped.push(`node-${i}`);
+    }),
+  );
+  return stopped.sort();
+}
+
+export function redisStatus(o: LocalRedisOptions): { name: string; port: number; pid?: number }[] {
+  return Array.from({ length: REDIS_NODES }, (_, i) => ({ name: `node-${i}`, port: redisNodePort(o, i), pid: redisNodePid(o, i) }));
+}

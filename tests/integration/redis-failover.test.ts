@@ -1,0 +1,168 @@
+/**
+ * Layer 3: Redis Cluster faults under a running stream of blacklist checks, on a cluster of this
+ * file's own (other ports, a temporary directory; every node stopped by PID afterwards, pass or fail).
+ * - SIGKILL of one master: its replica takes over within the failover window (printed); no check
+ *   answers "not listed" for a listed value meanwhile (they fall back to PostgreSQL), no entry is lost.
+ * - SIGKILL of two masters (majority lost, CLUSTERDOWN): checks fall back to PostgreSQL and still block.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Cluster } from "ioredis";
+import { Database } from "../../runtime/db/router";
+import { Blacklist } from "../../runtime/fds/blacklist";
+import { loadStackOutputs, type RedisOutputs, type StackOutputs } from "../../runtime/outputs";
+import { connectRedisCluster } from "../../runtime/redis/client";
+import { clusterInfo, type LocalRedisOptions, REDIS_NODES, redisNodePort, startRedis, stopRedis, stopRedisNode } from "../../scripts/local-stack/redis";
+import { createMigratedDatabase, sleep, until } from "../support/databases";
+
+const dir = mkdtempSync(path.join(tmpdir(), "shopfds-redis-failover-"));
+const local: LocalRedisOptions = { dir, firstPort: 36601, firstBusPort: 36611, nodeTimeoutMs: 2000 };
+const LISTED = Array.from({ length: 30 }, (_, i) => `198.18.0.${i + 1}`);
+let outputs: StackOutputs;
+let redisOutputs: RedisOutputs;
+let redis: Cluster;
+let db: Database;
+let blacklist: Blacklist;
+let dropDb: () => Promise<void> = async () => undefined;
+
+interface Answer {
+  at: number;
+  ip: string;
+  listed: boolean;
+  source: string;
+  ms: number;
+}
+
+/** Checks listed IPs back to back until `stop()`; every answer is recorded. */
+function checkLoop(): { answers: Answer[]; errors: unknown[]; stop: () => Promise<void> } {
+  const answers: Answer[] = [];
+  const errors: unknown[] = [];
+  let running = true;
+  const done = (async () => {
+    for (let i = 0; running; i++) {
+      const ip = LISTED[i % LISTED.length]!;
+      const t = performance.now();
+      try {
+        const r = await blacklist.check({ ip });
+        answers.push({ at: t, ip, listed: r.listed, source: r.source, ms: performance.now() - t });
+      } catch (e) {
+        errors.push(e);
+      }
+      await sleep(5);
+    }
+  })();
+  return {
+    answers,
+    errors,
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
+}
+
+/** Node index → is it a master now? (from CLUSTER NODES of a live node) */
+async function masters(): Promise<number[]> {
+  const nodes = redis.nodes("all");
+  for (const n of nodes) {
+    try {
+      const text = (await n.call("CLUSTER", "NODES")) as string;
+      return text
+        .trim()
+        .split("\n")
+        .filter((l) => l.split(" ")[2]!.includes("master") && !l.split(" ")[2]!.includes("fail") && l.split(" ").length > 8)
+        .map((l) => Number(l.split(" ")[1]!.split(":")[1]!.split("@")[0]) - local.firstPort);
+    } catch {
+      /* try the next node */
+    }
+  }
+  throw new Error("no live node answered CLUSTER NODES");
+}
+
+before(async () => {
+  outputs = await loadStackOutputs();
+  const created = await createMigratedDatabase(outputs, `shopfds_failover_${process.pid}`);
+  dropDb = created.drop;
+  db = await Database.connect(created.postgres);
+  redisOutputs = await startRedis(local);
+  redis = connectRedisCluster(redisOutputs);
+  blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys, checkTimeoutMs: 300 });
+  for (const ip of LISTED) await blacklist.add({ type: "ip", value: ip, reason: "failover test", source: "test" });
+});
+
+after(async () => {
+  redis?.disconnect();
+  await stopRedis(local);
+  rmSync(dir, { recursive: true, force: true });
+  await db?.close();
+  await dropDb();
+});
+
+describe("Redis Cluster faults during blacklist checks", () => {
+  it("one master SIGKILLed: failover inside 10 s, never a wrong 'not listed', no entry lost", async () => {
+    const [victim] = await masters();
+    assert.notEqual(victim, undefined);
+    const loop = checkLoop();
+    await sleep(300);
+    const killedAt = performance.now();
+    await stopRedisNode(local, victim!, "SIGKILL");
+    const survivor = (victim! + 1) % REDIS_NODES;
+    // Failed over: the victim's replica holds its slots (the victim no longer counts as a master) and
+    // the cluster is ok again.
+    const failoverMs = await until("failover", 15_000, async () => {
+      if ((await clusterInfo(local, survivor)).cluster_state !== "ok") return false;
+      const now = await masters();
+      return now.length === 3 && !now.includes(victim!);
+    });
+    // Checks are back on Redis once every listed IP has been answered by Redis again after the failover.
+    const resumedMs = await until("checks answered by Redis again", 15_000, async () => {
+      const after = loop.answers.filter((a) => a.at > killedAt + failoverMs);
+      return LISTED.every((ip) => after.some((a) => a.ip === ip && a.source === "redis"));
+    });
+    await loop.stop();
+
+    const during = loop.answers.filter((a) => a.at >= killedAt);
+    const wrong = loop.answers.filter((a) => !a.listed);
+    const fellBack = during.filter((a) => a.source === "postgres").length;
+    console.log(
+      `    failover: cluster ok ${(failoverMs / 1000).toFixed(2)} s after SIGKILL of node ${victim} (${redisNodePort(local, victim!)}); ` +
+        `checks back on Redis ${((failoverMs + resumedMs) / 1000).toFixed(2)} s after it; ${during.length} checks meanwhile, ` +
+        `${fellBack} answered by PostgreSQL, slowest ${Math.max(...during.map((a) => a.ms)).toFixed(0)} ms`,
+    );
+    assert.deepEqual(loop.errors, [], "no check failed");
+    assert.deepEqual(wrong, [], "no listed value was answered 'not listed'");
+    assert.ok(failoverMs < 10_000, `failover took ${failoverMs} ms (FR-014: under 10 s)`);
+    for (const ip of LISTED) {
+      const r = await blacklist.check({ ip });
+      assert.deepEqual([r.listed, r.source], [true, "redis"], `${ip} survived the failover in Redis`);
+    }
+  });
+
+  it("two masters SIGKILLed (majority lost): checks fall back to PostgreSQL and still block", async () => {
+    const live = await masters();
+    assert.ok(live.length >= 2, `live masters: ${live}`);
+    const [a, b, last] = live as [number, number, number];
+    const loop = checkLoop();
+    await sleep(200);
+    const killedAt = performance.now();
+    await Promise.all([stopRedisNode(local, a, "SIGKILL"), stopRedisNode(local, b, "SIGKILL")]);
+    // The last master, cut off from the majority, declares the cluster down after the node timeout.
+    const downMs = await until("CLUSTERDOWN on the last master", 15_000, async () => (await clusterInfo(local, last)).cluster_state === "fail");
+    const downAt = performance.now();
+    await sleep(1000);
+    await loop.stop();
+    const whileDown = loop.answers.filter((x) => x.at > downAt);
+    console.log(
+      `    majority lost: cluster down ${(downMs / 1000).toFixed(2)} s after killing nodes ${a} and ${b}; ${loop.answers.filter((x) => x.at >= killedAt).length} checks since, ` +
+        `${loop.answers.filter((x) => x.source === "postgres").length} answered by PostgreSQL; while down: ${whileDown.length} checks, median ${whileDown.map((x) => x.ms).sort((p, q) => p - q)[Math.floor(whileDown.length / 2)]?.toFixed(0)} ms`,
+    );
+    assert.deepEqual(loop.errors, []);
+    assert.deepEqual(loop.answers.filter((x) => !x.listed), [], "every listed IP still blocked");
+    assert.ok(whileDown.length > 0 && whileDown.every((x) => x.source === "postgres"), "while the cluster is down, PostgreSQL answers every check");
+    assert.ok(blacklist.stats().fallbacks > 0);
+    assert.match(blacklist.stats().lastFallback?.reason ?? "", /./);
+  });
+});

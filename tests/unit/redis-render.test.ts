@@ -1,0 +1,132 @@
+/** Layer 1: the Redis Cluster renderers, exactly; they feed Docker, Kubernetes and the local stack alike. */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "../../components/redis/render";
+import { InvalidSettingsError } from "../../components/validation";
+
+const conf = { port: 6379, clusterPort: 16379, nodeTimeoutMs: 2000, dataDir: "/data", maxMemory: "256mb", authIncludeFile: "/run/secrets/redis-auth.conf", announceHostnames: true };
+const nodes = Array.from({ length: 6 }, (_, i) => ({ host: `shopfds-dev-redis-${i}`, port: 6379 }));
+const create = { nodes, replicasPerMaster: 1, passwordFile: "/run/secrets/redis-password", waitSeconds: 60 };
+
+const directives = (text: string) =>
+  Object.fromEntries(
+    text
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"))
+      .map((l) => [l.split(" ")[0], l.slice(l.indexOf(" ") + 1)]),
+  );
+
+describe("renderRedisConf", () => {
+  it("renders a cluster node: explicit bus port, fast failover, no eviction, AOF, password by include", () => {
+    assert.deepEqual(directives(renderRedisConf(conf)), {
+      port: "6379",
+      "protected-mode": "no",
+      "cluster-enabled": "yes",
+      "cluster-port": "16379",
+      "cluster-config-file": "nodes.conf",
+      "cluster-node-timeout": "2000",
+      "cluster-require-full-coverage": "yes",
+      "cluster-allow-reads-when-down": "no",
+      "cluster-preferred-endpoint-type": "hostname",
+      dir: "/data",
+      appendonly: "yes",
+      appendfsync: "everysec",
+      save: '""',
+      maxmemory: "256mb",
+      "maxmemory-policy": "noeviction",
+      "repl-diskless-sync": "yes",
+      "repl-diskless-sync-delay": "0",
+      "tcp-keepalive": "60",
+      include: "/run/secrets/redis-auth.conf",
+    });
+  });
+
+  it("announces IPs when host names are off (the local stack on loopback)", () => {
+    assert.match(renderRedisConf({ ...conf, announceHostnames: false }), /^cluster-preferred-endpoint-type ip$/m);
+  });
+
+  it("never contains a password", () => {
+    assert.doesNotMatch(renderRedisConf(conf), /requirepass|masterauth/);
+  });
+
+  it("names every bad setting at once", () => {
+    assert.throws(
+      () => renderRedisConf({ ...conf, port: 0, clusterPort: 0, nodeTimeoutMs: 15000, dataDir: "data", maxMemory: "1G", authIncludeFile: "/x;rm" }),
+      (e: Error) =>
+        e instanceof InvalidSettingsError &&
+        e.message ===
+          [
+            "redis.conf: 7 invalid settings:",
+            "  - port: must be an integer from 1 to 65535 (got 0)",
+            "  - clusterPort: must be an integer from 1 to 65535 (got 0)",
+            "  - clusterPort: must differ from port (got 0)",
+            "  - nodeTimeoutMs: must be an integer from 500 to 5000 (failover takes about 1.7 × it + 0.7 s; FR-014 allows 10 s) (got 15000)",
+            '  - dataDir: must be an absolute path (got "data")',
+            '  - maxMemory: must be a Redis size such as 256mb (got "1G")',
+            '  - authIncludeFile: must be an absolute path (got "/x;rm")',
+          ].join("\n"),
+    );
+  });
+});
+
+describe("renderRedisAuthInclude", () => {
+  it("gives clients and replicas the same password", () => {
+    assert.equal(renderRedisAuthInclude("a".repeat(32)), `requirepass ${"a".repeat(32)}\nmasterauth ${"a".repeat(32)}\n`);
+  });
+  it("refuses a password that could break the file, without showing it", () => {
+    assert.throws(() => renderRedisAuthInclude("short pass\nrename-command"), { message: "redis password: must be 16 to 128 letters and digits (value not shown)" });
+  });
+});
+
+describe("renderClusterCreateScript", () => {
+  const script = renderClusterCreateScript(create);
+
+  it("is valid POSIX sh", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "redis-create-"));
+    try {
+      writeFileSync(path.join(dir, "create.sh"), script);
+      execFileSync("sh", ["-n", path.join(dir, "create.sh")]);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it("creates 3 masters with a replica each from every node, passing the password by environment", () => {
+    assert.match(script, new RegExp(`^NODES="${nodes.map((n) => `${n.host}:${n.port}`).join(" ")}"$`, "m"));
+    assert.match(script, /^EXPECTED=6$/m);
+    assert.match(script, /redis-cli --cluster create \$addresses --cluster-replicas 1 --cluster-yes/);
+    assert.match(script, /^REDISCLI_AUTH="\$\(cat '\/run\/secrets\/redis-password'\)"$/m);
+    assert.doesNotMatch(script, / -a /, "no password on a command line");
+  });
+
+  it("is idempotent: a formed cluster exits 0, a half-formed one is refused", () => {
+    assert.match(script, /cluster already formed: \$EXPECTED nodes, state ok"\n  exit 0/);
+    assert.match(script, /refusing to create over it[^\n]*\n    exit 2/);
+  });
+
+  it("names every bad input at once", () => {
+    assert.throws(
+      () => renderClusterCreateScript({ nodes: [{ host: "bad host", port: 70000 }], replicasPerMaster: 0, passwordFile: "pw", waitSeconds: 0 }),
+      (e: Error) =>
+        e instanceof InvalidSettingsError &&
+        e.message ===
+          [
+            "cluster creation: 6 invalid settings:",
+            "  - replicasPerMaster: must be an integer ≥ 1 (got 0)",
+            "  - nodes: must be a multiple of 1 and at least 3 (3 masters, each with 0 replica(s)) (got 1)",
+            '  - nodes[0].host: must be a host name or IP address (got "bad host")',
+            "  - nodes[0].port: must be an integer from 1 to 65535 (got 70000)",
+            '  - passwordFile: must be an absolute path (got "pw")',
+            "  - waitSeconds: must be a positive integer (got 0)",
+          ].join("\n"),
+    );
+  });
+
+  it("needs at least 3 masters with their replicas", () => {
+    assert.throws(() => renderClusterCreateScript({ ...create, nodes: nodes.slice(0, 4) }), /nodes: must be a multiple of 2 and at least 6 \(3 masters, each with 1 replica\(s\)\) \(got 4\)/);
+  });
+});
