@@ -10,6 +10,8 @@ import { KubernetesPlatform } from "./components/platform/kubernetes";
 import { Platform } from "./components/platform/types";
 import { PostgresReplicatedPair } from "./components/postgres/PostgresReplicatedPair";
 import { RedisCluster } from "./components/redis/RedisCluster";
+import { RabbitMq } from "./components/rabbitmq/RabbitMq";
+import { JobRunners } from "./components/jobs/JobRunners";
 import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
 import type { StackOutputs } from "./runtime/outputs";
@@ -21,6 +23,8 @@ const settings = parseStackConfig({
   postgres: config.getObject("postgres"),
   redis: config.getObject("redis"),
   fds: config.getObject("fds"),
+  rabbitmq: config.getObject("rabbitmq"),
+  jobs: config.getObject("jobs"),
 });
 
 const prefix = `shopfds-${pulumi.getStack()}`;
@@ -62,6 +66,38 @@ const cardHashKeys = Array.from({ length: settings.fds.cardHashKeyVersion }, (_,
   return { version: i + 1, key: pulumi.secret(seed.apply((s) => createHash("sha256").update(s).digest("hex"))) };
 });
 
+const mq = new RabbitMq(`${prefix}-rabbitmq`, {
+  platform,
+  image: settings.rabbitmq.image,
+  storageSize: settings.rabbitmq.storageSize,
+  resources: settings.rabbitmq.resources,
+  hostPort: settings.platform === "docker" ? settings.rabbitmq.hostPort : undefined,
+});
+
+const cardHashKeyOutputs = pulumi.all(cardHashKeys.map((k) => pulumi.all([k.version, k.key]).apply(([version, key]) => ({ version, key }))));
+
+// Workloads inside the stack read the same contract, with the addresses they see from inside.
+const insideOutputs: pulumi.Output<string> = pulumi
+  .all([db.password, cache.password, cardHashKeyOutputs, mq.internalUrl])
+  .apply(([pgPassword, redisPassword, keys, amqpUrl]) =>
+    JSON.stringify({
+      postgres: { primary: db.internal.primary, replicas: db.internal.replicas, database: db.database, user: db.user, password: pgPassword },
+      redis: { nodes: cache.internalNodes, password: redisPassword },
+      fds: { cardHashKeys: keys },
+      rabbitmq: { url: amqpUrl, managementUrl: mq.internalManagementUrl },
+    } satisfies StackOutputs),
+  );
+
+const jobs = new JobRunners(`${prefix}-jobs`, {
+  platform,
+  image: settings.jobs.image,
+  broker: mq,
+  outputsJson: pulumi.secret(insideOutputs),
+  workers: settings.jobs.workers,
+  flower: { ...settings.jobs.flower, hostPort: settings.platform === "docker" ? settings.jobs.flower.hostPort : undefined },
+  dependsOn: [...db.services, cache.service],
+});
+
 /** Typed against the contract, so the program cannot export a shape the runtime would reject. */
 type Exported<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
@@ -80,5 +116,13 @@ export const redis: Exported<StackOutputs["redis"]> = {
 };
 
 export const fds: Exported<StackOutputs["fds"]> = {
-  cardHashKeys: pulumi.secret(pulumi.all(cardHashKeys.map((k) => pulumi.all([k.version, k.key]).apply(([version, key]) => ({ version, key }))))),
+  cardHashKeys: pulumi.secret(cardHashKeyOutputs),
 };
+
+export const rabbitmq: Exported<StackOutputs["rabbitmq"]> = {
+  url: mq.url,
+  managementUrl: mq.managementUrl,
+};
+
+/** Not part of the services' contract: where people open Flower (undefined when it is off). */
+export const flower = jobs.flower ? { url: jobs.flower.url, user: jobs.flower.user, password: pulumi.secret(jobs.flower.password) } : undefined;

@@ -51,6 +51,41 @@ export const redisConfigSchema = z
   })
   .strict();
 
+export const rabbitMqConfigSchema = z
+  .object({
+    image: z.string().min(1).default("rabbitmq:3.10-management"),
+    storageSize: k8sQuantity.default("8Gi"),
+    resources: resourcesSchema.default({ cpu: "250m", memory: "512Mi" }),
+    /** Docker only: AMQP on 127.0.0.1:hostPort, the management UI on hostPort + 1. */
+    hostPort: port.default(15680),
+  })
+  .strict();
+
+export const jobsConfigSchema = z
+  .object({
+    /** The ShopFDS service image (runtime, workers, scheduler); built by the service's pipeline. */
+    image: z.string().min(1).default("ghcr.io/shopfds/shopfds-service:latest"),
+    workers: z
+      .object({
+        replicas: z.number().int("must be an integer").min(2, "must be at least 2 (FR-015)").max(50).default(2),
+        concurrency: z.number().int("must be an integer").min(4, "must be at least 4 (FR-015)").max(64).default(4),
+        resources: resourcesSchema.default({ cpu: "250m", memory: "256Mi" }),
+      })
+      .strict()
+      .default({ replicas: 2, concurrency: 4, resources: { cpu: "250m", memory: "256Mi" } }),
+    flower: z
+      .object({
+        /** Flower is optional; its outputs are undefined when off. */
+        enabled: z.boolean().default(true),
+        image: z.string().min(1).default("mher/flower:2.0.1"),
+        /** Docker only: the UI on 127.0.0.1:hostPort. */
+        hostPort: port.default(15555),
+      })
+      .strict()
+      .default({ enabled: true, image: "mher/flower:2.0.1", hostPort: 15555 }),
+  })
+  .strict();
+
 export const fdsConfigSchema = z
   .object({
     /**
@@ -74,6 +109,8 @@ export const stackConfigSchema = z
     postgres: postgresConfigSchema.default(postgresConfigSchema.parse({})),
     redis: redisConfigSchema.default(redisConfigSchema.parse({})),
     fds: fdsConfigSchema.default(fdsConfigSchema.parse({})),
+    rabbitmq: rabbitMqConfigSchema.default(rabbitMqConfigSchema.parse({})),
+    jobs: jobsConfigSchema.default(jobsConfigSchema.parse({})),
   })
   .strict()
   .superRefine((cfg, ctx) => {

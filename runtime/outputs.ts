@@ -57,16 +57,27 @@ export const fdsOutputsSchema = z
   })
   .strict();
 
+export const rabbitMqOutputsSchema = z
+  .object({
+    /** The AMQP URL with the application user's credentials and the vhost (a secret). */
+    url: z.string().regex(/^amqps?:\/\/[^:/@]+:[^@]+@[^/]+\/[^/]+$/, "must be amqp://user:password@host:port/vhost"),
+    /** The management UI and HTTP API (queue lengths for Flower and the alerts). */
+    managementUrl: z.string().url("must be an http(s) URL"),
+  })
+  .strict();
+
 export const stackOutputsSchema = z.object({
   postgres: postgresOutputsSchema,
   redis: redisOutputsSchema,
   fds: fdsOutputsSchema,
+  rabbitmq: rabbitMqOutputsSchema,
 });
 
 export type Endpoint = z.infer<typeof endpointSchema>;
 export type PostgresOutputs = z.infer<typeof postgresOutputsSchema>;
 export type RedisOutputs = z.infer<typeof redisOutputsSchema>;
 export type FdsOutputs = z.infer<typeof fdsOutputsSchema>;
+export type RabbitMqOutputs = z.infer<typeof rabbitMqOutputsSchema>;
 export type StackOutputs = z.infer<typeof stackOutputsSchema>;
 
 /** Environment variable holding the outputs as JSON. */

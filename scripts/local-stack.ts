@@ -18,13 +18,14 @@ async function main(argv: string[]): Promise<number> {
     case "start": {
       const { outputs, timings } = await startStack(p, log);
       const pg = outputs.postgres;
-      log(`up in ${((performance.now() - started) / 1000).toFixed(1)} s (postgres ${(timings.postgres / 1000).toFixed(1)} s, redis ${(timings.redis / 1000).toFixed(1)} s, side by side)`);
+      log(`up in ${((performance.now() - started) / 1000).toFixed(1)} s (postgres ${(timings.postgres / 1000).toFixed(1)} s, redis ${(timings.redis / 1000).toFixed(1)} s, rabbitmq ${(timings.rabbitmq / 1000).toFixed(1)} s, side by side)`);
       console.log(
         [
           `ShopFDS local stack "${p.name}" is up (data in ${p.dir}):`,
           `  PostgreSQL primary   postgres://${pg.user}@${pg.primary.host}:${pg.primary.port}/${pg.database}`,
           ...pg.replicas.map((r, n) => `  PostgreSQL replica ${n + 1} postgres://${pg.user}@${r.host}:${r.port}/${pg.database} (read-only, streaming)`),
           `  Redis Cluster        ${outputs.redis.nodes.map((n) => `${n.host}:${n.port}`).join(" ")} (3 masters + 3 replicas, password in the outputs)`,
+          `  RabbitMQ             ${outputs.rabbitmq.url.replace(/:[^:@/]+@/, ":***@")} (management ${outputs.rabbitmq.managementUrl})`,
           `  Outputs (with the password): ${outputsFile(p)}  — or \`make outputs\``,
           `  Services find it with SHOPFDS_OUTPUTS_FILE=${outputsFile(p)}`,
         ].join("\n"),
@@ -49,7 +50,8 @@ async function main(argv: string[]): Promise<number> {
       }
       for (const m of status.postgres) console.log(`postgres ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
       for (const m of status.redis) console.log(`redis    ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
-      return [...status.postgres, ...status.redis].every((m) => m.pid) ? 0 : 3;
+      for (const m of status.rabbitmq) console.log(`rabbitmq ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
+      return [...status.postgres, ...status.redis, ...status.rabbitmq].every((m) => m.pid) ? 0 : 3;
     }
     case "outputs": {
       if (!existsSync(outputsFile(p))) {

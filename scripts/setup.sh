@@ -11,14 +11,18 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 command -v node >/dev/null || die "Node.js ≥ 20 is required (apt-get install nodejs npm, or your usual Node install)"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || die "Node.js ≥ 20 is required (found $(node --version))"
 
-# 2. Debian packages: the PostgreSQL ≥ 15 server binaries and redis-server/redis-cli (≥ 7.0) for the
-#    local stack (the machine's own services on 5432 and 6379 are never touched), and make.
+# 2. Debian packages: the PostgreSQL ≥ 15 server binaries, redis-server/redis-cli (≥ 7.0) and
+#    rabbitmq-server for the local stack (the machine's own services on 5432, 6379 and 5672 are never
+#    touched), python3-celery for the interop tests, and make.
 have_pg() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ "$(ls /usr/lib/postgresql | sort -n | tail -1)" -ge 15 ]; }
 missing=()
 have_pg || missing+=(postgresql-15)
 command -v make >/dev/null || missing+=(make)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+# Debian's Celery: the tests prove interop with a real Celery worker, producer, event monitor and inspect.
+/usr/bin/python3 -c "import celery" 2>/dev/null || missing+=(python3-celery)
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
   say "installing Debian packages: ${missing[*]}"
@@ -37,6 +41,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]/postgresql-15/postgresql}" >/dev/null
   have_pg || die "PostgreSQL ≥ 15 server binaries are still missing after apt-get install"
   command -v redis-server >/dev/null || die "redis-server is still missing after apt-get install"
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || die "rabbitmq-server is still missing after apt-get install"
 fi
 redis_major=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')
 [ "${redis_major:-0}" -ge 7 ] || die "redis-server ≥ 7.0 is required (cluster-port, announced host names); found $(redis-server --version)"

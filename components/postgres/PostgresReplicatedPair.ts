@@ -57,6 +57,10 @@ export class PostgresReplicatedPair extends pulumi.ComponentResource {
   declare readonly replicaEndpoints: Endpoint[];
   /** Read-only endpoint balancing over all replicas (a Kubernetes Service; on Docker a network alias). */
   declare readonly readOnly: Endpoint;
+  /** The same servers as seen from inside the network / cluster (for workloads of the stack). */
+  declare readonly internal: { readonly primary: Endpoint; readonly replicas: Endpoint[] };
+  /** The primary and replica services, for dependants to wait on. */
+  declare readonly services: DeployedService[];
   declare readonly database: string;
   declare readonly user: string;
   declare readonly password: pulumi.Output<string>;
@@ -176,6 +180,11 @@ export class PostgresReplicatedPair extends pulumi.ComponentResource {
     this.primary = primary.aliasEndpoint(rwAlias, "postgres");
     this.replicaEndpoints = replicas.instanceEndpoints("postgres");
     this.readOnly = replicas.aliasEndpoint(roAlias, "postgres");
+    this.internal = {
+      primary: { host: primary.internalHost(0), port: CONTAINER_PORT },
+      replicas: Array.from({ length: args.replicas }, (_, i) => ({ host: replicas.internalHost(i), port: CONTAINER_PORT })),
+    };
+    this.services = [primary, replicas];
     this.database = args.database;
     this.user = args.user;
     this.password = pulumi.secret(appPassword);

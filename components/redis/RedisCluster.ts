@@ -49,6 +49,10 @@ export class RedisCluster extends pulumi.ComponentResource {
   declare readonly natMap: Record<string, Endpoint> | undefined;
   /** The cluster-creation job; workloads that use Redis depend on it. */
   declare readonly ready: pulumi.Resource;
+  /** The nodes as seen from inside the network / cluster (for workloads of the stack). */
+  declare readonly internalNodes: Endpoint[];
+  /** The node service plus the creation job, for dependants to wait on. */
+  declare readonly service: DeployedService;
 
   constructor(name: string, args: RedisClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:cache:RedisCluster", name, {}, opts);
@@ -115,6 +119,9 @@ export class RedisCluster extends pulumi.ComponentResource {
     );
 
     this.nodes = nodes.instanceEndpoints("redis");
+    this.internalNodes = internal;
+    const ready = this.ready;
+    this.service = { ...nodes, resources: [...nodes.resources, ready] };
     this.password = password;
     const reachable = this.nodes.some((n, i) => n.host !== internal[i]!.host || n.port !== internal[i]!.port);
     this.natMap = reachable ? Object.fromEntries(internal.map((n, i) => [`${n.host}:${n.port}`, this.nodes[i]!])) : undefined;

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
 import * as path from "node:path";
 import { renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "../../components/redis/render";
 import type { RedisOutputs } from "../../runtime/outputs";
@@ -70,11 +71,31 @@ export async function startRedisNode(o: LocalRedisOptions, i: number): Promise<n
   const dir = nodeDir(o, i);
   // Loopback only, daemonized with a pid file: the local stack's additions to the shared redis.conf.
   await run("redis-server", [path.join(dir, "redis.conf"), "--bind", HOST, "--daemonize", "yes", "--pidfile", pidFile(o, i), "--logfile", path.join(dir, "redis.log")], { cwd: dir });
-  return waitFor(`redis node ${i} on ${HOST}:${redisNodePort(o, i)}`, 10_000, async () => {
+  // Generous: the whole stack starts at once on 2 cores, and RabbitMQ's boot is CPU-bound.
+  return waitFor(`redis node ${i} on ${HOST}:${redisNodePort(o, i)} (log: ${path.join(dir, "redis.log")})`, 30_000, async () => {
     const pid = redisNodePid(o, i);
     if (!pid) return undefined;
-    const pong = await run("redis-cli", ["-h", HOST, "-p", String(redisNodePort(o, i)), "ping"], { env: { REDISCLI_AUTH: readRedisPassword(o) } });
-    return pong.trim() === "PONG" ? pid : undefined;
+    return (await pingRedis(redisNodePort(o, i), readRedisPassword(o))) ? pid : undefined;
+  });
+}
+
+/** AUTH + PING over a plain socket: cheaper than spawning redis-cli at every poll. */
+function pingRedis(port: number, password: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: HOST, port });
+    let reply = "";
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.on("error", () => done(false));
+    socket.on("connect", () => socket.write(`AUTH ${password}\r\nPING\r\n`));
+    socket.on("data", (d) => {
+      reply += d.toString();
+      if (reply.includes("+PONG")) done(true);
+      else if (reply.includes("-")) done(false);
+    });
   });
 }
 

@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { FdsOutputs } from "../../runtime/outputs";
 import { LocalPostgresOptions, MemberStatus, postgresStatus, startPostgres, stopPostgres } from "./postgres";
+import { LocalRabbitOptions, rabbitStatus, startRabbit, stopRabbit } from "./rabbitmq";
 import { LocalRedisOptions, redisStatus, startRedis, stopRedis } from "./redis";
 
 export interface LocalStackProfile {
@@ -18,7 +19,7 @@ export interface LocalStackProfile {
   readonly dir: string;
   /**
    * The stack's ports are offsets from this base: Redis nodes base + 1…6 (cluster bus + 11…16),
-   * PostgreSQL primary base + 32 and replica base + 33.
+   * PostgreSQL primary base + 32 and replica base + 33, RabbitMQ base + 72…76.
    */
   readonly portBase: number;
 }
@@ -42,6 +43,10 @@ export function redisOptions(p: LocalStackProfile): LocalRedisOptions {
   return { dir: path.join(p.dir, "redis"), firstPort: p.portBase + 1, firstBusPort: p.portBase + 11 };
 }
 
+export function rabbitOptions(p: LocalStackProfile): LocalRabbitOptions {
+  return { dir: path.join(p.dir, "rabbitmq"), firstPort: p.portBase + 72, name: `shopfds-${p.name}-${p.portBase}` };
+}
+
 /** The FDS card-hash key (version 1), generated once per stack like the passwords. */
 function fdsOutputs(p: LocalStackProfile): FdsOutputs {
   const file = path.join(p.dir, "fds-card-key-1");
@@ -61,17 +66,21 @@ export async function startStack(p: LocalStackProfile, log: (m: string) => void 
     return result;
   };
   // The servers are independent: start them side by side.
-  const [postgres, redis] = await Promise.all([timed("postgres", () => startPostgres(postgresOptions(p), log)), timed("redis", () => startRedis(redisOptions(p), log))]);
+  const [postgres, redis, rabbitmq] = await Promise.all([
+    timed("postgres", () => startPostgres(postgresOptions(p), log)),
+    timed("redis", () => startRedis(redisOptions(p), log)),
+    timed("rabbitmq", () => startRabbit(rabbitOptions(p), log)),
+  ]);
   // Validate what we write against the contract the services will read it with.
-  const outputs = parseStackOutputs({ postgres, redis, fds: fdsOutputs(p) }, "local stack outputs");
+  const outputs = parseStackOutputs({ postgres, redis, fds: fdsOutputs(p), rabbitmq }, "local stack outputs");
   writeFileSync(outputsFile(p), JSON.stringify(outputs, null, 2) + "\n", { mode: 0o600 });
   return { outputs, timings };
 }
 
 export async function stopStack(p: LocalStackProfile): Promise<string[]> {
   if (!existsSync(p.dir)) return [];
-  const [pg, redis] = await Promise.all([stopPostgres(postgresOptions(p)), stopRedis(redisOptions(p))]);
-  return [...pg.map((n) => `postgres ${n}`), ...redis.map((n) => `redis ${n}`)];
+  const [pg, redis, rabbit] = await Promise.all([stopPostgres(postgresOptions(p)), stopRedis(redisOptions(p)), stopRabbit(rabbitOptions(p))]);
+  return [...pg.map((n) => `postgres ${n}`), ...redis.map((n) => `redis ${n}`), ...rabbit.map((n) => `rabbitmq ${n}`)];
 }
 
 /** Stops everything and removes the stack's directory. */
@@ -81,7 +90,11 @@ export async function cleanStack(p: LocalStackProfile): Promise<string[]> {
   return stopped;
 }
 
-export function stackStatus(p: LocalStackProfile): { postgres: MemberStatus[]; redis: ReturnType<typeof redisStatus> } {
+export function stackStatus(p: LocalStackProfile): { postgres: MemberStatus[]; redis: ReturnType<typeof redisStatus>; rabbitmq: ReturnType<typeof rabbitStatus> } {
   const started = existsSync(p.dir);
-  return { postgres: started ? postgresStatus(postgresOptions(p)) : [], redis: started && existsSync(redisOptions(p).dir) ? redisStatus(redisOptions(p)) : [] };
+  return {
+    postgres: started ? postgresStatus(postgresOptions(p)) : [],
+    redis: started && existsSync(redisOptions(p).dir) ? redisStatus(redisOptions(p)) : [],
+    rabbitmq: started && existsSync(rabbitOptions(p).dir) ? rabbitStatus(rabbitOptions(p)) : [],
+  };
 }

@@ -32,11 +32,12 @@ describe("local stack life cycle", () => {
     assert.match(first.stdout, /PostgreSQL replica 1 postgres:\/\/shopfds@127\.0\.0\.1:36433\/shopfds \(read-only, streaming\)/);
     assert.match(first.stdout, /Redis Cluster {8}127\.0\.0\.1:36401 127\.0\.0\.1:36402 127\.0\.0\.1:36403 127\.0\.0\.1:36404 127\.0\.0\.1:36405 127\.0\.0\.1:36406 \(3 masters \+ 3 replicas/);
     assert.match(first.stderr, /cluster formed: 6 nodes, state ok/);
+    assert.match(first.stdout, /RabbitMQ {13}amqp:\/\/shopfds:\*\*\*@127\.0\.0\.1:36472\/shopfds \(management http:\/\/127\.0\.0\.1:36473\/\)/, "the password is masked");
 
     const status = cli("status");
     assert.equal(status.status, 0);
     const running = pids(status.stdout);
-    assert.equal(running.length, 8, "2 PostgreSQL servers and 6 Redis nodes");
+    assert.equal(running.length, 10, "2 PostgreSQL servers, 6 Redis nodes, a RabbitMQ node and its epmd");
     assert.ok(running.every(isAlive));
 
     const again = cli("start");
@@ -44,7 +45,7 @@ describe("local stack life cycle", () => {
     assert.deepEqual(pids(cli("status").stdout), running, "a second start leaves the running servers alone");
 
     const stop = cli("stop");
-    assert.match(stop.stdout, /stopped: postgres replica-1, postgres primary, redis node-0, redis node-1, redis node-2, redis node-3, redis node-4, redis node-5 \(data kept in /);
+    assert.match(stop.stdout, /stopped: postgres replica-1, postgres primary, redis node-0, redis node-1, redis node-2, redis node-3, redis node-4, redis node-5, rabbitmq node, rabbitmq epmd \(data kept in /);
     assert.ok(running.every((pid) => !isAlive(pid)), "stop ends every server");
     assert.equal(cli("status").status, 3, "status exits 3 while stopped");
     assert.ok(existsSync(path.join(dir, "postgres", "primary", "data", "PG_VERSION")));

@@ -5,10 +5,19 @@ import { POSTGRES_PATHS } from "../../components/postgres/PostgresReplicatedPair
 import { renderPgHba, renderPostgresConf, renderReplicaBootstrap } from "../../components/postgres/render";
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
+import { JOB_PATHS } from "../../components/jobs/JobRunners";
+import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
+import { renderRabbitConf } from "../../components/rabbitmq/render";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { MockHarness, plainStrings, resolve } from "./harness";
 
 const h = new MockHarness();
+const allOutputs = async () => ({
+  postgres: (await resolve(program.postgres)).value,
+  redis: (await resolve(program.redis)).value,
+  fds: (await resolve(program.fds)).value,
+  rabbitmq: (await resolve(program.rabbitmq)).value,
+});
 let program: typeof import("../../index");
 const CONTAINER = "docker:index/container:Container";
 const upload = (container: { inputs: Record<string, any> }, file: string): string => {
@@ -23,11 +32,17 @@ before(async () => {
 
 describe("dev stack on Docker", () => {
   it("declares one network, a container and a named volume per member, one pulled image and three passwords", () => {
-    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !n.startsWith("shopfds-dev-redis-") && !n.includes("-fds-")).sort();
+    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-dev-(redis|fds|rabbitmq|jobs)-/.test(n)).sort();
     assert.deepEqual(count("docker:index/network:Network"), ["shopfds-dev-net"]);
     assert.deepEqual(count(CONTAINER), ["shopfds-dev-pg-primary-0", "shopfds-dev-pg-replica-0"]);
     assert.deepEqual(count("docker:index/volume:Volume"), ["shopfds-dev-pg-primary-0-data", "shopfds-dev-pg-replica-0-data"]);
-    assert.deepEqual(count("docker:index/remoteImage:RemoteImage"), ["shopfds-dev-image-postgres-15-bookworm", "shopfds-dev-image-redis-7-0-bookworm"]);
+    assert.deepEqual(count("docker:index/remoteImage:RemoteImage"), [
+      "shopfds-dev-image-ghcr-io-shopfds-shopfds-service-latest",
+      "shopfds-dev-image-mher-flower-2-0-1",
+      "shopfds-dev-image-postgres-15-bookworm",
+      "shopfds-dev-image-rabbitmq-3-10-management",
+      "shopfds-dev-image-redis-7-0-bookworm",
+    ]);
     assert.deepEqual(count("random:index/randomPassword:RandomPassword"), [
       "shopfds-dev-pg-app-password",
       "shopfds-dev-pg-replication-password",
@@ -87,8 +102,8 @@ describe("dev stack on Docker", () => {
   });
 
   it("exports the outputs contract: loopback endpoints of the primary and the replica", async () => {
-    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "postgres", "redis"]);
-    const outputs = parseStackOutputs({ postgres: (await resolve(program.postgres)).value, redis: (await resolve(program.redis)).value, fds: (await resolve(program.fds)).value });
+    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "postgres", "rabbitmq", "redis"]);
+    const outputs = parseStackOutputs(await allOutputs());
     const { password, ...plain } = outputs.postgres;
     assert.deepEqual(plain, { primary: { host: "127.0.0.1", port: 15432 }, replicas: [{ host: "127.0.0.1", port: 15433 }], database: "shopfds", user: "shopfds" });
     assert.match(password, /^mockPasswordshopfdsdevpgapppassword/);
@@ -141,11 +156,64 @@ describe("dev stack on Docker: the Redis Cluster", () => {
   });
 
   it("exports loopback endpoints and a NAT map from the announced names", async () => {
-    const { redis, fds } = parseStackOutputs({ postgres: (await resolve(program.postgres)).value, redis: (await resolve(program.redis)).value, fds: (await resolve(program.fds)).value });
+    const { redis, fds } = parseStackOutputs(await allOutputs());
     assert.deepEqual(redis.nodes, [0, 1, 2, 3, 4, 5].map((i) => ({ host: "127.0.0.1", port: 16379 + i })));
     assert.deepEqual(redis.natMap, Object.fromEntries(nodes.map((n, i) => [`${n}:6379`, { host: "127.0.0.1", port: 16379 + i }])));
     assert.equal(fds.cardHashKeys.length, 1);
     assert.equal(fds.cardHashKeys[0]!.version, 1);
     assert.equal((await resolve(program.fds)).secret, true, "the card-hash keys are secret");
+  });
+});
+
+describe("dev stack on Docker: RabbitMQ, workers, scheduler and Flower", () => {
+  const broker = "shopfds-dev-rabbitmq-broker-0";
+
+  it("runs the broker from the rendered config and plugins, with the definitions as a secret upload", async () => {
+    const b = h.named(CONTAINER, broker).inputs;
+    assert.deepEqual(b.ports, [
+      { internal: 5672, external: 15680, ip: "127.0.0.1" },
+      { internal: 15672, external: 15681, ip: "127.0.0.1" },
+    ]);
+    assert.deepEqual(b.volumes, [{ volumeName: `${broker}-data`, containerPath: "/var/lib/rabbitmq" }]);
+    assert.deepEqual(b.healthcheck.tests, ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"]);
+    assert.equal(upload(h.named(CONTAINER, broker), RABBIT_PATHS.config), renderRabbitConf({ amqpPort: 5672, managementPort: 15672, prometheusPort: 15692, bindAddress: "0.0.0.0", definitionsFile: RABBIT_PATHS.definitions }));
+    assert.equal(upload(h.named(CONTAINER, broker), RABBIT_PATHS.plugins), "[rabbitmq_management,rabbitmq_prometheus].\n");
+    assert.deepEqual(plainStrings(h.named(CONTAINER, broker).rawInputs.uploads), [], "uploads are one secret: the definitions hold password hashes");
+    const definitions = JSON.parse(upload(h.named(CONTAINER, broker), RABBIT_PATHS.definitions));
+    assert.deepEqual(definitions.users.map((u: { name: string; tags: string[] }) => [u.name, u.tags]), [["shopfds", []], ["flower", ["monitoring"]], ["admin", ["administrator"]]], "no guest");
+    assert.deepEqual(definitions.queues.map((q: { name: string }) => q.name), ["celery", "shopfds.dead"]);
+  });
+
+  it("runs 2 workers of concurrency 4 and one scheduler from the service image, reading the outputs from a secret file", () => {
+    const names = h.ofType(CONTAINER).map((r) => r.name).filter((n) => n.startsWith("shopfds-dev-jobs-")).sort();
+    assert.deepEqual(names, ["shopfds-dev-jobs-flower-0", "shopfds-dev-jobs-scheduler-0", "shopfds-dev-jobs-worker-0", "shopfds-dev-jobs-worker-1"]);
+    for (const name of ["shopfds-dev-jobs-worker-0", "shopfds-dev-jobs-worker-1"]) {
+      const w = h.named(CONTAINER, name).inputs;
+      assert.deepEqual(w.command, ["node", "--import", "tsx", "scripts/worker.ts", "--concurrency", "4", "--alive-file", "/tmp/shopfds-worker.alive"]);
+      assert.ok(w.envs.includes(`SHOPFDS_OUTPUTS_FILE=${JOB_PATHS.outputs}`));
+      assert.equal(w.user, "1000:1000");
+    }
+    const outputs = parseStackOutputs(JSON.parse(upload(h.named(CONTAINER, "shopfds-dev-jobs-worker-0"), JOB_PATHS.outputs)));
+    assert.deepEqual(outputs.postgres.primary, { host: "shopfds-dev-pg-primary-0", port: 5432 }, "workers reach the servers by their names inside the network");
+    assert.match(outputs.rabbitmq.url, /^amqp:\/\/shopfds:[A-Za-z0-9]+@shopfds-dev-rabbitmq-broker-0:5672\/shopfds$/);
+    assert.deepEqual(h.named(CONTAINER, "shopfds-dev-jobs-scheduler-0").inputs.command.slice(0, 4), ["node", "--import", "tsx", "scripts/scheduler.ts"]);
+  });
+
+  it("runs Flower behind basic auth, with every credential in secret files", async () => {
+    const f = h.named(CONTAINER, "shopfds-dev-jobs-flower-0").inputs;
+    assert.match(f.entrypoints[2], /--basic_auth="\$\(cat \/run\/secrets\/flower-basic-auth\)"/);
+    assert.deepEqual(f.ports, [{ internal: 5555, external: 15555, ip: "127.0.0.1" }]);
+    assert.match(upload(h.named(CONTAINER, "shopfds-dev-jobs-flower-0"), JOB_PATHS.flowerAuth), /^admin:[A-Za-z0-9]{24,}$/);
+    const flower = await resolve(program.flower);
+    assert.equal(flower.value?.url, "http://127.0.0.1:15555/");
+    assert.equal((await resolve(program.flower!.password)).secret, true);
+  });
+
+  it("exports the broker's AMQP URL as a secret and its management URL", async () => {
+    const { rabbitmq } = parseStackOutputs(await allOutputs());
+    assert.match(rabbitmq.url, /^amqp:\/\/shopfds:[A-Za-z0-9]{32,}@127\.0\.0\.1:15680\/shopfds$/);
+    assert.equal(rabbitmq.managementUrl, "http://127.0.0.1:15681/");
+    assert.equal((await resolve(program.rabbitmq.url)).secret, true);
+    assert.deepEqual(h.leaks(), []);
   });
 });

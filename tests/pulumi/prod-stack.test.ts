@@ -6,10 +6,18 @@ import { renderReplicaBootstrap } from "../../components/postgres/render";
 import { fileKey } from "../../components/platform/kubernetes";
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
+import { JOB_PATHS } from "../../components/jobs/JobRunners";
+import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { MockHarness, plainStrings, resolve } from "./harness";
 
 const h = new MockHarness();
+const allOutputs = async () => ({
+  postgres: (await resolve(program.postgres)).value,
+  redis: (await resolve(program.redis)).value,
+  fds: (await resolve(program.fds)).value,
+  rabbitmq: (await resolve(program.rabbitmq)).value,
+});
 let program: typeof import("../../index");
 const STS = "kubernetes:apps/v1:StatefulSet";
 const SVC = "kubernetes:core/v1:Service";
@@ -21,7 +29,7 @@ before(async () => {
 
 describe("prod stack on Kubernetes", () => {
   it("declares the namespace and, per member set, a StatefulSet, headless Service, ConfigMap, Secret and PodDisruptionBudget", () => {
-    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !n.startsWith("shopfds-prod-redis-")).sort();
+    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-prod-(redis|rabbitmq|jobs)-/.test(n)).sort();
     assert.deepEqual(names("kubernetes:core/v1:Namespace"), [NS]);
     assert.deepEqual(names(STS), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica"]);
     assert.deepEqual(names(SVC), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica", "shopfds-prod-pg-ro", "shopfds-prod-pg-rw"]);
@@ -87,7 +95,7 @@ describe("prod stack on Kubernetes", () => {
   });
 
   it("exports cluster DNS endpoints in the outputs contract's shape", async () => {
-    const { password, ...plain } = parseStackOutputs({ postgres: (await resolve(program.postgres)).value, redis: (await resolve(program.redis)).value, fds: (await resolve(program.fds)).value }).postgres;
+    const { password, ...plain } = parseStackOutputs(await allOutputs()).postgres;
     assert.deepEqual(plain, {
       primary: { host: `shopfds-prod-pg-rw.${NS}.svc.cluster.local`, port: 5432 },
       replicas: [0, 1].map((i) => ({ host: `shopfds-prod-pg-replica-${i}.shopfds-prod-pg-replica.${NS}.svc.cluster.local`, port: 5432 })),
@@ -146,9 +154,45 @@ describe("prod stack on Kubernetes: the Redis Cluster", () => {
   it("keeps the password in Secrets only and exports DNS endpoints, no NAT map", async () => {
     assert.deepEqual(h.leaks(), []);
     for (const name of [`${NODE}-secrets`, "shopfds-prod-redis-create-secrets"]) assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", name).rawInputs.stringData), [], name);
-    const { redis } = parseStackOutputs({ postgres: (await resolve(program.postgres)).value, redis: (await resolve(program.redis)).value, fds: (await resolve(program.fds)).value });
+    const { redis } = parseStackOutputs(await allOutputs());
     assert.deepEqual(redis.nodes, [0, 1, 2, 3, 4, 5].map((i) => ({ host: dns(i), port: 6379 })));
     assert.equal(redis.natMap, undefined);
     assert.equal((await resolve(program.redis.password)).secret, true);
+  });
+});
+
+describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", () => {
+  it("runs the broker as a StatefulSet with its config in a ConfigMap and the definitions in a Secret", () => {
+    const sts = h.named(STS, "shopfds-prod-rabbitmq-broker").inputs;
+    assert.equal(sts.spec.replicas, 1);
+    assert.deepEqual(sts.spec.template.spec.containers[0].ports, [
+      { name: "amqp", containerPort: 5672 },
+      { name: "management", containerPort: 15672 },
+      { name: "prometheus", containerPort: 15692 },
+    ]);
+    const config = h.named("kubernetes:core/v1:ConfigMap", "shopfds-prod-rabbitmq-broker-config").inputs.data;
+    assert.equal(config[fileKey(RABBIT_PATHS.plugins)], "[rabbitmq_management,rabbitmq_prometheus].\n");
+    assert.equal(config[fileKey(RABBIT_PATHS.definitions)], undefined, "the definitions are not in a ConfigMap");
+    const secret = h.named("kubernetes:core/v1:Secret", "shopfds-prod-rabbitmq-broker-secrets");
+    assert.deepEqual(plainStrings(secret.rawInputs.stringData), []);
+    assert.ok(JSON.parse(secret.inputs.stringData[fileKey(RABBIT_PATHS.definitions)]).users.every((u: { name: string }) => u.name !== "guest"));
+  });
+
+  it("runs ≥ 2 workers of concurrency ≥ 4, exactly one scheduler, and Flower with basic auth", () => {
+    const workers = h.named(STS, "shopfds-prod-jobs-worker").inputs;
+    assert.equal(workers.spec.replicas, 2);
+    assert.deepEqual(workers.spec.template.spec.containers[0].args.slice(3, 6), ["scripts/worker.ts", "--concurrency", "4"]);
+    assert.equal(h.named(STS, "shopfds-prod-jobs-scheduler").inputs.spec.replicas, 1);
+    const flower = h.named(STS, "shopfds-prod-jobs-flower").inputs.spec.template.spec.containers[0];
+    assert.match(flower.command[2], /--basic_auth="\$\(cat \/run\/secrets\/flower-basic-auth\)"/);
+    assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", "shopfds-prod-jobs-flower-secrets").rawInputs.stringData), []);
+    const outputs = parseStackOutputs(JSON.parse(h.named("kubernetes:core/v1:Secret", "shopfds-prod-jobs-worker-secrets").inputs.stringData[fileKey(JOB_PATHS.outputs)]));
+    assert.equal(outputs.redis.nodes[0]!.host, `shopfds-prod-redis-node-0.shopfds-prod-redis-node.${NS}.svc.cluster.local`);
+  });
+
+  it("exports the broker through its in-cluster name", async () => {
+    const { rabbitmq } = parseStackOutputs(await allOutputs());
+    assert.match(rabbitmq.url, new RegExp(`^amqp://shopfds:[A-Za-z0-9]{32,}@shopfds-prod-rabbitmq-broker-0\\.shopfds-prod-rabbitmq-broker\\.${NS}\\.svc\\.cluster\\.local:5672/shopfds$`));
+    assert.deepEqual(h.leaks(), []);
   });
 });

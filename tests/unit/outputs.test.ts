@@ -19,10 +19,11 @@ const valid = {
     password: "redis-s3cret",
   },
   fds: { cardHashKeys: [{ version: 1, key: "ab".repeat(32) }] },
+  rabbitmq: { url: "amqp://shopfds:rabbit-s3cret@127.0.0.1:15472/shopfds", managementUrl: "http://127.0.0.1:15473/" },
 };
 
 describe("stack-outputs contract", () => {
-  it("accepts the PostgreSQL, Redis and FDS outputs", () => {
+  it("accepts the PostgreSQL, Redis, FDS and RabbitMQ outputs", () => {
     assert.deepEqual(parseStackOutputs(valid), valid);
   });
 
@@ -31,6 +32,7 @@ describe("stack-outputs contract", () => {
       postgres: { ...valid.postgres, primary: { host: "", port: 0 }, replicas: [], password: "" },
       redis: { nodes: valid.redis.nodes.slice(0, 3), password: "" },
       fds: { cardHashKeys: [{ version: 0, key: "not-hex" }] },
+      rabbitmq: { url: "amqp://127.0.0.1:15472", managementUrl: "not a url" },
     };
     assert.throws(
       () => parseStackOutputs(broken, "test outputs"),
@@ -48,6 +50,8 @@ describe("stack-outputs contract", () => {
             "  - redis.password: must not be empty",
             "  - fds.cardHashKeys.0.version: must be at least 1",
             "  - fds.cardHashKeys.0.key: must be 64 hex digits (a 256-bit key)",
+            "  - rabbitmq.url: must be amqp://user:password@host:port/vhost",
+            "  - rabbitmq.managementUrl: must be an http(s) URL",
           ].join("\n"),
         );
         return true;

@@ -1,0 +1,137 @@
+/**
+ * What runs the jobs: the TypeScript Celery-compatible workers (≥ 2 instances × ≥ 4 concurrent tasks,
+ * FR-015), exactly one scheduler, and Flower (optional, with HTTP basic auth) pointed at the broker.
+ * Workers and the scheduler are the ShopFDS service image; they read the stack outputs, as every
+ * service does, from a secret file holding the outputs contract.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { DeployedService, Endpoint, Platform } from "../platform/types";
+import { RABBIT_VHOST, RabbitMq } from "../rabbitmq/RabbitMq";
+
+export const JOB_PATHS = {
+  outputs: "/run/secrets/shopfds-outputs.json",
+  aliveFile: "/tmp/shopfds-worker.alive",
+  flowerBroker: "/run/secrets/flower-broker-url",
+  flowerAuth: "/run/secrets/flower-basic-auth",
+  flowerBrokerApi: "/run/secrets/flower-broker-api",
+} as const;
+const FLOWER_PORT = 5555;
+/** The service image's unprivileged user (node images: `node`, 1000). */
+const APP_UID = 1000;
+
+export interface JobRunnersArgs {
+  readonly platform: Platform;
+  /** The ShopFDS service image. */
+  readonly image: string;
+  readonly broker: RabbitMq;
+  /** The stack outputs as seen from inside the network (JSON, secret), for the runtime's loader. */
+  readonly outputsJson: pulumi.Input<string>;
+  readonly workers: { readonly replicas: number; readonly concurrency: number; readonly resources: { readonly cpu: string; readonly memory: string } };
+  readonly flower: { readonly enabled: boolean; readonly image: string; readonly hostPort?: number };
+  /** What must exist before workers start (the database, the Redis cluster's creation job…). */
+  readonly dependsOn?: readonly DeployedService[];
+}
+
+export class JobRunners extends pulumi.ComponentResource {
+  declare readonly workers: DeployedService;
+  declare readonly scheduler: DeployedService;
+  /** Flower's UI and credentials; undefined when Flower is off. */
+  declare readonly flower: { url: string; user: string; password: pulumi.Output<string> } | undefined;
+
+  constructor(name: string, args: JobRunnersArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("shopfds:jobs:JobRunners", name, {}, opts);
+    if (args.workers.replicas < 2 || args.workers.concurrency < 4) {
+      throw new Error(`JobRunners ${name}: FR-015 needs at least 2 workers of concurrency 4 (got ${args.workers.replicas} × ${args.workers.concurrency})`);
+    }
+    const outputsFile = [{ path: JOB_PATHS.outputs, content: pulumi.secret(args.outputsJson) }];
+    const env = { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs, NODE_ENV: "production" };
+    // Alive while the worker's heartbeat (every 2 s, only while connected to the broker) touches the file.
+    const heartbeatCheck = {
+      command: ["sh", "-c", `[ $(( $(date +%s) - $(stat -c %Y ${JOB_PATHS.aliveFile}) )) -lt 30 ]`],
+      intervalSeconds: 10,
+      timeoutSeconds: 5,
+      retries: 3,
+      startPeriodSeconds: 30,
+    };
+    const dependsOn = [args.broker.broker, ...(args.dependsOn ?? [])];
+
+    this.workers = args.platform.deploy(
+      {
+        name: `${name}-worker`,
+        role: "worker",
+        instance: name,
+        image: args.image,
+        command: ["node", "--import", "tsx", "scripts/worker.ts", "--concurrency", String(args.workers.concurrency), "--alive-file", JOB_PATHS.aliveFile],
+        env,
+        secretFiles: outputsFile,
+        ports: [],
+        healthCheck: heartbeatCheck,
+        resources: args.workers.resources,
+        replicas: args.workers.replicas,
+        runAs: { uid: APP_UID, gid: APP_UID },
+        dependsOn,
+      },
+      this,
+    );
+
+    this.scheduler = args.platform.deploy(
+      {
+        name: `${name}-scheduler`,
+        role: "scheduler",
+        instance: name,
+        image: args.image,
+        command: ["node", "--import", "tsx", "scripts/scheduler.ts", "--alive-file", JOB_PATHS.aliveFile],
+        env,
+        secretFiles: outputsFile,
+        ports: [],
+        healthCheck: heartbeatCheck,
+        resources: { cpu: "50m", memory: "128Mi" },
+        // One scheduler; a second one (during a rollout) is harmless: each slot fires once (a lock).
+        replicas: 1,
+        runAs: { uid: APP_UID, gid: APP_UID },
+        dependsOn,
+      },
+      this,
+    );
+
+    if (args.flower.enabled) {
+      const uiPassword = new random.RandomPassword(`${name}-flower-ui-password`, { length: 24, special: false }, { parent: this, additionalSecretOutputs: ["result"] }).result;
+      const brokerHost = args.broker.broker.internalHost(0);
+      const flower = args.platform.deploy(
+        {
+          name: `${name}-flower`,
+          role: "flower",
+          instance: name,
+          image: args.flower.image,
+          // Credentials come from secret files at start, never from the command line or environment.
+          entrypoint: [
+            "sh",
+            "-c",
+            `exec celery --broker="$(cat ${JOB_PATHS.flowerBroker})" flower --port=${FLOWER_PORT} --basic_auth="$(cat ${JOB_PATHS.flowerAuth})" --broker_api="$(cat ${JOB_PATHS.flowerBrokerApi})" --purge_offline_workers=300`,
+          ],
+          secretFiles: [
+            { path: JOB_PATHS.flowerBroker, content: pulumi.interpolate`amqp://flower:${args.broker.flowerPassword}@${brokerHost}:5672/${RABBIT_VHOST}` },
+            { path: JOB_PATHS.flowerAuth, content: pulumi.interpolate`admin:${uiPassword}` },
+            { path: JOB_PATHS.flowerBrokerApi, content: pulumi.interpolate`http://flower:${args.broker.flowerPassword}@${brokerHost}:15672/api/` },
+          ],
+          ports: [{ name: "http", port: FLOWER_PORT, hostPort: args.flower.hostPort }],
+          healthCheck: {
+            command: ["python", "-c", `import urllib.request; urllib.request.urlopen("http://127.0.0.1:${FLOWER_PORT}/healthcheck", timeout=3)`],
+            intervalSeconds: 15,
+            timeoutSeconds: 5,
+            retries: 3,
+            startPeriodSeconds: 30,
+          },
+          resources: { cpu: "100m", memory: "256Mi" },
+          replicas: 1,
+          dependsOn: [args.broker.broker],
+        },
+        this,
+      );
+      const [ui] = flower.instanceEndpoints("http") as [Endpoint];
+      this.flower = { url: `http://${ui.host}:${ui.port}/`, user: "admin", password: uiPassword };
+    }
+    this.registerOutputs({ flowerUrl: this.flower?.url });
+  }
+}

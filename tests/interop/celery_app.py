@@ -1,0 +1,21 @@
+"""A real Celery 5 application (Debian's python3-celery) for the interop tests: the TypeScript worker
+and producer must work with it exactly as Python services would. Queues are per test run (QUEUE_PREFIX)."""
+import os
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+prefix = os.environ.get("QUEUE_PREFIX", "interop")
+app = Celery("shopfds_interop", broker=os.environ["BROKER_URL"], backend="rpc://")
+app.conf.update(
+    task_queues=[Queue(f"{prefix}.py", Exchange(f"{prefix}.py", type="direct"), routing_key=f"{prefix}.py")],
+    task_default_queue=f"{prefix}.py",
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    broker_connection_retry_on_startup=True,
+)
+
+
+@app.task(name="interop.py_multiply")
+def py_multiply(a, b, scale=1):
+    return {"product": a * b * scale, "ran_on": "python"}

@@ -1,0 +1,85 @@
+/** Layer 1: the RabbitMQ renderers, exactly; they feed Docker, Kubernetes and the local stack alike. */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { describe, it } from "node:test";
+import { rabbitPasswordHash, renderDefinitions, renderEnabledPlugins, renderRabbitConf, TASK_QUEUE_ARGUMENTS } from "../../components/rabbitmq/render";
+import { InvalidSettingsError } from "../../components/validation";
+
+const users = [
+  { name: "shopfds", password: "a".repeat(32), tags: [] as const },
+  { name: "flower", password: "b".repeat(32), tags: ["monitoring"] as const },
+];
+
+describe("renderRabbitConf", () => {
+  it("listens where told, loads the definitions at boot and enables no guest", () => {
+    assert.equal(
+      renderRabbitConf({ amqpPort: 5672, managementPort: 15672, prometheusPort: 15692, bindAddress: "0.0.0.0", definitionsFile: "/run/secrets/defs.json" }),
+      [
+        "# Rendered by components/rabbitmq/render.ts.",
+        "listeners.tcp.1 = 0.0.0.0:5672",
+        "management.tcp.ip = 0.0.0.0",
+        "management.tcp.port = 15672",
+        "prometheus.tcp.ip = 0.0.0.0",
+        "prometheus.tcp.port = 15692",
+        "load_definitions = /run/secrets/defs.json",
+        "loopback_users = none",
+        "consumer_timeout = 3600000",
+        "vm_memory_high_watermark.relative = 0.6",
+        "disk_free_limit.absolute = 1GB",
+        "log.console = true",
+        "log.console.level = info",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("names every bad setting", () => {
+    assert.throws(
+      () => renderRabbitConf({ amqpPort: 5672, managementPort: 5672, prometheusPort: 0, bindAddress: "any", definitionsFile: "defs.json" }),
+      (e: Error) =>
+        e instanceof InvalidSettingsError &&
+        e.message ===
+          [
+            "rabbitmq.conf: 4 invalid settings:",
+            "  - prometheusPort: must be an integer from 1 to 65535 (got 0)",
+            "  - managementPort: the three ports must differ (got [5672,5672,0])",
+            '  - bindAddress: must be an IPv4 address (got "any")',
+            '  - definitionsFile: must be an absolute path (got "defs.json")',
+          ].join("\n"),
+    );
+  });
+
+  it("enables the management and Prometheus plugins", () => assert.equal(renderEnabledPlugins(), "[rabbitmq_management,rabbitmq_prometheus].\n"));
+});
+
+describe("renderDefinitions", () => {
+  const defs = JSON.parse(renderDefinitions({ vhost: "shopfds", users, salt: () => Buffer.from([1, 2, 3, 4]) }));
+
+  it("confines every user to the vhost, with hashed passwords and no guest", () => {
+    assert.deepEqual(defs.vhosts, [{ name: "shopfds" }]);
+    assert.deepEqual(defs.permissions.map((p: { user: string; vhost: string }) => [p.user, p.vhost]), [["shopfds", "shopfds"], ["flower", "shopfds"]]);
+    assert.equal(defs.users[0].hashing_algorithm, "rabbit_password_hashing_sha256");
+    assert.ok(!JSON.stringify(defs).includes("a".repeat(32)), "no clear-text password");
+  });
+
+  it("hashes as RabbitMQ does: base64(salt ‖ sha256(salt ‖ password))", () => {
+    const salt = Buffer.from([1, 2, 3, 4]);
+    const expected = Buffer.concat([salt, createHash("sha256").update(Buffer.concat([salt, Buffer.from("a".repeat(32))])).digest()]).toString("base64");
+    assert.equal(defs.users[0].password_hash, expected);
+    assert.equal(rabbitPasswordHash("a".repeat(32), salt), expected);
+  });
+
+  it("declares Celery's topology with the durability Celery uses, and the task queue's dead-lettering", () => {
+    const ex = Object.fromEntries(defs.exchanges.map((e: { name: string; type: string; durable: boolean }) => [e.name, [e.type, e.durable]]));
+    assert.deepEqual(ex, { celery: ["direct", true], celeryev: ["topic", true], "celery.pidbox": ["fanout", false], "reply.celery.pidbox": ["direct", false], "shopfds.dlx": ["direct", true] });
+    assert.deepEqual(defs.queues.map((q: { name: string; durable: boolean; arguments: object }) => [q.name, q.durable, q.arguments]), [["celery", true, TASK_QUEUE_ARGUMENTS], ["shopfds.dead", true, {}]]);
+    assert.deepEqual(defs.policies[0].definition, { "max-length": 100000, overflow: "drop-head" });
+  });
+
+  it("refuses guest and short passwords, never showing a password", () => {
+    assert.throws(
+      () => renderDefinitions({ vhost: "shopfds", users: [{ name: "guest", password: "short", tags: [] }] }),
+      (e: Error) => e.message === ['rabbitmq definitions: 2 invalid settings:', '  - users[0].name: must be a lower-case name other than "guest" (got "guest")', '  - users[0].password: must be at least 16 characters (value not shown) (got "…")'].join("\n"),
+    );
+  });
+});
