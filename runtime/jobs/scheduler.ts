@@ -94,21 +94,23 @@ export class Scheduler {
 
   /** Fires every slot that is due (only the latest, if several were missed). Exposed for tests. */
   tick(): Promise<void> {
-    this.ticking ??= (async () => {
-      try {
-        const now = this.clock();
-        for (const p of this.planned) {
-          if (!p.next || p.next > now) continue;
-          let slot = p.next;
-          for (let later = p.cron.nextRun(slot); later && later <= now; later = p.cron.nextRun(later)) slot = later;
-          if (await this.fire(p.entry, slot)) p.next = p.cron.nextRun(slot);
-        }
-        this.o.onTick?.();
-      } finally {
-        this.ticking = undefined;
-      }
-    })();
-    return this.ticking;
+    if (this.ticking) return this.ticking;
+    const run = this.runTick().finally(() => {
+      if (this.ticking === run) this.ticking = undefined;
+    });
+    this.ticking = run;
+    return run;
+  }
+
+  private async runTick(): Promise<void> {
+    const now = this.clock();
+    for (const p of this.planned) {
+      if (!p.next || p.next > now) continue;
+      let slot = p.next;
+      for (let later = p.cron.nextRun(slot); later && later <= now; later = p.cron.nextRun(later)) slot = later;
+      if (await this.fire(p.entry, slot)) p.next = p.cron.nextRun(slot);
+    }
+    this.o.onTick?.();
   }
 
   /** Claims the slot and sends the task in one transaction; false if the send failed (retried next tick). */
