@@ -66,11 +66,26 @@ export const rabbitMqOutputsSchema = z
   })
   .strict();
 
+export const smtpOutputsSchema = z
+  .object({
+    host: z.string().min(1, "must be a host name or address"),
+    port: z.number().int("must be an integer").min(1, "must be at least 1").max(65535, "must be at most 65535"),
+    /** TLS from the start (port 465); otherwise STARTTLS when the server offers it. */
+    secure: z.boolean(),
+    /** The sender, e.g. `ShopFDS <no-reply@shop.example>`. */
+    from: z.string().min(3),
+    user: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+  })
+  .strict();
+
 export const stackOutputsSchema = z.object({
   postgres: postgresOutputsSchema,
   redis: redisOutputsSchema,
   fds: fdsOutputsSchema,
   rabbitmq: rabbitMqOutputsSchema,
+  /** Where the e-mail tasks send (the local stack's sink; a relay in deployed stacks when configured). */
+  smtp: smtpOutputsSchema.optional(),
 });
 
 export type Endpoint = z.infer<typeof endpointSchema>;
@@ -78,6 +93,7 @@ export type PostgresOutputs = z.infer<typeof postgresOutputsSchema>;
 export type RedisOutputs = z.infer<typeof redisOutputsSchema>;
 export type FdsOutputs = z.infer<typeof fdsOutputsSchema>;
 export type RabbitMqOutputs = z.infer<typeof rabbitMqOutputsSchema>;
+export type SmtpOutputs = z.infer<typeof smtpOutputsSchema>;
 export type StackOutputs = z.infer<typeof stackOutputsSchema>;
 
 /** Environment variable holding the outputs as JSON. */

@@ -5,7 +5,8 @@
  *   tsx scripts/local-stack.ts <start|stop|status|clean|outputs> [--profile dev|test]
  */
 import { readFileSync, existsSync } from "node:fs";
-import { cleanStack, outputsFile, profile, stackStatus, startStack, stopStack } from "./local-stack/stack";
+import { cleanStack, outputsFile, profile, smtpOptions, stackStatus, startStack, stopStack } from "./local-stack/stack";
+import { mailDir } from "./local-stack/smtp";
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -18,6 +19,7 @@ async function main(argv: string[]): Promise<number> {
     case "start": {
       const { outputs, timings } = await startStack(p, log);
       const pg = outputs.postgres;
+      const smtpMailDir = mailDir(smtpOptions(p));
       log(`up in ${((performance.now() - started) / 1000).toFixed(1)} s (postgres ${(timings.postgres / 1000).toFixed(1)} s, redis ${(timings.redis / 1000).toFixed(1)} s, rabbitmq ${(timings.rabbitmq / 1000).toFixed(1)} s, side by side)`);
       console.log(
         [
@@ -26,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
           ...pg.replicas.map((r, n) => `  PostgreSQL replica ${n + 1} postgres://${pg.user}@${r.host}:${r.port}/${pg.database} (read-only, streaming)`),
           `  Redis Cluster        ${outputs.redis.nodes.map((n) => `${n.host}:${n.port}`).join(" ")} (3 masters + 3 replicas, password in the outputs)`,
           `  RabbitMQ             ${outputs.rabbitmq.url.replace(/:[^:@/]+@/, ":***@")} (management ${outputs.rabbitmq.managementUrl})`,
+          ...(outputs.smtp ? [`  SMTP sink            ${outputs.smtp.host}:${outputs.smtp.port} (mail kept as .eml in ${smtpMailDir})`] : []),
           `  Outputs (with the password): ${outputsFile(p)}  — or \`make outputs\``,
           `  Services find it with SHOPFDS_OUTPUTS_FILE=${outputsFile(p)}`,
         ].join("\n"),
@@ -51,7 +54,8 @@ async function main(argv: string[]): Promise<number> {
       for (const m of status.postgres) console.log(`postgres ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
       for (const m of status.redis) console.log(`redis    ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
       for (const m of status.rabbitmq) console.log(`rabbitmq ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
-      return [...status.postgres, ...status.redis, ...status.rabbitmq].every((m) => m.pid) ? 0 : 3;
+      for (const m of status.smtp) console.log(`smtp     ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
+      return [...status.postgres, ...status.redis, ...status.rabbitmq, ...status.smtp].every((m) => m.pid) ? 0 : 3;
     }
     case "outputs": {
       if (!existsSync(outputsFile(p))) {

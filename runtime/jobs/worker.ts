@@ -51,6 +51,8 @@ export interface WorkerOptions {
   readonly shutdownTimeoutMs?: number;
   /** @default no output */
   readonly log?: (line: string) => void;
+  /** Called at each heartbeat (every `heartbeatSeconds`, while connected): a liveness signal. */
+  readonly onHeartbeat?: () => void;
 }
 
 const REDELIVERIES = "x-shopfds-redeliveries";
@@ -67,7 +69,7 @@ interface Running {
 
 export class Worker {
   readonly hostname: string;
-  private readonly o: Required<Omit<WorkerOptions, "hostname" | "log">> & { log: (line: string) => void };
+  private readonly o: Required<Omit<WorkerOptions, "hostname" | "log" | "onHeartbeat">> & { log: (line: string) => void; onHeartbeat?: () => void };
   private readonly tasks = new Map<string, TaskHandler>();
   private connection?: ChannelModel;
   private channel?: ConfirmChannel;
@@ -95,6 +97,7 @@ export class Worker {
       heartbeatSeconds: options.heartbeatSeconds ?? 2,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 30_000,
       log: options.log ?? (() => undefined),
+      onHeartbeat: options.onHeartbeat,
     };
     if (!Number.isInteger(this.o.concurrency) || this.o.concurrency < 1) throw new RangeError(`concurrency: must be a positive integer (got ${options.concurrency})`);
   }
@@ -128,7 +131,10 @@ export class Worker {
     await channel.prefetch(this.o.concurrency, true);
     this.consumerTag = (await channel.consume(this.o.queue, (m) => m && void this.onDelivery(m), { noAck: false })).consumerTag;
     this.emit("worker-online", this.workerFields());
-    this.heartbeat = setInterval(() => this.emit("worker-heartbeat", this.workerFields()), this.o.heartbeatSeconds * 1000);
+    this.heartbeat = setInterval(() => {
+      this.emit("worker-heartbeat", this.workerFields());
+      this.o.onHeartbeat?.();
+    }, this.o.heartbeatSeconds * 1000);
     this.heartbeat.unref();
     this.o.log(`${this.hostname} consuming ${this.o.queue} (concurrency ${this.o.concurrency}; tasks: ${[...this.tasks.keys()].join(", ")})`);
   }

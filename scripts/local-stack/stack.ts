@@ -12,6 +12,7 @@ import type { FdsOutputs } from "../../runtime/outputs";
 import { LocalPostgresOptions, MemberStatus, postgresStatus, startPostgres, stopPostgres } from "./postgres";
 import { LocalRabbitOptions, rabbitStatus, startRabbit, stopRabbit } from "./rabbitmq";
 import { LocalRedisOptions, redisStatus, startRedis, stopRedis } from "./redis";
+import { LocalSmtpOptions, smtpStatus, startSmtpSink, stopSmtpSink } from "./smtp";
 
 export interface LocalStackProfile {
   readonly name: string;
@@ -19,7 +20,7 @@ export interface LocalStackProfile {
   readonly dir: string;
   /**
    * The stack's ports are offsets from this base: Redis nodes base + 1…6 (cluster bus + 11…16),
-   * PostgreSQL primary base + 32 and replica base + 33, RabbitMQ base + 72…76.
+   * SMTP sink base + 25, PostgreSQL primary base + 32 and replica base + 33, RabbitMQ base + 72…76.
    */
   readonly portBase: number;
 }
@@ -47,6 +48,10 @@ export function rabbitOptions(p: LocalStackProfile): LocalRabbitOptions {
   return { dir: path.join(p.dir, "rabbitmq"), firstPort: p.portBase + 72, name: `shopfds-${p.name}-${p.portBase}` };
 }
 
+export function smtpOptions(p: LocalStackProfile): LocalSmtpOptions {
+  return { dir: path.join(p.dir, "smtp"), port: p.portBase + 25 };
+}
+
 /** The FDS card-hash key (version 1), generated once per stack like the passwords. */
 function fdsOutputs(p: LocalStackProfile): FdsOutputs {
   const file = path.join(p.dir, "fds-card-key-1");
@@ -71,16 +76,19 @@ export async function startStack(p: LocalStackProfile, log: (m: string) => void 
     timed("redis", () => startRedis(redisOptions(p), log)),
     timed("rabbitmq", () => startRabbit(rabbitOptions(p), log)),
   ]);
+  // After the servers: the sink is a Node process, and starting it beside RabbitMQ's CPU-bound boot
+  // only slows both.
+  const smtp = await timed("smtp", () => startSmtpSink(smtpOptions(p), log));
   // Validate what we write against the contract the services will read it with.
-  const outputs = parseStackOutputs({ postgres, redis, fds: fdsOutputs(p), rabbitmq }, "local stack outputs");
+  const outputs = parseStackOutputs({ postgres, redis, fds: fdsOutputs(p), rabbitmq, smtp }, "local stack outputs");
   writeFileSync(outputsFile(p), JSON.stringify(outputs, null, 2) + "\n", { mode: 0o600 });
   return { outputs, timings };
 }
 
 export async function stopStack(p: LocalStackProfile): Promise<string[]> {
   if (!existsSync(p.dir)) return [];
-  const [pg, redis, rabbit] = await Promise.all([stopPostgres(postgresOptions(p)), stopRedis(redisOptions(p)), stopRabbit(rabbitOptions(p))]);
-  return [...pg.map((n) => `postgres ${n}`), ...redis.map((n) => `redis ${n}`), ...rabbit.map((n) => `rabbitmq ${n}`)];
+  const [pg, redis, rabbit, smtp] = await Promise.all([stopPostgres(postgresOptions(p)), stopRedis(redisOptions(p)), stopRabbit(rabbitOptions(p)), stopSmtpSink(smtpOptions(p))]);
+  return [...pg.map((n) => `postgres ${n}`), ...redis.map((n) => `redis ${n}`), ...rabbit.map((n) => `rabbitmq ${n}`), ...smtp.map((n) => `smtp ${n}`)];
 }
 
 /** Stops everything and removes the stack's directory. */
@@ -90,11 +98,12 @@ export async function cleanStack(p: LocalStackProfile): Promise<string[]> {
   return stopped;
 }
 
-export function stackStatus(p: LocalStackProfile): { postgres: MemberStatus[]; redis: ReturnType<typeof redisStatus>; rabbitmq: ReturnType<typeof rabbitStatus> } {
+export function stackStatus(p: LocalStackProfile): { postgres: MemberStatus[]; redis: ReturnType<typeof redisStatus>; rabbitmq: ReturnType<typeof rabbitStatus>; smtp: ReturnType<typeof smtpStatus> } {
   const started = existsSync(p.dir);
   return {
     postgres: started ? postgresStatus(postgresOptions(p)) : [],
     redis: started && existsSync(redisOptions(p).dir) ? redisStatus(redisOptions(p)) : [],
     rabbitmq: started && existsSync(rabbitOptions(p).dir) ? rabbitStatus(rabbitOptions(p)) : [],
+    smtp: started && existsSync(smtpOptions(p).dir) ? smtpStatus(smtpOptions(p)) : [],
   };
 }

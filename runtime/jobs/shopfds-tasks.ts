@@ -1,0 +1,178 @@
+/**
+ * The ShopFDS tasks and their schedule. Each task is idempotent:
+ * - it runs under its task id in `task_log` (`once`): a task already done is not run again, so a
+ *   redelivered message (a lost worker, a re-sent outbox entry) has no second effect;
+ * - its effect is itself repeatable (reports overwrite one file; the batch and the archive are
+ *   set operations).
+ *
+ *   shopfds.send_order_confirmation  [orderId]            FR-016, through SMTP (nodemailer)
+ *   shopfds.fds_batch_reevaluate     {scheduled_slot}     FR-017, daily 00:00: last 24 h against the blacklist
+ *   shopfds.generate_report          [reportId]           FR-018, a CSV file and its download link
+ *   shopfds.archive_app_logs         {olderThanDays: 90}  FR-019, Sunday 02:00
+ *   shopfds.check_stale_tasks        {}                   every 5 min: re-sends outbox entries, reports tasks waiting > 24 h
+ */
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Transporter } from "nodemailer";
+import type { Database } from "../db/router";
+import { ORDER_EMAIL_TASK, type TaskSender } from "../shop/orders";
+import type { ScheduleEntry } from "./scheduler";
+import type { TaskContext, Worker } from "./worker";
+
+export const TASKS = {
+  orderEmail: ORDER_EMAIL_TASK,
+  fdsBatch: "shopfds.fds_batch_reevaluate",
+  report: "shopfds.generate_report",
+  archiveLogs: "shopfds.archive_app_logs",
+  staleTasks: "shopfds.check_stale_tasks",
+} as const;
+
+type TaskType = "email" | "batch" | "report" | "cleanup";
+
+export interface ShopTaskDeps {
+  readonly db: Database;
+  readonly mailer: Transporter;
+  /** The sender address. */
+  readonly from: string;
+  /** Where reports are written. */
+  readonly reportsDir: string;
+  /** Prefix of report download links, e.g. `https://shop.example/reports`. */
+  readonly reportsBaseUrl: string;
+  /** Re-sends outbox entries (the stale-task check). */
+  readonly sender: TaskSender;
+  readonly log?: (line: string) => void;
+}
+
+/** The schedule of FR-017 and FR-019 (and the stale-task check), read in `timezone`. */
+export function shopSchedule(timezone: string): ScheduleEntry[] {
+  return [
+    { name: "fds-batch-daily", cron: "0 0 * * *", timezone, task: TASKS.fdsBatch },
+    { name: "archive-app-logs-weekly", cron: "0 2 * * 0", timezone, task: TASKS.archiveLogs, kwargs: { olderThanDays: 90 } },
+    { name: "stale-tasks", cron: "*/5 * * * *", timezone, task: TASKS.staleTasks },
+  ];
+}
+
+/**
+ * Runs `fn` once per task id: marks the task running (unless it is done already, then returns
+ * `{ skipped: "done before" }`), then done or failed.
+ */
+export async function once<T>(db: Database, type: TaskType, ctx: TaskContext, args: unknown[], fn: () => Promise<T>): Promise<T | { skipped: string }> {
+  const claimed = await db.query(
+    `INSERT INTO task_log (task_id, task_type, task_name, state, retries, args, started_at, worker)
+     VALUES ($1, $2, $3, 'running', $4, $5, now(), $6)
+     ON CONFLICT (task_id) DO UPDATE SET state = 'running', retries = EXCLUDED.retries, started_at = now(), worker = EXCLUDED.worker
+       WHERE task_log.state <> 'done'
+     RETURNING task_id`,
+    [ctx.id, type, ctx.name, ctx.retries, JSON.stringify(args), ctx.hostname],
+  );
+  if (claimed.rowCount === 0) return { skipped: "done before" };
+  try {
+    const result = await fn();
+    await db.query("UPDATE task_log SET state = 'done', finished_at = now(), error = NULL WHERE task_id = $1", [ctx.id]);
+    return result;
+  } catch (error) {
+    await db.query("UPDATE task_log SET state = 'failed', finished_at = now(), error = $2 WHERE task_id = $1", [ctx.id, String((error as Error).message).slice(0, 2000)]).catch(() => undefined);
+    throw error;
+  }
+}
+
+const positiveId = (value: unknown, what: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new TypeError(`${what}: must be a positive integer (got ${JSON.stringify(value)})`);
+  return n;
+};
+
+export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
+  const { db } = deps;
+
+  worker.register(TASKS.orderEmail, (args, _kwargs, ctx) =>
+    once(db, "email", ctx, args, async () => {
+      const orderId = positiveId(args[0], "orderId");
+      const { rows } = await db.query(
+        `SELECT o.id, o.total_amount, o.currency, u.email, u.name,
+                json_agg(json_build_object('name', p.name, 'quantity', i.quantity, 'price', i.unit_price) ORDER BY p.name) AS items
+         FROM orders o JOIN users u ON u.id = o.user_id JOIN order_items i ON i.order_id = o.id JOIN products p ON p.id = i.product_id
+         WHERE o.id = $1 GROUP BY o.id, u.id`,
+        [orderId],
+        { fresh: true },
+      );
+      const order = rows[0];
+      if (!order) throw new Error(`order ${orderId} does not exist`);
+      const lines = (order.items as { name: string; quantity: number; price: string }[]).map((i) => `  ${i.quantity} × ${i.name} @ ${i.price}`);
+      const info = await deps.mailer.sendMail({
+        from: deps.from,
+        to: order.email,
+        subject: `ShopFDS order #${order.id} confirmed`,
+        // Stable per order: a mail client shows a re-send as the same message.
+        messageId: `<order-${order.id}@shopfds>`,
+        text: [`Hello ${order.name},`, "", `thank you for your order #${order.id}:`, ...lines, "", `Total: ${order.total_amount} ${order.currency}`].join("\n"),
+      });
+      return { orderId, to: order.email, messageId: info.messageId };
+    }),
+  );
+
+  worker.register(TASKS.fdsBatch, (args, kwargs, ctx) =>
+    once(db, "batch", ctx, args, async () => {
+      const until = kwargs.scheduled_slot ? new Date(String(kwargs.scheduled_slot)) : new Date();
+      const { rows } = await db.query(
+        `WITH window_tx AS (
+           SELECT id FROM fds_transactions WHERE created_at >= $1::timestamptz - interval '24 hours' AND created_at < $1::timestamptz
+         ), listed AS (
+           UPDATE fds_transactions t SET risk_score = 100, risk_level = 'high', decision = 'block'
+           FROM blacklist_entries b
+           WHERE t.id IN (SELECT id FROM window_tx) AND t.decision <> 'block' AND b.expires_at > now()
+             AND ((b.entry_type = 'ip' AND b.value = host(t.ip_address)) OR (b.entry_type = 'email' AND b.value = t.email) OR (b.entry_type = 'card' AND b.value = t.card_hash))
+           RETURNING t.id
+         )
+         SELECT (SELECT count(*) FROM window_tx)::int AS examined, (SELECT count(DISTINCT id) FROM listed)::int AS escalated`,
+        [until],
+      );
+      deps.log?.(`fds batch up to ${until.toISOString()}: ${rows[0].examined} transactions examined, ${rows[0].escalated} now blocked`);
+      return rows[0];
+    }),
+  );
+
+  worker.register(TASKS.report, (args, _kwargs, ctx) =>
+    once(db, "report", ctx, args, async () => {
+      const reportId = String(args[0] ?? "");
+      if (!/^[0-9a-f-]{36}$/.test(reportId)) throw new TypeError(`reportId: must be a report UUID (got ${JSON.stringify(args[0])})`);
+      const { rows } = await db.query("UPDATE reports SET status = 'running', task_id = $2 WHERE id = $1 AND status <> 'completed' RETURNING kind, params", [reportId, ctx.id]);
+      if (!rows[0]) return { reportId, skipped: "completed or unknown" };
+      const data = await db.query(
+        `SELECT date_trunc('day', created_at)::date AS day, decision, count(*)::int AS transactions, round(avg(risk_score), 1) AS avg_score
+         FROM fds_transactions WHERE created_at >= now() - make_interval(days => $1) GROUP BY 1, 2 ORDER BY 1, 2`,
+        [Number((rows[0].params as { days?: number }).days ?? 7)],
+        { fresh: true },
+      );
+      const csv = ["day,decision,transactions,avg_score", ...data.rows.map((r) => `${(r.day as Date).toISOString().slice(0, 10)},${r.decision},${r.transactions},${r.avg_score}`)].join("\n") + "\n";
+      await mkdir(deps.reportsDir, { recursive: true });
+      const file = path.join(deps.reportsDir, `${reportId}.csv`);
+      await writeFile(`${file}.tmp`, csv);
+      await rename(`${file}.tmp`, file);
+      await db.query("UPDATE reports SET status = 'completed', file_path = $2, completed_at = now() WHERE id = $1", [reportId, file]);
+      return { reportId, rows: data.rowCount, url: `${deps.reportsBaseUrl}/${reportId}/download` };
+    }),
+  );
+
+  worker.register(TASKS.archiveLogs, (args, kwargs, ctx) =>
+    once(db, "cleanup", ctx, args, async () => {
+      const days = Number(kwargs.olderThanDays ?? 90);
+      if (!Number.isInteger(days) || days < 1) throw new TypeError(`olderThanDays: must be a positive integer (got ${JSON.stringify(kwargs.olderThanDays)})`);
+      const { rows } = await db.query("SELECT archive_app_logs(now() - make_interval(days => $1), 10000) AS moved", [days]);
+      return { archived: Number(rows[0].moved), olderThanDays: days };
+    }),
+  );
+
+  worker.register(TASKS.staleTasks, async () => {
+    // Outbox entries never picked up (the publish after the commit failed): send them again, same id.
+    const pending = await db.query<{ task_id: string; task_name: string; args: unknown[] }>(
+      "SELECT task_id, task_name, args FROM task_log WHERE state = 'pending' AND created_at < now() - interval '5 minutes' ORDER BY created_at LIMIT 500",
+      [],
+      { fresh: true },
+    );
+    for (const t of pending.rows) await deps.sender.send(t.task_name, t.args, {}, { id: t.task_id });
+    const stale = await db.query("SELECT count(*)::int AS n FROM task_log WHERE state IN ('pending', 'running') AND created_at < now() - interval '24 hours'", [], { fresh: true });
+    if (stale.rows[0].n > 0) deps.log?.(`ALERT: ${stale.rows[0].n} task(s) waiting more than 24 hours`);
+    return { resent: pending.rowCount, waitingOver24h: stale.rows[0].n };
+  });
+}

@@ -1,0 +1,43 @@
+/**
+ * The ShopFDS scheduler process (one per stack; a second one is harmless): fires the ShopFDS schedule
+ * (FDS batch daily at 00:00, log archive Sundays 02:00, stale-task check every 5 minutes) in
+ * SHOPFDS_TIMEZONE (default Asia/Seoul), one firing per slot, with its ledger in PostgreSQL.
+ *
+ *   node --import tsx scripts/scheduler.ts [--alive-file /tmp/shopfds-worker.alive]
+ */
+import { writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import pg from "pg";
+import { TaskProducer } from "../runtime/jobs/producer";
+import { Scheduler } from "../runtime/jobs/scheduler";
+import { shopSchedule } from "../runtime/jobs/shopfds-tasks";
+import { loadStackOutputs } from "../runtime/outputs";
+
+async function main(): Promise<void> {
+  const i = process.argv.indexOf("--alive-file");
+  const aliveFile = i >= 0 ? process.argv[i + 1] : undefined;
+  const outputs = await loadStackOutputs();
+  const { primary, database, user, password } = outputs.postgres;
+  const db = new pg.Pool({ host: primary.host, port: primary.port, database, user, password, max: 2 });
+  db.on("error", () => undefined);
+  const producer = await TaskProducer.connect(outputs.rabbitmq.url);
+  const timezone = process.env.SHOPFDS_TIMEZONE ?? "Asia/Seoul";
+  const scheduler = new Scheduler({
+    entries: shopSchedule(timezone),
+    sender: producer,
+    db,
+    hostname: `shopfds-scheduler-${process.pid}@${hostname()}`,
+    log: (line) => console.log(`[scheduler] ${line}`),
+    onTick: aliveFile ? () => writeFileSync(aliveFile, String(Date.now())) : undefined,
+  });
+  await scheduler.start();
+  console.log(`[scheduler] running ${shopSchedule(timezone).map((e) => `${e.name} (${e.cron})`).join(", ")} in ${timezone}`);
+  const shutdown = () => void scheduler.stop().then(() => Promise.all([producer.close(), db.end()])).then(() => process.exit(0));
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
+}
+
+main().catch((e) => {
+  console.error(`scheduler: ${(e as Error).message}`);
+  process.exit(1);
+});

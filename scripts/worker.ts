@@ -1,0 +1,63 @@
+/**
+ * The ShopFDS worker process (the stacks run it ≥ 2 times; `make worker` runs one locally): the
+ * TypeScript Celery-compatible worker with the ShopFDS tasks, on the stack the outputs describe.
+ *
+ *   node --import tsx scripts/worker.ts [--concurrency 4] [--alive-file /tmp/shopfds-worker.alive]
+ * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_REPORTS_DIR, SHOPFDS_REPORTS_URL.
+ * SIGTERM/SIGINT: finishes running tasks (up to 30 s), returns the rest to the queue, then exits.
+ */
+import { writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import path from "node:path";
+import nodemailer from "nodemailer";
+import { Database } from "../runtime/db/router";
+import { TaskProducer } from "../runtime/jobs/producer";
+import { registerShopTasks } from "../runtime/jobs/shopfds-tasks";
+import { Worker } from "../runtime/jobs/worker";
+import { loadStackOutputs } from "../runtime/outputs";
+
+function option(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
+}
+
+async function main(): Promise<void> {
+  const concurrency = Number(option("concurrency", "4"));
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency: must be a positive integer (got ${option("concurrency", "")})`);
+  const aliveFile = option("alive-file", "");
+  const outputs = await loadStackOutputs();
+  if (!outputs.smtp) throw new Error("the stack outputs have no smtp settings: the e-mail tasks need an SMTP server");
+  const db = await Database.connect(outputs.postgres);
+  const producer = await TaskProducer.connect(outputs.rabbitmq.url);
+  const log = (line: string) => console.log(`[worker] ${line}`);
+  const worker = new Worker({
+    url: outputs.rabbitmq.url,
+    hostname: `shopfds-worker-${process.pid}@${hostname()}`,
+    concurrency,
+    log,
+    onHeartbeat: aliveFile ? () => writeFileSync(aliveFile, String(Date.now())) : undefined,
+  });
+  const { smtp } = outputs;
+  registerShopTasks(worker, {
+    db,
+    mailer: nodemailer.createTransport({ host: smtp.host, port: smtp.port, secure: smtp.secure, ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password } } : {}) }),
+    from: smtp.from,
+    reportsDir: process.env.SHOPFDS_REPORTS_DIR ?? path.resolve(".local-stack/reports"),
+    reportsBaseUrl: process.env.SHOPFDS_REPORTS_URL ?? "http://127.0.0.1:8080/reports",
+    sender: producer,
+    log,
+  });
+  await worker.start();
+  const shutdown = () =>
+    void worker
+      .stop()
+      .then(() => Promise.all([producer.close(), db.close()]))
+      .then(() => process.exit(0));
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
+}
+
+main().catch((e) => {
+  console.error(`worker: ${(e as Error).message}`);
+  process.exit(1);
+});
