@@ -25,6 +25,7 @@ const settings = parseStackConfig({
   fds: config.getObject("fds"),
   rabbitmq: config.getObject("rabbitmq"),
   jobs: config.getObject("jobs"),
+  smtp: config.getObject("smtp"),
 });
 
 const prefix = `shopfds-${pulumi.getStack()}`;
@@ -74,17 +75,50 @@ const mq = new RabbitMq(`${prefix}-rabbitmq`, {
   hostPort: settings.platform === "docker" ? settings.rabbitmq.hostPort : undefined,
 });
 
+// E-mail: the configured relay, or on Docker a Mailpit sink (its UI shows what the tasks sent).
+const MAILPIT_SMTP = 1025;
+const mailSink =
+  !settings.smtp && settings.platform === "docker"
+    ? platform.deploy(
+        {
+          name: `${prefix}-mail`,
+          role: "smtp-sink",
+          instance: `${prefix}-mail`,
+          image: "axllent/mailpit:v1.21",
+          ports: [
+            { name: "smtp", port: MAILPIT_SMTP, hostPort: 11025 },
+            { name: "http", port: 8025, hostPort: 18025 },
+          ],
+          healthCheck: { command: ["/mailpit", "readyz"], intervalSeconds: 10, timeoutSeconds: 3, retries: 3, startPeriodSeconds: 5 },
+          resources: { cpu: "50m", memory: "64Mi" },
+          replicas: 1,
+        },
+        new pulumi.ComponentResource("shopfds:mail:MailSink", `${prefix}-mail`),
+      )
+    : undefined;
+const smtpPassword = config.getSecret("smtpPassword");
+const smtpFor = (inside: boolean): pulumi.Output<StackOutputs["smtp"]> | undefined => {
+  if (settings.smtp) {
+    const { host, port, secure, from, user } = settings.smtp;
+    return pulumi.output(smtpPassword ?? "").apply((password) => ({ host, port, secure, from, ...(user ? { user } : {}), ...(password ? { password } : {}) }));
+  }
+  if (!mailSink) return undefined;
+  const endpoint = inside ? { host: mailSink.internalHost(0), port: MAILPIT_SMTP } : mailSink.instanceEndpoints("smtp")[0]!;
+  return pulumi.output({ ...endpoint, secure: false, from: "ShopFDS <no-reply@shopfds.local>" });
+};
+
 const cardHashKeyOutputs = pulumi.all(cardHashKeys.map((k) => pulumi.all([k.version, k.key]).apply(([version, key]) => ({ version, key }))));
 
 // Workloads inside the stack read the same contract, with the addresses they see from inside.
 const insideOutputs: pulumi.Output<string> = pulumi
-  .all([db.password, cache.password, cardHashKeyOutputs, mq.internalUrl])
-  .apply(([pgPassword, redisPassword, keys, amqpUrl]) =>
+  .all([db.password, cache.password, cardHashKeyOutputs, mq.internalUrl, smtpFor(true)])
+  .apply(([pgPassword, redisPassword, keys, amqpUrl, smtp]) =>
     JSON.stringify({
       postgres: { primary: db.internal.primary, replicas: db.internal.replicas, database: db.database, user: db.user, password: pgPassword },
       redis: { nodes: cache.internalNodes, password: redisPassword },
       fds: { cardHashKeys: keys },
       rabbitmq: { url: amqpUrl, managementUrl: mq.internalManagementUrl },
+      ...(smtp ? { smtp } : {}),
     } satisfies StackOutputs),
   );
 
@@ -123,6 +157,10 @@ export const rabbitmq: Exported<StackOutputs["rabbitmq"]> = {
   url: mq.url,
   managementUrl: mq.managementUrl,
 };
+
+/** Where services send e-mail (part of the contract; secret, as it may hold the relay's password). */
+const smtpOutputs = smtpFor(false);
+export const smtp = smtpOutputs ? pulumi.secret(smtpOutputs) : undefined;
 
 /** Not part of the services' contract: where people open Flower (undefined when it is off). */
 export const flower = jobs.flower ? { url: jobs.flower.url, user: jobs.flower.user, password: pulumi.secret(jobs.flower.password) } : undefined;

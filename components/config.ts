@@ -86,6 +86,17 @@ export const jobsConfigSchema = z
   })
   .strict();
 
+export const smtpConfigSchema = z
+  .object({
+    host: z.string().min(1, "must be a host name"),
+    port: port.default(587),
+    /** TLS from the start (465); otherwise STARTTLS. */
+    secure: z.boolean().default(false),
+    from: z.string().min(3, "must be a sender such as ShopFDS <no-reply@shop.example>"),
+    user: z.string().min(1).optional(),
+  })
+  .strict();
+
 export const fdsConfigSchema = z
   .object({
     /**
@@ -111,11 +122,17 @@ export const stackConfigSchema = z
     fds: fdsConfigSchema.default(fdsConfigSchema.parse({})),
     rabbitmq: rabbitMqConfigSchema.default(rabbitMqConfigSchema.parse({})),
     jobs: jobsConfigSchema.default(jobsConfigSchema.parse({})),
+    /** The relay the e-mail tasks use (its password: the secret setting smtpPassword). On Docker, when
+     * absent, the stack runs a Mailpit sink instead; Kubernetes stacks must name a relay. */
+    smtp: smtpConfigSchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
     if (cfg.platform === "kubernetes" && !cfg.kubernetes) {
       ctx.addIssue({ code: "custom", path: ["kubernetes"], message: "is required when platform is \"kubernetes\" (set kubernetes.namespace)" });
+    }
+    if (cfg.platform === "kubernetes" && !cfg.smtp) {
+      ctx.addIssue({ code: "custom", path: ["smtp"], message: "is required when platform is \"kubernetes\" (the e-mail tasks need a relay: set smtp.host and smtp.from)" });
     }
   });
 

@@ -3,7 +3,8 @@
  * machine), against a baseline measured in the same run: one bare PostgreSQL server (initdb + start),
  * the least any pair could cost; then the read router's throughput and latency against a plain pg pool
  * on the same replica, and the share of reads the replicas served; then a full blacklist check against a
- * plain GET on the same Redis Cluster. Prints figures; asserts nothing
+ * plain GET on the same Redis Cluster; then no-op tasks per second through the TypeScript worker and
+ * Debian's Celery worker on the same broker. Prints figures; asserts nothing
  * (tests assert behaviour, not speed).
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -14,6 +15,9 @@ import { Database } from "../runtime/db/router";
 import { Blacklist } from "../runtime/fds/blacklist";
 import { connectRedisCluster } from "../runtime/redis/client";
 import { migrate, targetFromOutputs } from "./migrate";
+import { TaskProducer } from "../runtime/jobs/producer";
+import { Worker } from "../runtime/jobs/worker";
+import { celeryBackground, celeryEnv } from "../tests/support/celery";
 import { cleanStack, startStack, stopStack } from "./local-stack/stack";
 import { postgresBinDir } from "./local-stack/postgres";
 import { giveToServiceUser, postmasterPid, run, stopPid } from "./local-stack/process";
@@ -112,6 +116,7 @@ async function routerBench(p: { name: string; dir: string; portBase: number }): 
     const share = (s.reads.replicas / (s.reads.replicas + s.reads.primary)) * 100;
     console.log(`  reads served by replicas: ${share.toFixed(1)} % (SC-001 goal ≥ 80 %: ${share >= 80 ? "met" : "NOT met"}); fallbacks ${s.fallbacks}`);
     await blacklistBench(outputs, db);
+    await jobsBench(outputs);
   } finally {
     await Promise.all([plain.end(), db.close()]);
     await cleanStack(p);
@@ -144,6 +149,74 @@ async function blacklistBench(outputs: Awaited<ReturnType<typeof startStack>>["o
     );
   } finally {
     redis.disconnect();
+  }
+}
+
+const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
+
+/**
+ * No-op tasks per second: JOBS tasks are queued first, then a worker starts; the clock runs from the
+ * worker being ready to the last result arriving. Debian's Celery (`-c 4`, prefork) and the TypeScript
+ * worker (concurrency 4) on the same broker, in the same run.
+ */
+async function jobsBench(outputs: Awaited<ReturnType<typeof startStack>>["outputs"]): Promise<void> {
+  const prefix = `bench${process.pid}`;
+  const producer = await TaskProducer.connect(outputs.rabbitmq.url);
+  const queueUp = async (queue: string) => {
+    const ids: string[] = [];
+    for (let i = 0; i < JOBS; i += 200) {
+      const batch = await Promise.all(Array.from({ length: Math.min(200, JOBS - i) }, (_, k) => producer.send("bench.noop", [i + k], {}, { queue })));
+      ids.push(...batch.map((t) => t.id));
+    }
+    return ids;
+  };
+  const drain = async (ids: string[]) => {
+    await Promise.all(ids.map((id) => producer.result(id, 300_000)));
+    return performance.now();
+  };
+  try {
+    // Celery: its queue (and exchange) are declared by a worker start, so start one briefly first.
+    const env = celeryEnv(outputs.rabbitmq.url, prefix);
+    const celeryArgs = ["worker", "-c", "4", "--without-mingle", "--without-gossip", "-n", `${prefix}@bench`, "-Q", `${prefix}.py`, "--loglevel", "INFO"];
+    const waitReady = async (w: ReturnType<typeof celeryBackground>) => {
+      while (!/ready\./.test(w.output())) await new Promise((r) => setTimeout(r, 20));
+      return performance.now();
+    };
+    const declare = celeryBackground(env, celeryArgs);
+    await waitReady(declare);
+    await declare.stop();
+    const pyIds = await queueUp(`${prefix}.py`);
+    const celery = celeryBackground(env, celeryArgs);
+    let pyMs: number;
+    try {
+      const ready = await waitReady(celery);
+      pyMs = (await drain(pyIds)) - ready;
+    } finally {
+      await celery.stop();
+    }
+
+    const tsWorker = new Worker({ url: outputs.rabbitmq.url, queue: `${prefix}.ts`, hostname: `${prefix}-ts@bench`, concurrency: 4 });
+    tsWorker.register("bench.noop", (args) => args[0]);
+    await tsWorker.start();
+    await tsWorker.stop(); // declares its queue
+    const tsIds = await queueUp(`${prefix}.ts`);
+    const ts = new Worker({ url: outputs.rabbitmq.url, queue: `${prefix}.ts`, hostname: `${prefix}-ts2@bench`, concurrency: 4 });
+    ts.register("bench.noop", (args) => args[0]);
+    let tsMs: number;
+    try {
+      await ts.start();
+      const ready = performance.now();
+      tsMs = (await drain(tsIds)) - ready;
+    } finally {
+      await ts.stop();
+    }
+    const [py, tsRate] = [(JOBS / pyMs) * 1000, (JOBS / tsMs) * 1000];
+    console.log(`\nno-op tasks, ${JOBS} queued then drained (acks after the task, results over rpc://), same broker`);
+    console.log(`  Celery 5.2 worker -c 4 (prefork)   ${py.toFixed(0).padStart(6)} tasks/s`);
+    console.log(`  TypeScript worker, concurrency 4   ${tsRate.toFixed(0).padStart(6)} tasks/s`);
+    console.log(`  TypeScript ×${(tsRate / py).toFixed(2)} of Celery (goal ≥ 1: ${tsRate >= py ? "met" : "NOT met"}); SC-005 asks for 1000 per hour, i.e. 0.28 per second`);
+  } finally {
+    await producer.close();
   }
 }
 

@@ -19,3 +19,8 @@ app.conf.update(
 @app.task(name="interop.py_multiply")
 def py_multiply(a, b, scale=1):
     return {"product": a * b * scale, "ran_on": "python"}
+
+
+@app.task(name="bench.noop")
+def noop(i):
+    return i

@@ -32,11 +32,12 @@ before(async () => {
 
 describe("dev stack on Docker", () => {
   it("declares one network, a container and a named volume per member, one pulled image and three passwords", () => {
-    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-dev-(redis|fds|rabbitmq|jobs)-/.test(n)).sort();
+    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-dev-(redis|fds|rabbitmq|jobs|mail)-/.test(n)).sort();
     assert.deepEqual(count("docker:index/network:Network"), ["shopfds-dev-net"]);
     assert.deepEqual(count(CONTAINER), ["shopfds-dev-pg-primary-0", "shopfds-dev-pg-replica-0"]);
     assert.deepEqual(count("docker:index/volume:Volume"), ["shopfds-dev-pg-primary-0-data", "shopfds-dev-pg-replica-0-data"]);
     assert.deepEqual(count("docker:index/remoteImage:RemoteImage"), [
+      "shopfds-dev-image-axllent-mailpit-v1-21",
       "shopfds-dev-image-ghcr-io-shopfds-shopfds-service-latest",
       "shopfds-dev-image-mher-flower-2-0-1",
       "shopfds-dev-image-postgres-15-bookworm",
@@ -102,7 +103,7 @@ describe("dev stack on Docker", () => {
   });
 
   it("exports the outputs contract: loopback endpoints of the primary and the replica", async () => {
-    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "postgres", "rabbitmq", "redis"]);
+    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "postgres", "rabbitmq", "redis", "smtp"]);
     const outputs = parseStackOutputs(await allOutputs());
     const { password, ...plain } = outputs.postgres;
     assert.deepEqual(plain, { primary: { host: "127.0.0.1", port: 15432 }, replicas: [{ host: "127.0.0.1", port: 15433 }], database: "shopfds", user: "shopfds" });
@@ -207,6 +208,15 @@ describe("dev stack on Docker: RabbitMQ, workers, scheduler and Flower", () => {
     const flower = await resolve(program.flower);
     assert.equal(flower.value?.url, "http://127.0.0.1:15555/");
     assert.equal((await resolve(program.flower!.password)).secret, true);
+  });
+
+  it("runs a Mailpit SMTP sink when no relay is configured, and gives its address to workers and services", async () => {
+    const sink = h.named(CONTAINER, "shopfds-dev-mail-0").inputs;
+    assert.deepEqual(sink.ports, [{ internal: 1025, external: 11025, ip: "127.0.0.1" }, { internal: 8025, external: 18025, ip: "127.0.0.1" }]);
+    const inside = parseStackOutputs(JSON.parse(upload(h.named(CONTAINER, "shopfds-dev-jobs-worker-0"), JOB_PATHS.outputs)));
+    assert.deepEqual(inside.smtp, { host: "shopfds-dev-mail-0", port: 1025, secure: false, from: "ShopFDS <no-reply@shopfds.local>" });
+    const exported = await resolve(program.smtp);
+    assert.deepEqual(exported.value, { host: "127.0.0.1", port: 11025, secure: false, from: "ShopFDS <no-reply@shopfds.local>" });
   });
 
   it("exports the broker's AMQP URL as a secret and its management URL", async () => {

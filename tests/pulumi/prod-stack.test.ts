@@ -190,6 +190,12 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
     assert.equal(outputs.redis.nodes[0]!.host, `shopfds-prod-redis-node-0.shopfds-prod-redis-node.${NS}.svc.cluster.local`);
   });
 
+  it("gives workers the configured SMTP relay (no sink in production)", () => {
+    const inside = parseStackOutputs(JSON.parse(h.named("kubernetes:core/v1:Secret", "shopfds-prod-jobs-worker-secrets").inputs.stringData[fileKey(JOB_PATHS.outputs)]));
+    assert.deepEqual(inside.smtp, { host: "email-smtp.ap-northeast-2.amazonaws.com", port: 587, secure: false, from: "ShopFDS <no-reply@shopfds.example>", user: "shopfds-ses" });
+    assert.equal(h.resources.filter((r) => r.name.includes("-mail")).length, 0);
+  });
+
   it("exports the broker through its in-cluster name", async () => {
     const { rabbitmq } = parseStackOutputs(await allOutputs());
     assert.match(rabbitmq.url, new RegExp(`^amqp://shopfds:[A-Za-z0-9]{32,}@shopfds-prod-rabbitmq-broker-0\\.shopfds-prod-rabbitmq-broker\\.${NS}\\.svc\\.cluster\\.local:5672/shopfds$`));

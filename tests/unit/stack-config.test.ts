@@ -31,7 +31,7 @@ describe("stack configuration", () => {
 
   it("defaults replicas by platform: 1 on docker, 2 on kubernetes", () => {
     assert.equal(parseStackConfig({ platform: "docker" }).postgres.replicas, 1);
-    assert.equal(parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x" } }).postgres.replicas, 2);
+    assert.equal(parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x" }, smtp: { host: "relay", from: "a@b.c" } }).postgres.replicas, 2);
   });
 
   it("names every bad or missing key and what is wrong with it, all at once", () => {
@@ -54,7 +54,9 @@ describe("stack configuration", () => {
   it("reports a missing platform and a missing namespace as required", () => {
     assert.throws(() => parseStackConfig({}), { message: "Invalid stack configuration (1 problem):\n  - shopfds:platform: is required" });
     assert.throws(() => parseStackConfig({ platform: "kubernetes" }), {
-      message: 'Invalid stack configuration (1 problem):\n  - shopfds:kubernetes: is required when platform is "kubernetes" (set kubernetes.namespace)',
+      message:
+        'Invalid stack configuration (2 problems):\n  - shopfds:kubernetes: is required when platform is "kubernetes" (set kubernetes.namespace)' +
+        '\n  - shopfds:smtp: is required when platform is "kubernetes" (the e-mail tasks need a relay: set smtp.host and smtp.from)',
     });
   });
 });
