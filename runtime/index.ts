@@ -15,3 +15,16 @@ export { BLACKLIST_TYPES, canonicalEmail, canonicalIp, cardDigits, cardHash, Inv
 export type { BlacklistType, CardHashKey } from "./fds/canonical";
 export { amountRule, blacklistRule, decisionFor, FraudDetector, levelFor, velocityRule } from "./fds/evaluate";
 export type { Decision, Evaluation, FdsRulesOptions, RiskFactor, RiskLevel, Transaction } from "./fds/evaluate";
+export { TaskProducer, TaskFailedError } from "./jobs/producer";
+export type { SendOptions, SentTask } from "./jobs/producer";
+export { Worker } from "./jobs/worker";
+export type { TaskContext, TaskHandler, WorkerOptions } from "./jobs/worker";
+export { Scheduler } from "./jobs/scheduler";
+export type { ScheduleEntry, SchedulerOptions } from "./jobs/scheduler";
+export { registerShopTasks, shopSchedule, TASKS } from "./jobs/shopfds-tasks";
+export { placeOrder, OrderInputError } from "./shop/orders";
+export { HealthMonitor } from "./health/health";
+export type { CheckOutcome, CheckResult as HealthCheckResult, HealthCheck, HealthReport, HealthStatus } from "./health/health";
+export { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "./health/checks";
+export { createLogger, withTraceContext } from "./observability/logger";
+export { ServiceMetrics } from "./observability/metrics";

@@ -18,6 +18,9 @@ import { migrate, targetFromOutputs } from "./migrate";
 import { TaskProducer } from "../runtime/jobs/producer";
 import { Worker } from "../runtime/jobs/worker";
 import { celeryBackground, celeryEnv } from "../tests/support/celery";
+import { createServer, type RequestListener } from "node:http";
+import { HealthMonitor } from "../runtime/health/health";
+import { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "../runtime/health/checks";
 import { cleanStack, startStack, stopStack } from "./local-stack/stack";
 import { postgresBinDir } from "./local-stack/postgres";
 import { giveToServiceUser, postmasterPid, run, stopPid } from "./local-stack/process";
@@ -52,13 +55,17 @@ const ROUTER_RUNS = Number(process.env.BENCH_ROUTER_RUNS ?? 9);
 const READ_SQL = "SELECT $1::int AS id, lower('ShopFDS') AS name, now() AS at";
 
 /** Runs READS queries over CONCURRENCY workers; returns reads/s and latency percentiles in ms. */
-async function readLoad(query: (i: number) => Promise<unknown>, concurrency = CONCURRENCY): Promise<{ perSecond: number; p50: number; p99: number }> {
+function readLoad(query: (i: number) => Promise<unknown>, concurrency = CONCURRENCY): Promise<{ perSecond: number; p50: number; p99: number }> {
+  return readLoadN(READS, query, concurrency);
+}
+
+async function readLoadN(total: number, query: (i: number) => Promise<unknown>, concurrency = CONCURRENCY): Promise<{ perSecond: number; p50: number; p99: number }> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < READS) {
+      while (next < total) {
         const i = next++;
         const t = performance.now();
         await query(i);
@@ -68,7 +75,7 @@ async function readLoad(query: (i: number) => Promise<unknown>, concurrency = CO
   );
   const elapsed = performance.now() - started;
   latencies.sort((a, b) => a - b);
-  return { perSecond: (READS / elapsed) * 1000, p50: latencies[Math.floor(READS * 0.5)], p99: latencies[Math.floor(READS * 0.99)] };
+  return { perSecond: (total / elapsed) * 1000, p50: latencies[Math.floor(total * 0.5)], p99: latencies[Math.floor(total * 0.99)] };
 }
 
 type Load = Awaited<ReturnType<typeof readLoad>>;
@@ -117,6 +124,7 @@ async function routerBench(p: { name: string; dir: string; portBase: number }): 
     console.log(`  reads served by replicas: ${share.toFixed(1)} % (SC-001 goal ≥ 80 %: ${share >= 80 ? "met" : "NOT met"}); fallbacks ${s.fallbacks}`);
     await blacklistBench(outputs, db);
     await jobsBench(outputs);
+    await healthBench(outputs, db);
   } finally {
     await Promise.all([plain.end(), db.close()]);
     await cleanStack(p);
@@ -153,6 +161,39 @@ async function blacklistBench(outputs: Awaited<ReturnType<typeof startStack>>["o
 }
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
+const HEALTH_REQUESTS = Number(process.env.BENCH_HEALTH_REQUESTS ?? 5000);
+
+/** /health answered from cached results, under load, beside a bare handler on the same server setup. */
+async function healthBench(outputs: Awaited<ReturnType<typeof startStack>>["outputs"], db: Database): Promise<void> {
+  const redis = connectRedisCluster(outputs.redis);
+  const rabbit = rabbitMqCheck(outputs.rabbitmq.url);
+  const monitor = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), rabbit, diskCheck("/")]).start();
+  const serve = async (handler: RequestListener) => {
+    const server = createServer(handler);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/health` };
+  };
+  const bare = await serve((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end("{}");
+  });
+  const health = await serve(monitor.handler());
+  try {
+    const load = (url: string) => readLoadN(HEALTH_REQUESTS, () => fetch(url).then((r) => r.arrayBuffer()));
+    await load(bare.url);
+    await load(health.url);
+    const [b, h] = await bestOfAlternating(() => load(bare.url), () => load(health.url));
+    console.log(`\n/health from cached results, ${HEALTH_REQUESTS} requests × ${CONCURRENCY} concurrent over loopback HTTP, median of ${ROUTER_RUNS} (baseline: a bare handler)`);
+    console.log(`  bare handler  ${b.perSecond.toFixed(0).padStart(6)} req/s  p50 ${b.p50.toFixed(2)} ms  p99 ${b.p99.toFixed(2)} ms`);
+    console.log(`  /health       ${h.perSecond.toFixed(0).padStart(6)} req/s  p50 ${h.p50.toFixed(2)} ms  p99 ${h.p99.toFixed(2)} ms  (goal p99 < 5 ms: ${h.p99 < 5 ? "met" : "NOT met"}; ×${(h.p99 / b.p99).toFixed(2)} the bare p99)`);
+  } finally {
+    monitor.stop();
+    bare.server.close();
+    health.server.close();
+    redis.disconnect();
+    await rabbit.close();
+  }
+}
 
 /**
  * No-op tasks per second: JOBS tasks are queued first, then a worker starts; the clock runs from the

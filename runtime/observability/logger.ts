@@ -1,0 +1,56 @@
+/**
+ * The services' logger: pino with Elastic's ECS formatter, so every line is ECS JSON that the Logstash
+ * pipeline indexes as it is (`@timestamp`, `log.level`, `message`, `service.name`, `error.*`,
+ * `trace.id`…). Secrets are redacted before a line is written.
+ */
+import { ecsFormat } from "@elastic/ecs-pino-format";
+import pino, { type DestinationStream, type Logger } from "pino";
+
+export interface LoggerOptions {
+  /** `service.name`, e.g. `ecommerce`, `fds`, `worker`. */
+  readonly service: string;
+  /** `service.environment`: dev, staging, production. */
+  readonly environment: string;
+  readonly version?: string;
+  /** @default "info" */
+  readonly level?: pino.Level;
+  /** @default standard output */
+  readonly destination?: DestinationStream;
+}
+
+/** Fields never written: passwords, tokens, cookies, card numbers (anywhere one level deep too). */
+export const REDACTED_PATHS = [
+  "password",
+  "*.password",
+  "token",
+  "*.token",
+  "card",
+  "*.card",
+  "cardNumber",
+  "*.cardNumber",
+  "req.headers.authorization",
+  "req.headers.cookie",
+  'res.headers["set-cookie"]',
+];
+
+export function createLogger(o: LoggerOptions): Logger {
+  return pino(
+    {
+      level: o.level ?? "info",
+      ...ecsFormat({ convertErr: true, convertReqRes: true, apmIntegration: false, serviceName: o.service, serviceEnvironment: o.environment, ...(o.version ? { serviceVersion: o.version } : {}) }),
+      redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
+    },
+    o.destination,
+  );
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+
+/**
+ * A child logger carrying a request's W3C trace context (`traceparent` header) as ECS `trace.id` and
+ * `span.id`, so a request's lines are found together in Kibana; a malformed header is ignored.
+ */
+export function withTraceContext(logger: Logger, traceparent: string | undefined): Logger {
+  const m = traceparent ? TRACEPARENT.exec(traceparent.trim()) : null;
+  return m ? logger.child({ trace: { id: m[1] }, span: { id: m[2] } }) : logger;
+}

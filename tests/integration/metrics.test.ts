@@ -1,0 +1,69 @@
+/**
+ * Layer 3: the services' metrics against the test stack: the router's counts and the replica's lag and
+ * state appear as Prometheus series (counted once across scrapes), beside HTTP, FDS and job series,
+ * served by the /metrics handler.
+ */
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { after, before, describe, it } from "node:test";
+import { Database } from "../../runtime/db/router";
+import { ServiceMetrics } from "../../runtime/observability/metrics";
+import { loadStackOutputs } from "../../runtime/outputs";
+
+let db: Database;
+let metrics: ServiceMetrics;
+/** The value of a series in the exposition text; labels match in any order. */
+const value = (text: string, series: string) => {
+  const parse = (s: string) => {
+    const m = /^([a-z_:]+)(?:\{(.*)\})?$/.exec(s)!;
+    return `${m[1]}|${(m[2] ?? "").split(/,(?=[a-z_]+=)/).filter(Boolean).sort().join(",")}`;
+  };
+  const wanted = parse(series);
+  const line = text.split("\n").find((l) => !l.startsWith("#") && l.includes(" ") && parse(l.slice(0, l.lastIndexOf(" "))) === wanted);
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+};
+
+before(async () => {
+  db = await Database.connect((await loadStackOutputs()).postgres);
+  metrics = new ServiceMetrics({ service: "metrics-test", db, defaultMetrics: false });
+});
+
+after(async () => {
+  await db.close();
+});
+
+describe("service metrics", () => {
+  it("exports the router's reads by target, writes, and each replica's state and lag, counted once across scrapes", async () => {
+    for (let i = 0; i < 10; i++) await db.query("SELECT $1::int AS n", [i]);
+    await db.query("SELECT set_config('shopfds.metrics_test', '1', false)");
+    const first = await metrics.registry.metrics();
+    const replica = db.stats().replicas[0]!.name;
+    assert.equal(value(first, 'shopfds_db_reads_total{target="replica",service="metrics-test"}'), db.stats().reads.replicas);
+    assert.ok((value(first, 'shopfds_db_reads_total{target="replica",service="metrics-test"}') ?? 0) >= 10);
+    assert.equal(value(first, 'shopfds_db_writes_total{service="metrics-test"}'), 1);
+    assert.equal(value(first, `shopfds_db_replica_up{replica="${replica}",service="metrics-test"}`), 1);
+    assert.ok((value(first, `shopfds_db_replica_lag_seconds{replica="${replica}",service="metrics-test"}`) ?? -1) >= 0);
+    const second = await metrics.registry.metrics();
+    assert.equal(value(second, 'shopfds_db_writes_total{service="metrics-test"}'), 1, "a second scrape adds nothing");
+  });
+
+  it("records HTTP requests, FDS evaluations and jobs, and serves them on /metrics", async () => {
+    metrics.observeHttp("POST", "/orders", 201, 0.012);
+    metrics.observeHttp("POST", "/orders", 500, 0.2);
+    metrics.observeEvaluation({ score: 100, level: "high", decision: "block", factors: [], elapsedMs: 3 });
+    metrics.observeJob("shopfds.send_order_confirmation", "succeeded", 0.12);
+    const server = createServer(metrics.handler());
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    try {
+      const res = await fetch(`http://127.0.0.1:${(server.address() as { port: number }).port}/metrics`);
+      assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      assert.equal(value(text, 'shopfds_http_requests_total{method="POST",route="/orders",status_code="500",service="metrics-test"}'), 1);
+      assert.equal(value(text, 'shopfds_http_request_duration_seconds_bucket{le="0.025",method="POST",route="/orders",status_code="201",service="metrics-test"}'), 1);
+      assert.equal(value(text, 'shopfds_fds_evaluations_total{level="high",decision="block",service="metrics-test"}'), 1);
+      assert.equal(value(text, 'shopfds_jobs_total{task="shopfds.send_order_confirmation",outcome="succeeded",service="metrics-test"}'), 1);
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -1,0 +1,49 @@
+/** Layer 1: the services' log lines are ECS JSON that Logstash indexes as they are, with no secrets. */
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { describe, it } from "node:test";
+import { createLogger, withTraceContext } from "../../runtime/observability/logger";
+
+function capture() {
+  const lines: Record<string, any>[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, done) {
+      for (const l of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(l));
+      done();
+    },
+  });
+  return { lines, destination };
+}
+
+describe("logger", () => {
+  it("writes a logged error as ECS JSON with service, level, message, error fields and trace context", () => {
+    const { lines, destination } = capture();
+    const log = withTraceContext(createLogger({ service: "fds", environment: "dev", version: "1.2.3", destination }), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    log.error({ err: new TypeError("card service unreachable") }, "evaluation failed");
+    const line = lines[0]!;
+    assert.equal(line["log.level"], "error");
+    assert.equal(line.message, "evaluation failed");
+    assert.match(line["@timestamp"], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.equal(typeof line["ecs.version"], "string");
+    // Dotted keys are ECS too; Elasticsearch expands them into objects.
+    assert.deepEqual([line["service.name"], line["service.environment"], line["service.version"], line["event.dataset"]], ["fds", "dev", "1.2.3", "fds"]);
+    assert.equal(line.error.type, "TypeError");
+    assert.equal(line.error.message, "card service unreachable");
+    assert.match(line.error.stack_trace, /TypeError: card service unreachable\n\s+at /);
+    assert.deepEqual([line.trace.id, line.span.id], ["4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"]);
+  });
+
+  it("redacts passwords, tokens, cookies and card numbers", () => {
+    const { lines, destination } = capture();
+    createLogger({ service: "ecommerce", environment: "dev", destination }).info({ password: "hunter2", user: { password: "x", card: "4111111111111111" }, req: { headers: { authorization: "Bearer abc", cookie: "sid=1" } } }, "login");
+    const text = JSON.stringify(lines[0]);
+    for (const secret of ["hunter2", "4111111111111111", "Bearer abc", "sid=1"]) assert.ok(!text.includes(secret), secret);
+    assert.equal(lines[0]!.password, "[redacted]");
+  });
+
+  it("ignores a malformed traceparent", () => {
+    const { lines, destination } = capture();
+    withTraceContext(createLogger({ service: "x", environment: "dev", destination }), "garbage").info("hello");
+    assert.equal(lines[0]!.trace, undefined);
+  });
+});
