@@ -1,0 +1,212 @@
+/**
+ * Pure renderers for monitoring: prometheus.yml, the alert rules, and alertmanager.yml. Docker,
+ * Kubernetes and the local stack ship what these return; `promtool` and `amtool` check them in the
+ * test suite, and every alert has a unit test on both sides of its threshold and of its `for`.
+ *
+ * Each alert name covers both severities where there are two (same name, `severity` warning or
+ * critical), so Alertmanager's inhibition can silence the warning while the critical one fires.
+ */
+import { stringify } from "yaml";
+import { isSafePath, Problems } from "../validation";
+
+export interface ScrapeJob {
+  readonly name: string;
+  readonly targets: readonly string[];
+  /** @default "/metrics" */
+  readonly metricsPath?: string;
+}
+
+export interface PrometheusConfigInput {
+  readonly scrapeIntervalSeconds: number;
+  readonly evaluationIntervalSeconds: number;
+  /** `host:port` of each Alertmanager. */
+  readonly alertmanagers: readonly string[];
+  readonly ruleFiles: readonly string[];
+  readonly jobs: readonly ScrapeJob[];
+  /** Added to every series and alert, e.g. `{ environment: "prod" }`. */
+  readonly externalLabels?: Readonly<Record<string, string>>;
+}
+
+export interface AlertmanagerConfigInput {
+  /** File holding the Slack incoming-webhook URL (a secret). */
+  readonly slackWebhookUrlFile: string;
+  readonly slackChannel: string;
+  readonly email: {
+    readonly to: string;
+    readonly from: string;
+    /** `host:port` of the SMTP relay. */
+    readonly smarthost: string;
+    readonly username?: string;
+    /** File holding the SMTP password (a secret). */
+    readonly passwordFile?: string;
+    readonly requireTls: boolean;
+  };
+  /** @default 30s */
+  readonly groupWait?: string;
+}
+
+const isTarget = (s: unknown) => typeof s === "string" && /^[A-Za-z0-9.-]+:\d{1,5}$/.test(s);
+
+export function renderPrometheusConfig(input: PrometheusConfigInput): string {
+  const p = new Problems("prometheus.yml");
+  p.check(Number.isInteger(input.scrapeIntervalSeconds) && input.scrapeIntervalSeconds >= 1, "scrapeIntervalSeconds", "must be a positive integer", input.scrapeIntervalSeconds);
+  p.check(Number.isInteger(input.evaluationIntervalSeconds) && input.evaluationIntervalSeconds >= 1, "evaluationIntervalSeconds", "must be a positive integer", input.evaluationIntervalSeconds);
+  input.alertmanagers.forEach((a, i) => p.check(isTarget(a), `alertmanagers[${i}]`, "must be host:port", a));
+  input.ruleFiles.forEach((f, i) => p.check(isSafePath(f), `ruleFiles[${i}]`, "must be an absolute path", f));
+  const names = new Set<string>();
+  input.jobs.forEach((j, i) => {
+    p.check(/^[a-z][a-z0-9_-]*$/.test(j.name) && !names.has(j.name), `jobs[${i}].name`, "must be a unique lower-case name", j.name);
+    names.add(j.name);
+    j.targets.forEach((t, k) => p.check(isTarget(t), `jobs[${i}].targets[${k}]`, "must be host:port", t));
+  });
+  p.throwIfAny();
+  return stringify({
+    global: {
+      scrape_interval: `${input.scrapeIntervalSeconds}s`,
+      evaluation_interval: `${input.evaluationIntervalSeconds}s`,
+      ...(input.externalLabels ? { external_labels: { ...input.externalLabels } } : {}),
+    },
+    alerting: { alertmanagers: [{ static_configs: [{ targets: [...input.alertmanagers] }] }] },
+    rule_files: [...input.ruleFiles],
+    scrape_configs: input.jobs.map((j) => ({ job_name: j.name, metrics_path: j.metricsPath ?? "/metrics", static_configs: [{ targets: [...j.targets] }] })),
+  });
+}
+
+export interface AlertRule {
+  readonly alert: string;
+  readonly expr: string;
+  readonly for: string;
+  readonly labels: { readonly severity: "warning" | "critical" | "none" };
+  readonly annotations: { readonly summary: string; readonly description: string; readonly runbook_url: string };
+}
+
+const RUNBOOKS = "https://github.com/shopfds/infrastructure/blob/main/docs/runbooks.md";
+const rule = (alert: string, severity: AlertRule["labels"]["severity"], expr: string, forDuration: string, summary: string, description: string): AlertRule => ({
+  alert,
+  expr,
+  for: forDuration,
+  labels: { severity },
+  annotations: { summary, description, runbook_url: `${RUNBOOKS}#${alert.toLowerCase()}` },
+});
+
+const CPU = `100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[2m])))`;
+const MEMORY = `100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)`;
+const DISK = `100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"})`;
+const ERROR_RATE = `100 * sum by (service) (rate(shopfds_http_requests_total{status_code=~"5.."}[5m])) / sum by (service) (rate(shopfds_http_requests_total[5m]))`;
+const ES_DISK = `100 * (1 - elasticsearch_filesystem_data_available_bytes / elasticsearch_filesystem_data_size_bytes)`;
+
+/** The alert rules, one group per concern (FR-026, FR-027). */
+export function alertRuleGroups(): { name: string; rules: AlertRule[] }[] {
+  return [
+    {
+      name: "host",
+      rules: [
+        rule("HostHighCpu", "warning", `${CPU} > 80`, "5m", "CPU above 80 % on {{ $labels.instance }}", "CPU use has been {{ $value | printf \"%.0f\" }} % for 5 minutes."),
+        rule("HostHighCpu", "critical", `${CPU} > 90`, "5m", "CPU above 90 % on {{ $labels.instance }}", "CPU use has been {{ $value | printf \"%.0f\" }} % for 5 minutes."),
+        rule("HostHighMemory", "warning", `${MEMORY} > 85`, "5m", "Memory above 85 % on {{ $labels.instance }}", "Memory use is {{ $value | printf \"%.0f\" }} %."),
+        rule("HostHighMemory", "critical", `${MEMORY} > 95`, "5m", "Memory above 95 % on {{ $labels.instance }}", "Memory use is {{ $value | printf \"%.0f\" }} %."),
+        rule("HostDiskFull", "warning", `${DISK} > 85`, "10m", "Disk {{ $labels.mountpoint }} above 85 % on {{ $labels.instance }}", "Disk use is {{ $value | printf \"%.0f\" }} %."),
+        rule("HostDiskFull", "critical", `${DISK} > 95`, "5m", "Disk {{ $labels.mountpoint }} above 95 % on {{ $labels.instance }}", "Disk use is {{ $value | printf \"%.0f\" }} %."),
+      ],
+    },
+    {
+      name: "services",
+      rules: [
+        rule("ApiErrorRate", "warning", `${ERROR_RATE} > 5`, "5m", "{{ $labels.service }}: more than 5 % of requests fail", "{{ $value | printf \"%.1f\" }} % of requests answered 5xx over 5 minutes."),
+        rule("ApiErrorRate", "critical", `${ERROR_RATE} > 10`, "5m", "{{ $labels.service }}: more than 10 % of requests fail", "{{ $value | printf \"%.1f\" }} % of requests answered 5xx over 5 minutes."),
+        rule("HealthCheckFailing", "critical", `up{job="shopfds-services"} == 0`, "1m", "{{ $labels.instance }} does not answer its health and metrics endpoint", "Prometheus cannot scrape {{ $labels.instance }}."),
+      ],
+    },
+    {
+      name: "database",
+      rules: [
+        rule("ReplicationLagHigh", "warning", "max by (replica) (shopfds_db_replica_lag_seconds) > 10", "1m", "Replica {{ $labels.replica }} is more than 10 s behind", "Lag {{ $value | printf \"%.1f\" }} s; reads skip it until it catches up."),
+        rule("ReplicaDown", "warning", "min by (replica) (shopfds_db_replica_up) == 0", "1m", "Replica {{ $labels.replica }} is out of rotation", "Reads fall back to the primary."),
+        rule("PrimaryDown", "critical", `pg_up{role="primary"} == 0`, "1m", "The PostgreSQL primary is down", "postgres-exporter cannot reach the primary: writes fail."),
+      ],
+    },
+    {
+      name: "redis",
+      rules: [
+        rule("RedisClusterNotOk", "critical", "min(redis_cluster_state) == 0", "1m", "The Redis Cluster state is not ok", "Blacklist checks fall back to PostgreSQL; sessions fail."),
+        rule("RedisMasterWithoutReplica", "warning", `(redis_connected_slaves < 1) and on (instance) (redis_instance_info{role="master"} == 1)`, "5m", "Redis master {{ $labels.instance }} has no replica", "Its slots would be lost with it."),
+      ],
+    },
+    {
+      name: "jobs",
+      rules: [
+        rule("DeadLetterQueueGrowing", "warning", `delta(rabbitmq_queue_messages_ready{queue="shopfds.dead"}[15m]) > 0`, "5m", "Tasks are being dead-lettered", "{{ $value | printf \"%.0f\" }} more dead letters in 15 minutes; read their x-shopfds-reason headers."),
+        rule("CriticalTaskWaiting", "critical", "max(shopfds_tasks_waiting_over_24h) > 0", "5m", "Tasks have waited more than 24 hours", "{{ $value | printf \"%.0f\" }} task(s) pending or running for over a day."),
+        rule("TooFewWorkers", "critical", `max(rabbitmq_queue_consumers{queue="celery"}) < 2`, "5m", "Fewer than 2 workers consume the task queue", "FR-015 needs at least 2 workers; {{ $value | printf \"%.0f\" }} now."),
+      ],
+    },
+    {
+      name: "elasticsearch",
+      rules: [
+        rule("ElasticsearchDiskFull", "warning", `${ES_DISK} > 85`, "10m", "Elasticsearch disk above 85 % on {{ $labels.name }}", "ILM deletes indices after 30 days; check the retention."),
+        rule("ElasticsearchDiskFull", "critical", `${ES_DISK} > 95`, "5m", "Elasticsearch disk above 95 % on {{ $labels.name }}", "Indexing stops at the flood-stage watermark."),
+      ],
+    },
+    {
+      name: "meta",
+      rules: [rule("Watchdog", "none", "vector(1)", "0m", "Always firing: proves the alerting pipeline works", "If this alert stops arriving, alerting is broken.")],
+    },
+  ];
+}
+
+export function renderAlertRules(): string {
+  return stringify({ groups: alertRuleGroups() });
+}
+
+export function renderAlertmanagerConfig(input: AlertmanagerConfigInput): string {
+  const p = new Problems("alertmanager.yml");
+  p.check(isSafePath(input.slackWebhookUrlFile), "slackWebhookUrlFile", "must be an absolute path", input.slackWebhookUrlFile);
+  p.check(/^#[a-z0-9_-]+$/.test(input.slackChannel), "slackChannel", "must be a channel such as #alerts", input.slackChannel);
+  p.check(/^[^@\s]+@[^@\s]+$/.test(input.email.to), "email.to", "must be an e-mail address", input.email.to);
+  p.check(isTarget(input.email.smarthost), "email.smarthost", "must be host:port", input.email.smarthost);
+  if (input.email.passwordFile !== undefined) p.check(isSafePath(input.email.passwordFile), "email.passwordFile", "must be an absolute path", input.email.passwordFile);
+  p.throwIfAny();
+  const slack = {
+    api_url_file: input.slackWebhookUrlFile,
+    channel: input.slackChannel,
+    send_resolved: true,
+    title: '[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})',
+    text: "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.description }}\nRunbook: {{ .Annotations.runbook_url }}\n{{ end }}",
+  };
+  return stringify({
+    global: { resolve_timeout: "5m" },
+    route: {
+      receiver: "slack",
+      group_by: ["alertname", "service", "instance"],
+      group_wait: input.groupWait ?? "30s",
+      group_interval: "5m",
+      repeat_interval: "4h",
+      routes: [
+        // The Watchdog proves the pipeline in Prometheus's and Alertmanager's own UIs; it pages nobody.
+        { receiver: "null", matchers: ['alertname="Watchdog"'] },
+        // Critical alerts go to e-mail and continue to Slack (FR-027).
+        { receiver: "email", matchers: ['severity="critical"'], continue: true },
+        { receiver: "slack", matchers: ['severity=~"warning|critical"'] },
+      ],
+    },
+    inhibit_rules: [{ source_matchers: ['severity="critical"'], target_matchers: ['severity="warning"'], equal: ["alertname", "instance", "service"] }],
+    receivers: [
+      { name: "null" },
+      { name: "slack", slack_configs: [slack] },
+      {
+        name: "email",
+        email_configs: [
+          {
+            to: input.email.to,
+            from: input.email.from,
+            smarthost: input.email.smarthost,
+            require_tls: input.email.requireTls,
+            send_resolved: true,
+            ...(input.email.username ? { auth_username: input.email.username } : {}),
+            ...(input.email.passwordFile ? { auth_password_file: input.email.passwordFile } : {}),
+          },
+        ],
+      },
+    ],
+  });
+}

@@ -1,0 +1,247 @@
+/**
+ * Layer 1: the monitoring configs checked by the real tools. `promtool check config/rules`, then
+ * `promtool test rules` with a unit test for every alert evaluated on both sides of its threshold
+ * (a series above and one below) and of its `for` (pending, then firing); `amtool check-config` and
+ * `amtool config routes test` prove warnings reach Slack only and critical alerts Slack and e-mail.
+ * Each check is also shown failing on a wrong expectation, so it cannot pass by accident.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { after, describe, it } from "node:test";
+import { stringify } from "yaml";
+import { alertRuleGroups, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig } from "../../components/monitoring/render";
+
+const run = promisify(execFile);
+const dir = mkdtempSync(path.join(tmpdir(), "shopfds-alerts-"));
+const file = (name: string, text: string) => {
+  writeFileSync(path.join(dir, name), text);
+  return path.join(dir, name);
+};
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+type Labels = Record<string, string>;
+interface Expect {
+  readonly labels: Labels;
+  /** The alert's value, for its annotations' `{{ $value }}`. */
+  readonly value: number;
+}
+interface Case {
+  readonly alert: string;
+  readonly series: Record<string, string>;
+  /** eval time → firing alerts (exactly these; [] while `for` has not elapsed). */
+  readonly at: Record<string, Expect[]>;
+}
+
+const rules = alertRuleGroups().flatMap((g) => g.rules);
+
+/** Expands the annotation templates the way Prometheus does for the subset the rules use. */
+function annotations(alert: string, severity: string, e: Expect): Labels {
+  const r = rules.find((x) => x.alert === alert && x.labels.severity === severity)!;
+  const expand = (t: string) =>
+    t.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, k) => e.labels[k] ?? "").replace(/\{\{ \$value \| printf "%\.(\d)f" \}\}/g, (_, d) => e.value.toFixed(Number(d)));
+  return { summary: expand(r.annotations.summary), description: expand(r.annotations.description), runbook_url: r.annotations.runbook_url };
+}
+
+const w = (labels: Labels, value: number): Expect => ({ labels: { ...labels, severity: "warning" }, value });
+const c = (labels: Labels, value: number): Expect => ({ labels: { ...labels, severity: "critical" }, value });
+
+const cases: Case[] = [
+  {
+    alert: "HostHighCpu",
+    series: {
+      'node_cpu_seconds_total{mode="idle",instance="busy",cpu="0"}': "0+9x30", // idle 15 %: CPU 85 %
+      'node_cpu_seconds_total{mode="idle",instance="hot",cpu="0"}': "0+3x30", // idle 5 %: CPU 95 %
+      'node_cpu_seconds_total{mode="idle",instance="calm",cpu="0"}': "0+18x30", // CPU 70 %
+    },
+    at: { "5m": [], "10m": [w({ instance: "busy" }, 85), w({ instance: "hot" }, 95), c({ instance: "hot" }, 95)] },
+  },
+  {
+    alert: "HostHighMemory",
+    series: {
+      'node_memory_MemAvailable_bytes{instance="tight"}': "10x20",
+      'node_memory_MemTotal_bytes{instance="tight"}': "100x20",
+      'node_memory_MemAvailable_bytes{instance="full"}': "3x20",
+      'node_memory_MemTotal_bytes{instance="full"}': "100x20",
+      'node_memory_MemAvailable_bytes{instance="ok"}': "20x20",
+      'node_memory_MemTotal_bytes{instance="ok"}': "100x20",
+    },
+    at: { "3m": [], "6m": [w({ instance: "tight" }, 90), w({ instance: "full" }, 97), c({ instance: "full" }, 97)] },
+  },
+  {
+    alert: "HostDiskFull",
+    series: {
+      'node_filesystem_avail_bytes{instance="a",mountpoint="/",fstype="ext4"}': "10x20",
+      'node_filesystem_size_bytes{instance="a",mountpoint="/",fstype="ext4"}': "100x20",
+      'node_filesystem_avail_bytes{instance="b",mountpoint="/",fstype="ext4"}': "2x20",
+      'node_filesystem_size_bytes{instance="b",mountpoint="/",fstype="ext4"}': "100x20",
+      'node_filesystem_avail_bytes{instance="c",mountpoint="/",fstype="ext4"}': "50x20",
+      'node_filesystem_size_bytes{instance="c",mountpoint="/",fstype="ext4"}': "100x20",
+      'node_filesystem_avail_bytes{instance="d",mountpoint="/run",fstype="tmpfs"}': "1x20",
+      'node_filesystem_size_bytes{instance="d",mountpoint="/run",fstype="tmpfs"}': "100x20",
+    },
+    at: {
+      "4m": [],
+      "7m": [c({ instance: "b", mountpoint: "/", fstype: "ext4" }, 98)],
+      "12m": [w({ instance: "a", mountpoint: "/", fstype: "ext4" }, 90), w({ instance: "b", mountpoint: "/", fstype: "ext4" }, 98), c({ instance: "b", mountpoint: "/", fstype: "ext4" }, 98)],
+    },
+  },
+  {
+    alert: "ApiErrorRate",
+    series: {
+      'shopfds_http_requests_total{service="orders",status_code="500"}': "0+7x30",
+      'shopfds_http_requests_total{service="orders",status_code="200"}': "0+93x30",
+      'shopfds_http_requests_total{service="fds",status_code="503"}': "0+15x30",
+      'shopfds_http_requests_total{service="fds",status_code="200"}': "0+85x30",
+      'shopfds_http_requests_total{service="admin",status_code="500"}': "0+2x30",
+      'shopfds_http_requests_total{service="admin",status_code="200"}': "0+98x30",
+    },
+    at: { "4m": [], "15m": [w({ service: "orders" }, 7), w({ service: "fds" }, 15), c({ service: "fds" }, 15)] },
+  },
+  {
+    alert: "HealthCheckFailing",
+    series: { 'up{job="shopfds-services",instance="api-1"}': "0x10", 'up{job="shopfds-services",instance="api-2"}': "1x10" },
+    at: { "0m": [], "3m": [c({ job: "shopfds-services", instance: "api-1" }, 0)] },
+  },
+  {
+    alert: "ReplicationLagHigh",
+    series: { 'shopfds_db_replica_lag_seconds{replica="r1",service="orders"}': "12x10", 'shopfds_db_replica_lag_seconds{replica="r2",service="orders"}': "5x10" },
+    at: { "0m": [], "3m": [w({ replica: "r1" }, 12)] },
+  },
+  {
+    alert: "ReplicaDown",
+    series: { 'shopfds_db_replica_up{replica="r1",service="orders"}': "0x10", 'shopfds_db_replica_up{replica="r2",service="orders"}': "1x10" },
+    at: { "0m": [], "3m": [w({ replica: "r1" }, 0)] },
+  },
+  {
+    alert: "PrimaryDown",
+    series: { 'pg_up{role="primary",instance="pg-0"}': "0x10", 'pg_up{role="replica",instance="pg-1"}': "0x10" },
+    at: { "0m": [], "3m": [c({ role: "primary", instance: "pg-0" }, 0)] },
+  },
+  {
+    alert: "RedisClusterNotOk",
+    series: { 'redis_cluster_state{instance="n1"}': "1 1 0 0 0 0 0 0", 'redis_cluster_state{instance="n2"}': "1x8" },
+    at: { "1m": [], "2m": [], "4m": [c({}, 0)] },
+  },
+  {
+    alert: "RedisMasterWithoutReplica",
+    series: {
+      'redis_connected_slaves{instance="m1"}': "0x10",
+      'redis_instance_info{instance="m1",role="master"}': "1x10",
+      'redis_connected_slaves{instance="m2"}': "1x10",
+      'redis_instance_info{instance="m2",role="master"}': "1x10",
+      'redis_connected_slaves{instance="s1"}': "0x10",
+      'redis_instance_info{instance="s1",role="slave"}': "1x10",
+    },
+    at: { "3m": [], "6m": [w({ instance: "m1" }, 0)] },
+  },
+  {
+    alert: "DeadLetterQueueGrowing",
+    series: { 'rabbitmq_queue_messages_ready{queue="shopfds.dead",vhost="shopfds"}': "0+1x40", 'rabbitmq_queue_messages_ready{queue="celery",vhost="shopfds"}': "0+1x40" },
+    at: { "3m": [], "25m": [w({ queue: "shopfds.dead", vhost: "shopfds" }, 15)] },
+  },
+  {
+    alert: "CriticalTaskWaiting",
+    series: { 'shopfds_tasks_waiting_over_24h{instance="worker-1"}': "0 0 0 2 2 2 2 2 2 2 2 2" },
+    at: { "4m": [], "9m": [c({}, 2)] },
+  },
+  {
+    alert: "TooFewWorkers",
+    series: { 'rabbitmq_queue_consumers{queue="celery",vhost="shopfds"}': "2 2 1 1 1 1 1 1 1 1 1" },
+    at: { "1m": [], "4m": [], "8m": [c({}, 1)] },
+  },
+  {
+    alert: "ElasticsearchDiskFull",
+    series: {
+      'elasticsearch_filesystem_data_available_bytes{name="es-0"}': "10x20",
+      'elasticsearch_filesystem_data_size_bytes{name="es-0"}': "100x20",
+      'elasticsearch_filesystem_data_available_bytes{name="es-1"}': "3x20",
+      'elasticsearch_filesystem_data_size_bytes{name="es-1"}': "100x20",
+      'elasticsearch_filesystem_data_available_bytes{name="es-2"}': "40x20",
+      'elasticsearch_filesystem_data_size_bytes{name="es-2"}': "100x20",
+    },
+    at: { "3m": [], "7m": [c({ name: "es-1" }, 97)], "12m": [w({ name: "es-0" }, 90), w({ name: "es-1" }, 97), c({ name: "es-1" }, 97)] },
+  },
+  {
+    alert: "Watchdog",
+    series: {},
+    at: { "0m": [{ labels: { severity: "none" }, value: 1 }] },
+  },
+];
+
+function testFile(rulesFile: string, list: readonly Case[]): string {
+  return stringify({
+    rule_files: [rulesFile],
+    evaluation_interval: "1m",
+    tests: list.map((k) => ({
+      interval: "1m",
+      input_series: Object.entries(k.series).map(([series, values]) => ({ series, values })),
+      alert_rule_test: Object.entries(k.at).map(([at, expected]) => ({
+        eval_time: at,
+        alertname: k.alert,
+        exp_alerts: expected.map((e) => ({ exp_labels: e.labels, exp_annotations: annotations(k.alert, e.labels.severity!, e) })),
+      })),
+    })),
+  });
+}
+
+describe("Prometheus: config and rules", () => {
+  const rulesFile = file("rules.yml", renderAlertRules());
+
+  it("promtool checks prometheus.yml and the rules", async () => {
+    const config = file(
+      "prometheus.yml",
+      renderPrometheusConfig({ scrapeIntervalSeconds: 15, evaluationIntervalSeconds: 15, alertmanagers: ["alertmanager:9093"], ruleFiles: [rulesFile], jobs: [{ name: "node", targets: ["node-exporter:9100"] }] }),
+    );
+    const { stdout } = await run("promtool", ["check", "config", config]);
+    assert.match(stdout, /SUCCESS: 20 rules found/);
+  });
+
+  it("every alert has for, severity, summary, description and runbook_url, and a unit test below", () => {
+    for (const r of rules) {
+      assert.match(r.for, /^\d+[smh]$/, r.alert);
+      assert.ok(["warning", "critical", "none"].includes(r.labels.severity), r.alert);
+      assert.ok(r.annotations.summary && r.annotations.description && r.annotations.runbook_url.startsWith("https://"), r.alert);
+    }
+    assert.deepEqual([...new Set(rules.map((r) => r.alert))].sort(), cases.map((k) => k.alert).sort(), "one test case per alert");
+  });
+
+  it("promtool test rules: each alert on both sides of its threshold and of its for", async () => {
+    const { stdout } = await run("promtool", ["test", "rules", file("tests.yml", testFile(rulesFile, cases))]);
+    assert.match(stdout, /SUCCESS/);
+  });
+
+  it("the rule tests can fail: a wrong expectation is reported", async () => {
+    const wrong: Case = { ...cases[0]!, at: { "5m": [w({ instance: "busy" }, 85)] } };
+    await assert.rejects(run("promtool", ["test", "rules", file("wrong.yml", testFile(rulesFile, [wrong]))]), (e: { stdout: string; stderr: string }) => /FAILED/.test(e.stdout + e.stderr));
+  });
+});
+
+describe("Alertmanager: routing", () => {
+  const config = file(
+    "alertmanager.yml",
+    renderAlertmanagerConfig({
+      slackWebhookUrlFile: "/run/secrets/slack-webhook-url",
+      slackChannel: "#shopfds-alerts",
+      email: { to: "oncall@shopfds.example", from: "alerts@shopfds.example", smarthost: "smtp.example:587", username: "alerts", passwordFile: "/run/secrets/smtp-password", requireTls: true },
+    }),
+  );
+  const routes = async (...labels: string[]) => (await run("amtool", ["config", "routes", "test", `--config.file=${config}`, ...labels])).stdout.trim();
+
+  it("amtool accepts the config; secrets are files, never values", async () => {
+    const { stdout } = await run("amtool", ["check-config", config]);
+    assert.match(stdout, /SUCCESS/);
+    assert.match(stdout, /3 receivers/);
+  });
+
+  it("warnings reach Slack only; critical alerts reach Slack and e-mail; the Watchdog pages nobody", async () => {
+    assert.equal(await routes("severity=warning", "alertname=HostHighCpu"), "slack");
+    assert.equal(await routes("severity=critical", "alertname=HostHighCpu"), "email,slack");
+    assert.equal(await routes("alertname=Watchdog", "severity=none"), "null");
+    await run("amtool", ["config", "routes", "test", `--config.file=${config}`, "--verify.receivers=email,slack", "severity=critical"]);
+    await assert.rejects(run("amtool", ["config", "routes", "test", `--config.file=${config}`, "--verify.receivers=email,slack", "severity=warning"]), "a warning must not page by e-mail");
+  });
+});
