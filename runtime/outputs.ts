@@ -79,6 +79,13 @@ export const smtpOutputsSchema = z
   })
   .strict();
 
+export const monitoringOutputsSchema = z
+  .object({
+    prometheusUrl: z.string().url("must be an http(s) URL"),
+    alertmanagerUrl: z.string().url("must be an http(s) URL"),
+  })
+  .strict();
+
 export const stackOutputsSchema = z.object({
   postgres: postgresOutputsSchema,
   redis: redisOutputsSchema,
@@ -86,6 +93,8 @@ export const stackOutputsSchema = z.object({
   rabbitmq: rabbitMqOutputsSchema,
   /** Where the e-mail tasks send (the local stack's sink; a relay in deployed stacks when configured). */
   smtp: smtpOutputsSchema.optional(),
+  /** Prometheus and Alertmanager, where the stack runs them. */
+  monitoring: monitoringOutputsSchema.optional(),
 });
 
 export type Endpoint = z.infer<typeof endpointSchema>;
@@ -94,6 +103,7 @@ export type RedisOutputs = z.infer<typeof redisOutputsSchema>;
 export type FdsOutputs = z.infer<typeof fdsOutputsSchema>;
 export type RabbitMqOutputs = z.infer<typeof rabbitMqOutputsSchema>;
 export type SmtpOutputs = z.infer<typeof smtpOutputsSchema>;
+export type MonitoringOutputs = z.infer<typeof monitoringOutputsSchema>;
 export type StackOutputs = z.infer<typeof stackOutputsSchema>;
 
 /** Environment variable holding the outputs as JSON. */

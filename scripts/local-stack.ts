@@ -5,8 +5,9 @@
  *   tsx scripts/local-stack.ts <start|stop|status|clean|outputs> [--profile dev|test]
  */
 import { readFileSync, existsSync } from "node:fs";
-import { cleanStack, outputsFile, profile, smtpOptions, stackStatus, startStack, stopStack } from "./local-stack/stack";
+import { cleanStack, monitoringOptions, outputsFile, profile, smtpOptions, stackStatus, startStack, stopStack } from "./local-stack/stack";
 import { mailDir } from "./local-stack/smtp";
+import { webhookDir } from "./local-stack/monitoring";
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -29,6 +30,7 @@ async function main(argv: string[]): Promise<number> {
           `  Redis Cluster        ${outputs.redis.nodes.map((n) => `${n.host}:${n.port}`).join(" ")} (3 masters + 3 replicas, password in the outputs)`,
           `  RabbitMQ             ${outputs.rabbitmq.url.replace(/:[^:@/]+@/, ":***@")} (management ${outputs.rabbitmq.managementUrl})`,
           ...(outputs.smtp ? [`  SMTP sink            ${outputs.smtp.host}:${outputs.smtp.port} (mail kept as .eml in ${smtpMailDir})`] : []),
+          ...(outputs.monitoring ? [`  Prometheus           ${outputs.monitoring.prometheusUrl}  Alertmanager ${outputs.monitoring.alertmanagerUrl} (Slack messages kept in ${webhookDir(monitoringOptions(p))})`] : []),
           `  Outputs (with the password): ${outputsFile(p)}  — or \`make outputs\``,
           `  Services find it with SHOPFDS_OUTPUTS_FILE=${outputsFile(p)}`,
         ].join("\n"),
@@ -55,7 +57,8 @@ async function main(argv: string[]): Promise<number> {
       for (const m of status.redis) console.log(`redis    ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
       for (const m of status.rabbitmq) console.log(`rabbitmq ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
       for (const m of status.smtp) console.log(`smtp     ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
-      return [...status.postgres, ...status.redis, ...status.rabbitmq, ...status.smtp].every((m) => m.pid) ? 0 : 3;
+      for (const m of status.monitoring) console.log(`monitor  ${m.name.padEnd(13)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
+      return [...status.postgres, ...status.redis, ...status.rabbitmq, ...status.smtp, ...status.monitoring].every((m) => m.pid) ? 0 : 3;
     }
     case "outputs": {
       if (!existsSync(outputsFile(p))) {

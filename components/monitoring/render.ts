@@ -12,6 +12,8 @@ import { isSafePath, Problems } from "../validation";
 export interface ScrapeJob {
   readonly name: string;
   readonly targets: readonly string[];
+  /** Target files Prometheus watches (file_sd), so targets can be added without a restart. */
+  readonly targetFiles?: readonly string[];
   /** @default "/metrics" */
   readonly metricsPath?: string;
 }
@@ -68,7 +70,12 @@ export function renderPrometheusConfig(input: PrometheusConfigInput): string {
     },
     alerting: { alertmanagers: [{ static_configs: [{ targets: [...input.alertmanagers] }] }] },
     rule_files: [...input.ruleFiles],
-    scrape_configs: input.jobs.map((j) => ({ job_name: j.name, metrics_path: j.metricsPath ?? "/metrics", static_configs: [{ targets: [...j.targets] }] })),
+    scrape_configs: input.jobs.map((j) => ({
+      job_name: j.name,
+      metrics_path: j.metricsPath ?? "/metrics",
+      static_configs: [{ targets: [...j.targets] }],
+      ...(j.targetFiles?.length ? { file_sd_configs: [{ files: [...j.targetFiles], refresh_interval: "30s" }] } : {}),
+    })),
   });
 }
 
@@ -95,8 +102,23 @@ const DISK = `100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squa
 const ERROR_RATE = `100 * sum by (service) (rate(shopfds_http_requests_total{status_code=~"5.."}[5m])) / sum by (service) (rate(shopfds_http_requests_total[5m]))`;
 const ES_DISK = `100 * (1 - elasticsearch_filesystem_data_available_bytes / elasticsearch_filesystem_data_size_bytes)`;
 
+export interface AlertRuleOptions {
+  /**
+   * Replaces every `for` (the local end-to-end test uses `0s` to see a notification in seconds; the
+   * real durations are proven by the rule unit tests). @default the durations below
+   */
+  readonly forOverride?: string;
+}
+
 /** The alert rules, one group per concern (FR-026, FR-027). */
-export function alertRuleGroups(): { name: string; rules: AlertRule[] }[] {
+export function alertRuleGroups(options: AlertRuleOptions = {}): { name: string; rules: AlertRule[] }[] {
+  const groups = ruleGroups();
+  if (options.forOverride === undefined) return groups;
+  if (!/^\d+[smh]$/.test(options.forOverride)) throw new Error(`forOverride: must be a duration such as 0s or 10s (got ${JSON.stringify(options.forOverride)})`);
+  return groups.map((g) => ({ ...g, rules: g.rules.map((r) => ({ ...r, for: options.forOverride as string })) }));
+}
+
+function ruleGroups(): { name: string; rules: AlertRule[] }[] {
   return [
     {
       name: "host",
@@ -154,8 +176,8 @@ export function alertRuleGroups(): { name: string; rules: AlertRule[] }[] {
   ];
 }
 
-export function renderAlertRules(): string {
-  return stringify({ groups: alertRuleGroups() });
+export function renderAlertRules(options: AlertRuleOptions = {}): string {
+  return stringify({ groups: alertRuleGroups(options) });
 }
 
 export function renderAlertmanagerConfig(input: AlertmanagerConfigInput): string {

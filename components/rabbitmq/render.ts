@@ -59,6 +59,8 @@ export function renderRabbitConf(input: RabbitConfInput): string {
     `management.tcp.port = ${input.managementPort}`,
     `prometheus.tcp.ip = ${input.bindAddress}`,
     `prometheus.tcp.port = ${input.prometheusPort}`,
+    // Per-queue series (the alerts watch shopfds.dead and the consumers of celery); a handful of queues.
+    "prometheus.return_per_object_metrics = true",
     // Users, vhost, queues and policies come from the definitions; with them no guest user is created.
     `load_definitions = ${input.definitionsFile}`,
     "loopback_users = none",

@@ -13,6 +13,7 @@ import { LocalPostgresOptions, MemberStatus, postgresStatus, startPostgres, stop
 import { LocalRabbitOptions, rabbitStatus, startRabbit, stopRabbit } from "./rabbitmq";
 import { LocalRedisOptions, redisStatus, startRedis, stopRedis } from "./redis";
 import { LocalSmtpOptions, smtpStatus, startSmtpSink, stopSmtpSink } from "./smtp";
+import { LocalMonitoringOptions, monitoringStatus, startMonitoring, stopMonitoring } from "./monitoring";
 
 export interface LocalStackProfile {
   readonly name: string;
@@ -20,7 +21,8 @@ export interface LocalStackProfile {
   readonly dir: string;
   /**
    * The stack's ports are offsets from this base: Redis nodes base + 1…6 (cluster bus + 11…16),
-   * SMTP sink base + 25, PostgreSQL primary base + 32 and replica base + 33, RabbitMQ base + 72…76.
+   * SMTP sink base + 25, PostgreSQL primary base + 32 and replica base + 33, RabbitMQ base + 72…76,
+   * Prometheus base + 90, node-exporter + 91, Alertmanager + 93, the Slack webhook sink + 94.
    */
   readonly portBase: number;
 }
@@ -52,6 +54,18 @@ export function smtpOptions(p: LocalStackProfile): LocalSmtpOptions {
   return { dir: path.join(p.dir, "smtp"), port: p.portBase + 25 };
 }
 
+export function monitoringOptions(p: LocalStackProfile): LocalMonitoringOptions {
+  return {
+    dir: path.join(p.dir, "monitoring"),
+    prometheusPort: p.portBase + 90,
+    nodeExporterPort: p.portBase + 91,
+    alertmanagerPort: p.portBase + 93,
+    webhookPort: p.portBase + 94,
+    smtpPort: smtpOptions(p).port,
+    jobs: [{ name: "rabbitmq", targets: [`127.0.0.1:${rabbitOptions(p).firstPort + 2}`] }],
+  };
+}
+
 /** The FDS card-hash key (version 1), generated once per stack like the passwords. */
 function fdsOutputs(p: LocalStackProfile): FdsOutputs {
   const file = path.join(p.dir, "fds-card-key-1");
@@ -78,17 +92,23 @@ export async function startStack(p: LocalStackProfile, log: (m: string) => void 
   ]);
   // After the servers: the sink is a Node process, and starting it beside RabbitMQ's CPU-bound boot
   // only slows both.
-  const smtp = await timed("smtp", () => startSmtpSink(smtpOptions(p), log));
+  const [smtp, monitoring] = await Promise.all([timed("smtp", () => startSmtpSink(smtpOptions(p), log)), timed("monitoring", () => startMonitoring(monitoringOptions(p), log))]);
   // Validate what we write against the contract the services will read it with.
-  const outputs = parseStackOutputs({ postgres, redis, fds: fdsOutputs(p), rabbitmq, smtp }, "local stack outputs");
+  const outputs = parseStackOutputs({ postgres, redis, fds: fdsOutputs(p), rabbitmq, smtp, monitoring }, "local stack outputs");
   writeFileSync(outputsFile(p), JSON.stringify(outputs, null, 2) + "\n", { mode: 0o600 });
   return { outputs, timings };
 }
 
 export async function stopStack(p: LocalStackProfile): Promise<string[]> {
   if (!existsSync(p.dir)) return [];
-  const [pg, redis, rabbit, smtp] = await Promise.all([stopPostgres(postgresOptions(p)), stopRedis(redisOptions(p)), stopRabbit(rabbitOptions(p)), stopSmtpSink(smtpOptions(p))]);
-  return [...pg.map((n) => `postgres ${n}`), ...redis.map((n) => `redis ${n}`), ...rabbit.map((n) => `rabbitmq ${n}`), ...smtp.map((n) => `smtp ${n}`)];
+  const [pg, redis, rabbit, smtp, monitoring] = await Promise.all([
+    stopPostgres(postgresOptions(p)),
+    stopRedis(redisOptions(p)),
+    stopRabbit(rabbitOptions(p)),
+    stopSmtpSink(smtpOptions(p)),
+    stopMonitoring(monitoringOptions(p)),
+  ]);
+  return [...pg.map((n) => `postgres ${n}`), ...redis.map((n) => `redis ${n}`), ...rabbit.map((n) => `rabbitmq ${n}`), ...smtp.map((n) => `smtp ${n}`), ...monitoring.map((n) => `monitoring ${n}`)];
 }
 
 /** Stops everything and removes the stack's directory. */
@@ -98,12 +118,19 @@ export async function cleanStack(p: LocalStackProfile): Promise<string[]> {
   return stopped;
 }
 
-export function stackStatus(p: LocalStackProfile): { postgres: MemberStatus[]; redis: ReturnType<typeof redisStatus>; rabbitmq: ReturnType<typeof rabbitStatus>; smtp: ReturnType<typeof smtpStatus> } {
+export function stackStatus(p: LocalStackProfile): {
+  postgres: MemberStatus[];
+  redis: ReturnType<typeof redisStatus>;
+  rabbitmq: ReturnType<typeof rabbitStatus>;
+  smtp: ReturnType<typeof smtpStatus>;
+  monitoring: ReturnType<typeof monitoringStatus>;
+} {
   const started = existsSync(p.dir);
   return {
     postgres: started ? postgresStatus(postgresOptions(p)) : [],
     redis: started && existsSync(redisOptions(p).dir) ? redisStatus(redisOptions(p)) : [],
     rabbitmq: started && existsSync(rabbitOptions(p).dir) ? rabbitStatus(rabbitOptions(p)) : [],
     smtp: started && existsSync(smtpOptions(p).dir) ? smtpStatus(smtpOptions(p)) : [],
+    monitoring: started && existsSync(monitoringOptions(p).dir) ? monitoringStatus(monitoringOptions(p)) : [],
   };
 }

@@ -21,6 +21,7 @@ describe("renderRabbitConf", () => {
         "management.tcp.port = 15672",
         "prometheus.tcp.ip = 0.0.0.0",
         "prometheus.tcp.port = 15692",
+        "prometheus.return_per_object_metrics = true",
         "load_definitions = /run/secrets/defs.json",
         "loopback_users = none",
         "consumer_timeout = 3600000",

@@ -1,0 +1,132 @@
+/**
+ * The local stack's monitoring: Prometheus (with the rendered alert rules), Alertmanager and
+ * node-exporter from Debian's packages, plus a Slack-compatible webhook sink; e-mail alerts go to the
+ * stack's SMTP sink. Each runs from the same renderers the Docker and Kubernetes stacks ship, on
+ * loopback ports of its own, and is stopped by its PID.
+ */
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "../../components/monitoring/render";
+import type { MonitoringOutputs } from "../../runtime/outputs";
+import { isAlive, stopPid, waitFor } from "./process";
+
+export interface LocalMonitoringOptions {
+  readonly dir: string;
+  readonly prometheusPort: number;
+  readonly alertmanagerPort: number;
+  readonly nodeExporterPort: number;
+  readonly webhookPort: number;
+  /** The SMTP sink (or relay) that critical alerts are mailed through. */
+  readonly smtpPort: number;
+  /** Scrape jobs besides Prometheus, Alertmanager and node-exporter (e.g. RabbitMQ's plugin). */
+  readonly jobs?: readonly ScrapeJob[];
+  /** @default 15 */
+  readonly intervalSeconds?: number;
+  /** @default "30s" */
+  readonly groupWait?: string;
+  /** See AlertRuleOptions.forOverride. */
+  readonly forOverride?: string;
+}
+
+const HOST = "127.0.0.1";
+const PROCESSES = ["webhook-sink", "node-exporter", "alertmanager", "prometheus"] as const;
+type Name = (typeof PROCESSES)[number];
+
+const pidFile = (o: LocalMonitoringOptions, name: Name) => path.join(o.dir, `${name}.pid`);
+export const webhookDir = (o: LocalMonitoringOptions) => path.join(o.dir, "webhook-messages");
+/** The file Prometheus watches for ShopFDS service targets (`[{ "targets": ["127.0.0.1:8080"] }]`). */
+export const serviceTargetsFile = (o: LocalMonitoringOptions) => path.join(o.dir, "targets", "services.json");
+
+function pid(o: LocalMonitoringOptions, name: Name): number | undefined {
+  if (!existsSync(pidFile(o, name))) return undefined;
+  const n = Number(readFileSync(pidFile(o, name), "utf8").trim());
+  return Number.isInteger(n) && n > 0 && isAlive(n) ? n : undefined;
+}
+
+function launch(o: LocalMonitoringOptions, name: Name, command: string, args: string[]): void {
+  if (pid(o, name)) return;
+  const out = openSync(path.join(o.dir, `${name}.log`), "a");
+  const child = spawn(command, args, { detached: true, stdio: ["ignore", out, out], cwd: path.resolve(__dirname, "../..") });
+  closeSync(out);
+  child.unref();
+  writeFileSync(pidFile(o, name), `${child.pid}\n`);
+}
+
+async function ready(url: string, what: string): Promise<void> {
+  await waitFor(what, 30_000, async () => ((await fetch(url).catch(() => undefined))?.ok ? true : undefined));
+}
+
+export async function startMonitoring(o: LocalMonitoringOptions, log: (m: string) => void = () => {}): Promise<MonitoringOutputs> {
+  for (const d of [o.dir, webhookDir(o), path.dirname(serviceTargetsFile(o)), path.join(o.dir, "prometheus-data"), path.join(o.dir, "alertmanager-data")]) mkdirSync(d, { recursive: true });
+  if (!existsSync(serviceTargetsFile(o))) writeFileSync(serviceTargetsFile(o), "[]\n");
+  const interval = o.intervalSeconds ?? 15;
+  const slackUrlFile = path.join(o.dir, "slack-webhook-url");
+  writeFileSync(slackUrlFile, `http://${HOST}:${o.webhookPort}/slack`, { mode: 0o600 });
+  writeFileSync(path.join(o.dir, "rules.yml"), renderAlertRules({ ...(o.forOverride ? { forOverride: o.forOverride } : {}) }));
+  writeFileSync(
+    path.join(o.dir, "alertmanager.yml"),
+    renderAlertmanagerConfig({
+      slackWebhookUrlFile: slackUrlFile,
+      slackChannel: "#shopfds-alerts",
+      email: { to: "oncall@shopfds.local", from: "alertmanager@shopfds.local", smarthost: `${HOST}:${o.smtpPort}`, requireTls: false },
+      groupWait: o.groupWait ?? "30s",
+    }),
+  );
+  writeFileSync(
+    path.join(o.dir, "prometheus.yml"),
+    renderPrometheusConfig({
+      scrapeIntervalSeconds: interval,
+      evaluationIntervalSeconds: interval,
+      alertmanagers: [`${HOST}:${o.alertmanagerPort}`],
+      ruleFiles: [path.join(o.dir, "rules.yml")],
+      jobs: [
+        { name: "prometheus", targets: [`${HOST}:${o.prometheusPort}`] },
+        { name: "alertmanager", targets: [`${HOST}:${o.alertmanagerPort}`] },
+        { name: "node", targets: [`${HOST}:${o.nodeExporterPort}`] },
+        { name: "shopfds-services", targets: [], targetFiles: [serviceTargetsFile(o)] },
+        ...(o.jobs ?? []),
+      ],
+    }),
+  );
+  log(`prometheus on ${HOST}:${o.prometheusPort}, alertmanager on ${HOST}:${o.alertmanagerPort}, node-exporter on ${HOST}:${o.nodeExporterPort}, slack sink on ${HOST}:${o.webhookPort}`);
+  launch(o, "webhook-sink", process.execPath, ["--import", "tsx", path.join(__dirname, "webhook-sink-server.ts"), String(o.webhookPort), webhookDir(o)]);
+  launch(o, "node-exporter", "prometheus-node-exporter", [`--web.listen-address=${HOST}:${o.nodeExporterPort}`]);
+  launch(o, "alertmanager", "prometheus-alertmanager", [
+    `--config.file=${path.join(o.dir, "alertmanager.yml")}`,
+    `--storage.path=${path.join(o.dir, "alertmanager-data")}`,
+    `--web.listen-address=${HOST}:${o.alertmanagerPort}`,
+    // Empty: no clustering, so it does not listen on 0.0.0.0:9094 (MACHINE-NOTES).
+    "--cluster.listen-address=",
+  ]);
+  launch(o, "prometheus", "prometheus", [
+    `--config.file=${path.join(o.dir, "prometheus.yml")}`,
+    `--storage.tsdb.path=${path.join(o.dir, "prometheus-data")}`,
+    `--web.listen-address=${HOST}:${o.prometheusPort}`,
+    "--storage.tsdb.retention.time=2d",
+  ]);
+  await Promise.all([
+    ready(`http://${HOST}:${o.webhookPort}/-/ready`, "the webhook sink"),
+    ready(`http://${HOST}:${o.nodeExporterPort}/metrics`, "node-exporter"),
+    ready(`http://${HOST}:${o.alertmanagerPort}/-/ready`, "Alertmanager"),
+    ready(`http://${HOST}:${o.prometheusPort}/-/ready`, "Prometheus"),
+  ]);
+  return { prometheusUrl: `http://${HOST}:${o.prometheusPort}/`, alertmanagerUrl: `http://${HOST}:${o.alertmanagerPort}/` };
+}
+
+export async function stopMonitoring(o: LocalMonitoringOptions): Promise<string[]> {
+  const stopped: string[] = [];
+  for (const name of [...PROCESSES].reverse()) {
+    const p = pid(o, name);
+    if (p) {
+      await stopPid(p, "SIGTERM");
+      stopped.push(name);
+    }
+  }
+  return stopped;
+}
+
+export function monitoringStatus(o: LocalMonitoringOptions): { name: string; port: number; pid?: number }[] {
+  const ports: Record<Name, number> = { "webhook-sink": o.webhookPort, "node-exporter": o.nodeExporterPort, alertmanager: o.alertmanagerPort, prometheus: o.prometheusPort };
+  return PROCESSES.map((name) => ({ name, port: ports[name], pid: pid(o, name) }));
+}

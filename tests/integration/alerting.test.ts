@@ -1,0 +1,83 @@
+/**
+ * Layer 3: alerting end to end with real Prometheus, Alertmanager and node-exporter (Debian's), started
+ * by the local stack's monitoring code from the shipped renderers, on ports of this file's own. A test
+ * exporter reports a CPU at 95 %: the critical alert reaches the Slack-compatible sink (measured, SC-007:
+ * within 30 s) and the SMTP sink, and inhibition keeps the matching warning quiet. The rules' `for`
+ * durations are replaced by 0s here (they are proven by the rule unit tests); every process started
+ * is stopped by its PID.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { loadStackOutputs } from "../../runtime/outputs";
+import { mailDir } from "../../scripts/local-stack/smtp";
+import { type LocalMonitoringOptions, startMonitoring, stopMonitoring, webhookDir } from "../../scripts/local-stack/monitoring";
+import { profile, smtpOptions } from "../../scripts/local-stack/stack";
+import { until } from "../support/databases";
+
+const dir = mkdtempSync(path.join(tmpdir(), "shopfds-alerting-"));
+let exporter: Server;
+let target = "";
+let options: LocalMonitoringOptions;
+let startedAt = 0;
+
+before(async () => {
+  const outputs = await loadStackOutputs();
+  // A host whose CPU is 95 % busy: the idle counter grows at 5 % of real time.
+  const t0 = Date.now();
+  exporter = createServer((_req, res) => {
+    const idle = ((Date.now() - t0) / 1000) * 0.05;
+    res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+    res.end(`# TYPE node_cpu_seconds_total counter\nnode_cpu_seconds_total{cpu="0",mode="idle"} ${idle}\nnode_cpu_seconds_total{cpu="0",mode="user"} ${((Date.now() - t0) / 1000) * 0.95}\n`);
+  });
+  await new Promise<void>((r) => exporter.listen(0, "127.0.0.1", () => r()));
+  target = `127.0.0.1:${(exporter.address() as { port: number }).port}`;
+  options = {
+    dir,
+    prometheusPort: 37690,
+    alertmanagerPort: 37693,
+    nodeExporterPort: 37691,
+    webhookPort: 37694,
+    smtpPort: outputs.smtp!.port,
+    jobs: [{ name: "busy-host", targets: [target] }],
+    intervalSeconds: 1,
+    groupWait: "1s",
+    forOverride: "0s",
+  };
+  startedAt = performance.now();
+  await startMonitoring(options);
+});
+
+after(async () => {
+  await stopMonitoring(options);
+  exporter?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const slackMessages = () =>
+  existsSync(webhookDir(options))
+    ? readdirSync(webhookDir(options))
+        .filter((f) => f.endsWith(".json") && !f.startsWith("."))
+        .map((f) => JSON.parse(JSON.parse(readFileSync(path.join(webhookDir(options), f), "utf8")).body) as { channel: string; attachments: { title: string; text: string }[] })
+    : [];
+
+describe("alerting end to end", () => {
+  it("a CPU above 90 % reaches Slack (critical) within 30 s, and e-mail, with the warning inhibited", async () => {
+    const mine = () => slackMessages().filter((m) => m.attachments?.some((a) => a.text.includes(target)));
+    await until("a Slack message about the busy host", 30_000, async () => mine().length > 0);
+    const seconds = (performance.now() - startedAt) / 1000;
+    console.log(`    Slack-format message at the sink ${seconds.toFixed(1)} s after Prometheus and Alertmanager were started`);
+    assert.ok(seconds < 30, `${seconds} s (SC-007)`);
+    const [message] = mine();
+    assert.equal(message!.channel, "#shopfds-alerts");
+    assert.equal(message!.attachments[0]!.title, "[FIRING] HostHighCpu (critical)");
+    assert.match(message!.attachments[0]!.text, new RegExp(`CPU above 90 % on ${target.replace(/\./g, "\\.")}\\nCPU use has been (9\\d|100) % for 5 minutes\\.\\nRunbook: https://`));
+    const sink = mailDir(smtpOptions(profile("test")));
+    await until("the critical alert by e-mail", 15_000, async () => readdirSync(sink).some((f) => !f.startsWith(".") && readFileSync(path.join(sink, f), "utf8").includes("HostHighCpu")));
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.deepEqual(mine().filter((m) => m.attachments[0]!.title.includes("(warning)")), [], "the warning is inhibited while the critical fires");
+  });
+});
