@@ -12,6 +12,7 @@ import { PostgresReplicatedPair } from "./components/postgres/PostgresReplicated
 import { RedisCluster } from "./components/redis/RedisCluster";
 import { RabbitMq } from "./components/rabbitmq/RabbitMq";
 import { JobRunners } from "./components/jobs/JobRunners";
+import { Monitoring } from "./components/monitoring/Monitoring";
 import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
 import type { StackOutputs } from "./runtime/outputs";
@@ -26,6 +27,7 @@ const settings = parseStackConfig({
   rabbitmq: config.getObject("rabbitmq"),
   jobs: config.getObject("jobs"),
   smtp: config.getObject("smtp"),
+  monitoring: config.getObject("monitoring"),
 });
 
 const prefix = `shopfds-${pulumi.getStack()}`;
@@ -132,6 +134,62 @@ const jobs = new JobRunners(`${prefix}-jobs`, {
   dependsOn: [...db.services, cache.service],
 });
 
+// Alerts: Slack through the secret setting slackWebhookUrl (`pulumi config set --secret
+// slackWebhookUrl …`); without it, a Docker stack runs a Slack-compatible sink (the service image's
+// webhook sink), and a Kubernetes stack refuses to deploy.
+let monitor: Monitoring | undefined;
+if (settings.monitoring.enabled) {
+  const slackSecret = config.getSecret("slackWebhookUrl");
+  let slackWebhookUrl: pulumi.Input<string>;
+  if (slackSecret) slackWebhookUrl = slackSecret;
+  else if (settings.platform === "docker") {
+    const sink = platform.deploy(
+      {
+        name: `${prefix}-slack-sink`,
+        role: "webhook-sink",
+        instance: `${prefix}-monitoring`,
+        image: settings.jobs.image,
+        command: ["node", "--import", "tsx", "scripts/local-stack/webhook-sink-server.ts", "8080", "/tmp/slack-messages"],
+        ports: [{ name: "http", port: 8080 }],
+        healthCheck: { command: ["node", "-e", "fetch('http://127.0.0.1:8080/-/ready').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"], intervalSeconds: 15, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 10 },
+        resources: { cpu: "25m", memory: "64Mi" },
+        replicas: 1,
+      },
+      new pulumi.ComponentResource("shopfds:monitoring:SlackSink", `${prefix}-slack-sink`),
+    );
+    slackWebhookUrl = pulumi.secret(`http://${sink.internalHost(0)}:8080/slack`);
+  } else {
+    throw new Error(`shopfds:slackWebhookUrl: is required on Kubernetes (critical alerts must reach Slack): pulumi config set --secret --stack ${pulumi.getStack()} slackWebhookUrl https://hooks.slack.com/services/…`);
+  }
+  const mail = settings.smtp ?? { host: mailSink!.internalHost(0), port: MAILPIT_SMTP, from: "ShopFDS <no-reply@shopfds.local>", user: undefined };
+  monitor = new Monitoring(`${prefix}-monitoring`, {
+    platform,
+    images: {
+      prometheus: "prom/prometheus:v2.42.0",
+      alertmanager: "prom/alertmanager:v0.25.0",
+      nodeExporter: "prom/node-exporter:v1.5.0",
+      postgresExporter: "quay.io/prometheuscommunity/postgres-exporter:v0.12.0",
+      redisExporter: "oliver006/redis_exporter:v1.50.0",
+    },
+    storageSize: settings.monitoring.storageSize,
+    slackWebhookUrl,
+    slackChannel: settings.monitoring.slackChannel,
+    email: {
+      to: settings.monitoring.alertEmail,
+      from: mail.from,
+      smarthost: `${mail.host}:${mail.port}`,
+      requireTls: settings.smtp !== undefined,
+      ...(mail.user ? { username: mail.user } : {}),
+      ...(settings.smtp && smtpPassword ? { password: smtpPassword } : {}),
+    },
+    postgres: { primary: db.internal.primary, database: db.database, user: db.user, password: db.password },
+    redis: { nodes: cache.internalNodes, password: cache.password },
+    rabbitmqMetrics: `${mq.broker.internalHost(0)}:15692`,
+    hostPort: settings.platform === "docker" ? settings.monitoring.hostPort : undefined,
+    dependsOn: [...db.services, cache.service],
+  });
+}
+
 /** Typed against the contract, so the program cannot export a shape the runtime would reject. */
 type Exported<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
@@ -161,6 +219,9 @@ export const rabbitmq: Exported<StackOutputs["rabbitmq"]> = {
 /** Where services send e-mail (part of the contract; secret, as it may hold the relay's password). */
 const smtpOutputs = smtpFor(false);
 export const smtp = smtpOutputs ? pulumi.secret(smtpOutputs) : undefined;
+
+/** Prometheus and Alertmanager (undefined when monitoring is off). */
+export const monitoring: StackOutputs["monitoring"] = monitor ? { prometheusUrl: monitor.prometheusUrl, alertmanagerUrl: monitor.alertmanagerUrl } : undefined;
 
 /** Not part of the services' contract: where people open Flower (undefined when it is off). */
 export const flower = jobs.flower ? { url: jobs.flower.url, user: jobs.flower.user, password: pulumi.secret(jobs.flower.password) } : undefined;

@@ -97,6 +97,18 @@ export const smtpConfigSchema = z
   })
   .strict();
 
+export const monitoringConfigSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    slackChannel: z.string().regex(/^#[a-z0-9_-]+$/, "must be a Slack channel such as #shopfds-alerts").default("#shopfds-alerts"),
+    /** Where critical alerts are mailed (through the stack's SMTP relay or sink). */
+    alertEmail: z.string().regex(/^[^@\s]+@[^@\s]+$/, "must be an e-mail address").default("oncall@shopfds.example"),
+    storageSize: k8sQuantity.default("10Gi"),
+    /** Docker only: Prometheus on 127.0.0.1:hostPort, Alertmanager on hostPort + 1. */
+    hostPort: port.default(19090),
+  })
+  .strict();
+
 export const fdsConfigSchema = z
   .object({
     /**
@@ -125,6 +137,7 @@ export const stackConfigSchema = z
     /** The relay the e-mail tasks use (its password: the secret setting smtpPassword). On Docker, when
      * absent, the stack runs a Mailpit sink instead; Kubernetes stacks must name a relay. */
     smtp: smtpConfigSchema.optional(),
+    monitoring: monitoringConfigSchema.default(monitoringConfigSchema.parse({})),
   })
   .strict()
   .superRefine((cfg, ctx) => {

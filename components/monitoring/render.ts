@@ -16,6 +16,8 @@ export interface ScrapeJob {
   readonly targetFiles?: readonly string[];
   /** @default "/metrics" */
   readonly metricsPath?: string;
+  /** Labels added to every series of the job (e.g. `role: primary` for the PostgreSQL exporter). */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export interface PrometheusConfigInput {
@@ -73,7 +75,7 @@ export function renderPrometheusConfig(input: PrometheusConfigInput): string {
     scrape_configs: input.jobs.map((j) => ({
       job_name: j.name,
       metrics_path: j.metricsPath ?? "/metrics",
-      static_configs: [{ targets: [...j.targets] }],
+      static_configs: [{ targets: [...j.targets], ...(j.labels ? { labels: { ...j.labels } } : {}) }],
       ...(j.targetFiles?.length ? { file_sd_configs: [{ files: [...j.targetFiles], refresh_interval: "30s" }] } : {}),
     })),
   });

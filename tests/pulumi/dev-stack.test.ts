@@ -6,6 +6,7 @@ import { renderPgHba, renderPostgresConf, renderReplicaBootstrap } from "../../c
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
+import { MONITORING_PATHS } from "../../components/monitoring/Monitoring";
 import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
 import { renderRabbitConf } from "../../components/rabbitmq/render";
 import { parseStackOutputs } from "../../runtime/outputs";
@@ -32,7 +33,7 @@ before(async () => {
 
 describe("dev stack on Docker", () => {
   it("declares one network, a container and a named volume per member, one pulled image and three passwords", () => {
-    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-dev-(redis|fds|rabbitmq|jobs|mail)-/.test(n)).sort();
+    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-dev-(redis|fds|rabbitmq|jobs|mail|monitoring|slack)-/.test(n)).sort();
     assert.deepEqual(count("docker:index/network:Network"), ["shopfds-dev-net"]);
     assert.deepEqual(count(CONTAINER), ["shopfds-dev-pg-primary-0", "shopfds-dev-pg-replica-0"]);
     assert.deepEqual(count("docker:index/volume:Volume"), ["shopfds-dev-pg-primary-0-data", "shopfds-dev-pg-replica-0-data"]);
@@ -40,10 +41,15 @@ describe("dev stack on Docker", () => {
       "shopfds-dev-image-axllent-mailpit-v1-21",
       "shopfds-dev-image-ghcr-io-shopfds-shopfds-service-latest",
       "shopfds-dev-image-mher-flower-2-0-1",
+      "shopfds-dev-image-oliver006-redis-exporter-v1-50-0",
       "shopfds-dev-image-postgres-15-bookworm",
+      "shopfds-dev-image-prom-alertmanager-v0-25-0",
+      "shopfds-dev-image-prom-node-exporter-v1-5-0",
+      "shopfds-dev-image-prom-prometheus-v2-42-0",
+      "shopfds-dev-image-quay-io-prometheuscommunity-postgres-exporter-v0-12-0",
       "shopfds-dev-image-rabbitmq-3-10-management",
       "shopfds-dev-image-redis-7-0-bookworm",
-    ]);
+    ], "one pulled image each, shared by the containers that use it");
     assert.deepEqual(count("random:index/randomPassword:RandomPassword"), [
       "shopfds-dev-pg-app-password",
       "shopfds-dev-pg-replication-password",
@@ -103,7 +109,7 @@ describe("dev stack on Docker", () => {
   });
 
   it("exports the outputs contract: loopback endpoints of the primary and the replica", async () => {
-    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "postgres", "rabbitmq", "redis", "smtp"]);
+    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "monitoring", "postgres", "rabbitmq", "redis", "smtp"]);
     const outputs = parseStackOutputs(await allOutputs());
     const { password, ...plain } = outputs.postgres;
     assert.deepEqual(plain, { primary: { host: "127.0.0.1", port: 15432 }, replicas: [{ host: "127.0.0.1", port: 15433 }], database: "shopfds", user: "shopfds" });
@@ -115,8 +121,8 @@ describe("dev stack on Docker: the Redis Cluster", () => {
   const nodes = [0, 1, 2, 3, 4, 5].map((i) => `shopfds-dev-redis-node-${i}`);
 
   it("declares 6 node containers with a volume each, and one creation container", () => {
-    assert.deepEqual(h.ofType(CONTAINER).map((r) => r.name).filter((n) => n.includes("-redis-")).sort(), [...nodes, "shopfds-dev-redis-create"].sort());
-    assert.deepEqual(h.ofType("docker:index/volume:Volume").map((r) => r.name).filter((n) => n.includes("-redis-")).sort(), nodes.map((n) => `${n}-data`));
+    assert.deepEqual(h.ofType(CONTAINER).map((r) => r.name).filter((n) => n.startsWith("shopfds-dev-redis-")).sort(), [...nodes, "shopfds-dev-redis-create"].sort());
+    assert.deepEqual(h.ofType("docker:index/volume:Volume").map((r) => r.name).filter((n) => n.startsWith("shopfds-dev-redis-")).sort(), nodes.map((n) => `${n}-data`));
   });
 
   it("runs each node from the rendered redis.conf, announcing its container name, on its own loopback port", () => {
@@ -224,6 +230,23 @@ describe("dev stack on Docker: RabbitMQ, workers, scheduler and Flower", () => {
     assert.match(rabbitmq.url, /^amqp:\/\/shopfds:[A-Za-z0-9]{32,}@127\.0\.0\.1:15680\/shopfds$/);
     assert.equal(rabbitmq.managementUrl, "http://127.0.0.1:15681/");
     assert.equal((await resolve(program.rabbitmq.url)).secret, true);
+    assert.deepEqual(h.leaks(), []);
+  });
+});
+
+describe("dev stack on Docker: monitoring", () => {
+  it("runs Prometheus and Alertmanager on loopback ports, alerting a Slack-compatible sink when no webhook is configured", async () => {
+    const prom = h.named(CONTAINER, "shopfds-dev-monitoring-prometheus-0").inputs;
+    assert.deepEqual(prom.ports, [{ internal: 9090, external: 19090, ip: "127.0.0.1" }]);
+    const am = h.named(CONTAINER, "shopfds-dev-monitoring-alertmanager-0");
+    assert.deepEqual(am.inputs.ports, [{ internal: 9093, external: 19091, ip: "127.0.0.1" }]);
+    assert.equal(upload(am, MONITORING_PATHS.slackWebhookUrl), "http://shopfds-dev-slack-sink-0:8080/slack");
+    assert.deepEqual(plainStrings(am.rawInputs.uploads).filter((s) => s.includes("slack-sink")), [], "the webhook URL is a secret upload");
+    assert.match(upload(am, MONITORING_PATHS.alertmanagerConfig), /smarthost: shopfds-dev-mail-0:1025/);
+    const exporter = h.named(CONTAINER, "shopfds-dev-monitoring-postgres-exporter-0");
+    assert.ok(exporter.inputs.envs.includes(`DATA_SOURCE_PASS_FILE=${MONITORING_PATHS.postgresPassword}`));
+    assert.equal(upload(exporter, MONITORING_PATHS.postgresPassword), h.generatedPasswords().find((p) => p.includes("apppassword")));
+    assert.deepEqual((await resolve(program.monitoring)).value, { prometheusUrl: "http://127.0.0.1:19090/", alertmanagerUrl: "http://127.0.0.1:19091/" });
     assert.deepEqual(h.leaks(), []);
   });
 });

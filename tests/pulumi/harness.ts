@@ -26,6 +26,11 @@ export interface RecordedResource {
 
 const isSecretWrapper = (v: any): boolean => v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
 
+/** Secret settings per stack, as an operator would set them with `pulumi config set --secret`. */
+export const TEST_SECRETS: Record<string, Record<string, string>> = {
+  prod: { "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/T000/B000/prodsecretwebhook", "shopfds:smtpPassword": "prod-smtp-secret-password" },
+};
+
 /** Removes Pulumi's secret wrappers, leaving the values. */
 export function unwrapSecrets(v: any): any {
   if (isSecretWrapper(v)) return unwrapSecrets(v.value);
@@ -81,9 +86,11 @@ export class MockHarness {
   /** Installs the mocks and the stack's configuration from `Pulumi.<stack>.yaml` (or `config`). */
   async install(stack: string, config?: Record<string, unknown>): Promise<void> {
     const settings = config ?? (parse(readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config as Record<string, unknown>);
+    // What `pulumi config set --secret` would hold for the stack (never in the stack files).
+    const secrets: Record<string, string> = config ? {} : (TEST_SECRETS[stack] ?? {});
     pulumi.runtime.setAllConfig(
-      Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])),
-      [],
+      { ...Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])), ...secrets },
+      Object.keys(secrets),
     );
     await pulumi.runtime.setMocks(
       {

@@ -7,6 +7,9 @@ import { fileKey } from "../../components/platform/kubernetes";
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
+import { MONITORING_PATHS } from "../../components/monitoring/Monitoring";
+import { renderAlertRules } from "../../components/monitoring/render";
+import { parse as parseYaml } from "yaml";
 import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { MockHarness, plainStrings, resolve } from "./harness";
@@ -29,7 +32,7 @@ before(async () => {
 
 describe("prod stack on Kubernetes", () => {
   it("declares the namespace and, per member set, a StatefulSet, headless Service, ConfigMap, Secret and PodDisruptionBudget", () => {
-    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-prod-(redis|rabbitmq|jobs)-/.test(n)).sort();
+    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-prod-(redis|rabbitmq|jobs|monitoring)-/.test(n)).sort();
     assert.deepEqual(names("kubernetes:core/v1:Namespace"), [NS]);
     assert.deepEqual(names(STS), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica"]);
     assert.deepEqual(names(SVC), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica", "shopfds-prod-pg-ro", "shopfds-prod-pg-rw"]);
@@ -192,7 +195,7 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
 
   it("gives workers the configured SMTP relay (no sink in production)", () => {
     const inside = parseStackOutputs(JSON.parse(h.named("kubernetes:core/v1:Secret", "shopfds-prod-jobs-worker-secrets").inputs.stringData[fileKey(JOB_PATHS.outputs)]));
-    assert.deepEqual(inside.smtp, { host: "email-smtp.ap-northeast-2.amazonaws.com", port: 587, secure: false, from: "ShopFDS <no-reply@shopfds.example>", user: "shopfds-ses" });
+    assert.deepEqual(inside.smtp, { host: "email-smtp.ap-northeast-2.amazonaws.com", port: 587, secure: false, from: "ShopFDS <no-reply@shopfds.example>", user: "shopfds-ses", password: "prod-smtp-secret-password" });
     assert.equal(h.resources.filter((r) => r.name.includes("-mail")).length, 0);
   });
 
@@ -200,5 +203,36 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
     const { rabbitmq } = parseStackOutputs(await allOutputs());
     assert.match(rabbitmq.url, new RegExp(`^amqp://shopfds:[A-Za-z0-9]{32,}@shopfds-prod-rabbitmq-broker-0\\.shopfds-prod-rabbitmq-broker\\.${NS}\\.svc\\.cluster\\.local:5672/shopfds$`));
     assert.deepEqual(h.leaks(), []);
+  });
+});
+
+describe("prod stack on Kubernetes: monitoring", () => {
+  const M = "shopfds-prod-monitoring";
+  it("runs Prometheus with the rendered rules, Alertmanager, and the exporters the rules read", () => {
+    const names = h.ofType(STS).map((r) => r.name).filter((n) => n.startsWith(M)).sort();
+    assert.deepEqual(names, [`${M}-alertmanager`, `${M}-node-exporter`, `${M}-postgres-exporter`, `${M}-prometheus`, `${M}-redis-exporter`]);
+    const config = h.named("kubernetes:core/v1:ConfigMap", `${M}-prometheus-config`).inputs.data;
+    assert.equal(config[fileKey(MONITORING_PATHS.rules)], renderAlertRules());
+    const prom = parseYaml(config[fileKey(MONITORING_PATHS.prometheusConfig)]);
+    const jobs = Object.fromEntries(prom.scrape_configs.map((j: { job_name: string; static_configs: { targets: string[]; labels?: object }[] }) => [j.job_name, j.static_configs[0]]));
+    assert.deepEqual(jobs.postgres, { targets: [`${M}-postgres-exporter-0.${M}-postgres-exporter.${NS}.svc.cluster.local:9187`], labels: { role: "primary" } });
+    assert.deepEqual(jobs.rabbitmq.targets, [`shopfds-prod-rabbitmq-broker-0.shopfds-prod-rabbitmq-broker.${NS}.svc.cluster.local:15692`]);
+    assert.deepEqual(prom.alerting.alertmanagers[0].static_configs[0].targets, [`${M}-alertmanager-0.${M}-alertmanager.${NS}.svc.cluster.local:9093`]);
+  });
+
+  it("keeps the Slack webhook URL, the SMTP password and the exporters' passwords in Secrets only", () => {
+    const am = h.named("kubernetes:core/v1:Secret", `${M}-alertmanager-secrets`);
+    assert.equal(am.inputs.stringData[fileKey(MONITORING_PATHS.slackWebhookUrl)], "https://hooks.slack.com/services/T000/B000/prodsecretwebhook");
+    assert.deepEqual(plainStrings(am.rawInputs.stringData), []);
+    const amConfig = parseYaml(h.named("kubernetes:core/v1:ConfigMap", `${M}-alertmanager-config`).inputs.data[fileKey(MONITORING_PATHS.alertmanagerConfig)]);
+    assert.equal(amConfig.receivers[1].slack_configs[0].api_url_file, MONITORING_PATHS.slackWebhookUrl);
+    assert.equal(amConfig.receivers[2].email_configs[0].auth_password_file, MONITORING_PATHS.smtpPassword);
+    for (const r of h.resources) assert.ok(!JSON.stringify(plainStrings(r.rawInputs)).includes("prodsecretwebhook"), `${r.type} ${r.name}`);
+    assert.deepEqual(h.leaks(), []);
+  });
+
+  it("exports the monitoring URLs in the contract", async () => {
+    const { monitoring } = parseStackOutputs({ ...(await allOutputs()), monitoring: (await resolve(program.monitoring)).value });
+    assert.deepEqual(monitoring, { prometheusUrl: `http://${M}-prometheus-0.${M}-prometheus.${NS}.svc.cluster.local:9090/`, alertmanagerUrl: `http://${M}-alertmanager-0.${M}-alertmanager.${NS}.svc.cluster.local:9093/` });
   });
 });

@@ -1,0 +1,171 @@
+/**
+ * Prometheus and Alertmanager with the exporters the alert rules read: node-exporter, postgres-exporter
+ * (labelled role=primary), redis-exporter (the whole cluster) and RabbitMQ's own Prometheus plugin.
+ * Configs come from the pure renderers; the Slack webhook URL, the SMTP password and the exporters'
+ * database and Redis passwords reach the containers only as secret files.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { DeployedService, Endpoint, Platform } from "../platform/types";
+import { renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "./render";
+
+export const MONITORING_PATHS = {
+  prometheusConfig: "/etc/prometheus/prometheus.yml",
+  rules: "/etc/prometheus/rules/shopfds.yml",
+  alertmanagerConfig: "/etc/alertmanager/alertmanager.yml",
+  slackWebhookUrl: "/run/secrets/slack-webhook-url",
+  smtpPassword: "/run/secrets/smtp-password",
+  postgresPassword: "/run/secrets/postgres-password",
+  redisPasswords: "/run/secrets/redis-passwords.json",
+} as const;
+
+export interface MonitoringArgs {
+  readonly platform: Platform;
+  readonly images: { readonly prometheus: string; readonly alertmanager: string; readonly nodeExporter: string; readonly postgresExporter: string; readonly redisExporter: string };
+  readonly storageSize: string;
+  /** The Slack incoming-webhook URL (a secret). */
+  readonly slackWebhookUrl: pulumi.Input<string>;
+  readonly slackChannel: string;
+  /** Where critical alerts are mailed. */
+  readonly email: { readonly to: string; readonly from: string; readonly smarthost: string; readonly username?: string; readonly password?: pulumi.Input<string>; readonly requireTls: boolean };
+  readonly postgres: { readonly primary: Endpoint; readonly database: string; readonly user: string; readonly password: pulumi.Input<string> };
+  readonly redis: { readonly nodes: readonly Endpoint[]; readonly password: pulumi.Input<string> };
+  /** RabbitMQ's Prometheus endpoint, `host:port`. */
+  readonly rabbitmqMetrics: string;
+  /** Docker only: Prometheus on 127.0.0.1:hostPort, Alertmanager on hostPort + 1. */
+  readonly hostPort?: number;
+  readonly dependsOn?: readonly DeployedService[];
+}
+
+export class Monitoring extends pulumi.ComponentResource {
+  declare readonly prometheusUrl: string;
+  declare readonly alertmanagerUrl: string;
+
+  constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("shopfds:monitoring:Monitoring", name, {}, opts);
+    const p = args.platform;
+    const small = { cpu: "50m", memory: "64Mi" };
+    const httpCheck = (port: number, path: string) => ({
+      command: ["wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${port}${path}`],
+      intervalSeconds: 15,
+      timeoutSeconds: 5,
+      retries: 3,
+      startPeriodSeconds: 20,
+    });
+
+    const nodeExporter = p.deploy(
+      { name: `${name}-node-exporter`, role: "node-exporter", instance: name, image: args.images.nodeExporter, ports: [{ name: "metrics", port: 9100 }], healthCheck: httpCheck(9100, "/metrics"), resources: small, replicas: 1, runAs: { uid: 65534, gid: 65534 } },
+      this,
+    );
+    const pgExporter = p.deploy(
+      {
+        name: `${name}-postgres-exporter`,
+        role: "postgres-exporter",
+        instance: name,
+        image: args.images.postgresExporter,
+        env: {
+          DATA_SOURCE_URI: `${args.postgres.primary.host}:${args.postgres.primary.port}/${args.postgres.database}?sslmode=disable`,
+          DATA_SOURCE_USER: args.postgres.user,
+          DATA_SOURCE_PASS_FILE: MONITORING_PATHS.postgresPassword,
+        },
+        secretFiles: [{ path: MONITORING_PATHS.postgresPassword, content: args.postgres.password }],
+        ports: [{ name: "metrics", port: 9187 }],
+        healthCheck: httpCheck(9187, "/metrics"),
+        resources: small,
+        replicas: 1,
+        runAs: { uid: 65534, gid: 65534 },
+        dependsOn: args.dependsOn,
+      },
+      this,
+    );
+    const first = args.redis.nodes[0]!;
+    const redisExporter = p.deploy(
+      {
+        name: `${name}-redis-exporter`,
+        role: "redis-exporter",
+        instance: name,
+        image: args.images.redisExporter,
+        command: [`--redis.addr=redis://${first.host}:${first.port}`, "--is-cluster", `--redis.password-file=${MONITORING_PATHS.redisPasswords}`],
+        secretFiles: [{ path: MONITORING_PATHS.redisPasswords, content: pulumi.output(args.redis.password).apply((pw) => JSON.stringify(Object.fromEntries(args.redis.nodes.map((n) => [`redis://${n.host}:${n.port}`, pw])))) }],
+        ports: [{ name: "metrics", port: 9121 }],
+        healthCheck: { command: ["/redis_exporter", "--version"], intervalSeconds: 30, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 10 },
+        resources: small,
+        replicas: 1,
+        dependsOn: args.dependsOn,
+      },
+      this,
+    );
+
+    const { password: smtpPassword, ...email } = args.email;
+    const alertmanager = p.deploy(
+      {
+        name: `${name}-alertmanager`,
+        role: "alertmanager",
+        instance: name,
+        image: args.images.alertmanager,
+        command: [`--config.file=${MONITORING_PATHS.alertmanagerConfig}`, "--storage.path=/alertmanager", "--cluster.listen-address="],
+        configFiles: [
+          {
+            path: MONITORING_PATHS.alertmanagerConfig,
+            content: renderAlertmanagerConfig({
+              slackWebhookUrlFile: MONITORING_PATHS.slackWebhookUrl,
+              slackChannel: args.slackChannel,
+              email: { ...email, ...(smtpPassword !== undefined ? { passwordFile: MONITORING_PATHS.smtpPassword } : {}) },
+            }),
+          },
+        ],
+        secretFiles: [
+          { path: MONITORING_PATHS.slackWebhookUrl, content: args.slackWebhookUrl },
+          ...(smtpPassword !== undefined ? [{ path: MONITORING_PATHS.smtpPassword, content: smtpPassword }] : []),
+        ],
+        ports: [{ name: "http", port: 9093, hostPort: args.hostPort !== undefined ? args.hostPort + 1 : undefined }],
+        volumes: [{ name: "data", mountPath: "/alertmanager", size: "1Gi" }],
+        healthCheck: httpCheck(9093, "/-/ready"),
+        resources: small,
+        replicas: 1,
+        runAs: { uid: 65534, gid: 65534 },
+      },
+      this,
+    );
+
+    const target = (s: DeployedService, port: number) => `${s.internalHost(0)}:${port}`;
+    const jobs: ScrapeJob[] = [
+      { name: "prometheus", targets: ["127.0.0.1:9090"] },
+      { name: "node", targets: [target(nodeExporter, 9100)] },
+      { name: "postgres", targets: [target(pgExporter, 9187)], labels: { role: "primary" } },
+      { name: "redis", targets: [target(redisExporter, 9121)] },
+      { name: "rabbitmq", targets: [args.rabbitmqMetrics] },
+      // The ShopFDS services' /metrics; the service component (issue 8) writes its targets here.
+      { name: "shopfds-services", targets: [], targetFiles: ["/etc/prometheus/targets/*.json"] },
+    ];
+    const prometheus = p.deploy(
+      {
+        name: `${name}-prometheus`,
+        role: "prometheus",
+        instance: name,
+        image: args.images.prometheus,
+        command: [`--config.file=${MONITORING_PATHS.prometheusConfig}`, "--storage.tsdb.path=/prometheus", "--storage.tsdb.retention.time=15d", "--web.enable-lifecycle"],
+        configFiles: [
+          {
+            path: MONITORING_PATHS.prometheusConfig,
+            content: renderPrometheusConfig({ scrapeIntervalSeconds: 15, evaluationIntervalSeconds: 15, alertmanagers: [target(alertmanager, 9093)], ruleFiles: [MONITORING_PATHS.rules], jobs }),
+          },
+          { path: MONITORING_PATHS.rules, content: renderAlertRules() },
+        ],
+        ports: [{ name: "http", port: 9090, hostPort: args.hostPort }],
+        volumes: [{ name: "data", mountPath: "/prometheus", size: args.storageSize }],
+        healthCheck: httpCheck(9090, "/-/ready"),
+        resources: { cpu: "250m", memory: "512Mi" },
+        replicas: 1,
+        runAs: { uid: 65534, gid: 65534 },
+        dependsOn: [alertmanager],
+      },
+      this,
+    );
+
+    const [prom] = prometheus.instanceEndpoints("http") as [Endpoint];
+    const [am] = alertmanager.instanceEndpoints("http") as [Endpoint];
+    this.prometheusUrl = `http://${prom.host}:${prom.port}/`;
+    this.alertmanagerUrl = `http://${am.host}:${am.port}/`;
+    this.registerOutputs({ prometheusUrl: this.prometheusUrl, alertmanagerUrl: this.alertmanagerUrl });
+  }
+}
