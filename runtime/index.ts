@@ -28,3 +28,4 @@ export type { CheckOutcome, CheckResult as HealthCheckResult, HealthCheck, Healt
 export { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "./health/checks";
 export { createLogger, withTraceContext } from "./observability/logger";
 export { ServiceMetrics } from "./observability/metrics";
+export { captureError, flushSentry, initSentry } from "./observability/sentry";
