@@ -13,6 +13,7 @@ import { RedisCluster } from "./components/redis/RedisCluster";
 import { RabbitMq } from "./components/rabbitmq/RabbitMq";
 import { JobRunners } from "./components/jobs/JobRunners";
 import { Monitoring } from "./components/monitoring/Monitoring";
+import { Logging } from "./components/logging/Logging";
 import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
 import type { StackOutputs } from "./runtime/outputs";
@@ -28,6 +29,7 @@ const settings = parseStackConfig({
   jobs: config.getObject("jobs"),
   smtp: config.getObject("smtp"),
   monitoring: config.getObject("monitoring"),
+  logging: config.getObject("logging"),
 });
 
 const prefix = `shopfds-${pulumi.getStack()}`;
@@ -190,6 +192,21 @@ if (settings.monitoring.enabled) {
   });
 }
 
+const elk = settings.logging.enabled
+  ? new Logging(`${prefix}-logging`, {
+      platform,
+      images: {
+        elasticsearch: "docker.elastic.co/elasticsearch/elasticsearch:7.17.18",
+        logstash: "docker.elastic.co/logstash/logstash:7.17.18",
+        kibana: "docker.elastic.co/kibana/kibana:7.17.18",
+        setup: "curlimages/curl:8.7.1",
+      },
+      storageSize: settings.logging.storageSize,
+      resources: settings.logging.resources,
+      hostPort: settings.platform === "docker" ? settings.logging.hostPort : undefined,
+    })
+  : undefined;
+
 /** Typed against the contract, so the program cannot export a shape the runtime would reject. */
 type Exported<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
@@ -222,6 +239,9 @@ export const smtp = smtpOutputs ? pulumi.secret(smtpOutputs) : undefined;
 
 /** Prometheus and Alertmanager (undefined when monitoring is off). */
 export const monitoring: StackOutputs["monitoring"] = monitor ? { prometheusUrl: monitor.prometheusUrl, alertmanagerUrl: monitor.alertmanagerUrl } : undefined;
+
+/** The ELK stack (undefined when `shopfds:logging.enabled` is off, as in the dev stack by default). */
+export const logging: StackOutputs["logging"] = elk ? { logstash: elk.logstash, kibanaUrl: elk.kibanaUrl } : undefined;
 
 /** Not part of the services' contract: where people open Flower (undefined when it is off). */
 export const flower = jobs.flower ? { url: jobs.flower.url, user: jobs.flower.user, password: pulumi.secret(jobs.flower.password) } : undefined;

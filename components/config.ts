@@ -109,6 +109,17 @@ export const monitoringConfigSchema = z
   })
   .strict();
 
+export const loggingConfigSchema = z
+  .object({
+    /** The ELK stack; off by default (heavy for a laptop), on in prod. */
+    enabled: z.boolean().default(false),
+    storageSize: k8sQuantity.default("20Gi"),
+    resources: resourcesSchema.default({ cpu: "500m", memory: "2Gi" }),
+    /** Docker only: Kibana on 127.0.0.1:hostPort, Logstash's JSON input on hostPort + 1. */
+    hostPort: port.default(15601),
+  })
+  .strict();
+
 export const fdsConfigSchema = z
   .object({
     /**
@@ -138,6 +149,7 @@ export const stackConfigSchema = z
      * absent, the stack runs a Mailpit sink instead; Kubernetes stacks must name a relay. */
     smtp: smtpConfigSchema.optional(),
     monitoring: monitoringConfigSchema.default(monitoringConfigSchema.parse({})),
+    logging: loggingConfigSchema.default(loggingConfigSchema.parse({})),
   })
   .strict()
   .superRefine((cfg, ctx) => {

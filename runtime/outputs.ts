@@ -86,6 +86,14 @@ export const monitoringOutputsSchema = z
   })
   .strict();
 
+export const loggingOutputsSchema = z
+  .object({
+    /** Logstash's newline-delimited JSON input (ECS lines from the runtime's logger). */
+    logstash: endpointSchema,
+    kibanaUrl: z.string().url("must be an http(s) URL"),
+  })
+  .strict();
+
 export const stackOutputsSchema = z.object({
   postgres: postgresOutputsSchema,
   redis: redisOutputsSchema,
@@ -95,6 +103,8 @@ export const stackOutputsSchema = z.object({
   smtp: smtpOutputsSchema.optional(),
   /** Prometheus and Alertmanager, where the stack runs them. */
   monitoring: monitoringOutputsSchema.optional(),
+  /** The ELK stack, where it is switched on. */
+  logging: loggingOutputsSchema.optional(),
 });
 
 export type Endpoint = z.infer<typeof endpointSchema>;

@@ -109,7 +109,7 @@ describe("dev stack on Docker", () => {
   });
 
   it("exports the outputs contract: loopback endpoints of the primary and the replica", async () => {
-    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "monitoring", "postgres", "rabbitmq", "redis", "smtp"]);
+    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "logging", "monitoring", "postgres", "rabbitmq", "redis", "smtp"]);
     const outputs = parseStackOutputs(await allOutputs());
     const { password, ...plain } = outputs.postgres;
     assert.deepEqual(plain, { primary: { host: "127.0.0.1", port: 15432 }, replicas: [{ host: "127.0.0.1", port: 15433 }], database: "shopfds", user: "shopfds" });
@@ -248,5 +248,12 @@ describe("dev stack on Docker: monitoring", () => {
     assert.equal(upload(exporter, MONITORING_PATHS.postgresPassword), h.generatedPasswords().find((p) => p.includes("apppassword")));
     assert.deepEqual((await resolve(program.monitoring)).value, { prometheusUrl: "http://127.0.0.1:19090/", alertmanagerUrl: "http://127.0.0.1:19091/" });
     assert.deepEqual(h.leaks(), []);
+  });
+});
+
+describe("dev stack on Docker: the ELK switch", () => {
+  it("declares no Elasticsearch, Logstash or Kibana when logging is off (the dev default), and exports no logging", () => {
+    assert.deepEqual(h.resources.filter((r) => r.name.includes("-logging-")).map((r) => r.name), []);
+    assert.equal(program.logging, undefined);
   });
 });

@@ -8,6 +8,8 @@ import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
 import { MONITORING_PATHS } from "../../components/monitoring/Monitoring";
+import { LOGGING_PATHS } from "../../components/logging/Logging";
+import { ilmPolicy, renderKibanaSavedObjects, renderLogstashPipeline } from "../../components/logging/render";
 import { renderAlertRules } from "../../components/monitoring/render";
 import { parse as parseYaml } from "yaml";
 import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
@@ -32,7 +34,7 @@ before(async () => {
 
 describe("prod stack on Kubernetes", () => {
   it("declares the namespace and, per member set, a StatefulSet, headless Service, ConfigMap, Secret and PodDisruptionBudget", () => {
-    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-prod-(redis|rabbitmq|jobs|monitoring)-/.test(n)).sort();
+    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-prod-(redis|rabbitmq|jobs|monitoring|logging)-/.test(n)).sort();
     assert.deepEqual(names("kubernetes:core/v1:Namespace"), [NS]);
     assert.deepEqual(names(STS), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica"]);
     assert.deepEqual(names(SVC), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica", "shopfds-prod-pg-ro", "shopfds-prod-pg-rw"]);
@@ -234,5 +236,28 @@ describe("prod stack on Kubernetes: monitoring", () => {
   it("exports the monitoring URLs in the contract", async () => {
     const { monitoring } = parseStackOutputs({ ...(await allOutputs()), monitoring: (await resolve(program.monitoring)).value });
     assert.deepEqual(monitoring, { prometheusUrl: `http://${M}-prometheus-0.${M}-prometheus.${NS}.svc.cluster.local:9090/`, alertmanagerUrl: `http://${M}-alertmanager-0.${M}-alertmanager.${NS}.svc.cluster.local:9093/` });
+  });
+});
+
+describe("prod stack on Kubernetes: the ELK stack (logging.enabled)", () => {
+  const L = "shopfds-prod-logging";
+  it("runs Elasticsearch 7.17 with security on, Logstash with the rendered pipeline, Kibana, and a setup Job", () => {
+    assert.deepEqual(h.ofType(STS).map((r) => r.name).filter((n) => n.startsWith(L)).sort(), [`${L}-es`, `${L}-kibana`, `${L}-logstash`]);
+    const es = h.named(STS, `${L}-es`).inputs.spec.template.spec.containers[0];
+    assert.match(es.image, /elasticsearch:7\.17\./);
+    assert.ok(es.env.some((e: { name: string; value: string }) => e.name === "xpack.security.enabled" && e.value === "true"));
+    const pipeline = h.named("kubernetes:core/v1:ConfigMap", `${L}-logstash-config`).inputs.data[fileKey(LOGGING_PATHS.pipeline)];
+    assert.equal(pipeline, renderLogstashPipeline({ elasticsearchUrl: `http://${L}-es-0.${L}-es.${NS}.svc.cluster.local:9200`, tcpPort: 5044, httpPort: 8080 }));
+    const setup = h.named("kubernetes:core/v1:ConfigMap", `${L}-setup-config`).inputs.data;
+    assert.deepEqual(JSON.parse(setup[fileKey(`${LOGGING_PATHS.assets}/ilm-policy.json`)]), ilmPolicy());
+    assert.equal(setup[fileKey(`${LOGGING_PATHS.assets}/saved-objects.ndjson`)], renderKibanaSavedObjects());
+    assert.equal(h.named("kubernetes:batch/v1:Job", `${L}-setup`).inputs.spec.template.spec.containers[0].command[1], LOGGING_PATHS.setupScript);
+  });
+
+  it("keeps the Elasticsearch, Kibana and writer passwords in Secrets, and exports Logstash and Kibana", async () => {
+    for (const name of [`${L}-es-secrets`, `${L}-kibana-secrets`, `${L}-logstash-secrets`, `${L}-setup-secrets`]) assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", name).rawInputs.stringData), [], name);
+    assert.deepEqual(h.leaks(), []);
+    const { logging } = parseStackOutputs({ ...(await allOutputs()), logging: (await resolve(program.logging)).value });
+    assert.deepEqual(logging, { logstash: { host: `${L}-logstash-0.${L}-logstash.${NS}.svc.cluster.local`, port: 5044 }, kibanaUrl: `http://${L}-kibana-0.${L}-kibana.${NS}.svc.cluster.local:5601/` });
   });
 });

@@ -1,0 +1,172 @@
+/**
+ * Pure renderers for the ELK stack (Elasticsearch 7.17, Logstash, Kibana): the Logstash pipeline that
+ * takes the services' ECS JSON logs and indexes them per service and day, the index template and the
+ * ILM policy that deletes indices after 30 days (FR-028), the Kibana saved objects for FR-023's
+ * dashboard, and the one-shot setup script that applies them. Elasticsearch, Logstash and Kibana cannot
+ * run on the build machines; these are tested structurally (see tests/unit/logging-render.test.ts).
+ */
+import { isPort, isSafePath, Problems } from "../validation";
+
+export const LOG_INDEX_PREFIX = "shopfds-logs";
+export const ILM_POLICY = "shopfds-logs-30d";
+export const WRITER_ROLE = "shopfds_logs_writer";
+
+export interface LogstashPipelineInput {
+  /** Elasticsearch URL as Logstash reaches it, e.g. `http://shopfds-prod-es-0.…:9200`. */
+  readonly elasticsearchUrl: string;
+  /** TCP port for newline-delimited JSON (pino's transport, Filebeat). */
+  readonly tcpPort: number;
+  /** HTTP port for JSON POSTs. */
+  readonly httpPort: number;
+}
+
+export function renderLogstashPipeline(input: LogstashPipelineInput): string {
+  const p = new Problems("logstash pipeline");
+  p.check(/^https?:\/\/[A-Za-z0-9.-]+:\d+$/.test(input.elasticsearchUrl), "elasticsearchUrl", "must be http(s)://host:port", input.elasticsearchUrl);
+  p.check(isPort(input.tcpPort), "tcpPort", "must be an integer from 1 to 65535", input.tcpPort);
+  p.check(isPort(input.httpPort) && input.httpPort !== input.tcpPort, "httpPort", "must be a port other than tcpPort", input.httpPort);
+  p.throwIfAny();
+  return `# Rendered by components/logging/render.ts: the services' ECS JSON logs, indexed per service and day.
+input {
+  tcp { port => ${input.tcpPort} codec => json_lines }
+  http { port => ${input.httpPort} codec => json }
+}
+filter {
+  # pino's ECS format writes dotted keys ("service.name"); make them objects, as ECS maps them.
+  de_dot { nested => true }
+  if ![service][name] { mutate { add_field => { "[service][name]" => "unknown" } } }
+  mutate { lowercase => [ "[service][name]" ] }
+  # Lines that are not ECS (no @timestamp) are kept, stamped on arrival and tagged for review.
+  if ![ecs][version] { mutate { add_tag => [ "not_ecs" ] } }
+  mutate { remove_field => [ "headers", "host" ] }
+}
+output {
+  elasticsearch {
+    hosts => ["${input.elasticsearchUrl}"]
+    user => "logstash_writer"
+    password => "\${LOGSTASH_WRITER_PASSWORD}"
+    index => "${LOG_INDEX_PREFIX}-%{[service][name]}-%{+YYYY.MM.dd}"
+    # Retention comes from the index template's ILM policy (delete after 30 days), not rollover.
+    ilm_enabled => false
+    manage_template => false
+  }
+}
+`;
+}
+
+export function ilmPolicy(): object {
+  return { policy: { phases: { hot: { min_age: "0ms", actions: { set_priority: { priority: 100 } } }, delete: { min_age: "30d", actions: { delete: {} } } } } };
+}
+
+export function indexTemplate(): object {
+  const keyword = { type: "keyword", ignore_above: 1024 };
+  return {
+    index_patterns: [`${LOG_INDEX_PREFIX}-*`],
+    priority: 200,
+    template: {
+      settings: { number_of_shards: 1, number_of_replicas: 0, "index.lifecycle.name": ILM_POLICY, "index.refresh_interval": "5s" },
+      mappings: {
+        dynamic: true,
+        properties: {
+          "@timestamp": { type: "date" },
+          message: { type: "text" },
+          log: { properties: { level: keyword, logger: keyword } },
+          service: { properties: { name: keyword, environment: keyword, version: keyword } },
+          trace: { properties: { id: keyword } },
+          span: { properties: { id: keyword } },
+          error: { properties: { type: keyword, message: { type: "text" }, stack_trace: { type: "text", index: false } } },
+          http: { properties: { request: { properties: { method: keyword } }, response: { properties: { status_code: { type: "short" } } } } },
+          url: { properties: { path: keyword } },
+          event: { properties: { duration: { type: "long" }, dataset: keyword } },
+          labels: { properties: { fds_decision: keyword, fds_risk_level: keyword } },
+        },
+      },
+    },
+  };
+}
+
+const VISUALIZATIONS = [
+  { id: "shopfds-error-rate", title: "Error rate (5xx share of requests)", query: "http.response.status_code >= 500", type: "line" },
+  { id: "shopfds-response-time", title: "API response time (event.duration, p95)", query: "event.duration:*", type: "line" },
+  { id: "shopfds-traffic", title: "Traffic (requests per minute by service)", query: "http.request.method:*", type: "area" },
+  { id: "shopfds-fds-block-rate", title: "FDS block rate (decisions)", query: "labels.fds_decision:*", type: "pie" },
+] as const;
+
+/** Kibana saved objects (NDJSON for `_import`): the index pattern, four visualizations, the dashboard. */
+export function renderKibanaSavedObjects(): string {
+  const indexPattern = { type: "index-pattern", id: "shopfds-logs", attributes: { title: `${LOG_INDEX_PREFIX}-*`, timeFieldName: "@timestamp" }, references: [] };
+  const visualizations = VISUALIZATIONS.map((v) => ({
+    type: "visualization",
+    id: v.id,
+    attributes: {
+      title: v.title,
+      visState: JSON.stringify({ title: v.title, type: v.type, params: {}, aggs: [{ id: "1", type: v.id === "shopfds-response-time" ? "percentiles" : "count", schema: "metric", params: v.id === "shopfds-response-time" ? { field: "event.duration", percents: [95] } : {} }, { id: "2", type: v.type === "pie" ? "terms" : "date_histogram", schema: v.type === "pie" ? "segment" : "segment", params: v.type === "pie" ? { field: "labels.fds_decision" } : { field: "@timestamp", interval: "auto" } }] }),
+      uiStateJSON: "{}",
+      kibanaSavedObjectMeta: { searchSourceJSON: JSON.stringify({ query: { language: "kuery", query: v.query }, filter: [], indexRefName: "kibanaSavedObjectMeta.searchSourceJSON.index" }) },
+    },
+    references: [{ name: "kibanaSavedObjectMeta.searchSourceJSON.index", type: "index-pattern", id: "shopfds-logs" }],
+  }));
+  const dashboard = {
+    type: "dashboard",
+    id: "shopfds-overview",
+    attributes: {
+      title: "ShopFDS overview (FR-023)",
+      panelsJSON: JSON.stringify(VISUALIZATIONS.map((v, i) => ({ panelIndex: String(i + 1), gridData: { x: (i % 2) * 24, y: Math.floor(i / 2) * 15, w: 24, h: 15, i: String(i + 1) }, panelRefName: `panel_${i}` }))),
+      timeRestore: true,
+      timeFrom: "now-24h",
+      timeTo: "now",
+      refreshInterval: { pause: false, value: 30000 },
+      kibanaSavedObjectMeta: { searchSourceJSON: JSON.stringify({ query: { language: "kuery", query: "" }, filter: [] }) },
+    },
+    references: VISUALIZATIONS.map((v, i) => ({ name: `panel_${i}`, type: "visualization", id: v.id })),
+  };
+  return [indexPattern, ...visualizations, dashboard].map((o) => JSON.stringify(o)).join("\n") + "\n";
+}
+
+export interface LoggingSetupInput {
+  readonly elasticsearchUrl: string;
+  readonly kibanaUrl: string;
+  /** Files (secrets) with the elastic superuser's, kibana_system's and logstash_writer's passwords. */
+  readonly elasticPasswordFile: string;
+  readonly kibanaPasswordFile: string;
+  readonly writerPasswordFile: string;
+  /** Where the JSON documents and the NDJSON sit (a ConfigMap / upload). */
+  readonly assetsDir: string;
+}
+
+/**
+ * A POSIX sh script (curl) that, once Elasticsearch and Kibana answer, sets the built-in kibana_system
+ * password, creates the writer role and user for Logstash, and applies the ILM policy, the index
+ * template and the saved objects. Every call is idempotent (PUT, overwrite), so it is safe to rerun.
+ */
+export function renderLoggingSetupScript(input: LoggingSetupInput): string {
+  const p = new Problems("logging setup");
+  for (const key of ["elasticsearchUrl", "kibanaUrl"] as const) p.check(/^https?:\/\/[A-Za-z0-9.-]+:\d+$/.test(input[key]), key, "must be http(s)://host:port", input[key]);
+  for (const key of ["elasticPasswordFile", "kibanaPasswordFile", "writerPasswordFile", "assetsDir"] as const) p.check(isSafePath(input[key]), key, "must be an absolute path", input[key]);
+  p.throwIfAny();
+  const es = input.elasticsearchUrl;
+  return `#!/bin/sh
+# Rendered by components/logging/render.ts: applies the logging setup; safe to run again.
+set -eu
+ELASTIC="elastic:$(cat '${input.elasticPasswordFile}')"
+call() { # method path body-file-or-json
+  if [ -f "$3" ]; then data="@$3"; else data="$3"; fi
+  curl -fsS -u "$ELASTIC" -X "$1" -H 'Content-Type: application/json' "${es}$2" --data-binary "$data" >/dev/null
+}
+i=0
+until curl -fsS -u "$ELASTIC" "${es}/_cluster/health?wait_for_status=yellow&timeout=5s" >/dev/null; do
+  i=$((i + 1)); [ "$i" -lt 120 ] || { echo "Elasticsearch did not become ready" >&2; exit 1; }; sleep 5
+done
+call POST /_security/user/kibana_system/_password "{\\"password\\": \\"$(cat '${input.kibanaPasswordFile}')\\"}"
+call PUT /_security/role/${WRITER_ROLE} '{"cluster": ["monitor"], "indices": [{"names": ["${LOG_INDEX_PREFIX}-*"], "privileges": ["create_index", "create_doc", "view_index_metadata"]}]}'
+call PUT /_security/user/logstash_writer "{\\"password\\": \\"$(cat '${input.writerPasswordFile}')\\", \\"roles\\": [\\"${WRITER_ROLE}\\"]}"
+call PUT /_ilm/policy/${ILM_POLICY} '${input.assetsDir}/ilm-policy.json'
+call PUT /_index_template/${LOG_INDEX_PREFIX} '${input.assetsDir}/index-template.json'
+i=0
+until curl -fsS -u "$ELASTIC" "${input.kibanaUrl}/api/status" >/dev/null; do
+  i=$((i + 1)); [ "$i" -lt 120 ] || { echo "Kibana did not become ready" >&2; exit 1; }; sleep 5
+done
+curl -fsS -u "$ELASTIC" -H 'kbn-xsrf: true' -X POST "${input.kibanaUrl}/api/saved_objects/_import?overwrite=true" -F "file=@${input.assetsDir}/saved-objects.ndjson" >/dev/null
+echo "logging setup applied: ILM policy ${ILM_POLICY}, template ${LOG_INDEX_PREFIX}, writer role, Kibana dashboard"
+`;
+}
