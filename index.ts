@@ -14,6 +14,7 @@ import { RabbitMq } from "./components/rabbitmq/RabbitMq";
 import { JobRunners } from "./components/jobs/JobRunners";
 import { Monitoring } from "./components/monitoring/Monitoring";
 import { Logging } from "./components/logging/Logging";
+import { ShopSentryProject } from "./components/observability/SentryProject";
 import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
 import type { StackOutputs } from "./runtime/outputs";
@@ -30,6 +31,7 @@ const settings = parseStackConfig({
   smtp: config.getObject("smtp"),
   monitoring: config.getObject("monitoring"),
   logging: config.getObject("logging"),
+  sentry: config.getObject("sentry"),
 });
 
 const prefix = `shopfds-${pulumi.getStack()}`;
@@ -136,6 +138,25 @@ const jobs = new JobRunners(`${prefix}-jobs`, {
   dependsOn: [...db.services, cache.service],
 });
 
+const elk = settings.logging.enabled
+  ? new Logging(`${prefix}-logging`, {
+      platform,
+      images: {
+        elasticsearch: "docker.elastic.co/elasticsearch/elasticsearch:7.17.18",
+        logstash: "docker.elastic.co/logstash/logstash:7.17.18",
+        kibana: "docker.elastic.co/kibana/kibana:7.17.18",
+        setup: "curlimages/curl:8.7.1",
+      },
+      storageSize: settings.logging.storageSize,
+      resources: settings.logging.resources,
+      hostPort: settings.platform === "docker" ? settings.logging.hostPort : undefined,
+    })
+  : undefined;
+
+const sentryProject = settings.sentry.enabled
+  ? new ShopSentryProject(`${prefix}-sentry`, { organization: settings.sentry.organization, team: settings.sentry.team, environment: settings.sentry.environment })
+  : undefined;
+
 // Alerts: Slack through the secret setting slackWebhookUrl (`pulumi config set --secret
 // slackWebhookUrl …`); without it, a Docker stack runs a Slack-compatible sink (the service image's
 // webhook sink), and a Kubernetes stack refuses to deploy.
@@ -187,25 +208,11 @@ if (settings.monitoring.enabled) {
     postgres: { primary: db.internal.primary, database: db.database, user: db.user, password: db.password },
     redis: { nodes: cache.internalNodes, password: cache.password },
     rabbitmqMetrics: `${mq.broker.internalHost(0)}:15692`,
+    ...(elk ? { elasticsearch: { url: elk.elasticsearchUrl, password: elk.elasticPassword, image: "quay.io/prometheuscommunity/elasticsearch-exporter:v1.5.0" } } : {}),
     hostPort: settings.platform === "docker" ? settings.monitoring.hostPort : undefined,
     dependsOn: [...db.services, cache.service],
   });
 }
-
-const elk = settings.logging.enabled
-  ? new Logging(`${prefix}-logging`, {
-      platform,
-      images: {
-        elasticsearch: "docker.elastic.co/elasticsearch/elasticsearch:7.17.18",
-        logstash: "docker.elastic.co/logstash/logstash:7.17.18",
-        kibana: "docker.elastic.co/kibana/kibana:7.17.18",
-        setup: "curlimages/curl:8.7.1",
-      },
-      storageSize: settings.logging.storageSize,
-      resources: settings.logging.resources,
-      hostPort: settings.platform === "docker" ? settings.logging.hostPort : undefined,
-    })
-  : undefined;
 
 /** Typed against the contract, so the program cannot export a shape the runtime would reject. */
 type Exported<T> = { [K in keyof T]: pulumi.Input<T[K]> };
@@ -242,6 +249,9 @@ export const monitoring: StackOutputs["monitoring"] = monitor ? { prometheusUrl:
 
 /** The ELK stack (undefined when `shopfds:logging.enabled` is off, as in the dev stack by default). */
 export const logging: StackOutputs["logging"] = elk ? { logstash: elk.logstash, kibanaUrl: elk.kibanaUrl } : undefined;
+
+/** The stack's Sentry project's DSN (secret) and environment, when `shopfds:sentry.enabled`. */
+export const sentry = sentryProject ? { dsn: sentryProject.dsn, environment: sentryProject.environment } : undefined;
 
 /** Not part of the services' contract: where people open Flower (undefined when it is off). */
 export const flower = jobs.flower ? { url: jobs.flower.url, user: jobs.flower.user, password: pulumi.secret(jobs.flower.password) } : undefined;

@@ -120,6 +120,16 @@ export const loggingConfigSchema = z
   })
   .strict();
 
+export const sentryConfigSchema = z
+  .object({
+    /** Declares this stack's Sentry project; needs the provider's token (`pulumi config set --secret sentry:token …`). */
+    enabled: z.boolean().default(false),
+    organization: z.string().regex(/^[a-z0-9-]+$/, "must be a Sentry organization slug").default("shopfds"),
+    team: z.string().regex(/^[a-z0-9-]+$/, "must be a Sentry team slug").default("platform"),
+    environment: z.enum(["dev", "staging", "production"], { error: 'must be "dev", "staging" or "production"' }).default("dev"),
+  })
+  .strict();
+
 export const fdsConfigSchema = z
   .object({
     /**
@@ -150,6 +160,7 @@ export const stackConfigSchema = z
     smtp: smtpConfigSchema.optional(),
     monitoring: monitoringConfigSchema.default(monitoringConfigSchema.parse({})),
     logging: loggingConfigSchema.default(loggingConfigSchema.parse({})),
+    sentry: sentryConfigSchema.default(sentryConfigSchema.parse({})),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -94,6 +94,13 @@ export const loggingOutputsSchema = z
   })
   .strict();
 
+export const sentryOutputsSchema = z
+  .object({
+    dsn: z.string().url("must be a Sentry DSN"),
+    environment: z.enum(["dev", "staging", "production"]),
+  })
+  .strict();
+
 export const stackOutputsSchema = z.object({
   postgres: postgresOutputsSchema,
   redis: redisOutputsSchema,
@@ -105,6 +112,8 @@ export const stackOutputsSchema = z.object({
   monitoring: monitoringOutputsSchema.optional(),
   /** The ELK stack, where it is switched on. */
   logging: loggingOutputsSchema.optional(),
+  /** The stack's Sentry project (its DSN is a secret). */
+  sentry: sentryOutputsSchema.optional(),
 });
 
 export type Endpoint = z.infer<typeof endpointSchema>;

@@ -32,6 +32,9 @@ export class Logging extends pulumi.ComponentResource {
   declare readonly logstash: Endpoint;
   declare readonly kibanaUrl: string;
   declare readonly elasticsearch: DeployedService;
+  /** For the Elasticsearch exporter: the URL inside the network and the `elastic` password. */
+  declare readonly elasticsearchUrl: string;
+  declare readonly elasticPassword: pulumi.Output<string>;
 
   constructor(name: string, args: LoggingArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:logging:Logging", name, {}, opts);
@@ -73,6 +76,8 @@ export class Logging extends pulumi.ComponentResource {
       this,
     );
     const esUrl = `http://${this.elasticsearch.internalHost(0)}:9200`;
+    this.elasticsearchUrl = esUrl;
+    this.elasticPassword = elastic;
 
     const kibana = p.deploy(
       {

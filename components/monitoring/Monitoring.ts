@@ -16,6 +16,7 @@ export const MONITORING_PATHS = {
   smtpPassword: "/run/secrets/smtp-password",
   postgresPassword: "/run/secrets/postgres-password",
   redisPasswords: "/run/secrets/redis-passwords.json",
+  elasticPassword: "/run/secrets/elastic-password",
 } as const;
 
 export interface MonitoringArgs {
@@ -31,6 +32,8 @@ export interface MonitoringArgs {
   readonly redis: { readonly nodes: readonly Endpoint[]; readonly password: pulumi.Input<string> };
   /** RabbitMQ's Prometheus endpoint, `host:port`. */
   readonly rabbitmqMetrics: string;
+  /** When the ELK stack runs: its URL and the `elastic` password, for the Elasticsearch exporter. */
+  readonly elasticsearch?: { readonly url: string; readonly password: pulumi.Input<string>; readonly image: string };
   /** Docker only: Prometheus on 127.0.0.1:hostPort, Alertmanager on hostPort + 1. */
   readonly hostPort?: number;
   readonly dependsOn?: readonly DeployedService[];
@@ -95,6 +98,25 @@ export class Monitoring extends pulumi.ComponentResource {
       this,
     );
 
+    const esExporter = args.elasticsearch
+      ? p.deploy(
+          {
+            name: `${name}-es-exporter`,
+            role: "elasticsearch-exporter",
+            instance: name,
+            image: args.elasticsearch.image,
+            // The password is read from its secret file at start, never put in the command line.
+            entrypoint: ["sh", "-c", `ES_USERNAME=elastic ES_PASSWORD="$(cat ${MONITORING_PATHS.elasticPassword})" exec /bin/elasticsearch_exporter --es.uri=${args.elasticsearch.url} --es.all`],
+            secretFiles: [{ path: MONITORING_PATHS.elasticPassword, content: args.elasticsearch.password }],
+            ports: [{ name: "metrics", port: 9114 }],
+            healthCheck: httpCheck(9114, "/metrics"),
+            resources: small,
+            replicas: 1,
+            runAs: { uid: 65534, gid: 65534 },
+          },
+          this,
+        )
+      : undefined;
     const { password: smtpPassword, ...email } = args.email;
     const alertmanager = p.deploy(
       {
@@ -134,6 +156,7 @@ export class Monitoring extends pulumi.ComponentResource {
       { name: "postgres", targets: [target(pgExporter, 9187)], labels: { role: "primary" } },
       { name: "redis", targets: [target(redisExporter, 9121)] },
       { name: "rabbitmq", targets: [args.rabbitmqMetrics] },
+      ...(esExporter ? [{ name: "elasticsearch", targets: [target(esExporter, 9114)] }] : []),
       // The ShopFDS services' /metrics; the service component (issue 8) writes its targets here.
       { name: "shopfds-services", targets: [], targetFiles: ["/etc/prometheus/targets/*.json"] },
     ];

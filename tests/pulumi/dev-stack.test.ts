@@ -109,7 +109,7 @@ describe("dev stack on Docker", () => {
   });
 
   it("exports the outputs contract: loopback endpoints of the primary and the replica", async () => {
-    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "logging", "monitoring", "postgres", "rabbitmq", "redis", "smtp"]);
+    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "logging", "monitoring", "postgres", "rabbitmq", "redis", "sentry", "smtp"]);
     const outputs = parseStackOutputs(await allOutputs());
     const { password, ...plain } = outputs.postgres;
     assert.deepEqual(plain, { primary: { host: "127.0.0.1", port: 15432 }, replicas: [{ host: "127.0.0.1", port: 15433 }], database: "shopfds", user: "shopfds" });
@@ -255,5 +255,12 @@ describe("dev stack on Docker: the ELK switch", () => {
   it("declares no Elasticsearch, Logstash or Kibana when logging is off (the dev default), and exports no logging", () => {
     assert.deepEqual(h.resources.filter((r) => r.name.includes("-logging-")).map((r) => r.name), []);
     assert.equal(program.logging, undefined);
+  });
+});
+
+describe("dev stack on Docker: Sentry switch", () => {
+  it("declares no Sentry project unless shopfds:sentry.enabled (the dev default), and exports none", () => {
+    assert.deepEqual(h.resources.filter((r) => r.type.startsWith("sentry:")).map((r) => r.name), []);
+    assert.equal(program.sentry, undefined);
   });
 });

@@ -63,6 +63,8 @@ const COMPUTED: Record<string, (name: string, inputs: Record<string, any>) => Re
   "kubernetes:apps/v1:StatefulSet": k8sNamed,
   "kubernetes:policy/v1:PodDisruptionBudget": k8sNamed,
   "kubernetes:batch/v1:Job": k8sNamed,
+  "sentry:index/sentryProject:SentryProject": (name, inputs) => ({ slug: inputs.slug ?? name, internalId: "4500000" }),
+  "sentry:index/sentryKey:SentryKey": (name) => ({ dsnPublic: `https://mock${name.replace(/[^a-z0-9]/g, "")}@o0.ingest.sentry.io/4500000`, public: "mockpublic" }),
 };
 
 /**

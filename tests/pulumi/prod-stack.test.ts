@@ -212,13 +212,15 @@ describe("prod stack on Kubernetes: monitoring", () => {
   const M = "shopfds-prod-monitoring";
   it("runs Prometheus with the rendered rules, Alertmanager, and the exporters the rules read", () => {
     const names = h.ofType(STS).map((r) => r.name).filter((n) => n.startsWith(M)).sort();
-    assert.deepEqual(names, [`${M}-alertmanager`, `${M}-node-exporter`, `${M}-postgres-exporter`, `${M}-prometheus`, `${M}-redis-exporter`]);
+    assert.deepEqual(names, [`${M}-alertmanager`, `${M}-es-exporter`, `${M}-node-exporter`, `${M}-postgres-exporter`, `${M}-prometheus`, `${M}-redis-exporter`]);
     const config = h.named("kubernetes:core/v1:ConfigMap", `${M}-prometheus-config`).inputs.data;
     assert.equal(config[fileKey(MONITORING_PATHS.rules)], renderAlertRules());
     const prom = parseYaml(config[fileKey(MONITORING_PATHS.prometheusConfig)]);
     const jobs = Object.fromEntries(prom.scrape_configs.map((j: { job_name: string; static_configs: { targets: string[]; labels?: object }[] }) => [j.job_name, j.static_configs[0]]));
     assert.deepEqual(jobs.postgres, { targets: [`${M}-postgres-exporter-0.${M}-postgres-exporter.${NS}.svc.cluster.local:9187`], labels: { role: "primary" } });
     assert.deepEqual(jobs.rabbitmq.targets, [`shopfds-prod-rabbitmq-broker-0.shopfds-prod-rabbitmq-broker.${NS}.svc.cluster.local:15692`]);
+    assert.deepEqual(jobs.elasticsearch.targets, [`${M}-es-exporter-0.${M}-es-exporter.${NS}.svc.cluster.local:9114`], "with logging on, Elasticsearch is scraped for its disk alerts");
+    assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", `${M}-es-exporter-secrets`).rawInputs.stringData), []);
     assert.deepEqual(prom.alerting.alertmanagers[0].static_configs[0].targets, [`${M}-alertmanager-0.${M}-alertmanager.${NS}.svc.cluster.local:9093`]);
   });
 
@@ -259,5 +261,17 @@ describe("prod stack on Kubernetes: the ELK stack (logging.enabled)", () => {
     assert.deepEqual(h.leaks(), []);
     const { logging } = parseStackOutputs({ ...(await allOutputs()), logging: (await resolve(program.logging)).value });
     assert.deepEqual(logging, { logstash: { host: `${L}-logstash-0.${L}-logstash.${NS}.svc.cluster.local`, port: 5044 }, kibanaUrl: `http://${L}-kibana-0.${L}-kibana.${NS}.svc.cluster.local:5601/` });
+  });
+});
+
+describe("prod stack: Sentry (FR-024)", () => {
+  it("declares the production Sentry project and a key, and exports the DSN as a secret", async () => {
+    const project = h.named("sentry:index/sentryProject:SentryProject", "shopfds-prod-sentry-project").inputs;
+    assert.deepEqual([project.organization, project.slug, project.teams, project.platform], ["shopfds", "shopfds-production", ["platform"], "node"]);
+    assert.equal(h.named("sentry:index/sentryKey:SentryKey", "shopfds-prod-sentry-key").inputs.project, "shopfds-production");
+    const dsn = await resolve(program.sentry!.dsn);
+    assert.equal(dsn.secret, true);
+    const { sentry } = parseStackOutputs({ ...(await allOutputs()), sentry: { dsn: dsn.value, environment: program.sentry!.environment } });
+    assert.deepEqual(sentry, { dsn: "https://mockshopfdsprodsentrykey@o0.ingest.sentry.io/4500000", environment: "production" });
   });
 });
