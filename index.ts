@@ -208,6 +208,7 @@ if (settings.monitoring.enabled) {
     postgres: { primary: db.internal.primary, database: db.database, user: db.user, password: db.password },
     redis: { nodes: cache.internalNodes, password: cache.password },
     rabbitmqMetrics: `${mq.broker.internalHost(0)}:15692`,
+    serviceTargets: jobs.metricsTargets,
     ...(elk ? { elasticsearch: { url: elk.elasticsearchUrl, password: elk.elasticPassword, image: "quay.io/prometheuscommunity/elasticsearch-exporter:v1.5.0" } } : {}),
     hostPort: settings.platform === "docker" ? settings.monitoring.hostPort : undefined,
     dependsOn: [...db.services, cache.service],

@@ -2,14 +2,16 @@
  * The ShopFDS worker process (the stacks run it ≥ 2 times; `make worker` runs one locally): the
  * TypeScript Celery-compatible worker with the ShopFDS tasks, on the stack the outputs describe.
  *
- *   node --import tsx scripts/worker.ts [--concurrency 4] [--alive-file /tmp/shopfds-worker.alive]
+ *   node --import tsx scripts/worker.ts [--concurrency 4] [--alive-file /tmp/shopfds-worker.alive] [--metrics-port 9464]
  * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_REPORTS_DIR, SHOPFDS_REPORTS_URL.
  * SIGTERM/SIGINT: finishes running tasks (up to 30 s), returns the rest to the queue, then exits.
  */
 import { writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
+import { createServer } from "node:http";
 import nodemailer from "nodemailer";
+import { ServiceMetrics } from "../runtime/observability/metrics";
 import { Database } from "../runtime/db/router";
 import { TaskProducer } from "../runtime/jobs/producer";
 import { registerShopTasks } from "../runtime/jobs/shopfds-tasks";
@@ -25,12 +27,15 @@ async function main(): Promise<void> {
   const concurrency = Number(option("concurrency", "4"));
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency: must be a positive integer (got ${option("concurrency", "")})`);
   const aliveFile = option("alive-file", "");
+  const metricsPort = Number(option("metrics-port", "9464"));
   const outputs = await loadStackOutputs();
   if (!outputs.smtp) throw new Error("the stack outputs have no smtp settings: the e-mail tasks need an SMTP server");
   const db = await Database.connect(outputs.postgres);
   const producer = await TaskProducer.connect(outputs.rabbitmq.url);
   const log = (line: string) => console.log(`[worker] ${line}`);
+  const metrics = new ServiceMetrics({ service: "worker", db });
   const worker = new Worker({
+    onTaskDone: (task, outcome, seconds) => metrics.observeJob(task, outcome, seconds),
     url: outputs.rabbitmq.url,
     hostname: `shopfds-worker-${process.pid}@${hostname()}`,
     concurrency,
@@ -46,12 +51,17 @@ async function main(): Promise<void> {
     reportsBaseUrl: process.env.SHOPFDS_REPORTS_URL ?? "http://127.0.0.1:8080/reports",
     sender: producer,
     log,
+    onStaleTasks: (n) => metrics.setTasksWaitingOver24h(n),
   });
+  // /metrics for Prometheus (job counts, the router's reads, waiting tasks) and a liveness answer.
+  const metricsHandler = metrics.handler();
+  const server = createServer((req, res) => (req.url === "/metrics" ? metricsHandler(req, res) : res.writeHead(req.url === "/health/live" ? 200 : 404).end()));
+  server.listen(metricsPort, process.env.SHOPFDS_METRICS_HOST ?? "0.0.0.0");
   await worker.start();
   const shutdown = () =>
     void worker
       .stop()
-      .then(() => Promise.all([producer.close(), db.close()]))
+      .then(() => Promise.all([producer.close(), db.close(), new Promise((r) => server.close(r))]))
       .then(() => process.exit(0));
   process.once("SIGTERM", shutdown);
   process.once("SIGINT", shutdown);

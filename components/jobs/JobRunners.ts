@@ -17,6 +17,7 @@ export const JOB_PATHS = {
   flowerBrokerApi: "/run/secrets/flower-broker-api",
 } as const;
 const FLOWER_PORT = 5555;
+export const WORKER_METRICS_PORT = 9464;
 /** The service image's unprivileged user (node images: `node`, 1000). */
 const APP_UID = 1000;
 
@@ -35,6 +36,8 @@ export interface JobRunnersArgs {
 
 export class JobRunners extends pulumi.ComponentResource {
   declare readonly workers: DeployedService;
+  /** Where Prometheus scrapes the workers (`host:port`, inside the network). */
+  declare readonly metricsTargets: string[];
   declare readonly scheduler: DeployedService;
   /** Flower's UI and credentials; undefined when Flower is off. */
   declare readonly flower: { url: string; user: string; password: pulumi.Output<string> } | undefined;
@@ -65,7 +68,8 @@ export class JobRunners extends pulumi.ComponentResource {
         command: ["node", "--import", "tsx", "scripts/worker.ts", "--concurrency", String(args.workers.concurrency), "--alive-file", JOB_PATHS.aliveFile],
         env,
         secretFiles: outputsFile,
-        ports: [],
+        // /metrics for Prometheus (the services job), /health/live.
+        ports: [{ name: "metrics", port: WORKER_METRICS_PORT }],
         healthCheck: heartbeatCheck,
         resources: args.workers.resources,
         replicas: args.workers.replicas,
@@ -74,6 +78,8 @@ export class JobRunners extends pulumi.ComponentResource {
       },
       this,
     );
+
+    this.metricsTargets = Array.from({ length: args.workers.replicas }, (_, i) => `${this.workers.internalHost(i)}:${WORKER_METRICS_PORT}`);
 
     this.scheduler = args.platform.deploy(
       {

@@ -34,6 +34,8 @@ export interface MonitoringArgs {
   readonly rabbitmqMetrics: string;
   /** When the ELK stack runs: its URL and the `elastic` password, for the Elasticsearch exporter. */
   readonly elasticsearch?: { readonly url: string; readonly password: pulumi.Input<string>; readonly image: string };
+  /** The ShopFDS services' /metrics endpoints (`host:port`): workers now, the service (issue 8) later. */
+  readonly serviceTargets?: readonly string[];
   /** Docker only: Prometheus on 127.0.0.1:hostPort, Alertmanager on hostPort + 1. */
   readonly hostPort?: number;
   readonly dependsOn?: readonly DeployedService[];
@@ -158,7 +160,7 @@ export class Monitoring extends pulumi.ComponentResource {
       { name: "rabbitmq", targets: [args.rabbitmqMetrics] },
       ...(esExporter ? [{ name: "elasticsearch", targets: [target(esExporter, 9114)] }] : []),
       // The ShopFDS services' /metrics; the service component (issue 8) writes its targets here.
-      { name: "shopfds-services", targets: [], targetFiles: ["/etc/prometheus/targets/*.json"] },
+      { name: "shopfds-services", targets: [...(args.serviceTargets ?? [])], targetFiles: ["/etc/prometheus/targets/*.json"] },
     ];
     const prometheus = p.deploy(
       {

@@ -41,6 +41,8 @@ export interface ShopTaskDeps {
   /** Re-sends outbox entries (the stale-task check). */
   readonly sender: TaskSender;
   readonly log?: (line: string) => void;
+  /** Told the stale-task check's count of tasks waiting over 24 h (ServiceMetrics.setTasksWaitingOver24h). */
+  readonly onStaleTasks?: (waitingOver24h: number) => void;
 }
 
 /** The schedule of FR-017 and FR-019 (and the stale-task check), read in `timezone`. */
@@ -172,6 +174,7 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
     );
     for (const t of pending.rows) await deps.sender.send(t.task_name, t.args, {}, { id: t.task_id });
     const stale = await db.query("SELECT count(*)::int AS n FROM task_log WHERE state IN ('pending', 'running') AND created_at < now() - interval '24 hours'", [], { fresh: true });
+    deps.onStaleTasks?.(stale.rows[0].n);
     if (stale.rows[0].n > 0) deps.log?.(`ALERT: ${stale.rows[0].n} task(s) waiting more than 24 hours`);
     return { resent: pending.rowCount, waitingOver24h: stale.rows[0].n };
   });

@@ -53,7 +53,11 @@ export interface WorkerOptions {
   readonly log?: (line: string) => void;
   /** Called at each heartbeat (every `heartbeatSeconds`, while connected): a liveness signal. */
   readonly onHeartbeat?: () => void;
+  /** Called when a task run ends, for metrics (ServiceMetrics.observeJob fits). */
+  readonly onTaskDone?: (task: string, outcome: TaskOutcome, seconds?: number) => void;
 }
+
+export type TaskOutcome = "succeeded" | "failed" | "retried" | "dead_lettered";
 
 const REDELIVERIES = "x-shopfds-redeliveries";
 const SOFTWARE = { sw_ident: "shopfds-ts-celery", sw_ver: "1.0.0", sw_sys: "Linux" };
@@ -69,7 +73,11 @@ interface Running {
 
 export class Worker {
   readonly hostname: string;
-  private readonly o: Required<Omit<WorkerOptions, "hostname" | "log" | "onHeartbeat">> & { log: (line: string) => void; onHeartbeat?: () => void };
+  private readonly o: Required<Omit<WorkerOptions, "hostname" | "log" | "onHeartbeat" | "onTaskDone">> & {
+    log: (line: string) => void;
+    onHeartbeat?: () => void;
+    onTaskDone: (task: string, outcome: TaskOutcome, seconds?: number) => void;
+  };
   private readonly tasks = new Map<string, TaskHandler>();
   private connection?: ChannelModel;
   private channel?: ConfirmChannel;
@@ -98,6 +106,7 @@ export class Worker {
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 30_000,
       log: options.log ?? (() => undefined),
       onHeartbeat: options.onHeartbeat,
+      onTaskDone: options.onTaskDone ?? (() => undefined),
     };
     if (!Number.isInteger(this.o.concurrency) || this.o.concurrency < 1) throw new RangeError(`concurrency: must be a positive integer (got ${options.concurrency})`);
   }
@@ -256,6 +265,7 @@ export class Worker {
       if (failure === undefined) {
         await this.reply(message, "SUCCESS", value ?? null);
         this.emit("task-succeeded", { uuid: h.id, result: pyRepr(value ?? null), runtime: (Date.now() - started) / 1000 });
+        this.o.onTaskDone(h.task, "succeeded", (Date.now() - started) / 1000);
       } else {
         const error = failure instanceof Error ? failure : new Error(String(failure));
         const exception = `${error.name}(${pyRepr(error.message)})`;
@@ -265,9 +275,11 @@ export class Worker {
           const headers = { ...delivery.properties.headers, retries: retry, eta: isoWithOffset(eta), parent_id: h.id };
           await this.publishConfirmed(channel, "", delivery.fields.routingKey, delivery.content, { ...delivery.properties, headers });
           this.emit("task-retried", { uuid: h.id, exception, traceback: error.stack ?? null });
+          this.o.onTaskDone(h.task, "retried", (Date.now() - started) / 1000);
           await this.reply(message, "RETRY", exceptionInfo(error), error.stack ?? null);
         } else {
           this.emit("task-failed", { uuid: h.id, exception, traceback: error.stack ?? null });
+          this.o.onTaskDone(h.task, "failed", (Date.now() - started) / 1000);
           await this.reply(message, "FAILURE", exceptionInfo(error), error.stack ?? null);
           await this.deadLetter(delivery, `failed after ${h.retries + 1} attempts: ${error.name}: ${error.message}`);
           return;
@@ -294,6 +306,8 @@ export class Worker {
   private async deadLetter(delivery: ConsumeMessage, reason: string): Promise<void> {
     const channel = this.channel as ConfirmChannel;
     this.o.log(`dead-lettered ${(delivery.properties.headers ?? {}).id ?? "(no id)"}: ${reason}`);
+    const task = (delivery.properties.headers ?? {}).task;
+    this.o.onTaskDone(typeof task === "string" && task ? task : "(malformed)", "dead_lettered");
     await this.publishConfirmed(channel, DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, delivery.content, {
       ...delivery.properties,
       headers: { ...delivery.properties.headers, "x-shopfds-reason": reason, "x-shopfds-worker": this.hostname, "x-shopfds-dead-at": new Date().toISOString(), "x-shopfds-queue": delivery.fields.routingKey },

@@ -41,6 +41,7 @@ export class ServiceMetrics {
   private readonly evaluationDuration: Histogram<string>;
   private readonly jobs: Counter<"task" | "outcome">;
   private readonly jobDuration: Histogram<"task">;
+  private readonly waitingOver24h: Gauge<string>;
 
   constructor(o: MetricsOptions) {
     const registers = [this.registry];
@@ -58,6 +59,7 @@ export class ServiceMetrics {
     this.evaluationDuration = new Histogram({ name: "shopfds_fds_evaluation_duration_seconds", help: "FDS evaluation time", buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25], registers });
     this.jobs = new Counter({ name: "shopfds_jobs_total", help: "Background tasks by outcome", labelNames: ["task", "outcome"], registers });
     this.jobDuration = new Histogram({ name: "shopfds_job_duration_seconds", help: "Background task run time", labelNames: ["task"], buckets: [0.01, 0.1, 0.5, 1, 5, 30, 120], registers });
+    this.waitingOver24h = new Gauge({ name: "shopfds_tasks_waiting_over_24h", help: "Tasks pending or running for more than 24 hours (the stale-task check)", registers });
 
     if (o.db) {
       const db = o.db;
@@ -119,8 +121,17 @@ export class ServiceMetrics {
   }
 
   observeJob(task: string, outcome: "succeeded" | "failed" | "retried" | "dead_lettered", seconds?: number): void {
+    if (outcome === "dead_lettered") {
+      this.jobs.inc({ task, outcome });
+      return;
+    }
     this.jobs.inc({ task, outcome });
     if (seconds !== undefined) this.jobDuration.observe({ task }, seconds);
+  }
+
+  /** Set by the stale-task check; the CriticalTaskWaiting alert reads it. */
+  setTasksWaitingOver24h(count: number): void {
+    this.waitingOver24h.set(count);
   }
 
   /** A `(req, res)` handler for `/metrics` (node:http, Express). */

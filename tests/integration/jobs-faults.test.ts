@@ -123,16 +123,21 @@ describe("TypeScript worker faults", () => {
 
   it("a task that always fails is tried 4 times in all, then dead-lettered with its reason", async () => {
     let tries = 0;
-    await startWorker(`${Q}.retry`, (w) =>
-      w.register("fault.always_fails", () => {
-        tries++;
-        throw new RangeError(`attempt ${tries} failed`);
-      }),
+    const outcomes: string[] = [];
+    await startWorker(
+      `${Q}.retry`,
+      (w) =>
+        w.register("fault.always_fails", () => {
+          tries++;
+          throw new RangeError(`attempt ${tries} failed`);
+        }),
+      { onTaskDone: (task, outcome) => outcomes.push(`${task}:${outcome}`) },
     );
     const task = await producer.send("fault.always_fails", [1], {}, { queue: `${Q}.retry` });
     await assert.rejects(task.result(15_000), (e: Error) => e instanceof TaskFailedError && e.excType === "RangeError" && /attempt 4 failed/.test(e.message));
     const dead = await deadLetterOf(task.id);
     assert.equal(tries, 4);
+    assert.deepEqual(outcomes, [...Array(3).fill("fault.always_fails:retried"), "fault.always_fails:failed", "fault.always_fails:dead_lettered"], "what the metrics count");
     assert.equal(dead.properties.headers!["x-shopfds-reason"], "failed after 4 attempts: RangeError: attempt 4 failed");
     assert.equal(dead.properties.headers!.retries, 3);
     assert.deepEqual(JSON.parse(dead.content.toString()), [[1], {}, { callbacks: null, errbacks: null, chain: null, chord: null }], "the body is kept for replay");

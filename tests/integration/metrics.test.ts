@@ -15,7 +15,8 @@ let metrics: ServiceMetrics;
 /** The value of a series in the exposition text; labels match in any order. */
 const value = (text: string, series: string) => {
   const parse = (s: string) => {
-    const m = /^([a-z_:]+)(?:\{(.*)\})?$/.exec(s)!;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$/.exec(s);
+    if (!m) return "";
     return `${m[1]}|${(m[2] ?? "").split(/,(?=[a-z_]+=)/).filter(Boolean).sort().join(",")}`;
   };
   const wanted = parse(series);

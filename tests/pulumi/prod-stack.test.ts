@@ -219,6 +219,7 @@ describe("prod stack on Kubernetes: monitoring", () => {
     const jobs = Object.fromEntries(prom.scrape_configs.map((j: { job_name: string; static_configs: { targets: string[]; labels?: object }[] }) => [j.job_name, j.static_configs[0]]));
     assert.deepEqual(jobs.postgres, { targets: [`${M}-postgres-exporter-0.${M}-postgres-exporter.${NS}.svc.cluster.local:9187`], labels: { role: "primary" } });
     assert.deepEqual(jobs.rabbitmq.targets, [`shopfds-prod-rabbitmq-broker-0.shopfds-prod-rabbitmq-broker.${NS}.svc.cluster.local:15692`]);
+    assert.deepEqual(jobs["shopfds-services"].targets, [0, 1].map((i) => `shopfds-prod-jobs-worker-${i}.shopfds-prod-jobs-worker.${NS}.svc.cluster.local:9464`), "the workers' /metrics");
     assert.deepEqual(jobs.elasticsearch.targets, [`${M}-es-exporter-0.${M}-es-exporter.${NS}.svc.cluster.local:9114`], "with logging on, Elasticsearch is scraped for its disk alerts");
     assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", `${M}-es-exporter-secrets`).rawInputs.stringData), []);
     assert.deepEqual(prom.alerting.alertmanagers[0].static_configs[0].targets, [`${M}-alertmanager-0.${M}-alertmanager.${NS}.svc.cluster.local:9093`]);
