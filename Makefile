@@ -8,7 +8,7 @@ IN_STACK := source scripts/lib/stack-env.sh &&
 HAVE_DOCKER_AND_PULUMI := $(shell command -v pulumi >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dev down status outputs clean migrate reset-db test typecheck bench preview up
+.PHONY: help setup dev down status outputs clean migrate reset-db seed test typecheck bench preview up
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,7 @@ else
 	@$(LOCAL_STACK) start --profile dev
 endif
 	@$(MAKE) --no-print-directory migrate
+	@$(MAKE) --no-print-directory seed
 
 down: ## Stop the development environment, keeping its data
 	@$(LOCAL_STACK) stop --profile dev
@@ -50,13 +51,16 @@ migrate: ## Apply pending schema migrations to the stack in use (migrate.ts down
 reset-db: ## Drop every table of the stack's database and recreate the latest schema (asks first on a terminal)
 	@bash scripts/reset-db.sh
 
+seed: ## Load the seed data (1000 users, 500 products, 10000 orders…); a rerun replaces it (SEED_ARGS=--append adds a batch)
+	@bash scripts/load-fixtures.sh $(SEED_ARGS)
+
 test: setup ## Run every test: renderers, Pulumi mocks for dev and prod, integration against a local stack
 	@bash scripts/test.sh
 
 typecheck: ## tsc --noEmit
 	@npx tsc --noEmit -p .
 
-bench: setup ## Benchmarks (local stack start-up)
+bench: setup ## Benchmarks: stack start-up, router, blacklist, jobs vs Celery, /health (figures against same-run baselines)
 	@npm run --silent bench
 
 preview: ## pulumi preview of STACK (dev or prod); needs the Pulumi CLI

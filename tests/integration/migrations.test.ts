@@ -19,7 +19,7 @@ const DB = `shopfds_migrations_${process.pid}`;
 const ROOT = path.resolve(__dirname, "../..");
 const TABLES = [
   "app_logs", "app_logs_archive", "blacklist_entries", "cart_items", "carts", "fds_risk_factors", "fds_transactions",
-  "order_items", "orders", "payments", "products", "reports", "reviews", "scheduler_runs", "schema_migrations", "task_log", "users",
+  "order_items", "orders", "payments", "products", "reports", "reviews", "scheduler_runs", "schema_migrations", "seed_batches", "task_log", "users",
 ];
 let outputs: StackOutputs;
 let target: MigrationTarget;
@@ -147,7 +147,7 @@ describe("reset-db", () => {
       await c.query("INSERT INTO products (sku, name, category, price) VALUES ('p1', 'P', 'c', 1)");
     });
     const { stdout } = await resetDb();
-    assert.match(stdout, /applied 4 migration\(s\)/);
+    assert.match(stdout, /applied 5 migration\(s\)/);
     assert.deepEqual(await tables(), TABLES, "the stray table is gone, the schema is back");
     assert.equal(await withClient(target, async (c) => (await c.query("SELECT count(*)::int AS n FROM products")).rows[0].n), 0);
   });
