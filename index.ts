@@ -11,7 +11,8 @@ import { Platform } from "./components/platform/types";
 import { PostgresReplicatedPair } from "./components/postgres/PostgresReplicatedPair";
 import { RedisCluster } from "./components/redis/RedisCluster";
 import { RabbitMq } from "./components/rabbitmq/RabbitMq";
-import { JobRunners } from "./components/jobs/JobRunners";
+import { JOB_PATHS, JobRunners } from "./components/jobs/JobRunners";
+import type { DeployedService } from "./components/platform/types";
 import { Monitoring } from "./components/monitoring/Monitoring";
 import { Logging } from "./components/logging/Logging";
 import { ShopSentryProject } from "./components/observability/SentryProject";
@@ -128,6 +129,25 @@ const insideOutputs: pulumi.Output<string> = pulumi
     } satisfies StackOutputs),
   );
 
+// The migrations run once per deployment, before any workload that uses the schema (FR-006): a
+// one-shot container on Docker, a Job on Kubernetes, with the service image and the outputs contract.
+const migrationJob = platform.runOnce(
+  {
+    name: `${prefix}-migrate`,
+    role: "migrate",
+    instance: `${prefix}-migrate`,
+    image: settings.jobs.image,
+    command: ["node", "--import", "tsx", "scripts/migrate.ts", "up"],
+    env: { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs },
+    secretFiles: [{ path: JOB_PATHS.outputs, content: pulumi.secret(insideOutputs) }],
+    resources: { cpu: "100m", memory: "256Mi" },
+    runAs: { uid: 1000, gid: 1000 },
+    dependsOn: db.services,
+  },
+  new pulumi.ComponentResource("shopfds:database:Migrations", `${prefix}-migrations`),
+);
+const migrated: DeployedService = { ...db.services[0]!, name: "migrations", resources: [migrationJob] };
+
 const jobs = new JobRunners(`${prefix}-jobs`, {
   platform,
   image: settings.jobs.image,
@@ -135,7 +155,7 @@ const jobs = new JobRunners(`${prefix}-jobs`, {
   outputsJson: pulumi.secret(insideOutputs),
   workers: settings.jobs.workers,
   flower: { ...settings.jobs.flower, hostPort: settings.platform === "docker" ? settings.jobs.flower.hostPort : undefined },
-  dependsOn: [...db.services, cache.service],
+  dependsOn: [...db.services, cache.service, migrated],
 });
 
 const elk = settings.logging.enabled

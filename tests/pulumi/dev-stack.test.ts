@@ -33,7 +33,7 @@ before(async () => {
 
 describe("dev stack on Docker", () => {
   it("declares one network, a container and a named volume per member, one pulled image and three passwords", () => {
-    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-dev-(redis|fds|rabbitmq|jobs|mail|monitoring|slack)-/.test(n)).sort();
+    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-dev-(redis|fds|rabbitmq|jobs|mail|monitoring|slack|migrate)/.test(n)).sort();
     assert.deepEqual(count("docker:index/network:Network"), ["shopfds-dev-net"]);
     assert.deepEqual(count(CONTAINER), ["shopfds-dev-pg-primary-0", "shopfds-dev-pg-replica-0"]);
     assert.deepEqual(count("docker:index/volume:Volume"), ["shopfds-dev-pg-primary-0-data", "shopfds-dev-pg-replica-0-data"]);
@@ -262,5 +262,16 @@ describe("dev stack on Docker: Sentry switch", () => {
   it("declares no Sentry project unless shopfds:sentry.enabled (the dev default), and exports none", () => {
     assert.deepEqual(h.resources.filter((r) => r.type.startsWith("sentry:")).map((r) => r.name), []);
     assert.equal(program.sentry, undefined);
+  });
+});
+
+describe("dev stack on Docker: migrations", () => {
+  it("runs the migrations once, as a one-shot container of the service image reading the outputs", () => {
+    const m = h.named(CONTAINER, "shopfds-dev-migrate").inputs;
+    assert.deepEqual(m.entrypoints, ["node", "--import", "tsx", "scripts/migrate.ts", "up"]);
+    assert.equal(m.attach, true, "Pulumi waits for it, so workloads depending on it start after the schema is in place");
+    assert.equal(m.restart, "no");
+    assert.ok(m.envs.includes(`SHOPFDS_OUTPUTS_FILE=${JOB_PATHS.outputs}`));
+    assert.equal(parseStackOutputs(JSON.parse(upload(h.named(CONTAINER, "shopfds-dev-migrate"), JOB_PATHS.outputs))).postgres.primary.host, "shopfds-dev-pg-primary-0");
   });
 });

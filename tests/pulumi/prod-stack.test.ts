@@ -34,7 +34,7 @@ before(async () => {
 
 describe("prod stack on Kubernetes", () => {
   it("declares the namespace and, per member set, a StatefulSet, headless Service, ConfigMap, Secret and PodDisruptionBudget", () => {
-    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-prod-(redis|rabbitmq|jobs|monitoring|logging)-/.test(n)).sort();
+    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-prod-(redis|rabbitmq|jobs|monitoring|logging|migrate)/.test(n)).sort();
     assert.deepEqual(names("kubernetes:core/v1:Namespace"), [NS]);
     assert.deepEqual(names(STS), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica"]);
     assert.deepEqual(names(SVC), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica", "shopfds-prod-pg-ro", "shopfds-prod-pg-rw"]);
@@ -274,5 +274,14 @@ describe("prod stack: Sentry (FR-024)", () => {
     assert.equal(dsn.secret, true);
     const { sentry } = parseStackOutputs({ ...(await allOutputs()), sentry: { dsn: dsn.value, environment: program.sentry!.environment } });
     assert.deepEqual(sentry, { dsn: "https://mockshopfdsprodsentrykey@o0.ingest.sentry.io/4500000", environment: "production" });
+  });
+});
+
+describe("prod stack on Kubernetes: migrations", () => {
+  it("runs the migrations as a Job of the service image, its outputs in a Secret", () => {
+    const job = h.named("kubernetes:batch/v1:Job", "shopfds-prod-migrate").inputs;
+    assert.deepEqual(job.spec.template.spec.containers[0].command, ["node", "--import", "tsx", "scripts/migrate.ts", "up"]);
+    assert.equal(job.metadata.namespace, NS);
+    assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", "shopfds-prod-migrate-secrets").rawInputs.stringData), []);
   });
 });
