@@ -280,7 +280,7 @@ async function main(): Promise<void> {
   const root2 = mkdtempSync(path.join(tmpdir(), "shopfds-bench-"));
   giveToServiceUser(root2);
   try {
-    await routerBench({ name: "bench", dir: path.join(root2, "stack"), portBase: 45400 });
+    await routerBench({ name: "bench", dir: path.join(root2, "stack"), portBase: 28400 });
   } finally {
     rmSync(root2, { recursive: true, force: true });
   }
@@ -289,7 +289,7 @@ async function main(): Promise<void> {
 async function startupBench(): Promise<void> {
   const root = mkdtempSync(path.join(tmpdir(), "shopfds-bench-"));
   giveToServiceUser(root);
-  const p = { name: "bench", dir: path.join(root, "stack"), portBase: 45400 };
+  const p = { name: "bench", dir: path.join(root, "stack"), portBase: 28400 };
   const baseline: number[] = [];
   const cold: number[] = [];
   const warm: number[] = [];
@@ -297,7 +297,7 @@ async function startupBench(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       const dir = path.join(root, `bare-${i}`);
       mkdirSync(dir);
-      baseline.push(await bareServer(dir, 45490));
+      baseline.push(await bareServer(dir, 28490));
       cold.push(await time(() => startStack(p)));
       await stopStack(p);
       warm.push(await time(() => startStack(p)));

@@ -54,7 +54,7 @@ function launch(o: LocalMonitoringOptions, name: Name, command: string, args: st
 }
 
 async function ready(url: string, what: string): Promise<void> {
-  await waitFor(what, 30_000, async () => ((await fetch(url).catch(() => undefined))?.ok ? true : undefined));
+  await waitFor(what, 60_000, async () => ((await fetch(url).catch(() => undefined))?.ok ? true : undefined));
 }
 
 export async function startMonitoring(o: LocalMonitoringOptions, log: (m: string) => void = () => {}): Promise<MonitoringOutputs> {

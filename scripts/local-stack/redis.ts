@@ -136,6 +136,15 @@ export async function startRedis(o: LocalRedisOptions, log: Log = () => {}): Pro
   );
   // redis-cli colours its report even into a pipe; the last line is the script's own summary.
   log((await run("sh", [script])).replace(/\x1b\[[0-9;]*m/g, "").trim().split("\n").pop() ?? "");
+  // Ready means replicated: every replica's link to its master is up, so a write confirmed with
+  // `WAIT 1` right after start does not time out while a replica is still doing its first sync.
+  await waitFor("every Redis replica in sync with its master", 30_000, async () => {
+    for (let i = 0; i < REDIS_NODES; i++) {
+      const info = await run("redis-cli", ["-h", HOST, "-p", String(redisNodePort(o, i)), "info", "replication"], { env: { REDISCLI_AUTH: readRedisPassword(o) } });
+      if (/^role:slave\r?$/m.test(info) && !/^master_link_status:up\r?$/m.test(info)) return undefined;
+    }
+    return true;
+  });
   return redisOutputs(o);
 }
 

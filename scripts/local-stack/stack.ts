@@ -29,9 +29,13 @@ export interface LocalStackProfile {
 
 export const ROOT = path.resolve(__dirname, "../..");
 
-/** dev: ports 154xx, `.local-stack/dev`; test: ports 354xx, `.local-stack/test`. Override with env. */
+/**
+ * dev: ports 154xx, `.local-stack/dev`; test: ports 254xx, `.local-stack/test`. Override with env.
+ * Every fixed port of the stacks and tests sits below 32768, Linux's ephemeral range: a server asked to
+ * listen on a port that an outgoing connection happens to use as its source port fails to start.
+ */
 export function profile(name: string, env: NodeJS.ProcessEnv = process.env): LocalStackProfile {
-  const defaults: Record<string, number> = { dev: 15400, test: 35400 };
+  const defaults: Record<string, number> = { dev: 15400, test: 25400 };
   if (!(name in defaults)) throw new Error(`unknown local stack profile "${name}" (use dev or test)`);
   const base = env.SHOPFDS_LOCAL_PORT_BASE ? Number(env.SHOPFDS_LOCAL_PORT_BASE) : defaults[name];
   if (!Number.isInteger(base) || base < 1024 || base > 65000) throw new Error(`SHOPFDS_LOCAL_PORT_BASE must be an integer from 1024 to 65000 (got ${JSON.stringify(env.SHOPFDS_LOCAL_PORT_BASE)})`);

@@ -37,10 +37,10 @@ before(async () => {
   target = `127.0.0.1:${(exporter.address() as { port: number }).port}`;
   options = {
     dir,
-    prometheusPort: 37690,
-    alertmanagerPort: 37693,
-    nodeExporterPort: 37691,
-    webhookPort: 37694,
+    prometheusPort: 27690,
+    alertmanagerPort: 27693,
+    nodeExporterPort: 27691,
+    webhookPort: 27694,
     smtpPort: outputs.smtp!.port,
     jobs: [{ name: "busy-host", targets: [target] }],
     intervalSeconds: 1,

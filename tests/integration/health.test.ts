@@ -1,5 +1,5 @@
 /**
- * Layer 3: the runtime's health endpoint against a local stack of this file's own (ports 374xx, a
+ * Layer 3: the runtime's health endpoint against a local stack of this file's own (ports 274xx, a
  * temporary directory; every server stopped by PID afterwards), with each dependency taken down in
  * turn: the right check fails and the status and HTTP code follow; a hung (SIGSTOPped) primary never
  * makes /health wait.
@@ -27,7 +27,7 @@ import { until } from "../support/databases";
 
 const parent = mkdtempSync(path.join(tmpdir(), "shopfds-health-"));
 giveToServiceUser(parent);
-const stack: LocalStackProfile = { name: "health", dir: path.join(parent, "stack"), portBase: 37400 };
+const stack: LocalStackProfile = { name: "health", dir: path.join(parent, "stack"), portBase: 27400 };
 let outputs: StackOutputs;
 let db: Database;
 let redis: Cluster;

@@ -19,7 +19,7 @@ import { clusterInfo, type LocalRedisOptions, REDIS_NODES, redisNodePort, startR
 import { createMigratedDatabase, sleep, until } from "../support/databases";
 
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-redis-failover-"));
-const local: LocalRedisOptions = { dir, firstPort: 36601, firstBusPort: 36611, nodeTimeoutMs: 2000 };
+const local: LocalRedisOptions = { dir, firstPort: 26601, firstBusPort: 26611, nodeTimeoutMs: 2000 };
 const LISTED = Array.from({ length: 30 }, (_, i) => `198.18.0.${i + 1}`);
 let outputs: StackOutputs;
 let redisOutputs: RedisOutputs;
@@ -89,7 +89,8 @@ before(async () => {
   db = await Database.connect(created.postgres);
   redisOutputs = await startRedis(local);
   redis = connectRedisCluster(redisOutputs);
-  blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys, checkTimeoutMs: 300 });
+  // A generous WAIT: the whole suite shares 2 cores; the production default (500 ms) is not under test here.
+  blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys, checkTimeoutMs: 300, replicaAckTimeoutMs: 3000 });
   for (const ip of LISTED) await blacklist.add({ type: "ip", value: ip, reason: "failover test", source: "test" });
 });
 
