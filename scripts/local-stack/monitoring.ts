@@ -4,12 +4,11 @@
  * stack's SMTP sink. Each runs from the same renderers the Docker and Kubernetes stacks ship, on
  * loopback ports of its own, and is stopped by its PID.
  */
-import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "../../components/monitoring/render";
 import type { MonitoringOutputs } from "../../runtime/outputs";
-import { isAlive, stopPid, waitFor } from "./process";
+import { pidFromFile, spawnDetached, stopPid, waitFor } from "./process";
 
 export interface LocalMonitoringOptions {
   readonly dir: string;
@@ -38,19 +37,11 @@ export const webhookDir = (o: LocalMonitoringOptions) => path.join(o.dir, "webho
 /** The file Prometheus watches for ShopFDS service targets (`[{ "targets": ["127.0.0.1:8080"] }]`). */
 export const serviceTargetsFile = (o: LocalMonitoringOptions) => path.join(o.dir, "targets", "services.json");
 
-function pid(o: LocalMonitoringOptions, name: Name): number | undefined {
-  if (!existsSync(pidFile(o, name))) return undefined;
-  const n = Number(readFileSync(pidFile(o, name), "utf8").trim());
-  return Number.isInteger(n) && n > 0 && isAlive(n) ? n : undefined;
-}
+const pid = (o: LocalMonitoringOptions, name: Name) => pidFromFile(pidFile(o, name));
 
 function launch(o: LocalMonitoringOptions, name: Name, command: string, args: string[]): void {
   if (pid(o, name)) return;
-  const out = openSync(path.join(o.dir, `${name}.log`), "a");
-  const child = spawn(command, args, { detached: true, stdio: ["ignore", out, out], cwd: path.resolve(__dirname, "../..") });
-  closeSync(out);
-  child.unref();
-  writeFileSync(pidFile(o, name), `${child.pid}\n`);
+  spawnDetached(command, args, { logFile: path.join(o.dir, `${name}.log`), pidFile: pidFile(o, name), cwd: path.resolve(__dirname, "../..") });
 }
 
 async function ready(url: string, what: string): Promise<void> {

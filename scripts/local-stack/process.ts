@@ -3,7 +3,7 @@
  * PostgreSQL refuses to run as root), and stop a server by its PID.
  */
 import { spawn } from "node:child_process";
-import { chownSync, existsSync, readFileSync } from "node:fs";
+import { chownSync, closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 
 export class CommandError extends Error {
@@ -67,6 +67,30 @@ export function isAlive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The PID a pid file names, if the file exists and the process lives. */
+export function pidFromFile(file: string): number | undefined {
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, "utf8").trim());
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+}
+
+/**
+ * Starts a long-running server detached (its own session, output appended to `logFile`), records its
+ * PID in `pidFile` so it is stopped by PID later, and returns the PID.
+ */
+export function spawnDetached(command: string, args: readonly string[], o: { logFile: string; pidFile: string; env?: NodeJS.ProcessEnv; cwd?: string }): number {
+  const out = openSync(o.logFile, "a");
+  try {
+    const child = spawn(command, [...args], { env: o.env ?? process.env, cwd: o.cwd, detached: true, stdio: ["ignore", out, out] });
+    child.unref();
+    if (!child.pid) throw new Error(`could not start ${command}`);
+    writeFileSync(o.pidFile, `${child.pid}\n`);
+    return child.pid;
+  } finally {
+    closeSync(out);
   }
 }
 

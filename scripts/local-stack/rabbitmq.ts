@@ -4,14 +4,13 @@
  * Kubernetes backends ship. Its own epmd runs in the foreground on a private port, so both are stopped
  * by PID. Boot takes several seconds (CPU-bound); readiness is an authenticated AMQP connection.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import amqp from "amqplib";
 import { renderDefinitions, renderEnabledPlugins, renderRabbitConf } from "../../components/rabbitmq/render";
 import type { RabbitMqOutputs } from "../../runtime/outputs";
-import { isAlive, stopPid, waitFor } from "./process";
+import { pidFromFile, spawnDetached, stopPid, waitFor } from "./process";
 
 export interface LocalRabbitOptions {
   readonly dir: string;
@@ -70,24 +69,6 @@ function ensureConfig(o: LocalRabbitOptions): void {
   if (!existsSync(cookie)) writeFileSync(cookie, randomBytes(20).toString("hex").toUpperCase(), { mode: 0o400 });
 }
 
-function readPid(file: string): number | undefined {
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, "utf8").trim());
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
-}
-
-function spawnDetached(command: string, args: string[], env: NodeJS.ProcessEnv, logFile: string): number {
-  const out = openSync(logFile, "a");
-  try {
-    const child = spawn(command, args, { env, detached: true, stdio: ["ignore", out, out] });
-    child.unref();
-    if (!child.pid) throw new Error(`could not start ${command}`);
-    return child.pid;
-  } finally {
-    closeSync(out);
-  }
-}
-
 export function rabbitOutputs(o: LocalRabbitOptions): RabbitMqOutputs {
   const p = ports(o);
   return {
@@ -102,19 +83,15 @@ export async function startRabbit(o: LocalRabbitOptions, log: Log = () => {}): P
   const env = environment(o);
   const p = ports(o);
   const files = pidFiles(o);
-  if (!readPid(files.epmd)) {
-    const pid = spawnDetached("epmd", ["-address", HOST, "-port", String(p.epmd)], env, path.join(o.dir, "log", "epmd.log"));
-    writeFileSync(files.epmd, `${pid}\n`);
-  }
-  if (!readPid(files.node)) {
+  if (!pidFromFile(files.epmd)) spawnDetached("epmd", ["-address", HOST, "-port", String(p.epmd)], { env, logFile: path.join(o.dir, "log", "epmd.log"), pidFile: files.epmd });
+  if (!pidFromFile(files.node)) {
     log(`rabbitmq on ${HOST}:${p.amqp} (management ${p.management}, prometheus ${p.prometheus})`);
-    const pid = spawnDetached("/usr/lib/rabbitmq/bin/rabbitmq-server", [], env, path.join(o.dir, "log", "server.out"));
     // The script execs the Erlang VM, so this PID is the node's; RabbitMQ rewrites the file itself too.
-    writeFileSync(files.node, `${pid}\n`);
+    spawnDetached("/usr/lib/rabbitmq/bin/rabbitmq-server", [], { env, logFile: path.join(o.dir, "log", "server.out"), pidFile: files.node });
   }
   const outputs = rabbitOutputs(o);
   await waitFor(`RabbitMQ on ${HOST}:${p.amqp}`, 60_000, async () => {
-    if (!readPid(files.node)) throw new Error(`the node exited; see ${path.join(o.dir, "log")}`);
+    if (!pidFromFile(files.node)) throw new Error(`the node exited; see ${path.join(o.dir, "log")}`);
     const c = await amqp.connect(outputs.url, { timeout: 1000 });
     await c.close();
     return true;
@@ -125,12 +102,12 @@ export async function startRabbit(o: LocalRabbitOptions, log: Log = () => {}): P
 export async function stopRabbit(o: LocalRabbitOptions): Promise<string[]> {
   const stopped: string[] = [];
   const files = pidFiles(o);
-  const node = readPid(files.node);
+  const node = pidFromFile(files.node);
   if (node) {
     await stopPid(node, "SIGTERM", 30_000);
     stopped.push("node");
   }
-  const epmd = readPid(files.epmd);
+  const epmd = pidFromFile(files.epmd);
   if (epmd) {
     await stopPid(epmd, "SIGTERM");
     stopped.push("epmd");
@@ -142,7 +119,7 @@ export function rabbitStatus(o: LocalRabbitOptions): { name: string; port: numbe
   const p = ports(o);
   const files = pidFiles(o);
   return [
-    { name: "node", port: p.amqp, pid: readPid(files.node) },
-    { name: "epmd", port: p.epmd, pid: readPid(files.epmd) },
+    { name: "node", port: p.amqp, pid: pidFromFile(files.node) },
+    { name: "epmd", port: p.epmd, pid: pidFromFile(files.epmd) },
   ];
 }

@@ -9,7 +9,7 @@ import { createConnection } from "node:net";
 import * as path from "node:path";
 import { renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "../../components/redis/render";
 import type { RedisOutputs } from "../../runtime/outputs";
-import { isAlive, run, stopPid, waitFor } from "./process";
+import { pidFromFile, run, stopPid, waitFor } from "./process";
 
 export interface LocalRedisOptions {
   /** Directory holding every node's data, config, log and the password. */
@@ -59,9 +59,7 @@ function ensureConfig(o: LocalRedisOptions): void {
 
 /** A node's PID, if its pid file names a live process. */
 export function redisNodePid(o: LocalRedisOptions, i: number): number | undefined {
-  if (!existsSync(pidFile(o, i))) return undefined;
-  const pid = Number(readFileSync(pidFile(o, i), "utf8").trim());
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+  return pidFromFile(pidFile(o, i));
 }
 
 /** Starts node `i` (no-op if it runs) and waits until it answers. */

@@ -1,10 +1,9 @@
 /** The local stack's SMTP sink process (see smtp-sink-server.ts): start, stop by PID, status. */
-import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createConnection } from "node:net";
 import * as path from "node:path";
 import type { SmtpOutputs } from "../../runtime/outputs";
-import { isAlive, stopPid, waitFor } from "./process";
+import { pidFromFile, spawnDetached, stopPid, waitFor } from "./process";
 
 export interface LocalSmtpOptions {
   readonly dir: string;
@@ -14,21 +13,17 @@ export interface LocalSmtpOptions {
 const pidFile = (o: LocalSmtpOptions) => path.join(o.dir, "smtp-sink.pid");
 export const mailDir = (o: LocalSmtpOptions) => path.join(o.dir, "mail");
 
-function pid(o: LocalSmtpOptions): number | undefined {
-  if (!existsSync(pidFile(o))) return undefined;
-  const n = Number(readFileSync(pidFile(o), "utf8").trim());
-  return Number.isInteger(n) && n > 0 && isAlive(n) ? n : undefined;
-}
+const pid = (o: LocalSmtpOptions) => pidFromFile(pidFile(o));
 
 export async function startSmtpSink(o: LocalSmtpOptions, log: (m: string) => void = () => {}): Promise<SmtpOutputs> {
   mkdirSync(mailDir(o), { recursive: true });
   if (!pid(o)) {
     log(`smtp sink on 127.0.0.1:${o.port} (mail in ${mailDir(o)})`);
-    const out = openSync(path.join(o.dir, "smtp-sink.log"), "a");
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(__dirname, "smtp-sink-server.ts"), String(o.port), mailDir(o)], { detached: true, stdio: ["ignore", out, out], cwd: path.resolve(__dirname, "../..") });
-    closeSync(out);
-    child.unref();
-    writeFileSync(pidFile(o), `${child.pid}\n`);
+    spawnDetached(process.execPath, ["--import", "tsx", path.join(__dirname, "smtp-sink-server.ts"), String(o.port), mailDir(o)], {
+      logFile: path.join(o.dir, "smtp-sink.log"),
+      pidFile: pidFile(o),
+      cwd: path.resolve(__dirname, "../.."),
+    });
   }
   await waitFor(`the SMTP sink on 127.0.0.1:${o.port}`, 20_000, () =>
     new Promise<boolean | undefined>((resolve) => {

@@ -10,23 +10,14 @@ import { DatabaseOptionsError } from "../../runtime/db/options";
 import { loadStackOutputs, StackOutputs } from "../../runtime/outputs";
 import { startMember, stopMember, superuserClient } from "../../scripts/local-stack/postgres";
 import { postgresOptions, profile } from "../../scripts/local-stack/stack";
+import { sleep, until } from "../support/databases";
 
 const local = postgresOptions(profile("test"));
 const TABLE = `router_probe_${process.pid}`;
 let outputs: StackOutputs;
 let db: Database;
 let replicaSu: Client;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const onReplica = async (d: Database, sql = "SELECT pg_is_in_recovery() AS r", params: unknown[] = []) => (await d.query(sql, params)).rows[0].r as boolean;
-
-async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<number> {
-  const start = performance.now();
-  while (!(await check())) {
-    if (performance.now() - start > timeoutMs) assert.fail(`${what} did not happen within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-  return performance.now() - start;
-}
 
 before(async () => {
   outputs = await loadStackOutputs();

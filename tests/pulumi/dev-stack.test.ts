@@ -10,15 +10,10 @@ import { MONITORING_PATHS } from "../../components/monitoring/Monitoring";
 import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
 import { renderRabbitConf } from "../../components/rabbitmq/render";
 import { parseStackOutputs } from "../../runtime/outputs";
-import { MockHarness, plainStrings, resolve } from "./harness";
+import { contractOutputs, MockHarness, plainStrings, resolve } from "./harness";
 
 const h = new MockHarness();
-const allOutputs = async () => ({
-  postgres: (await resolve(program.postgres)).value,
-  redis: (await resolve(program.redis)).value,
-  fds: (await resolve(program.fds)).value,
-  rabbitmq: (await resolve(program.rabbitmq)).value,
-});
+const allOutputs = () => contractOutputs(program);
 let program: typeof import("../../index");
 const CONTAINER = "docker:index/container:Container";
 const upload = (container: { inputs: Record<string, any> }, file: string): string => {

@@ -160,6 +160,16 @@ export class MockHarness {
   }
 }
 
+/** The program's exports that the outputs contract requires, resolved to plain values. */
+export async function contractOutputs(program: { postgres: unknown; redis: unknown; fds: unknown; rabbitmq: unknown }): Promise<Record<string, unknown>> {
+  return {
+    postgres: (await resolve(program.postgres as pulumi.Input<unknown>)).value,
+    redis: (await resolve(program.redis as pulumi.Input<unknown>)).value,
+    fds: (await resolve(program.fds as pulumi.Input<unknown>)).value,
+    rabbitmq: (await resolve(program.rabbitmq as pulumi.Input<unknown>)).value,
+  };
+}
+
 /** The value of an Output (or plain value) and whether Pulumi treats it as secret. */
 export async function resolve<T>(value: pulumi.Input<T>): Promise<{ value: T; secret: boolean }> {
   const out = pulumi.output(value);

@@ -14,15 +14,10 @@ import { renderAlertRules } from "../../components/monitoring/render";
 import { parse as parseYaml } from "yaml";
 import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
 import { parseStackOutputs } from "../../runtime/outputs";
-import { MockHarness, plainStrings, resolve } from "./harness";
+import { contractOutputs, MockHarness, plainStrings, resolve } from "./harness";
 
 const h = new MockHarness();
-const allOutputs = async () => ({
-  postgres: (await resolve(program.postgres)).value,
-  redis: (await resolve(program.redis)).value,
-  fds: (await resolve(program.fds)).value,
-  rabbitmq: (await resolve(program.rabbitmq)).value,
-});
+const allOutputs = () => contractOutputs(program);
 let program: typeof import("../../index");
 const STS = "kubernetes:apps/v1:StatefulSet";
 const SVC = "kubernetes:core/v1:Service";
