@@ -3,12 +3,11 @@
  * TypeScript Celery-compatible worker with the ShopFDS tasks, on the stack the outputs describe.
  *
  *   node --import tsx scripts/worker.ts [--concurrency 4] [--alive-file /tmp/shopfds-worker.alive] [--metrics-port 9464]
- * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_REPORTS_DIR, SHOPFDS_REPORTS_URL.
+ * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_PUBLIC_URL (the service, for report links).
  * SIGTERM/SIGINT: finishes running tasks (up to 30 s), returns the rest to the queue, then exits.
  */
 import { writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import path from "node:path";
 import { createServer } from "node:http";
 import nodemailer from "nodemailer";
 import { ServiceMetrics } from "../runtime/observability/metrics";
@@ -47,8 +46,8 @@ async function main(): Promise<void> {
     db,
     mailer: nodemailer.createTransport({ host: smtp.host, port: smtp.port, secure: smtp.secure, ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password } } : {}) }),
     from: smtp.from,
-    reportsDir: process.env.SHOPFDS_REPORTS_DIR ?? path.resolve(".local-stack/reports"),
-    reportsBaseUrl: process.env.SHOPFDS_REPORTS_URL ?? "http://127.0.0.1:8080/reports",
+    // Download links point at the service (SHOPFDS_PUBLIC_URL: where clients reach it).
+    reportsBaseUrl: `${(process.env.SHOPFDS_PUBLIC_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "")}/reports`,
     sender: producer,
     log,
     onStaleTasks: (n) => metrics.setTasksWaitingOver24h(n),

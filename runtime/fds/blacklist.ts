@@ -71,6 +71,14 @@ export class BlacklistInputError extends Error {
   }
 }
 
+/** `changeTtl` of a value that has no current entry. */
+export class BlacklistEntryNotFoundError extends BlacklistInputError {
+  constructor(type: BlacklistType) {
+    super([`value: no current ${type} entry for it`]);
+    this.name = "BlacklistEntryNotFoundError";
+  }
+}
+
 /** The entry is stored, but not as durably as promised; the caller should retry (writes are idempotent). */
 export class BlacklistWriteError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -226,7 +234,7 @@ export class Blacklist {
       [probes.map((p) => p.type), probes.map((p) => p.value), ttlSeconds],
     );
     const row = rows[0];
-    if (!row) throw new BlacklistInputError([`value: no current ${type} entry for it`]);
+    if (!row) throw new BlacklistEntryNotFoundError(type);
     const entry = fromRow(row);
     await this.writeToRedis(probes.find((p) => p.value === entry.value)!.key, entry);
     return entry;

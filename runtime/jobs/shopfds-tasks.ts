@@ -2,27 +2,26 @@
  * The ShopFDS tasks and their schedule. Each task is idempotent:
  * - it runs under its task id in `task_log` (`once`): a task already done is not run again, so a
  *   redelivered message (a lost worker, a re-sent outbox entry) has no second effect;
- * - its effect is itself repeatable (reports overwrite one file; the batch and the archive are
+ * - its effect is itself repeatable (a report rewrites its own row; the batch and the archive are
  *   set operations).
  *
  *   shopfds.send_order_confirmation  [orderId]            FR-016, through SMTP (nodemailer)
  *   shopfds.fds_batch_reevaluate     {scheduled_slot}     FR-017, daily 00:00: last 24 h against the blacklist
- *   shopfds.generate_report          [reportId]           FR-018, a CSV file and its download link
+ *   shopfds.generate_report          [reportId]           FR-018, a CSV report (kept in PostgreSQL) and its download link
  *   shopfds.archive_app_logs         {olderThanDays: 90}  FR-019, Sunday 02:00
  *   shopfds.check_stale_tasks        {}                   every 5 min: re-sends outbox entries, reports tasks waiting > 24 h
  */
-import { mkdir, rename, writeFile } from "node:fs/promises";
-import path from "node:path";
 import type { Transporter } from "nodemailer";
 import type { Database } from "../db/router";
 import { ORDER_EMAIL_TASK, type TaskSender } from "../shop/orders";
+import { REPORT_TASK } from "../shop/reports";
 import type { ScheduleEntry } from "./scheduler";
 import type { TaskContext, Worker } from "./worker";
 
 export const TASKS = {
   orderEmail: ORDER_EMAIL_TASK,
   fdsBatch: "shopfds.fds_batch_reevaluate",
-  report: "shopfds.generate_report",
+  report: REPORT_TASK,
   archiveLogs: "shopfds.archive_app_logs",
   staleTasks: "shopfds.check_stale_tasks",
 } as const;
@@ -34,10 +33,10 @@ export interface ShopTaskDeps {
   readonly mailer: Transporter;
   /** The sender address. */
   readonly from: string;
-  /** Where reports are written. */
-  readonly reportsDir: string;
-  /** Prefix of report download links, e.g. `https://shop.example/reports`. */
+  /** Prefix of report download links, e.g. `https://shop.example/reports` (the service serves them). */
   readonly reportsBaseUrl: string;
+  /** The worker's retries after the first attempt (WorkerOptions.maxRetries); a report fails after the last. @default 3 */
+  readonly maxRetries?: number;
   /** Re-sends outbox entries (the stale-task check). */
   readonly sender: TaskSender;
   readonly log?: (line: string) => void;
@@ -140,21 +139,29 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
       if (!/^[0-9a-f-]{36}$/.test(reportId)) throw new TypeError(`reportId: must be a report UUID (got ${JSON.stringify(args[0])})`);
       const { rows } = await db.query("UPDATE reports SET status = 'running', task_id = $2 WHERE id = $1 AND status <> 'completed' RETURNING kind, params", [reportId, ctx.id]);
       if (!rows[0]) return { reportId, skipped: "completed or unknown" };
-      const data = await db.query(
-        `SELECT date_trunc('day', created_at)::date AS day, decision, count(*)::int AS transactions, round(avg(risk_score), 1) AS avg_score
-         FROM fds_transactions WHERE created_at >= now() - make_interval(days => $1) GROUP BY 1, 2 ORDER BY 1, 2`,
-        [Number((rows[0].params as { days?: number }).days ?? 7)],
-        { fresh: true },
-      );
-      const csv = ["day,decision,transactions,avg_score", ...data.rows.map((r) => `${(r.day as Date).toISOString().slice(0, 10)},${r.decision},${r.transactions},${r.avg_score}`)].join("\n") + "\n";
-      await mkdir(deps.reportsDir, { recursive: true });
-      const file = path.join(deps.reportsDir, `${reportId}.csv`);
-      await writeFile(`${file}.tmp`, csv);
-      await rename(`${file}.tmp`, file);
-      await db.query("UPDATE reports SET status = 'completed', file_path = $2, completed_at = now() WHERE id = $1", [reportId, file]);
-      return { reportId, rows: data.rowCount, url: `${deps.reportsBaseUrl}/${reportId}/download` };
+      try {
+        return await generateReport(reportId, rows[0].params as { days?: number });
+      } catch (error) {
+        // After the last retry (FR-021) the report is failed, with the reason, for whoever polls it.
+        const last = ctx.retries >= (deps.maxRetries ?? 3);
+        await db.query("UPDATE reports SET status = $2, error = $3 WHERE id = $1", [reportId, last ? "failed" : "queued", String((error as Error).message).slice(0, 2000)]).catch(() => undefined);
+        throw error;
+      }
     }),
   );
+
+  async function generateReport(reportId: string, params: { days?: number }) {
+    const data = await db.query(
+      `SELECT date_trunc('day', created_at)::date AS day, decision, count(*)::int AS transactions, round(avg(risk_score), 1) AS avg_score
+       FROM fds_transactions WHERE created_at >= now() - make_interval(days => $1) GROUP BY 1, 2 ORDER BY 1, 2`,
+      [Number(params.days ?? 7)],
+      { fresh: true },
+    );
+    const csv = ["day,decision,transactions,avg_score", ...data.rows.map((r) => `${(r.day as Date).toISOString().slice(0, 10)},${r.decision},${r.transactions},${r.avg_score}`)].join("\n") + "\n";
+    // Stored in PostgreSQL, which the worker and every service instance share (no shared volume).
+    await db.query("UPDATE reports SET status = 'completed', file_path = $2, content = $3, error = NULL, completed_at = now() WHERE id = $1", [reportId, `fds-report-${reportId}.csv`, csv]);
+    return { reportId, rows: data.rowCount, url: `${deps.reportsBaseUrl}/${reportId}/download` };
+  }
 
   worker.register(TASKS.archiveLogs, (args, kwargs, ctx) =>
     once(db, "cleanup", ctx, args, async () => {

@@ -1,10 +1,15 @@
 /**
- * The reference ShopFDS service (issue 8, first part), built only on the runtime library and node:http:
+ * The reference ShopFDS service, built only on the runtime library and node:http:
  *
  *   POST /orders          validate, FDS evaluation (blacklisted → 403), order on the primary, e-mail enqueued
  *   GET  /orders/:id      read through the router (a replica); a miss is re-read on the primary, so a
  *                         client sees its own order right after creating it
  *   POST /fds/evaluate    the FDS decision alone
+ *   POST /login, /logout  sessions on the Redis Cluster (30 min after login); `Authorization: Bearer <token>`
+ *   /v1/admin/blacklist   GET ?type=&limit=&after= (pages), POST (add), PATCH …/:type/:value {ttlSeconds},
+ *                         DELETE …/:type/:value — an admin session required
+ *   POST /reports         (admin) records the report and enqueues its generation → 202 with its status URL
+ *   GET  /reports/:id     status and, once completed, the download link; GET /reports/:id/download the CSV
  *   GET  /health, /health/live, /health/ready, /metrics
  *
  * Errors are JSON `{ "error": { "code", "field"?, "message" } }` with a stable code; bad input is a 4xx,
@@ -14,19 +19,28 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { Database } from "../../runtime/db/router";
-import { InvalidValueError } from "../../runtime/fds/canonical";
+import { Blacklist, BlacklistEntryNotFoundError, BlacklistInputError, type BlacklistEntry } from "../../runtime/fds/blacklist";
+import { BLACKLIST_TYPES, InvalidValueError } from "../../runtime/fds/canonical";
 import type { FraudDetector } from "../../runtime/fds/evaluate";
 import type { HealthMonitor } from "../../runtime/health/health";
 import type { ServiceMetrics } from "../../runtime/observability/metrics";
+import { captureError } from "../../runtime/observability/sentry";
+import type { SessionStore } from "../../runtime/redis/sessions";
+import { authenticate, type Account } from "../../runtime/shop/accounts";
 import { OrderInputError, placeOrder, type TaskSender } from "../../runtime/shop/orders";
+import { getReport, reportContent, requestReport, type Report } from "../../runtime/shop/reports";
 
 export interface AppDeps {
   readonly db: Database;
   readonly fds: FraudDetector;
   readonly jobs: TaskSender;
+  readonly blacklist: Blacklist;
+  readonly sessions: SessionStore<Account>;
   readonly health: HealthMonitor;
   readonly metrics: ServiceMetrics;
   readonly log: Logger;
+  /** Where clients reach this service (links in answers: report status and download). @default "" (relative links) */
+  readonly publicUrl?: string;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -48,11 +62,20 @@ const orderBody = z
     items: z.array(z.object({ productId: z.number().int().positive(), quantity: z.number().int().min(1).max(1000) }).strict()).min(1, "must hold at least one item").max(100),
     ip: z.string({ error: "must be the client's IP address" }).max(64),
     email: z.string({ error: "must be an e-mail address" }).max(254),
-    card: z.string().max(32).optional(),
+    card: z.string({ error: "must be a card number (a string of digits)" }).min(12, "must be a card number").max(32, "must be at most 32 characters").optional(),
     shippingAddress: z.record(z.string().max(64), z.string().max(256)).optional(),
   })
   .strict();
-const evaluateBody = z.object({ userId: z.number().int().positive().optional(), amount: z.number().nonnegative().max(1e12), ip: z.string().max(64), email: z.string().max(254), card: z.string().max(32).optional() }).strict();
+const loginBody = z.object({ email: z.string({ error: "must be an e-mail address" }).max(254), password: z.string({ error: "must be a string" }).min(1, "must not be empty").max(1024) }).strict();
+const ttlBody = z.object({ ttlSeconds: z.unknown() }).strict();
+const listQuery = z
+  .object({
+    type: z.enum(BLACKLIST_TYPES, { error: (i) => `must be one of ${BLACKLIST_TYPES.join(", ")} (got ${JSON.stringify(i.input ?? null)})` }),
+    limit: z.string().regex(/^\d{1,4}$/, "must be a number from 1 to 1000").transform(Number).optional(),
+    after: z.string().regex(/^\d{1,18}$/, "must be a cursor returned as next").transform(Number).optional(),
+  })
+  .strict();
+const evaluateBody = z.object({ userId: z.number().int().positive().optional(), amount: z.number().nonnegative().max(1e12), ip: z.string().max(64), email: z.string().max(254), card: z.string().min(12, "must be a card number").max(32).optional() }).strict();
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
   if (!/^application\/json\b/.test(req.headers["content-type"] ?? "")) throw new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "send a JSON body (content-type: application/json)");
@@ -63,18 +86,33 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY) throw new HttpError(413, "BODY_TOO_LARGE", `the body must be at most ${MAX_BODY} bytes`);
     chunks.push(chunk as Buffer);
   }
+  let value: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    value = JSON.parse(Buffer.concat(chunks).toString("utf8"));
   } catch {
     throw new HttpError(400, "INVALID_JSON", "the body is not valid JSON");
   }
+  const nul = pathOfNul(value);
+  if (nul !== undefined) throw new HttpError(400, "INVALID_INPUT", `${nul || "body"}: must not contain NUL characters (\\u0000)`, nul || "body");
+  return value;
 }
 
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+/** Where a string holding U+0000 is (PostgreSQL's text cannot store it), as a field path; undefined if nowhere. */
+function pathOfNul(value: unknown, at = ""): string | undefined {
+  if (typeof value === "string") return value.includes("\u0000") ? at : undefined;
+  if (typeof value !== "object" || value === null) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const found = pathOfNul(v, at ? `${at}.${k}` : k);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, root = "body"): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  const field = issue.path.map(String).join(".") || "body";
+  const field = issue.path.map(String).join(".") || root;
   throw new HttpError(400, "INVALID_INPUT", `${field}: ${issue.message}`, field);
 }
 
@@ -86,6 +124,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { db, fds, log, metrics } = deps;
+  const publicUrl = (deps.publicUrl ?? "").replace(/\/+$/, "");
   const health = deps.health.handler("health");
   const live = deps.health.handler("live");
   const metricsHandler = metrics.handler();
@@ -128,22 +167,128 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     send(res, 200, { id: Number(o.id), userId: Number(o.user_id), status: o.status, total: o.total_amount, createdAt: o.created_at, items: o.items ?? [], servedBy: o.from_replica ? "replica" : "primary" });
   }
 
+  /** The session's account; 401 without a live session, 403 when `role` is required and not held. */
+  async function account(req: IncomingMessage, role?: Account["role"]): Promise<Account & { sessionId: string }> {
+    const m = /^Bearer ([A-Za-z0-9_-]{1,128})$/.exec(req.headers.authorization ?? "");
+    const session = m ? await deps.sessions.get(m[1]!) : undefined;
+    if (!session) throw new HttpError(401, "UNAUTHENTICATED", "log in first (POST /login) and send the token as Authorization: Bearer <token>; sessions end 30 minutes after login", "authorization");
+    if (role && session.role !== role) throw new HttpError(403, "FORBIDDEN", `this needs the ${role} role`);
+    return { ...session, sessionId: m![1]! };
+  }
+
+  async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = parse(loginBody, await readJson(req));
+    const found = await authenticate(db, body.email, body.password);
+    if (!found) throw new HttpError(401, "INVALID_CREDENTIALS", "the e-mail or the password is wrong");
+    const session = await deps.sessions.create(found);
+    log.info({ user: { id: String(found.userId) }, event: { action: "login" } }, "login");
+    send(res, 200, { token: session.id, expiresAt: session.expiresAt, user: { id: found.userId, email: found.email, role: found.role } });
+  }
+
+  const entryView = (e: BlacklistEntry & { id?: number }) => ({ ...(e.id !== undefined ? { id: e.id } : {}), type: e.type, value: e.value, ...(e.keyVersion !== undefined ? { keyVersion: e.keyVersion } : {}), reason: e.reason, source: e.source, createdAt: e.createdAt, expiresAt: e.expiresAt });
+
+  async function adminBlacklist(req: IncomingMessage, res: ServerResponse, url: URL, rest: string): Promise<void> {
+    const admin = await account(req, "admin");
+    if (rest === "" && req.method === "GET") {
+      const q = parse(listQuery, Object.fromEntries(url.searchParams), "query");
+      const page = await deps.blacklist.list(q.type, { ...(q.limit !== undefined ? { limit: q.limit } : {}), ...(q.after !== undefined ? { after: q.after } : {}) });
+      send(res, 200, { entries: page.entries.map(entryView), ...(page.next !== undefined ? { next: page.next } : {}) });
+      return;
+    }
+    if (rest === "" && req.method === "POST") {
+      const body = await readJson(req);
+      if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HttpError(400, "INVALID_INPUT", "body: must be a JSON object", "body");
+      const entry = await deps.blacklist.add({ ...(body as object), source: `admin:${admin.email}` } as never);
+      log.info({ user: { id: String(admin.userId) }, event: { action: "blacklist-add" }, blacklist: { type: entry.type } }, "blacklist entry added");
+      send(res, 201, entryView(entry));
+      return;
+    }
+    const m = /^\/([a-z]+)\/([^/]+)$/.exec(rest);
+    if (!m) throw new HttpError(404, "NOT_FOUND", `no route ${req.method} ${url.pathname}`);
+    const { type } = parse(listQuery.pick({ type: true }), { type: m[1] });
+    let value: string;
+    try {
+      value = decodeURIComponent(m[2]!);
+    } catch {
+      throw new HttpError(400, "INVALID_INPUT", "value: is not a valid URL-encoded value", "value");
+    }
+    if (req.method === "DELETE") {
+      if (!(await deps.blacklist.remove(type, value))) throw new HttpError(404, "ENTRY_NOT_FOUND", `value: no ${type} entry for it`, "value");
+      log.info({ user: { id: String(admin.userId) }, event: { action: "blacklist-remove" }, blacklist: { type } }, "blacklist entry removed");
+      res.writeHead(204).end();
+      return;
+    }
+    if (req.method === "PATCH") {
+      const body = parse(ttlBody, await readJson(req));
+      const entry = await deps.blacklist.changeTtl(type, value, body.ttlSeconds as number);
+      send(res, 200, entryView(entry));
+      return;
+    }
+    throw new HttpError(405, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${url.pathname} (GET, POST on the collection; PATCH, DELETE on an entry)`);
+  }
+
+  const reportView = (r: Report) => ({
+    id: r.id,
+    kind: r.kind,
+    params: r.params,
+    status: r.status,
+    createdAt: r.createdAt,
+    completedAt: r.completedAt,
+    statusUrl: `${publicUrl}/reports/${r.id}`,
+    ...(r.status === "completed" ? { downloadUrl: `${publicUrl}/reports/${r.id}/download` } : {}),
+    ...(r.status === "failed" ? { error: r.error } : {}),
+  });
+
+  async function reports(req: IncomingMessage, res: ServerResponse, rest: string): Promise<string> {
+    const admin = await account(req, "admin");
+    if (rest === "" && req.method === "POST") {
+      const report = await requestReport(db, deps.jobs, (await readJson(req)) as never, admin.userId);
+      send(res, 202, reportView(report));
+      return "/reports";
+    }
+    const m = /^\/([0-9a-f-]{36})(\/download)?$/.exec(rest);
+    if (m && req.method === "GET") {
+      if (m[2]) {
+        const csv = await reportContent(db, m[1]!);
+        if (csv === undefined) throw new HttpError(404, "REPORT_NOT_READY", `report ${m[1]} does not exist or is not completed yet`, "id");
+        res.writeHead(200, { "content-type": "text/csv; charset=utf-8", "content-disposition": `attachment; filename="fds-report-${m[1]}.csv"`, "content-length": Buffer.byteLength(csv) });
+        res.end(csv);
+        return "/reports/:id/download";
+      }
+      const report = await getReport(db, m[1]!);
+      if (!report) throw new HttpError(404, "REPORT_NOT_FOUND", `report ${m[1]} does not exist`, "id");
+      send(res, 200, reportView(report));
+      return "/reports/:id";
+    }
+    throw new HttpError(404, "NOT_FOUND", `no route ${req.method} /reports${rest}`);
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<string> {
     const url = new URL(req.url ?? "/", "http://service");
-    const m = /^\/orders\/(\d{1,18})$/.exec(url.pathname);
-    if (req.method === "POST" && url.pathname === "/orders") return (await createOrder(req, res), "/orders");
+    const path = url.pathname;
+    const m = /^\/orders\/(\d{1,18})$/.exec(path);
+    if (req.method === "POST" && path === "/orders") return (await createOrder(req, res), "/orders");
     if (req.method === "GET" && m) return (await getOrder(Number(m[1]), res), "/orders/:id");
-    if (req.method === "POST" && url.pathname === "/fds/evaluate") {
+    if (req.method === "POST" && path === "/fds/evaluate") {
       const body = parse(evaluateBody, await readJson(req));
       const e = await fds.evaluate(body);
       metrics.observeEvaluation(e);
       send(res, 200, { score: e.score, level: e.level, decision: e.decision, factors: e.factors, elapsedMs: e.elapsedMs });
       return "/fds/evaluate";
     }
-    if (req.method === "GET" && (url.pathname === "/health" || url.pathname === "/health/ready")) return (health(req, res), url.pathname);
-    if (req.method === "GET" && url.pathname === "/health/live") return (live(req, res), url.pathname);
-    if (req.method === "GET" && url.pathname === "/metrics") return (metricsHandler(req, res), "/metrics");
-    throw new HttpError(404, "NOT_FOUND", `no route ${req.method} ${url.pathname}`);
+    if (req.method === "POST" && path === "/login") return (await login(req, res), "/login");
+    if (req.method === "POST" && path === "/logout") {
+      const { sessionId } = await account(req);
+      await deps.sessions.destroy(sessionId);
+      res.writeHead(204).end();
+      return "/logout";
+    }
+    if (path === "/v1/admin/blacklist" || path.startsWith("/v1/admin/blacklist/")) return (await adminBlacklist(req, res, url, path.slice("/v1/admin/blacklist".length)), "/v1/admin/blacklist");
+    if (path === "/reports" || path.startsWith("/reports/")) return reports(req, res, path.slice("/reports".length));
+    if (req.method === "GET" && (path === "/health" || path === "/health/ready")) return (health(req, res), path);
+    if (req.method === "GET" && path === "/health/live") return (live(req, res), path);
+    if (req.method === "GET" && path === "/metrics") return (metricsHandler(req, res), "/metrics");
+    throw new HttpError(404, "NOT_FOUND", `no route ${req.method} ${path}`);
   }
 
   return (req, res) => {
@@ -159,8 +304,14 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
         } else if (error instanceof InvalidValueError || error instanceof OrderInputError) {
           status = 422;
           body = { code: "INVALID_INPUT", field: error.field, message: error.message };
+        } else if (error instanceof BlacklistInputError) {
+          status = error instanceof BlacklistEntryNotFoundError ? 404 : 422;
+          const first = error.problems[0] ?? "";
+          const field = first.slice(0, Math.max(0, first.indexOf(":")));
+          body = { code: status === 404 ? "ENTRY_NOT_FOUND" : "INVALID_INPUT", field: !field || field === "(input)" ? "body" : field, message: error.problems.join("; ") };
         } else {
-          log.error({ err: error }, "request failed");
+          log.error({ err: error, http: { request: { method: req.method } }, url: { path: req.url?.split("?")[0] } }, "request failed");
+          captureError(error, { tags: { route: req.url?.split("?")[0] ?? "" } });
           body = { code: "INTERNAL", message: "internal error" };
         }
         if (!res.headersSent) send(res, status, { error: body });

@@ -147,7 +147,7 @@ describe("reset-db", () => {
       await c.query("INSERT INTO products (sku, name, category, price) VALUES ('p1', 'P', 'c', 1)");
     });
     const { stdout } = await resetDb();
-    assert.match(stdout, /applied 5 migration\(s\)/);
+    assert.match(stdout, new RegExp(`applied ${(await migrationNames()).length} migration\\(s\\)`));
     assert.deepEqual(await tables(), TABLES, "the stray table is gone, the schema is back");
     assert.equal(await withClient(target, async (c) => (await c.query("SELECT count(*)::int AS n FROM products")).rows[0].n), 0);
   });

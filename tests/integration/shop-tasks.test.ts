@@ -4,8 +4,7 @@
  * delivery of the same task sends nothing; reports, the FDS batch and the log archive run as tasks.
  */
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, rmSync, mkdtempSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import nodemailer from "nodemailer";
@@ -20,7 +19,6 @@ import { profile, smtpOptions } from "../../scripts/local-stack/stack";
 import { createMigratedDatabase, until } from "../support/databases";
 
 const QUEUE = `t${process.pid}.shop`;
-const reportsDir = mkdtempSync(path.join(tmpdir(), "shopfds-reports-"));
 let outputs: StackOutputs;
 let db: Database;
 let worker: Worker;
@@ -39,7 +37,7 @@ before(async () => {
   producer = await TaskProducer.connect(outputs.rabbitmq.url);
   worker = new Worker({ url: outputs.rabbitmq.url, queue: QUEUE, hostname: `shop-${process.pid}@test` });
   const mailer = nodemailer.createTransport({ host: outputs.smtp.host, port: outputs.smtp.port, secure: outputs.smtp.secure, ignoreTLS: true });
-  registerShopTasks(worker, { db, mailer, from: outputs.smtp.from, reportsDir, reportsBaseUrl: "http://127.0.0.1/reports", sender });
+  registerShopTasks(worker, { db, mailer, from: outputs.smtp.from, reportsBaseUrl: "http://127.0.0.1/reports", sender });
   await worker.start();
   await db.query("INSERT INTO users (email, password_hash, name) VALUES ($1, 'x', 'Order Tester')", [`buyer-${process.pid}@test.com`]);
   await db.query("INSERT INTO products (sku, name, category, price, stock) VALUES ('sku-1', 'Keyboard', 'pc', 45000, 10), ('sku-2', 'Mouse', 'pc', 12500.50, 1)");
@@ -50,7 +48,6 @@ after(async () => {
   await producer?.close();
   await db?.close();
   await dropDb();
-  rmSync(reportsDir, { recursive: true, force: true });
 });
 
 describe("ShopFDS tasks", () => {
@@ -97,7 +94,8 @@ describe("ShopFDS tasks", () => {
 
     const report = await (await sender.send(TASKS.report, [rows[0].id])).result(10_000);
     assert.deepEqual(report, { reportId: rows[0].id, rows: 1, url: `http://127.0.0.1/reports/${rows[0].id}/download` });
-    assert.equal(readFileSync(path.join(reportsDir, `${rows[0].id}.csv`), "utf8").split("\n")[0], "day,decision,transactions,avg_score");
+    const stored = (await db.query("SELECT status, file_path, content FROM reports WHERE id = $1", [rows[0].id], { fresh: true })).rows[0];
+    assert.deepEqual([stored.status, stored.file_path, stored.content.split("\n")[0]], ["completed", `fds-report-${rows[0].id}.csv`, "day,decision,transactions,avg_score"]);
 
     const batch = await (await sender.send(TASKS.fdsBatch, [], { scheduled_slot: new Date(Date.now() + 60_000).toISOString() })).result(10_000);
     assert.deepEqual(batch, { examined: 2, escalated: 1 });

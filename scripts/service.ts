@@ -1,0 +1,81 @@
+/**
+ * The reference ShopFDS service process (scripts/service/app.ts on node:http), wired to the stack the
+ * outputs describe: the router over the primary and replicas, the Redis Cluster (blacklist, velocity,
+ * sessions), the task producer, health checks, metrics, ECS logs on stdout and Sentry when the stack has
+ * a project.
+ *
+ *   node --import tsx scripts/service.ts [--port 8080] [--host 0.0.0.0]
+ * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_PUBLIC_URL (where clients reach it, for
+ * links), SHOPFDS_ENVIRONMENT (dev/staging/production; default dev), SHOPFDS_RELEASE.
+ * SIGTERM/SIGINT: stops accepting, lets open requests finish (up to 10 s), closes its connections.
+ */
+import { createServer } from "node:http";
+import { Database } from "../runtime/db/router";
+import { Blacklist } from "../runtime/fds/blacklist";
+import { FraudDetector } from "../runtime/fds/evaluate";
+import { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "../runtime/health/checks";
+import { HealthMonitor } from "../runtime/health/health";
+import { TaskProducer } from "../runtime/jobs/producer";
+import { createLogger } from "../runtime/observability/logger";
+import { ServiceMetrics } from "../runtime/observability/metrics";
+import { flushSentry, initSentry } from "../runtime/observability/sentry";
+import { loadStackOutputs } from "../runtime/outputs";
+import { connectRedisCluster } from "../runtime/redis/client";
+import { SessionStore } from "../runtime/redis/sessions";
+import type { Account } from "../runtime/shop/accounts";
+import { createApp } from "./service/app";
+
+function option(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
+}
+
+const ENVIRONMENTS = ["dev", "staging", "production"] as const;
+
+async function main(): Promise<void> {
+  const port = Number(option("port", process.env.PORT ?? "8080"));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port: must be a TCP port from 1 to 65535 (got ${option("port", "")})`);
+  const host = option("host", "0.0.0.0");
+  const environment = (process.env.SHOPFDS_ENVIRONMENT ?? "dev") as (typeof ENVIRONMENTS)[number];
+  if (!ENVIRONMENTS.includes(environment)) throw new Error(`SHOPFDS_ENVIRONMENT: must be one of ${ENVIRONMENTS.join(", ")} (got ${JSON.stringify(environment)})`);
+  const release = process.env.SHOPFDS_RELEASE;
+  const log = createLogger({ service: "shopfds-service", environment, ...(release ? { version: release } : {}) });
+
+  const outputs = await loadStackOutputs();
+  initSentry({ ...(outputs.sentry ? { dsn: outputs.sentry.dsn } : {}), environment, service: "shopfds-service", ...(release ? { release } : {}) });
+  const db = await Database.connect(outputs.postgres);
+  const redis = connectRedisCluster(outputs.redis);
+  const blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys });
+  const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys);
+  const jobs = await TaskProducer.connect(outputs.rabbitmq.url);
+  const broker = rabbitMqCheck(outputs.rabbitmq.url);
+  const health = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), broker, diskCheck("/")]).start();
+  const metrics = new ServiceMetrics({ service: "shopfds-service", db, blacklist });
+  const sessions = new SessionStore<Account>(redis);
+  const publicUrl = process.env.SHOPFDS_PUBLIC_URL ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+
+  const server = createServer(createApp({ db, fds, jobs, blacklist, sessions, health, metrics, log, publicUrl }));
+  server.keepAliveTimeout = 65_000; // longer than the load balancers' idle timeouts
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, host, resolve));
+  log.info({ url: { full: publicUrl } }, `shopfds-service listening on ${host}:${port}`);
+
+  const shutdown = (signal: string) => {
+    log.info(`${signal}: stopping`);
+    const force = setTimeout(() => process.exit(1), 10_000).unref();
+    server.close(async () => {
+      health.stop();
+      await Promise.allSettled([jobs.close(), broker.close(), db.close(), flushSentry()]);
+      redis.disconnect();
+      clearTimeout(force);
+      process.exit(0);
+    });
+    server.closeIdleConnections();
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+main().catch((e) => {
+  console.error(`service: ${(e as Error).message}`);
+  process.exit(1);
+});
