@@ -16,17 +16,20 @@ help: ## List the targets
 setup: ## Install what a fresh Debian/Ubuntu machine needs (Debian packages, npm packages)
 	@bash scripts/setup.sh
 
-dev: setup ## Start the development environment (pulumi up of the dev stack, or the local stack) and print where it is
+dev: setup ## Start the development environment (pulumi up of the dev stack, or the local stack), migrate, seed, start the service, a worker and the scheduler, and print where they are
 ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
 	pulumi up --stack dev --yes
+	@$(MAKE) --no-print-directory migrate
+	@$(MAKE) --no-print-directory seed
 else
 	@echo "No Docker engine and Pulumi CLI here: starting the local stack (same rendered configs, real servers on loopback)."
 	@$(LOCAL_STACK) start --profile dev
-endif
 	@$(MAKE) --no-print-directory migrate
 	@$(MAKE) --no-print-directory seed
+	@$(LOCAL_STACK) apps --profile dev
+endif
 
-down: ## Stop the development environment, keeping its data
+down: ## Stop the development environment (service, worker, scheduler, servers), keeping its data
 	@$(LOCAL_STACK) stop --profile dev
 
 status: ## Show what the local development stack is running

@@ -2,10 +2,14 @@
  * The local stack's command line: real servers on loopback, started from the same rendered configs the
  * Pulumi stacks ship. `make dev`, `make down`, `make clean`, `make status` and `make outputs` call it.
  *
- *   tsx scripts/local-stack.ts <start|stop|status|clean|outputs> [--profile dev|test]
+ *   tsx scripts/local-stack.ts <start|apps|stop|status|clean|outputs> [--profile dev|test]
+ * `apps` starts the service, a worker and the scheduler on a started, migrated stack (`make dev` runs it
+ * after migrate and seed); `stop` and `clean` stop them first.
  */
 import { readFileSync, existsSync } from "node:fs";
-import { cleanStack, monitoringOptions, outputsFile, profile, smtpOptions, stackStatus, startStack, stopStack } from "./local-stack/stack";
+import { adminPasswordFile, DEV_ADMIN_EMAIL, serviceUrl, startApps } from "./local-stack/apps";
+import { parseStackOutputs } from "../runtime/outputs";
+import { appsOptions, cleanStack, monitoringOptions, outputsFile, profile, smtpOptions, stackStatus, startStack, stopStack } from "./local-stack/stack";
 import { mailDir } from "./local-stack/smtp";
 import { webhookDir } from "./local-stack/monitoring";
 
@@ -37,6 +41,27 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case "apps": {
+      if (!existsSync(outputsFile(p))) {
+        console.error("the local stack is not started: run make dev");
+        return 1;
+      }
+      const outputs = parseStackOutputs(JSON.parse(readFileSync(outputsFile(p), "utf8")), outputsFile(p));
+      const o = appsOptions(p);
+      await startApps(o, outputs, log);
+      const url = serviceUrl(o);
+      console.log(
+        [
+          `ShopFDS processes on the "${p.name}" stack (logs in ${o.dir}):`,
+          `  Service              ${url}  (POST /orders, GET /orders/:id, POST /fds/evaluate, POST /login, /v1/admin/blacklist, /reports)`,
+          `  Health               ${url}/health  ${url}/health/live  ${url}/health/ready   Metrics ${url}/metrics`,
+          `  Worker               4 concurrent tasks; metrics http://127.0.0.1:${o.workerMetricsPort}/metrics   Scheduler: FDS batch 00:00, archive Sun 02:00`,
+          `  Admin login          ${DEV_ADMIN_EMAIL}, password in ${adminPasswordFile(o)}`,
+          `                       curl -s ${url}/login -H 'content-type: application/json' -d '{"email":"${DEV_ADMIN_EMAIL}","password":"'"$(cat ${adminPasswordFile(o)})"'"}'`,
+        ].join("\n"),
+      );
+      return 0;
+    }
     case "stop": {
       const stopped = await stopStack(p);
       console.log(stopped.length ? `stopped: ${stopped.join(", ")} (data kept in ${p.dir})` : "nothing was running");
@@ -58,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
       for (const m of status.rabbitmq) console.log(`rabbitmq ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
       for (const m of status.smtp) console.log(`smtp     ${m.name.padEnd(10)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
       for (const m of status.monitoring) console.log(`monitor  ${m.name.padEnd(13)} 127.0.0.1:${m.port}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
+      for (const m of status.apps) console.log(`app      ${m.name.padEnd(10)} ${m.port ? `127.0.0.1:${m.port}` : "(no port)      "}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
       return [...status.postgres, ...status.redis, ...status.rabbitmq, ...status.smtp, ...status.monitoring].every((m) => m.pid) ? 0 : 3;
     }
     case "outputs": {
@@ -69,7 +95,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      console.error("usage: tsx scripts/local-stack.ts <start|stop|status|clean|outputs> [--profile dev|test]");
+      console.error("usage: tsx scripts/local-stack.ts <start|apps|stop|status|clean|outputs> [--profile dev|test]");
       return 2;
   }
 }

@@ -13,7 +13,8 @@ import { LocalPostgresOptions, MemberStatus, postgresStatus, startPostgres, stop
 import { LocalRabbitOptions, rabbitStatus, startRabbit, stopRabbit } from "./rabbitmq";
 import { LocalRedisOptions, redisStatus, startRedis, stopRedis } from "./redis";
 import { LocalSmtpOptions, smtpStatus, startSmtpSink, stopSmtpSink } from "./smtp";
-import { LocalMonitoringOptions, monitoringStatus, startMonitoring, stopMonitoring } from "./monitoring";
+import { LocalMonitoringOptions, monitoringStatus, serviceTargetsFile, startMonitoring, stopMonitoring } from "./monitoring";
+import { appsStatus, LocalAppsOptions, stopApps } from "./apps";
 
 export interface LocalStackProfile {
   readonly name: string;
@@ -22,7 +23,8 @@ export interface LocalStackProfile {
   /**
    * The stack's ports are offsets from this base: Redis nodes base + 1…6 (cluster bus + 11…16),
    * SMTP sink base + 25, PostgreSQL primary base + 32 and replica base + 33, RabbitMQ base + 72…76,
-   * Prometheus base + 90, node-exporter + 91, Alertmanager + 93, the Slack webhook sink + 94.
+   * the service base + 80 and the worker's metrics + 81 (`make dev` only), Prometheus base + 90,
+   * node-exporter + 91, Alertmanager + 93, the Slack webhook sink + 94.
    */
   readonly portBase: number;
 }
@@ -70,6 +72,10 @@ export function monitoringOptions(p: LocalStackProfile): LocalMonitoringOptions 
   };
 }
 
+export function appsOptions(p: LocalStackProfile): LocalAppsOptions {
+  return { dir: path.join(p.dir, "apps"), outputsFile: outputsFile(p), servicePort: p.portBase + 80, workerMetricsPort: p.portBase + 81, targetsFile: serviceTargetsFile(monitoringOptions(p)) };
+}
+
 /** The FDS card-hash key (version 1), generated once per stack like the passwords. */
 function fdsOutputs(p: LocalStackProfile): FdsOutputs {
   const file = path.join(p.dir, "fds-card-key-1");
@@ -105,6 +111,8 @@ export async function startStack(p: LocalStackProfile, log: (m: string) => void 
 
 export async function stopStack(p: LocalStackProfile): Promise<string[]> {
   if (!existsSync(p.dir)) return [];
+  // The processes that use the servers go first.
+  const apps = await stopApps(appsOptions(p));
   const [pg, redis, rabbit, smtp, monitoring] = await Promise.all([
     stopPostgres(postgresOptions(p)),
     stopRedis(redisOptions(p)),
@@ -112,7 +120,7 @@ export async function stopStack(p: LocalStackProfile): Promise<string[]> {
     stopSmtpSink(smtpOptions(p)),
     stopMonitoring(monitoringOptions(p)),
   ]);
-  return [...pg.map((n) => `postgres ${n}`), ...redis.map((n) => `redis ${n}`), ...rabbit.map((n) => `rabbitmq ${n}`), ...smtp.map((n) => `smtp ${n}`), ...monitoring.map((n) => `monitoring ${n}`)];
+  return [...apps, ...pg.map((n) => `postgres ${n}`), ...redis.map((n) => `redis ${n}`), ...rabbit.map((n) => `rabbitmq ${n}`), ...smtp.map((n) => `smtp ${n}`), ...monitoring.map((n) => `monitoring ${n}`)];
 }
 
 /** Stops everything and removes the stack's directory. */
@@ -128,6 +136,7 @@ export function stackStatus(p: LocalStackProfile): {
   rabbitmq: ReturnType<typeof rabbitStatus>;
   smtp: ReturnType<typeof smtpStatus>;
   monitoring: ReturnType<typeof monitoringStatus>;
+  apps: ReturnType<typeof appsStatus>;
 } {
   const started = existsSync(p.dir);
   return {
@@ -136,5 +145,6 @@ export function stackStatus(p: LocalStackProfile): {
     rabbitmq: started && existsSync(rabbitOptions(p).dir) ? rabbitStatus(rabbitOptions(p)) : [],
     smtp: started && existsSync(smtpOptions(p).dir) ? smtpStatus(smtpOptions(p)) : [],
     monitoring: started && existsSync(monitoringOptions(p).dir) ? monitoringStatus(monitoringOptions(p)) : [],
+    apps: started && existsSync(appsOptions(p).dir) ? appsStatus(appsOptions(p)) : [],
   };
 }

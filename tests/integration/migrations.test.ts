@@ -113,6 +113,20 @@ describe("migrations", () => {
       );
       assert.equal(await sqlState(c, "INSERT INTO payments (order_id, amount, method, card_last4) VALUES (1, 10, 'card', '41x1')"), "23514", "only four digits of a card");
       assert.equal(await sqlState(c, "INSERT INTO reports (kind, status) VALUES ('sales', 'completed')"), "23514", "a completed report has a file");
+      assert.equal(await sqlState(c, "INSERT INTO reports (kind, status, file_path) VALUES ('sales', 'completed', 'r.csv')"), "23514", "a completed report has its content");
+    });
+  });
+
+  it("every timestamp default is the time of the insert, not the time of the migration", async () => {
+    await withClient(target, async (c) => {
+      const constant = await c.query("SELECT table_name || '.' || column_name AS col FROM information_schema.columns WHERE table_schema = current_schema() AND column_default ~ '^''[0-9]'");
+      assert.deepEqual(constant.rows, [], "no column has a constant timestamp default");
+      // Separate transactions (now() is the transaction's start).
+      const a = (await c.query("INSERT INTO users (email, password_hash, name) VALUES ('t1@test.com', 'x', 'T') RETURNING created_at")).rows[0].created_at as Date;
+      await new Promise((r) => setTimeout(r, 20));
+      const b = (await c.query("INSERT INTO users (email, password_hash, name) VALUES ('t2@test.com', 'x', 'T') RETURNING created_at")).rows[0].created_at as Date;
+      assert.ok(b.getTime() - a.getTime() >= 15, `${a.toISOString()} then ${b.toISOString()}`);
+      assert.ok(Math.abs(Date.now() - b.getTime()) < 5000);
     });
   });
 
