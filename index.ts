@@ -16,6 +16,7 @@ import type { DeployedService } from "./components/platform/types";
 import { Monitoring } from "./components/monitoring/Monitoring";
 import { Logging } from "./components/logging/Logging";
 import { ShopSentryProject } from "./components/observability/SentryProject";
+import { serviceInsideUrl, ShopService } from "./components/service/ShopService";
 import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
 import type { StackOutputs } from "./runtime/outputs";
@@ -29,6 +30,7 @@ const settings = parseStackConfig({
   fds: config.getObject("fds"),
   rabbitmq: config.getObject("rabbitmq"),
   jobs: config.getObject("jobs"),
+  service: config.getObject("service"),
   smtp: config.getObject("smtp"),
   monitoring: config.getObject("monitoring"),
   logging: config.getObject("logging"),
@@ -116,16 +118,21 @@ const smtpFor = (inside: boolean): pulumi.Output<StackOutputs["smtp"]> | undefin
 
 const cardHashKeyOutputs = pulumi.all(cardHashKeys.map((k) => pulumi.all([k.version, k.key]).apply(([version, key]) => ({ version, key }))));
 
+const sentryProject = settings.sentry.enabled
+  ? new ShopSentryProject(`${prefix}-sentry`, { organization: settings.sentry.organization, team: settings.sentry.team, environment: settings.sentry.environment })
+  : undefined;
+
 // Workloads inside the stack read the same contract, with the addresses they see from inside.
 const insideOutputs: pulumi.Output<string> = pulumi
-  .all([db.password, cache.password, cardHashKeyOutputs, mq.internalUrl, smtpFor(true)])
-  .apply(([pgPassword, redisPassword, keys, amqpUrl, smtp]) =>
+  .all([db.password, cache.password, cardHashKeyOutputs, mq.internalUrl, smtpFor(true), sentryProject ? pulumi.all([sentryProject.dsn, sentryProject.environment]) : undefined])
+  .apply(([pgPassword, redisPassword, keys, amqpUrl, smtp, sentry]) =>
     JSON.stringify({
       postgres: { primary: db.internal.primary, replicas: db.internal.replicas, database: db.database, user: db.user, password: pgPassword },
       redis: { nodes: cache.internalNodes, password: redisPassword },
       fds: { cardHashKeys: keys },
       rabbitmq: { url: amqpUrl, managementUrl: mq.internalManagementUrl },
       ...(smtp ? { smtp } : {}),
+      ...(sentry ? { sentry: { dsn: sentry[0], environment: sentry[1] } } : {}),
     } satisfies StackOutputs),
   );
 
@@ -153,10 +160,26 @@ const jobs = new JobRunners(`${prefix}-jobs`, {
   image: settings.jobs.image,
   broker: mq,
   outputsJson: pulumi.secret(insideOutputs),
+  publicUrl: settings.service.publicUrl ?? serviceInsideUrl(`${prefix}-service`),
   workers: settings.jobs.workers,
   flower: { ...settings.jobs.flower, hostPort: settings.platform === "docker" ? settings.jobs.flower.hostPort : undefined },
   dependsOn: [...db.services, cache.service, migrated],
 });
+
+// The reference service: the same image, behind one stable name; Prometheus scrapes every instance.
+const service = settings.service.enabled
+  ? new ShopService(`${prefix}-service`, {
+      platform,
+      image: settings.jobs.image,
+      outputsJson: pulumi.secret(insideOutputs),
+      replicas: settings.service.replicas,
+      resources: settings.service.resources,
+      environment: settings.sentry.environment,
+      ...(settings.service.publicUrl ? { publicUrl: settings.service.publicUrl } : {}),
+      hostPort: settings.platform === "docker" ? settings.service.hostPort : undefined,
+      dependsOn: [...db.services, cache.service, mq.broker, migrated],
+    })
+  : undefined;
 
 const elk = settings.logging.enabled
   ? new Logging(`${prefix}-logging`, {
@@ -173,9 +196,6 @@ const elk = settings.logging.enabled
     })
   : undefined;
 
-const sentryProject = settings.sentry.enabled
-  ? new ShopSentryProject(`${prefix}-sentry`, { organization: settings.sentry.organization, team: settings.sentry.team, environment: settings.sentry.environment })
-  : undefined;
 
 // Alerts: Slack through the secret setting slackWebhookUrl (`pulumi config set --secret
 // slackWebhookUrl …`); without it, a Docker stack runs a Slack-compatible sink (the service image's
@@ -228,7 +248,7 @@ if (settings.monitoring.enabled) {
     postgres: { primary: db.internal.primary, database: db.database, user: db.user, password: db.password },
     redis: { nodes: cache.internalNodes, password: cache.password },
     rabbitmqMetrics: `${mq.broker.internalHost(0)}:15692`,
-    serviceTargets: jobs.metricsTargets,
+    serviceTargets: [...(service?.metricsTargets ?? []), ...jobs.metricsTargets],
     ...(elk ? { elasticsearch: { url: elk.elasticsearchUrl, password: elk.elasticPassword, image: "quay.io/prometheuscommunity/elasticsearch-exporter:v1.5.0" } } : {}),
     hostPort: settings.platform === "docker" ? settings.monitoring.hostPort : undefined,
     dependsOn: [...db.services, cache.service],
@@ -273,6 +293,9 @@ export const logging: StackOutputs["logging"] = elk ? { logstash: elk.logstash, 
 
 /** The stack's Sentry project's DSN (secret) and environment, when `shopfds:sentry.enabled`. */
 export const sentry = sentryProject ? { dsn: sentryProject.dsn, environment: sentryProject.environment } : undefined;
+
+/** Not part of the services' contract: where people reach the reference service (undefined when off). */
+export const serviceUrl = service?.url;
 
 /** Not part of the services' contract: where people open Flower (undefined when it is off). */
 export const flower = jobs.flower ? { url: jobs.flower.url, user: jobs.flower.user, password: pulumi.secret(jobs.flower.password) } : undefined;

@@ -86,6 +86,19 @@ export const jobsConfigSchema = z
   })
   .strict();
 
+/** The reference service (scripts/service.ts), the same image as the workers. */
+export const serviceConfigSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    replicas: z.number().int("must be an integer").min(1, "must be at least 1").max(50).default(1),
+    resources: resourcesSchema.default({ cpu: "250m", memory: "256Mi" }),
+    /** Where clients reach the service (links in its answers); default: its address in the stack. */
+    publicUrl: z.string().url("must be an absolute URL such as https://shop.example").optional(),
+    /** Docker only: the service on 127.0.0.1:hostPort. */
+    hostPort: port.default(18080),
+  })
+  .strict();
+
 export const smtpConfigSchema = z
   .object({
     host: z.string().min(1, "must be a host name"),
@@ -155,6 +168,7 @@ export const stackConfigSchema = z
     fds: fdsConfigSchema.default(fdsConfigSchema.parse({})),
     rabbitmq: rabbitMqConfigSchema.default(rabbitMqConfigSchema.parse({})),
     jobs: jobsConfigSchema.default(jobsConfigSchema.parse({})),
+    service: serviceConfigSchema.default(serviceConfigSchema.parse({})),
     /** The relay the e-mail tasks use (its password: the secret setting smtpPassword). On Docker, when
      * absent, the stack runs a Mailpit sink instead; Kubernetes stacks must name a relay. */
     smtp: smtpConfigSchema.optional(),

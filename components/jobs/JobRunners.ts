@@ -30,6 +30,8 @@ export interface JobRunnersArgs {
   readonly outputsJson: pulumi.Input<string>;
   readonly workers: { readonly replicas: number; readonly concurrency: number; readonly resources: { readonly cpu: string; readonly memory: string } };
   readonly flower: { readonly enabled: boolean; readonly image: string; readonly hostPort?: number };
+  /** Where clients reach the service: the prefix of report download links the workers write. */
+  readonly publicUrl?: string;
   /** What must exist before workers start (the database, the Redis cluster's creation job…). */
   readonly dependsOn?: readonly DeployedService[];
 }
@@ -48,7 +50,7 @@ export class JobRunners extends pulumi.ComponentResource {
       throw new Error(`JobRunners ${name}: FR-015 needs at least 2 workers of concurrency 4 (got ${args.workers.replicas} × ${args.workers.concurrency})`);
     }
     const outputsFile = [{ path: JOB_PATHS.outputs, content: pulumi.secret(args.outputsJson) }];
-    const env = { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs, NODE_ENV: "production" };
+    const env: Record<string, string> = { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs, NODE_ENV: "production", ...(args.publicUrl ? { SHOPFDS_PUBLIC_URL: args.publicUrl } : {}) };
     // Alive while the worker's heartbeat (every 2 s, only while connected to the broker) touches the file.
     const heartbeatCheck = {
       command: ["sh", "-c", `[ $(( $(date +%s) - $(stat -c %Y ${JOB_PATHS.aliveFile}) )) -lt 30 ]`],

@@ -28,7 +28,7 @@ before(async () => {
 
 describe("dev stack on Docker", () => {
   it("declares one network, a container and a named volume per member, one pulled image and three passwords", () => {
-    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-dev-(redis|fds|rabbitmq|jobs|mail|monitoring|slack|migrate)/.test(n)).sort();
+    const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-dev-(redis|fds|rabbitmq|jobs|mail|monitoring|slack|migrate|service)/.test(n)).sort();
     assert.deepEqual(count("docker:index/network:Network"), ["shopfds-dev-net"]);
     assert.deepEqual(count(CONTAINER), ["shopfds-dev-pg-primary-0", "shopfds-dev-pg-replica-0"]);
     assert.deepEqual(count("docker:index/volume:Volume"), ["shopfds-dev-pg-primary-0-data", "shopfds-dev-pg-replica-0-data"]);
@@ -104,7 +104,7 @@ describe("dev stack on Docker", () => {
   });
 
   it("exports the outputs contract: loopback endpoints of the primary and the replica", async () => {
-    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "logging", "monitoring", "postgres", "rabbitmq", "redis", "sentry", "smtp"]);
+    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "logging", "monitoring", "postgres", "rabbitmq", "redis", "sentry", "serviceUrl", "smtp"]);
     const outputs = parseStackOutputs(await allOutputs());
     const { password, ...plain } = outputs.postgres;
     assert.deepEqual(plain, { primary: { host: "127.0.0.1", port: 15432 }, replicas: [{ host: "127.0.0.1", port: 15433 }], database: "shopfds", user: "shopfds" });
@@ -268,5 +268,24 @@ describe("dev stack on Docker: migrations", () => {
     assert.equal(m.restart, "no");
     assert.ok(m.envs.includes(`SHOPFDS_OUTPUTS_FILE=${JOB_PATHS.outputs}`));
     assert.equal(parseStackOutputs(JSON.parse(upload(h.named(CONTAINER, "shopfds-dev-migrate"), JOB_PATHS.outputs))).postgres.primary.host, "shopfds-dev-pg-primary-0");
+  });
+});
+
+describe("dev stack on Docker: the reference service", () => {
+  it("runs the service image's HTTP service on a loopback port, reading the outputs from a secret file, checked on /health/live", async () => {
+    const s = h.named(CONTAINER, "shopfds-dev-service-0").inputs;
+    assert.match(s.image, /ghcr.io\/shopfds\/shopfds-service:latest$/, "the image the workers run");
+    assert.deepEqual(s.command, ["node", "--import", "tsx", "scripts/service.ts", "--port", "8080"]);
+    assert.deepEqual(s.ports, [{ internal: 8080, external: 18080, ip: "127.0.0.1" }]);
+    assert.match(s.healthcheck.tests.join(" "), /\/health\/live/);
+    assert.ok(s.envs.includes(`SHOPFDS_OUTPUTS_FILE=${JOB_PATHS.outputs}`) && s.envs.includes("SHOPFDS_ENVIRONMENT=dev"));
+    assert.equal(s.user, "1000:1000");
+    assert.deepEqual(s.networksAdvanced[0].aliases, ["shopfds-dev-service-http"]);
+    const inside = parseStackOutputs(JSON.parse(upload(h.named(CONTAINER, "shopfds-dev-service-0"), JOB_PATHS.outputs)));
+    assert.equal(inside.postgres.primary.host, "shopfds-dev-pg-primary-0");
+    assert.deepEqual(plainStrings(h.named(CONTAINER, "shopfds-dev-service-0").rawInputs.envs ?? []).filter((e) => /PASSWORD|amqp:\/\//i.test(e)), [], "no secret in the environment");
+    // Report links the workers write point at the service's stable name.
+    assert.ok(h.named(CONTAINER, "shopfds-dev-jobs-worker-0").inputs.envs.includes("SHOPFDS_PUBLIC_URL=http://shopfds-dev-service-http:8080"));
+    assert.deepEqual(await resolve(program.serviceUrl), { value: "http://127.0.0.1:18080", secret: false });
   });
 });

@@ -29,7 +29,7 @@ before(async () => {
 
 describe("prod stack on Kubernetes", () => {
   it("declares the namespace and, per member set, a StatefulSet, headless Service, ConfigMap, Secret and PodDisruptionBudget", () => {
-    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-prod-(redis|rabbitmq|jobs|monitoring|logging|migrate)/.test(n)).sort();
+    const names = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-prod-(redis|rabbitmq|jobs|monitoring|logging|migrate|service)/.test(n)).sort();
     assert.deepEqual(names("kubernetes:core/v1:Namespace"), [NS]);
     assert.deepEqual(names(STS), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica"]);
     assert.deepEqual(names(SVC), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica", "shopfds-prod-pg-ro", "shopfds-prod-pg-rw"]);
@@ -214,7 +214,11 @@ describe("prod stack on Kubernetes: monitoring", () => {
     const jobs = Object.fromEntries(prom.scrape_configs.map((j: { job_name: string; static_configs: { targets: string[]; labels?: object }[] }) => [j.job_name, j.static_configs[0]]));
     assert.deepEqual(jobs.postgres, { targets: [`${M}-postgres-exporter-0.${M}-postgres-exporter.${NS}.svc.cluster.local:9187`], labels: { role: "primary" } });
     assert.deepEqual(jobs.rabbitmq.targets, [`shopfds-prod-rabbitmq-broker-0.shopfds-prod-rabbitmq-broker.${NS}.svc.cluster.local:15692`]);
-    assert.deepEqual(jobs["shopfds-services"].targets, [0, 1].map((i) => `shopfds-prod-jobs-worker-${i}.shopfds-prod-jobs-worker.${NS}.svc.cluster.local:9464`), "the workers' /metrics");
+    assert.deepEqual(
+      jobs["shopfds-services"].targets,
+      [...[0, 1].map((i) => `shopfds-prod-service-${i}.shopfds-prod-service.${NS}.svc.cluster.local:8080`), ...[0, 1].map((i) => `shopfds-prod-jobs-worker-${i}.shopfds-prod-jobs-worker.${NS}.svc.cluster.local:9464`)],
+      "each service instance's and each worker's /metrics",
+    );
     assert.deepEqual(jobs.elasticsearch.targets, [`${M}-es-exporter-0.${M}-es-exporter.${NS}.svc.cluster.local:9114`], "with logging on, Elasticsearch is scraped for its disk alerts");
     assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", `${M}-es-exporter-secrets`).rawInputs.stringData), []);
     assert.deepEqual(prom.alerting.alertmanagers[0].static_configs[0].targets, [`${M}-alertmanager-0.${M}-alertmanager.${NS}.svc.cluster.local:9093`]);
@@ -278,5 +282,25 @@ describe("prod stack on Kubernetes: migrations", () => {
     assert.deepEqual(job.spec.template.spec.containers[0].command, ["node", "--import", "tsx", "scripts/migrate.ts", "up"]);
     assert.equal(job.metadata.namespace, NS);
     assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", "shopfds-prod-migrate-secrets").rawInputs.stringData), []);
+  });
+});
+
+describe("prod stack on Kubernetes: the reference service", () => {
+  it("runs 2 service pods behind a ClusterIP Service, with probes on /health/live and the outputs in a Secret", async () => {
+    const sts = h.named(STS, "shopfds-prod-service").inputs;
+    assert.equal(sts.spec.replicas, 2);
+    const c = sts.spec.template.spec.containers[0];
+    assert.deepEqual(c.args, ["node", "--import", "tsx", "scripts/service.ts", "--port", "8080"]);
+    assert.match(JSON.stringify(c.livenessProbe ?? c.readinessProbe), /health\/live/);
+    const env = Object.fromEntries(c.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    assert.deepEqual([env.SHOPFDS_ENVIRONMENT, env.SHOPFDS_PUBLIC_URL], ["production", "https://shop.shopfds.example"]);
+    const svc = h.named(SVC, "shopfds-prod-service-http").inputs.spec;
+    assert.equal(svc.type, "ClusterIP");
+    assert.deepEqual(svc.ports.map((p: { port: number }) => p.port), [8080]);
+    const inside = parseStackOutputs(JSON.parse(h.named("kubernetes:core/v1:Secret", "shopfds-prod-service-secrets").inputs.stringData[fileKey(JOB_PATHS.outputs)]));
+    assert.ok(inside.sentry?.dsn, "the service gets the production Sentry DSN");
+    assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", "shopfds-prod-service-secrets").rawInputs.stringData), []);
+    assert.ok(h.named(STS, "shopfds-prod-jobs-worker").inputs.spec.template.spec.containers[0].env.some((e: { name: string; value: string }) => e.name === "SHOPFDS_PUBLIC_URL" && e.value === "https://shop.shopfds.example"));
+    assert.deepEqual(await resolve(program.serviceUrl), { value: "https://shop.shopfds.example", secret: false });
   });
 });
