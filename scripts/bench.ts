@@ -4,8 +4,9 @@
  * the least any pair could cost; then the read router's throughput and latency against a plain pg pool
  * on the same replica, and the share of reads the replicas served; then a full blacklist check against a
  * plain GET on the same Redis Cluster; then no-op tasks per second through the TypeScript worker and
- * Debian's Celery worker on the same broker. Prints figures; asserts nothing
- * (tests assert behaviour, not speed).
+ * Debian's Celery worker on the same broker; /health; the seed; then the reference service
+ * (scripts/bench/service.ts): SC-004's async-vs-inline e-mail and an autocannon load run. Prints figures;
+ * asserts nothing (tests assert behaviour, not speed).
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,9 +23,10 @@ import { celeryBackground, celeryEnv } from "../tests/support/celery";
 import { Agent, createServer, get as httpGet, type RequestListener } from "node:http";
 import { HealthMonitor } from "../runtime/health/health";
 import { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "../runtime/health/checks";
-import { cleanStack, startStack, stopStack } from "./local-stack/stack";
+import { cleanStack, outputsFile, startStack, stopStack } from "./local-stack/stack";
 import { postgresBinDir } from "./local-stack/postgres";
 import { giveToServiceUser, postmasterPid, run, stopPid } from "./local-stack/process";
+import { serviceBench } from "./bench/service";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -102,8 +104,17 @@ async function bestOfAlternating(baseline: () => Promise<Load>, candidate: () =>
 }
 
 /** The router's cost: the same reads through a plain pg pool on the replica and through the router. */
-async function routerBench(p: { name: string; dir: string; portBase: number }): Promise<void> {
+async function routerBench(p: { name: string; dir: string; portBase: number }, only?: "service"): Promise<void> {
   const { outputs } = await startStack(p);
+  if (only === "service") {
+    await migrate(targetFromOutputs(outputs), { direction: "up" });
+    await seedDatabase(outputs, { seed: 42 });
+    try {
+      return await serviceBench(outputs, outputsFile(p), p.portBase);
+    } finally {
+      await cleanStack(p);
+    }
+  }
   const pgo = outputs.postgres;
   const plain = new pg.Pool({ ...pgo.replicas[0], database: pgo.database, user: pgo.user, password: pgo.password, max: 10 });
   plain.on("error", () => {});
@@ -128,6 +139,7 @@ async function routerBench(p: { name: string; dir: string; portBase: number }): 
     await healthBench(outputs, db);
     const seeded = await seedDatabase(outputs, { seed: 42 });
     console.log(`\nseed: the full data set (1000 users, 500 products, 10000 orders, 5000 reviews…) ${seeded.rows} rows in ${(seeded.ms / 1000).toFixed(2)} s, ${Math.round(seeded.rows / (seeded.ms / 1000))} rows/s (goal < 10 s: ${seeded.ms < 10_000 ? "met" : "NOT met"})`);
+    await serviceBench(outputs, outputsFile(p), p.portBase);
   } finally {
     await Promise.all([plain.end(), db.close()]);
     await cleanStack(p);
@@ -275,12 +287,13 @@ async function jobsBench(outputs: Awaited<ReturnType<typeof startStack>>["output
 }
 
 async function main(): Promise<void> {
-  // `npm run bench -- router` runs only the router part.
-  if (!process.argv.includes("router")) await startupBench();
+  // `npm run bench -- router` skips the start-up part; `npm run bench -- service` runs only the service part.
+  const onlyService = process.argv.includes("service");
+  if (!process.argv.includes("router") && !onlyService) await startupBench();
   const root2 = mkdtempSync(path.join(tmpdir(), "shopfds-bench-"));
   giveToServiceUser(root2);
   try {
-    await routerBench({ name: "bench", dir: path.join(root2, "stack"), portBase: 28400 });
+    await routerBench({ name: "bench", dir: path.join(root2, "stack"), portBase: 28400 }, onlyService ? "service" : undefined);
   } finally {
     rmSync(root2, { recursive: true, force: true });
   }

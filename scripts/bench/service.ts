@@ -1,0 +1,205 @@
+/**
+ * The reference service's benchmarks (part of `npm run bench`, or alone: `npm run bench -- service`):
+ *
+ * - SC-004: POST /orders with the confirmation e-mail enqueued (a worker sends it) against the same
+ *   handler with the e-mail sent inline, through the same task code, to an SMTP server that takes
+ *   500 ms per message; sequential requests, the two modes alternating, in one run.
+ * - Load: autocannon on loopback against the service and a worker running as their own processes on the
+ *   bench stack, for POST /orders and GET /orders/:id, bounded in time (BENCH_LOAD_SECONDS, default 10
+ *   each); orders per second, latency percentiles, and the share of reads the replica served (from the
+ *   service's own /metrics).
+ *
+ * The velocity rule allows 5 orders per user and per IP in 10 minutes, so the load spreads over 20 000
+ * bench users and one IP per request (from 10.0.0.0/8), as real traffic from many buyers would.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import { Writable } from "node:stream";
+import autocannon from "autocannon";
+import nodemailer from "nodemailer";
+import { SMTPServer } from "smtp-server";
+import { Database } from "../../runtime/db/router";
+import { Blacklist } from "../../runtime/fds/blacklist";
+import { FraudDetector } from "../../runtime/fds/evaluate";
+import { HealthMonitor } from "../../runtime/health/health";
+import { TaskProducer } from "../../runtime/jobs/producer";
+import { registerShopTasks } from "../../runtime/jobs/shopfds-tasks";
+import { Worker, type TaskHandler } from "../../runtime/jobs/worker";
+import { createLogger } from "../../runtime/observability/logger";
+import { ServiceMetrics } from "../../runtime/observability/metrics";
+import type { StackOutputs } from "../../runtime/outputs";
+import { connectRedisCluster } from "../../runtime/redis/client";
+import { SessionStore } from "../../runtime/redis/sessions";
+import type { Account } from "../../runtime/shop/accounts";
+import { ORDER_EMAIL_TASK, type TaskSender } from "../../runtime/shop/orders";
+import { isAlive, stopPid, waitFor } from "../local-stack/process";
+import { createApp } from "../service/app";
+
+const SC004_ORDERS = Number(process.env.BENCH_SC004_ORDERS ?? 20);
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 10);
+const LOAD_CONNECTIONS = Number(process.env.BENCH_LOAD_CONNECTIONS ?? 8);
+const BENCH_USERS = 20_000;
+const SMTP_DELAY_MS = 500;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const listen = (server: Server | SMTPServer) =>
+  new Promise<number>((resolve) => {
+    const net = server instanceof SMTPServer ? (server as unknown as { server: Server }).server : server;
+    server.listen(0, "127.0.0.1", () => resolve((net.address() as { port: number }).port));
+  });
+
+/** An SMTP server that accepts every message after `delayMs`, like a slow relay. */
+function slowSmtp(delayMs: number): SMTPServer {
+  return new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS"],
+    onData(stream, _session, callback) {
+      stream.resume();
+      stream.on("end", () => setTimeout(callback, delayMs));
+    },
+  });
+}
+
+let orderNo = 0;
+/** An order from one of the bench users, from its own IP, for 1–3 seeded products. */
+function orderBody(userIds: readonly number[], productIds: readonly number[]): string {
+  const n = ++orderNo + Math.floor(Math.random() * 1e6);
+  const items = Array.from({ length: 1 + (n % 3) }, (_, k) => ({ productId: productIds[(n * 7 + k * 13) % productIds.length]!, quantity: 1 }));
+  const unique = [...new Map(items.map((i) => [i.productId, i])).values()];
+  return JSON.stringify({ userId: userIds[n % userIds.length], items: unique, ip: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`, email: `bench${n % userIds.length}@load.test` });
+}
+
+async function benchData(db: Database): Promise<{ userIds: number[]; productIds: number[]; orderIds: number[] }> {
+  await db.query(
+    `INSERT INTO users (email, password_hash, name) SELECT 'bench' || i || '@load.test', 'bench-no-login', 'Bench ' || i FROM generate_series(0, $1 - 1) AS i ON CONFLICT (email) DO NOTHING`,
+    [BENCH_USERS],
+  );
+  const users = await db.query<{ id: string }>("SELECT id FROM users WHERE email LIKE '%@load.test' ORDER BY id", [], { fresh: true });
+  await db.query("UPDATE products SET stock = 10000000 WHERE is_active");
+  const products = await db.query<{ id: string }>("SELECT id FROM products WHERE is_active ORDER BY id LIMIT 200", [], { fresh: true });
+  const orders = await db.query<{ id: string }>("SELECT id FROM orders ORDER BY id", [], { fresh: true });
+  if (products.rows.length === 0 || orders.rows.length === 0) throw new Error("the bench stack has no products or orders: seed it first");
+  return { userIds: users.rows.map((r) => Number(r.id)), productIds: products.rows.map((r) => Number(r.id)), orderIds: orders.rows.map((r) => Number(r.id)) };
+}
+
+/** SC-004: the same POST /orders, e-mail enqueued vs e-mail sent inline to a 500 ms SMTP server. */
+async function sc004(outputs: StackOutputs, db: Database, data: { userIds: number[]; productIds: number[] }): Promise<void> {
+  const smtp = slowSmtp(SMTP_DELAY_MS);
+  const smtpPort = await listen(smtp);
+  const mailer = nodemailer.createTransport({ host: "127.0.0.1", port: smtpPort, secure: false, ignoreTLS: true, pool: true, maxConnections: 4 });
+  const redis = connectRedisCluster(outputs.redis);
+  const blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys });
+  const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys);
+  const producer = await TaskProducer.connect(outputs.rabbitmq.url);
+  const queue = `bench${process.pid}.sc004`;
+  const queued: TaskSender = { send: (n, a, k, o = {}) => producer.send(n, a, k, { ...o, queue }) };
+  // Inline: the e-mail task's own code, run before the answer (what the service would do without a queue).
+  const handlers = new Map<string, TaskHandler>();
+  const deps = { db, mailer, from: "ShopFDS <no-reply@shopfds.local>", reportsBaseUrl: "http://127.0.0.1/reports", sender: queued };
+  registerShopTasks({ register: (name: string, fn: TaskHandler) => handlers.set(name, fn) } as unknown as Worker, deps);
+  const inline: TaskSender = {
+    send: async (name, args = [], kwargs = {}, o = {}) => {
+      const id = o.id ?? crypto.randomUUID();
+      await handlers.get(name)!([...args], { ...kwargs }, { id, name, retries: 0, hostname: "inline" });
+      return { id };
+    },
+  };
+  const worker = new Worker({ url: outputs.rabbitmq.url, queue, hostname: `bench-sc004-${process.pid}@bench`, concurrency: 8 });
+  registerShopTasks(worker, deps);
+  await worker.start();
+  const health = new HealthMonitor([]);
+  const metrics = new ServiceMetrics({ service: "bench", db, defaultMetrics: false });
+  const log = createLogger({ service: "bench", environment: "dev", destination: new Writable({ write: (_c, _e, done) => done() }) });
+  const sessions = new SessionStore<Account>(redis);
+  const servers = await Promise.all(
+    [queued, inline].map(async (jobs) => {
+      const server = createServer(createApp({ db, fds, jobs, blacklist, sessions, health, metrics, log }));
+      return { server, port: await listen(server) };
+    }),
+  );
+  const post = async (port: number) => {
+    const t = performance.now();
+    const res = await fetch(`http://127.0.0.1:${port}/orders`, { method: "POST", headers: { "content-type": "application/json" }, body: orderBody(data.userIds, data.productIds) });
+    await res.text();
+    if (res.status !== 201) throw new Error(`POST /orders answered ${res.status}`);
+    return performance.now() - t;
+  };
+  try {
+    for (let i = 0; i < 3; i++) await post(servers[0]!.port), await post(servers[1]!.port); // warm-up
+    const times: [number[], number[]] = [[], []];
+    for (let i = 0; i < SC004_ORDERS; i++) {
+      times[0].push(await post(servers[0]!.port));
+      times[1].push(await post(servers[1]!.port));
+    }
+    const [a, s] = times;
+    console.log(`\nSC-004: POST /orders, ${SC004_ORDERS} sequential orders per mode, alternating; the SMTP server takes ${SMTP_DELAY_MS} ms per message`);
+    console.log(`  e-mail sent inline (baseline)  mean ${mean(s).toFixed(1)} ms  median ${median(s).toFixed(1)} ms`);
+    console.log(`  e-mail enqueued (the service)  mean ${mean(a).toFixed(1)} ms  median ${median(a).toFixed(1)} ms`);
+    const saved = mean(s) - mean(a);
+    console.log(`  saved per order: ${saved.toFixed(0)} ms on average (×${(mean(s) / mean(a)).toFixed(1)} faster; spec: about 500 ms: ${saved >= 450 ? "met" : "NOT met"})`);
+    await waitFor("the queued e-mails sent", 60_000, async () => ((await db.query("SELECT count(*)::int AS n FROM task_log WHERE task_name = $1 AND state <> 'done'", [ORDER_EMAIL_TASK], { fresh: true })).rows[0].n === 0 ? true : undefined));
+  } finally {
+    for (const { server } of servers) server.close();
+    await worker.stop();
+    await producer.close();
+    mailer.close();
+    await new Promise((r) => smtp.close(() => r(undefined)));
+    redis.disconnect();
+  }
+}
+
+function startProcess(script: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", ...script], { env, stdio: ["ignore", "ignore", "inherit"] });
+  return child;
+}
+
+async function dbReads(url: string): Promise<{ primary: number; replica: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const read = (target: string) => Number(new RegExp(`^shopfds_db_reads_total\\{[^}]*target="${target}"[^}]*\\} (\\S+)`, "m").exec(text)?.[1] ?? 0);
+  return { primary: read("primary"), replica: read("replica") };
+}
+
+/** autocannon against the service and a worker as processes on the bench stack. */
+async function load(outputsFile: string, portBase: number, data: { userIds: number[]; productIds: number[]; orderIds: number[] }): Promise<void> {
+  const port = portBase + 80;
+  const url = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = { ...process.env, SHOPFDS_OUTPUTS_FILE: outputsFile, SHOPFDS_PUBLIC_URL: url, SHOPFDS_METRICS_HOST: "127.0.0.1" };
+  delete env.SHOPFDS_STACK_OUTPUTS;
+  const service = startProcess(["scripts/service.ts", "--port", String(port), "--host", "127.0.0.1"], env);
+  const worker = startProcess(["scripts/worker.ts", "--metrics-port", String(portBase + 81)], env);
+  try {
+    await waitFor("the bench service", 60_000, async () => {
+      if (service.exitCode !== null) throw new Error(`the service exited (${service.exitCode})`);
+      return (await fetch(`${url}/health/ready`).catch(() => undefined))?.ok ? true : undefined;
+    });
+    const run = (opts: Omit<autocannon.Options, "url">) => autocannon({ connections: LOAD_CONNECTIONS, duration: LOAD_SECONDS, ...opts, url });
+    const post = { method: "POST" as const, path: "/orders", headers: { "content-type": "application/json" }, setupRequest: (r: any) => ({ ...r, body: orderBody(data.userIds, data.productIds) }) };
+    await run({ duration: 2, requests: [post] }); // warm-up
+    const created = await run({ requests: [post] });
+    const before = await dbReads(url);
+    const got = await run({ requests: [{ method: "GET", setupRequest: (r: any) => ({ ...r, path: `/orders/${data.orderIds[Math.floor(Math.random() * data.orderIds.length)]}` }) }] });
+    const after = await dbReads(url);
+    const line = (name: string, r: autocannon.Result) =>
+      `  ${name.padEnd(18)} ${r.requests.average.toFixed(0).padStart(6)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  max ${r.latency.max} ms  (${r["2xx"]} ok, ${r.non2xx} non-2xx, ${r.errors} errors)`;
+    console.log(`\nload: autocannon on loopback, ${LOAD_CONNECTIONS} connections, ${LOAD_SECONDS} s each, against scripts/service.ts + a worker on the bench stack (2 cores shared by all)`);
+    console.log(line("POST /orders", created));
+    console.log(line("GET /orders/:id", got));
+    const replica = after.replica - before.replica;
+    const primary = after.primary - before.primary;
+    console.log(`  reads during GET /orders/:id: ${replica} on the replica, ${primary} on the primary — ${((replica / Math.max(1, replica + primary)) * 100).toFixed(1)} % served by the replica (SC-001 goal ≥ 80 %)`);
+  } finally {
+    for (const child of [service, worker]) if (child.pid && isAlive(child.pid)) await stopPid(child.pid, "SIGTERM", 35_000);
+  }
+}
+
+export async function serviceBench(outputs: StackOutputs, outputsFile: string, portBase: number): Promise<void> {
+  const db = await Database.connect(outputs.postgres);
+  try {
+    const data = await benchData(db);
+    await sc004(outputs, db, data);
+    await load(outputsFile, portBase, data);
+  } finally {
+    await db.close();
+  }
+}
