@@ -65,7 +65,7 @@ const slackMessages = () =>
     : [];
 
 describe("alerting end to end", () => {
-  it("a CPU above 90 % reaches Slack (critical) within 30 s, and e-mail, with the warning inhibited", async () => {
+  it("US4-3 (SC-007, FR-027): a CPU above 90 % reaches Slack (critical) within 30 s, and e-mail, with the warning inhibited", async () => {
     const mine = () => slackMessages().filter((m) => m.attachments?.some((a) => a.text.includes(target)));
     await until("a Slack message about the busy host", 30_000, async () => mine().length > 0);
     const seconds = (performance.now() - startedAt) / 1000;

@@ -61,7 +61,7 @@ print(json.dumps(r.get(timeout=20)))`,
     await until("the Python worker to log the success", 5000, async () => new RegExp(`Task interop\\.py_multiply\\[${task.id}\\] succeeded`).test(pyWorker!.output()));
   });
 
-  it("celery inspect ping and active_queues get answers from the TypeScript worker", async () => {
+  it("US3-4 (what Flower asks): celery inspect ping and active_queues get answers from the TypeScript worker", async () => {
     const ping = await celery(env, ["inspect", "ping", "-d", TS_HOST, "--timeout", "5"]);
     assert.match(ping, new RegExp(`${TS_HOST}: OK\\s+pong`));
     const queues = await celery(env, ["inspect", "active_queues", "-d", TS_HOST, "--timeout", "5", "--json"]);
@@ -75,7 +75,7 @@ print(json.dumps(r.get(timeout=20)))`,
     assert.equal(stats[TS_HOST].broker.virtual_host, "shopfds");
   });
 
-  it("Celery's event monitor (celery events --dump) sees the TypeScript worker's heartbeats and task events", async () => {
+  it("US3-4 (what Flower shows): Celery's event monitor (celery events --dump) sees the TypeScript worker's heartbeats and task events", async () => {
     monitor = celeryBackground(env, ["events", "--dump"]);
     await sleep(2500); // the monitor binds its queue; heartbeats come every second
     const task = await producer.send("interop.ts_concat", ["x", "y"], {}, { queue: `${PREFIX}.ts` });

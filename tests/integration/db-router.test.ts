@@ -36,11 +36,11 @@ after(async () => {
 });
 
 describe("read/write routing", () => {
-  it("sends a plain SELECT to the replica", async () => {
+  it("US1-1: sends a plain SELECT to the replica", async () => {
     assert.equal(await onReplica(db), true);
   });
 
-  it("sends INSERT/UPDATE/DELETE, SELECT … FOR UPDATE, writing CTEs and nextval to the primary", async () => {
+  it("US1-3: sends INSERT/UPDATE/DELETE, SELECT … FOR UPDATE, writing CTEs and nextval to the primary", async () => {
     const inserted = await db.query(`INSERT INTO ${TABLE} (note) VALUES ('a') RETURNING pg_is_in_recovery() AS r`);
     assert.equal(inserted.rows[0].r, false);
     assert.equal((await db.query(`UPDATE ${TABLE} SET note = 'b' RETURNING pg_is_in_recovery() AS r`)).rows[0].r, false);
@@ -111,7 +111,7 @@ describe("read/write routing", () => {
     }
   });
 
-  it("loses no read when the replica stops during a steady stream of reads, and returns to it after restart", async () => {
+  it("US1-4: loses no read when the replica stops during a steady stream of reads, and returns to it after restart", async () => {
     let failures = 0;
     let reads = 0;
     let streaming = true;

@@ -76,7 +76,7 @@ after(async () => {
 });
 
 describe("health endpoint", () => {
-  it("passes with every dependency up: application/health+json, one entry per check with observed values", async () => {
+  it("US4-5: passes with every dependency up: application/health+json, one entry per check with observed values", async () => {
     const r = await get();
     assert.equal(r.code, 200);
     assert.equal(r.type, "application/health+json");
@@ -96,7 +96,7 @@ describe("health endpoint", () => {
     await until("replica check passes again", 15_000, async () => (await checkStatus("postgres:replica-1:lag")) === "pass");
   });
 
-  it("a hung primary (SIGSTOP) never makes /health wait: answers within 100 ms, then fails with 503", async () => {
+  it("US4-5 (SC-010): a hung primary (SIGSTOP) never makes /health wait: answers within 100 ms, then fails with 503", async () => {
     stoppedPrimary = postmasterPid(path.join(postgresOptions(stack).dir, "primary", "data"));
     assert.ok(stoppedPrimary);
     signalServer(stoppedPrimary, "SIGSTOP");

@@ -121,7 +121,7 @@ describe("TypeScript worker faults", () => {
     assert.equal((await db.query("SELECT count(*)::int AS n FROM fault_effects WHERE task_id = $1", [task.id])).rows[0].n, 1);
   });
 
-  it("a task that always fails is tried 4 times in all, then dead-lettered with its reason", async () => {
+  it("FR-021: a task that always fails is tried 4 times in all, then dead-lettered with its reason", async () => {
     let tries = 0;
     const outcomes: string[] = [];
     await startWorker(
@@ -167,7 +167,7 @@ describe("TypeScript worker faults", () => {
     assert.equal(await ok.result(5000), "still alive");
   });
 
-  it("with no worker running, tasks wait in the queue and all complete, in order, when one starts", async () => {
+  it("edge case (all workers down): with no worker running, tasks wait in the queue and all complete, in order, when one starts", async () => {
     const sent = [];
     for (let i = 0; i < 20; i++) sent.push(await producer.send("fault.record", [i], {}, { queue: `${Q}.order` }));
     assert.equal((await ch.checkQueue(`${Q}.order`)).messageCount, 20, "all 20 wait in the broker");

@@ -155,7 +155,7 @@ describe("reset-db", () => {
   const resetDb = (extraEnv: Record<string, string> = {}, args: string[] = []) =>
     promisify(execFile)("bash", [path.join(ROOT, "scripts/reset-db.sh"), ...args], { cwd: ROOT, env: env(target, extraEnv) });
 
-  it("drops everything and recreates the latest schema", async () => {
+  it("US5-3: drops everything and recreates the latest schema", async () => {
     await withClient(target, async (c) => {
       await c.query("CREATE TABLE stray (x int)");
       await c.query("INSERT INTO products (sku, name, category, price) VALUES ('p1', 'P', 'c', 1)");

@@ -51,7 +51,7 @@ after(async () => {
 });
 
 describe("PostgreSQL streaming replication (local stack)", () => {
-  it("a row committed on the primary is read on the replica within the spec's 10 s", async () => {
+  it("US1-2: a row committed on the primary is read on the replica within the spec's 10 s", async () => {
     const { rows } = await primary.query(`INSERT INTO ${TABLE} (note) VALUES ('order 1') RETURNING id`);
     const delay = await waitOnReplica(replica, `SELECT note FROM ${TABLE} WHERE id = $1`, [rows[0].id], "order 1");
     console.log(`replication delay (commit on primary → visible on replica): ${delay.toFixed(1)} ms`);

@@ -99,7 +99,7 @@ describe("the local Redis Cluster", () => {
 });
 
 describe("blacklist on the cluster", () => {
-  it("spreads entries over the masters, and a replica holds each one as soon as add() returns (WAIT)", async () => {
+  it("US2-1: spreads entries over the masters, and a replica holds each one as soon as add() returns (WAIT)", async () => {
     const nodes = await topology();
     const masters = new Set<string>();
     for (let i = 1; i <= 12; i++) {
@@ -151,7 +151,7 @@ describe("blacklist on the cluster", () => {
     }
   });
 
-  it("expires an entry at its TTL in Redis and in PostgreSQL, with no sweeper", async () => {
+  it("US2-3: expires an entry at its TTL in Redis and in PostgreSQL, with no sweeper", async () => {
     const entry = await blacklist.add({ type: "ip", value: "2001:db8::dead", reason: "short", source: "test", ttlSeconds: 1 });
     assert.equal(entry.expiresAt.getTime() - entry.createdAt.getTime(), 1000);
     assert.equal((await blacklist.check({ ip: "2001:DB8:0::DEAD" })).listed, true);
@@ -214,7 +214,7 @@ describe("sessions", () => {
     assert.equal(await sessions.get("../../etc/passwd"), undefined, "malformed ids are never looked up");
   });
 
-  it("expires a session at its TTL", async () => {
+  it("US2-5: expires a session at its TTL", async () => {
     const sessions = new SessionStore<{ userId: number }>(redis, { keyPrefix: `${PREFIX}sess:`, ttlMs: 300 });
     const s = await sessions.create({ userId: 8 });
     assert.deepEqual(await sessions.get(s.id), { userId: 8 });
@@ -229,7 +229,7 @@ describe("the FDS decision", () => {
     fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys, { velocityLimit: 3, velocityKeyPrefix: `${PREFIX}vel:` });
   });
 
-  it("blocks a transaction from a blacklisted IP as high risk (US2 scenario 2)", async () => {
+  it("US2-2: blocks a transaction from a blacklisted IP as high risk", async () => {
     await blacklist.add({ type: "ip", value: "203.0.113.66", reason: "botnet", source: "test" });
     const e = await fds.evaluate({ userId: 1, amount: 10_000, ip: "203.0.113.66", email: "bob@example.com" });
     assert.deepEqual([e.score, e.level, e.decision, e.blacklistSource], [100, "high", "block", "redis"]);

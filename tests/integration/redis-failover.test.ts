@@ -103,7 +103,7 @@ after(async () => {
 });
 
 describe("Redis Cluster faults during blacklist checks", () => {
-  it("one master SIGKILLed: failover inside 10 s, never a wrong 'not listed', no entry lost", async () => {
+  it("US2-4 (SC-003, FR-014): one master SIGKILLed: failover inside 10 s, never a wrong 'not listed', no entry lost", async () => {
     const [victim] = await masters();
     assert.notEqual(victim, undefined);
     const loop = checkLoop();
@@ -142,7 +142,7 @@ describe("Redis Cluster faults during blacklist checks", () => {
     }
   });
 
-  it("two masters SIGKILLed (majority lost): checks fall back to PostgreSQL and still block", async () => {
+  it("edge case: two masters SIGKILLed (majority lost): checks fall back to PostgreSQL and still block", async () => {
     const live = await masters();
     assert.ok(live.length >= 2, `live masters: ${live}`);
     const [a, b, last] = live as [number, number, number];

@@ -10,6 +10,7 @@ import { after, before, describe, it } from "node:test";
 import amqp, { type Channel, type ChannelModel } from "amqplib";
 import pg from "pg";
 import { Scheduler } from "../../runtime/jobs/scheduler";
+import { shopSchedule, TASKS } from "../../runtime/jobs/shopfds-tasks";
 import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
 import { isAlive, stopPid } from "../../scripts/local-stack/process";
 import { createMigratedDatabase, sleep, until } from "../support/databases";
@@ -112,6 +113,36 @@ describe("scheduler", () => {
     await late.start();
     await late.stop();
     assert.deepEqual(sent.slice(1), ["2026-11-26T15:00:00.000Z"], "only the latest missed slot is fired");
+  });
+
+  it("US3-3, US3-5: the ShopFDS schedule fires the FDS batch at 00:00 Seoul time every day, the log archive on Sundays at 02:00 only", async () => {
+    let now = new Date("2026-11-28T14:59:59Z"); // Saturday 23:59:59 in Seoul
+    const sent: { task: string; slot: string; kwargs: Record<string, unknown> }[] = [];
+    const scheduler = new Scheduler({
+      entries: shopSchedule("Asia/Seoul"),
+      sender: { send: async (task, _a, kwargs = {}) => (sent.push({ task, slot: String(kwargs.scheduled_slot), kwargs }), { id: crypto.randomUUID() }) },
+      db,
+      hostname: "shop-schedule-test",
+      clock: () => now,
+      tickMs: 3_600_000,
+    });
+    await scheduler.start();
+    const at = async (iso: string) => {
+      now = new Date(iso);
+      sent.length = 0;
+      await scheduler.tick();
+      return sent.filter((s) => s.task !== TASKS.staleTasks).map((s) => `${s.task} ${s.slot}`);
+    };
+    try {
+      assert.deepEqual(await at("2026-11-28T15:00:01Z"), [`${TASKS.fdsBatch} 2026-11-28T15:00:00.000Z`], "Sunday 00:00 Seoul: the FDS batch");
+      const sunday2am = await at("2026-11-28T17:00:01Z");
+      assert.deepEqual(sunday2am, [`${TASKS.archiveLogs} 2026-11-28T17:00:00.000Z`], "Sunday 02:00 Seoul: the archive");
+      assert.deepEqual(await at("2026-11-29T15:00:01Z"), [`${TASKS.fdsBatch} 2026-11-29T15:00:00.000Z`], "Monday 00:00: the batch again");
+      assert.deepEqual(await at("2026-11-29T17:00:01Z"), [], "Monday 02:00: no archive");
+      assert.equal(shopSchedule("Asia/Seoul").find((e) => e.task === TASKS.archiveLogs)?.kwargs?.olderThanDays, 90, "archives what is older than 90 days");
+    } finally {
+      await scheduler.stop();
+    }
   });
 
   it("refuses an invalid cron expression, naming the schedule", () => {

@@ -33,7 +33,7 @@ function checkout(): never {
 }
 
 describe("Sentry", () => {
-  it("sends a captured exception with its stack trace, environment, release, service and user", async () => {
+  it("US4-4: sends a captured exception with its stack trace, environment, release, service and user", async () => {
     let eventId = "";
     try {
       checkout();

@@ -51,7 +51,7 @@ after(async () => {
 });
 
 describe("ShopFDS tasks", () => {
-  it("placing an order enqueues its confirmation e-mail; the SMTP sink has it within 5 s of pick-up", async () => {
+  it("US3-1, US3-2: placing an order enqueues its confirmation e-mail; the SMTP sink has it within 5 s of pick-up", async () => {
     const email = `buyer-${process.pid}@test.com`;
     const user = (await db.query("SELECT id FROM users WHERE email = $1", [email], { fresh: true })).rows[0].id as string;
     const placed = await placeOrder(db, sender, { userId: Number(user), items: [{ productId: 1, quantity: 2 }, { productId: 2, quantity: 1 }] });
@@ -86,7 +86,7 @@ describe("ShopFDS tasks", () => {
     assert.equal((await db.query("SELECT stock FROM products WHERE id = 1", [], { fresh: true })).rows[0].stock, 8, "the failed orders took nothing");
   });
 
-  it("generates a report file and its download link; the FDS batch blocks transactions that hit the blacklist; logs are archived", async () => {
+  it("FR-018, US3-3, US3-5: generates a report and its download link; the FDS batch blocks transactions that hit the blacklist; logs are archived", async () => {
     const { rows } = await db.query("INSERT INTO reports (kind, params) VALUES ('fds_daily', '{\"days\": 7}') RETURNING id");
     await db.query("INSERT INTO fds_transactions (amount, ip_address, email, risk_score, risk_level, decision) VALUES (1000, '203.0.113.50', 'x@test.com', 10, 'low', 'approve'), (2000, '192.0.2.1', 'y@test.com', 10, 'low', 'approve')");
     await db.query("INSERT INTO blacklist_entries (entry_type, value, reason, source, expires_at) VALUES ('ip', '203.0.113.50', 'test', 'test', now() + interval '1 day')");

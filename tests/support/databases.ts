@@ -1,13 +1,13 @@
 /**
  * Test support: a database of its own on the test stack's pair, with the schema migrated, so a test
- * file can write freely without touching another file's data. Dropped by `drop()` (call it in `after`).
+ * file can write freely without touching another file's data (`migrate: false`: an empty one). Dropped by `drop()` (call it in `after`).
  */
 import type { PostgresOutputs, StackOutputs } from "../../runtime/outputs";
 import { superuserClient } from "../../scripts/local-stack/postgres";
 import { postgresOptions, profile } from "../../scripts/local-stack/stack";
 import { migrate, targetFromOutputs } from "../../scripts/migrate";
 
-export async function createMigratedDatabase(outputs: StackOutputs, name: string): Promise<{ postgres: PostgresOutputs; drop: () => Promise<void> }> {
+export async function createMigratedDatabase(outputs: StackOutputs, name: string, options: { migrate?: boolean } = {}): Promise<{ postgres: PostgresOutputs; drop: () => Promise<void> }> {
   const su = await superuserClient(postgresOptions(profile("test")), "primary");
   try {
     await su.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
@@ -15,7 +15,7 @@ export async function createMigratedDatabase(outputs: StackOutputs, name: string
   } finally {
     await su.end();
   }
-  await migrate({ ...targetFromOutputs(outputs), database: name }, { direction: "up" });
+  if (options.migrate !== false) await migrate({ ...targetFromOutputs(outputs), database: name }, { direction: "up" });
   return {
     postgres: { ...outputs.postgres, database: name },
     drop: async () => {
