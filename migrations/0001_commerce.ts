@@ -8,8 +8,9 @@
 import type { MigrationBuilder } from "node-pg-migrate";
 
 const id = { type: "bigint", primaryKey: true, sequenceGenerated: { precedence: "ALWAYS" } } as const;
-// pgm.func: a plain "now()" string would be cast once, at migration time, into a constant default.
-const createdAt = (pgm: MigrationBuilder) => ({ type: "timestamptz", notNull: true, default: pgm.func("now()") }) as const;
+// Known defect, kept because this migration has been applied: "now()" as a plain string becomes a
+// constant (the migration's instant). 0007_timestamp_defaults repairs it; new migrations use pgm.func("now()").
+const createdAt = { type: "timestamptz", notNull: true, default: "now()" } as const;
 const money = (check: string) => ({ type: "numeric(12,2)", notNull: true, check }) as const;
 
 export function up(pgm: MigrationBuilder): void {
@@ -25,8 +26,8 @@ export function up(pgm: MigrationBuilder): void {
     password_hash: { type: "text", notNull: true },
     name: { type: "text", notNull: true },
     role: { type: "user_role", notNull: true, default: "customer" },
-    created_at: createdAt(pgm),
-    updated_at: createdAt(pgm),
+    created_at: createdAt,
+    updated_at: createdAt,
     last_login_at: { type: "timestamptz" },
   });
 
@@ -39,16 +40,16 @@ export function up(pgm: MigrationBuilder): void {
     price: money("price >= 0"),
     stock: { type: "integer", notNull: true, default: 0, check: "stock >= 0" },
     is_active: { type: "boolean", notNull: true, default: true },
-    created_at: createdAt(pgm),
-    updated_at: createdAt(pgm),
+    created_at: createdAt,
+    updated_at: createdAt,
   });
   pgm.createIndex("products", ["category", "name"]);
 
   pgm.createTable("carts", {
     id,
     user_id: { type: "bigint", notNull: true, unique: true, references: "users", onDelete: "CASCADE" },
-    created_at: createdAt(pgm),
-    updated_at: createdAt(pgm),
+    created_at: createdAt,
+    updated_at: createdAt,
   });
   pgm.createTable(
     "cart_items",
@@ -56,7 +57,7 @@ export function up(pgm: MigrationBuilder): void {
       cart_id: { type: "bigint", notNull: true, references: "carts", onDelete: "CASCADE" },
       product_id: { type: "bigint", notNull: true, references: "products", onDelete: "CASCADE" },
       quantity: { type: "integer", notNull: true, check: "quantity > 0" },
-      added_at: createdAt(pgm),
+      added_at: createdAt,
     },
     { constraints: { primaryKey: ["cart_id", "product_id"] } },
   );
@@ -68,8 +69,8 @@ export function up(pgm: MigrationBuilder): void {
     total_amount: money("total_amount >= 0"),
     currency: { type: "char(3)", notNull: true, default: "KRW", check: "currency ~ '^[A-Z]{3}$'" },
     shipping_address: { type: "jsonb", notNull: true, default: "{}" },
-    created_at: createdAt(pgm),
-    updated_at: createdAt(pgm),
+    created_at: createdAt,
+    updated_at: createdAt,
   });
   pgm.createIndex("orders", ["user_id", { name: "created_at", sort: "DESC" }]);
   pgm.createIndex("orders", ["status", "created_at"]);
@@ -96,7 +97,7 @@ export function up(pgm: MigrationBuilder): void {
     // Never a card number: only what a receipt shows.
     card_last4: { type: "char(4)", check: "card_last4 ~ '^[0-9]{4}$'" },
     provider_reference: { type: "text" },
-    created_at: createdAt(pgm),
+    created_at: createdAt,
     paid_at: { type: "timestamptz" },
   });
   pgm.createIndex("payments", "order_id");
@@ -110,7 +111,7 @@ export function up(pgm: MigrationBuilder): void {
       rating: { type: "smallint", notNull: true, check: "rating BETWEEN 1 AND 5" },
       title: { type: "text", notNull: true, default: "" },
       body: { type: "text", notNull: true, default: "" },
-      created_at: createdAt(pgm),
+      created_at: createdAt,
     },
     { constraints: { unique: [["product_id", "user_id"]] } },
   );

@@ -10,8 +10,9 @@
 import type { MigrationBuilder } from "node-pg-migrate";
 
 const id = { type: "bigint", primaryKey: true, sequenceGenerated: { precedence: "ALWAYS" } } as const;
-// pgm.func: a plain "now()" string would be cast once, at migration time, into a constant default.
-const createdAt = (pgm: MigrationBuilder) => ({ type: "timestamptz", notNull: true, default: pgm.func("now()") }) as const;
+// Known defect, kept because this migration has been applied: "now()" as a plain string becomes a
+// constant (the migration's instant). 0007_timestamp_defaults repairs it; new migrations use pgm.func("now()").
+const createdAt = { type: "timestamptz", notNull: true, default: "now()" } as const;
 
 export function up(pgm: MigrationBuilder): void {
   pgm.createType("risk_level", ["low", "medium", "high"]);
@@ -31,7 +32,7 @@ export function up(pgm: MigrationBuilder): void {
     risk_level: { type: "risk_level", notNull: true },
     decision: { type: "fds_decision", notNull: true },
     evaluation_ms: { type: "real", check: "evaluation_ms >= 0" },
-    created_at: createdAt(pgm),
+    created_at: createdAt,
   });
   pgm.createIndex("fds_transactions", "created_at");
   pgm.createIndex("fds_transactions", "order_id");
@@ -59,7 +60,7 @@ export function up(pgm: MigrationBuilder): void {
       key_version: { type: "smallint" },
       reason: { type: "text", notNull: true },
       source: { type: "text", notNull: true },
-      created_at: createdAt(pgm),
+      created_at: createdAt,
       expires_at: { type: "timestamptz", notNull: true },
     },
     {

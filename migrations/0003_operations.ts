@@ -9,17 +9,18 @@
 import type { MigrationBuilder } from "node-pg-migrate";
 
 const id = { type: "bigint", primaryKey: true, sequenceGenerated: { precedence: "ALWAYS" } } as const;
-// pgm.func: a plain "now()" string would be cast once, at migration time, into a constant default.
-const createdAt = (pgm: MigrationBuilder) => ({ type: "timestamptz", notNull: true, default: pgm.func("now()") }) as const;
+// Known defect, kept because this migration has been applied: "now()" as a plain string becomes a
+// constant (the migration's instant). 0007_timestamp_defaults repairs it; new migrations use pgm.func("now()").
+const createdAt = { type: "timestamptz", notNull: true, default: "now()" } as const;
 
-const appLogColumns = (pgm: MigrationBuilder) => ({
-  logged_at: createdAt(pgm),
+const appLogColumns = {
+  logged_at: { type: "timestamptz", notNull: true, default: "now()" },
   level: { type: "text", notNull: true, check: "level IN ('trace', 'debug', 'info', 'warn', 'error', 'fatal')" },
   service: { type: "text", notNull: true },
   message: { type: "text", notNull: true },
   trace_id: { type: "text" },
   fields: { type: "jsonb", notNull: true, default: "{}" },
-}) as const;
+} as const;
 
 export function up(pgm: MigrationBuilder): void {
   pgm.createType("task_type", ["email", "batch", "report", "cleanup"]);
@@ -37,18 +38,18 @@ export function up(pgm: MigrationBuilder): void {
     args: { type: "jsonb", notNull: true, default: "[]" },
     error: { type: "text" },
     worker: { type: "text" },
-    created_at: createdAt(pgm),
+    created_at: createdAt,
     started_at: { type: "timestamptz" },
     finished_at: { type: "timestamptz" },
   });
   pgm.createIndex("task_log", ["task_name", "created_at"]);
   pgm.createIndex("task_log", "state", { where: "state IN ('pending', 'running')" });
 
-  pgm.createTable("app_logs", { id, ...appLogColumns(pgm) });
+  pgm.createTable("app_logs", { id, ...appLogColumns });
   pgm.createIndex("app_logs", "logged_at");
   pgm.createIndex("app_logs", ["service", "logged_at"]);
   // Same columns; ids are kept, so an archived row can be traced back.
-  pgm.createTable("app_logs_archive", { id: { type: "bigint", primaryKey: true }, ...appLogColumns(pgm), archived_at: createdAt(pgm) });
+  pgm.createTable("app_logs_archive", { id: { type: "bigint", primaryKey: true }, ...appLogColumns, archived_at: createdAt });
   pgm.createIndex("app_logs_archive", "logged_at");
   pgm.sql(`
     CREATE FUNCTION archive_app_logs(cutoff timestamptz, batch_size integer DEFAULT 10000) RETURNS bigint
@@ -87,7 +88,7 @@ export function up(pgm: MigrationBuilder): void {
       task_id: { type: "uuid" },
       file_path: { type: "text" },
       error: { type: "text" },
-      created_at: createdAt(pgm),
+      created_at: createdAt,
       completed_at: { type: "timestamptz" },
     },
     { constraints: { check: ["(status = 'completed') = (file_path IS NOT NULL)", "status <> 'failed' OR error IS NOT NULL"] } },
