@@ -3,6 +3,8 @@
  * file's own (other ports, a temporary directory; every node stopped by PID afterwards, pass or fail).
  * - SIGKILL of one master: its replica takes over within the failover window (printed); no check
  *   answers "not listed" for a listed value meanwhile (they fall back to PostgreSQL), no entry is lost.
+ *   The reference service runs on the same cluster meanwhile: every order evaluation over HTTP answers
+ *   (listed IPs blocked, others approved, no 5xx), and an admin session made before the kill still works.
  * - SIGKILL of two masters (majority lost, CLUSTERDOWN): checks fall back to PostgreSQL and still block.
  */
 import assert from "node:assert/strict";
@@ -16,6 +18,15 @@ import { Blacklist } from "../../runtime/fds/blacklist";
 import { loadStackOutputs, type RedisOutputs, type StackOutputs } from "../../runtime/outputs";
 import { connectRedisCluster } from "../../runtime/redis/client";
 import { clusterInfo, type LocalRedisOptions, REDIS_NODES, redisNodePort, startRedis, stopRedis, stopRedisNode } from "../../scripts/local-stack/redis";
+import { createServer, type Server } from "node:http";
+import { Writable } from "node:stream";
+import { FraudDetector } from "../../runtime/fds/evaluate";
+import { HealthMonitor } from "../../runtime/health/health";
+import { createLogger } from "../../runtime/observability/logger";
+import { ServiceMetrics } from "../../runtime/observability/metrics";
+import { SessionStore } from "../../runtime/redis/sessions";
+import { upsertAccount, type Account } from "../../runtime/shop/accounts";
+import { createApp } from "../../scripts/service/app";
 import { createMigratedDatabase, sleep, until } from "../support/databases";
 
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-redis-failover-"));
@@ -27,6 +38,9 @@ let redis: Cluster;
 let db: Database;
 let blacklist: Blacklist;
 let dropDb: () => Promise<void> = async () => undefined;
+let server: Server | undefined;
+let base = "";
+let adminToken = "";
 
 interface Answer {
   at: number;
@@ -92,9 +106,37 @@ before(async () => {
   // A generous WAIT: the whole suite shares 2 cores; the production default (500 ms) is not under test here.
   blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys, checkTimeoutMs: 300, replicaAckTimeoutMs: 3000 });
   for (const ip of LISTED) await blacklist.add({ type: "ip", value: ip, reason: "failover test", source: "test" });
+  // The reference service on this cluster (velocity limit raised: one client sends every request).
+  const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys, { velocityLimit: 1_000_000, velocityTimeoutMs: 300 });
+  const log = createLogger({ service: "failover", environment: "dev", destination: new Writable({ write: (_c, _e, done) => done() }) });
+  const jobs = { send: async () => ({ id: "unused" }) };
+  server = createServer(createApp({ db, fds, jobs, blacklist, sessions: new SessionStore<Account>(redis), health: new HealthMonitor([]), metrics: new ServiceMetrics({ service: "failover", db, defaultMetrics: false }), log }));
+  await new Promise<void>((r) => server!.listen(0, "127.0.0.1", () => r()));
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  await upsertAccount(db, { email: "ops@failover.test", password: "a long enough password", name: "Ops", role: "admin" });
+  const login = await fetch(`${base}/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "ops@failover.test", password: "a long enough password" }) });
+  adminToken = ((await login.json()) as { token: string }).token;
 });
 
+/** POST /fds/evaluate back to back, alternating a listed and an unlisted IP; every answer is recorded. */
+function httpLoop(): { answers: { ip: string; listed: boolean; status: number; decision?: string }[]; stop: () => Promise<void> } {
+  const answers: { ip: string; listed: boolean; status: number; decision?: string }[] = [];
+  let running = true;
+  const done = (async () => {
+    for (let i = 0; running; i++) {
+      const listed = i % 2 === 0;
+      const ip = listed ? LISTED[(i / 2) % LISTED.length]! : `192.0.2.${(i % 250) + 1}`;
+      const res = await fetch(`${base}/fds/evaluate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ amount: 1000, ip, email: "buyer@test.com" }) });
+      const body = (await res.json()) as { decision?: string };
+      answers.push({ ip, listed, status: res.status, decision: body.decision });
+      await sleep(5);
+    }
+  })();
+  return { answers, stop: async () => ((running = false), await done) };
+}
+
 after(async () => {
+  server?.close();
   redis?.disconnect();
   await stopRedis(local);
   rmSync(dir, { recursive: true, force: true });
@@ -107,6 +149,7 @@ describe("Redis Cluster faults during blacklist checks", () => {
     const [victim] = await masters();
     assert.notEqual(victim, undefined);
     const loop = checkLoop();
+    const http = httpLoop();
     await sleep(300);
     const killedAt = performance.now();
     await stopRedisNode(local, victim!, "SIGKILL");
@@ -124,6 +167,7 @@ describe("Redis Cluster faults during blacklist checks", () => {
       return LISTED.every((ip) => after.some((a) => a.ip === ip && a.source === "redis"));
     });
     await loop.stop();
+    await http.stop();
 
     const during = loop.answers.filter((a) => a.at >= killedAt);
     const wrong = loop.answers.filter((a) => !a.listed);
@@ -136,6 +180,12 @@ describe("Redis Cluster faults during blacklist checks", () => {
     assert.deepEqual(loop.errors, [], "no check failed");
     assert.deepEqual(wrong, [], "no listed value was answered 'not listed'");
     assert.ok(failoverMs < 10_000, `failover took ${failoverMs} ms (FR-014: under 10 s)`);
+    // Through the service: every evaluation answered 200, the listed IPs blocked, the others approved.
+    console.log(`    through the service: ${http.answers.length} evaluations over HTTP across the failover`);
+    assert.ok(http.answers.length > 20);
+    assert.deepEqual(http.answers.filter((a) => a.status !== 200 || a.decision !== (a.listed ? "block" : "approve")), []);
+    const session = await fetch(`${base}/v1/admin/blacklist?type=ip&limit=1`, { headers: { authorization: `Bearer ${adminToken}` } });
+    assert.equal(session.status, 200, "the admin session made before the kill still works after the failover");
     for (const ip of LISTED) {
       const r = await blacklist.check({ ip });
       assert.deepEqual([r.listed, r.source], [true, "redis"], `${ip} survived the failover in Redis`);
