@@ -34,6 +34,17 @@ describe("stack configuration", () => {
     assert.equal(parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x" }, smtp: { host: "relay", from: "a@b.c" } }).postgres.replicas, 2);
   });
 
+  it("the reference service: one instance on dev by default, two with a public URL in prod; bad values named", () => {
+    assert.deepEqual(parseStackConfig(stackFile("dev")).service, { enabled: true, replicas: 1, resources: { cpu: "250m", memory: "256Mi" }, hostPort: 18080 });
+    const prod = parseStackConfig(stackFile("prod")).service;
+    assert.deepEqual([prod.replicas, prod.publicUrl], [2, "https://shop.shopfds.example"]);
+    assert.throws(() => parseStackConfig({ platform: "docker", service: { replicas: 0, publicUrl: "shop.example" } }), (e: unknown) => {
+      assert.ok(e instanceof StackConfigError);
+      assert.deepEqual(e.problems, ["shopfds:service.replicas: must be at least 1 (got 0)", 'shopfds:service.publicUrl: must be an absolute URL such as https://shop.example (got "shop.example")']);
+      return true;
+    });
+  });
+
   it("names every bad or missing key and what is wrong with it, all at once", () => {
     assert.throws(
       () => parseStackConfig({ platform: "nomad", postgres: { replicas: 0, sharedBuffers: "1G", resources: { cpu: "lots", memory: "1Gi" }, colour: "red" } }),

@@ -1,0 +1,74 @@
+/**
+ * End to end: what `make dev` starts after the servers (scripts/local-stack/apps.ts) — the service, a
+ * worker and the scheduler as their own processes — on the test stack, with a database, directory and
+ * ports of their own. They answer, work together (an order's e-mail is sent by the worker process),
+ * are registered with Prometheus, and are stopped by PID, leaving nothing behind, pass or fail.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
+import { adminPasswordFile, appsStatus, DEV_ADMIN_EMAIL, type LocalAppsOptions, serviceUrl, startApps, stopApps } from "../../scripts/local-stack/apps";
+import { isAlive } from "../../scripts/local-stack/process";
+import { mailDir } from "../../scripts/local-stack/smtp";
+import { profile, smtpOptions } from "../../scripts/local-stack/stack";
+import { createMigratedDatabase, until } from "../support/databases";
+
+const dir = mkdtempSync(path.join(tmpdir(), "shopfds-apps-"));
+const options: LocalAppsOptions = { dir, outputsFile: path.join(dir, "outputs.json"), servicePort: 27480, workerMetricsPort: 27481, targetsFile: path.join(dir, "targets", "services.json") };
+let outputs: StackOutputs;
+let drop: () => Promise<void> = async () => undefined;
+let pids: number[] = [];
+
+before(async () => {
+  const base = await loadStackOutputs();
+  const created = await createMigratedDatabase(base, `shopfds_apps_${process.pid}`);
+  drop = created.drop;
+  outputs = { ...base, postgres: created.postgres };
+  writeFileSync(options.outputsFile, JSON.stringify(outputs), { mode: 0o600 });
+  const c = new pg.Client({ ...outputs.postgres.primary, database: outputs.postgres.database, user: outputs.postgres.user, password: outputs.postgres.password });
+  await c.connect();
+  await c.query("INSERT INTO users (email, password_hash, name) VALUES ('apps-buyer@test.com', 'x', 'Buyer'); INSERT INTO products (sku, name, category, price, stock) VALUES ('apps-1', 'Lamp', 'home', 30000, 10)");
+  await c.end();
+});
+
+after(async () => {
+  await stopApps(options);
+  for (const pid of pids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+  await drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("make dev's processes (local-stack apps)", () => {
+  it("start, answer, work together, register with Prometheus, and stop by PID", async () => {
+    await startApps(options, outputs);
+    const status = appsStatus(options);
+    pids = status.map((s) => s.pid!).filter(Boolean);
+    assert.deepEqual(status.map((s) => [s.name, typeof s.pid]), [["service", "number"], ["worker", "number"], ["scheduler", "number"]]);
+    assert.equal((await fetch(`${serviceUrl(options)}/health/ready`)).status, 200);
+    assert.deepEqual(JSON.parse(readFileSync(options.targetsFile, "utf8"))[0].targets, ["127.0.0.1:27480", "127.0.0.1:27481"], "Prometheus scrapes the service and the worker");
+    assert.match(await (await fetch("http://127.0.0.1:27481/metrics")).text(), /shopfds_/);
+
+    // The dev admin logs in with the password kept in its 0600 file.
+    assert.equal(readFileSync(adminPasswordFile(options)).length >= 20, true);
+    assert.equal(statSync(adminPasswordFile(options)).mode & 0o777, 0o600);
+    const login = await fetch(`${serviceUrl(options)}/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: DEV_ADMIN_EMAIL, password: readFileSync(adminPasswordFile(options), "utf8").trim() }) });
+    assert.equal(login.status, 200);
+
+    // An order through the service process; its e-mail sent by the worker process.
+    const placed = await fetch(`${serviceUrl(options)}/orders`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ userId: 1, items: [{ productId: 1, quantity: 1 }], ip: "192.0.2.44", email: "apps-buyer@test.com" }) });
+    const order = (await placed.json()) as { orderId: number };
+    assert.equal(placed.status, 201, JSON.stringify(order));
+    const sink = mailDir(smtpOptions(profile("test")));
+    await until("the worker process sent the e-mail", 10_000, async () => existsSync(sink) && readdirSync(sink).some((f) => !f.startsWith(".") && readFileSync(path.join(sink, f), "utf8").includes(`order #${order.orderId} confirmed`) && readFileSync(path.join(sink, f), "utf8").includes("apps-buyer@test.com")));
+    assert.match(readFileSync(path.join(dir, "scheduler.log"), "utf8"), /\[scheduler\] running fds-batch-daily \(0 0 \* \* \*\)/);
+
+    const stopped = await stopApps(options);
+    assert.deepEqual(stopped.sort(), ["scheduler", "service", "worker"]);
+    assert.deepEqual(pids.filter(isAlive), [], "every process is gone");
+    assert.equal(readFileSync(options.targetsFile, "utf8").trim(), "[]", "Prometheus is told they are gone");
+  });
+});
