@@ -18,6 +18,15 @@ export interface TaskSender {
   send(name: string, args?: readonly unknown[], kwargs?: Readonly<Record<string, unknown>>, options?: { id?: string }): Promise<{ id: string }>;
 }
 
+/** An order lists each product once (its quantity says how many); order_items is unique per product. */
+export function noRepeatedProduct(order: { items: readonly { productId: number }[] }, ctx: z.RefinementCtx): void {
+  const seen = new Set<number>();
+  order.items.forEach((item, i) => {
+    if (seen.has(item.productId)) ctx.addIssue({ code: "custom", path: ["items", i, "productId"], message: `product ${item.productId} is listed twice: give it once with its quantity` });
+    seen.add(item.productId);
+  });
+}
+
 const orderSchema = z
   .object({
     userId: z.number({ error: "must be a user id" }).int().positive(),
@@ -32,7 +41,8 @@ const orderSchema = z
       .max(100, "must hold at most 100 items"),
     shippingAddress: z.record(z.string(), z.string()).default({}),
   })
-  .strict();
+  .strict()
+  .superRefine(noRepeatedProduct);
 export type OrderInput = z.input<typeof orderSchema>;
 
 /** Bad order input; `field` is the path (`items.0.quantity`), the message says what is wrong. */

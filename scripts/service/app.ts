@@ -27,7 +27,7 @@ import type { ServiceMetrics } from "../../runtime/observability/metrics";
 import { captureError } from "../../runtime/observability/sentry";
 import type { SessionStore } from "../../runtime/redis/sessions";
 import { authenticate, type Account } from "../../runtime/shop/accounts";
-import { OrderInputError, placeOrder, type TaskSender } from "../../runtime/shop/orders";
+import { noRepeatedProduct, OrderInputError, placeOrder, type TaskSender } from "../../runtime/shop/orders";
 import { getReport, reportContent, requestReport, type Report } from "../../runtime/shop/reports";
 
 export interface AppDeps {
@@ -65,7 +65,8 @@ const orderBody = z
     card: z.string({ error: "must be a card number (a string of digits)" }).min(12, "must be a card number").max(32, "must be at most 32 characters").optional(),
     shippingAddress: z.record(z.string().max(64), z.string().max(256)).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine(noRepeatedProduct);
 const loginBody = z.object({ email: z.string({ error: "must be an e-mail address" }).max(254), password: z.string({ error: "must be a string" }).min(1, "must not be empty").max(1024) }).strict();
 const ttlBody = z.object({ ttlSeconds: z.unknown() }).strict();
 const listQuery = z
@@ -102,6 +103,7 @@ function pathOfNul(value: unknown, at = ""): string | undefined {
   if (typeof value === "string") return value.includes("\u0000") ? at : undefined;
   if (typeof value !== "object" || value === null) return undefined;
   for (const [k, v] of Object.entries(value)) {
+    if (k.includes("\u0000")) return at || "body";
     const found = pathOfNul(v, at ? `${at}.${k}` : k);
     if (found !== undefined) return found;
   }

@@ -332,6 +332,8 @@ describe("reference service: malformed input (fuzzing)", () => {
     await expect4xx("list with limit=0", "GET", "/v1/admin/blacklist?type=ip&limit=0", "", "limit");
     await expect4xx("list with limit=abc", "GET", "/v1/admin/blacklist?type=ip&limit=abc", "", "limit");
     await expect4xx("list with a stray parameter", "GET", "/v1/admin/blacklist?type=ip&drop=1", "", "query");
+    await expect4xx("a product listed twice", "POST", "/orders", JSON.stringify({ ...order(), items: [{ productId: 1, quantity: 1 }, { productId: 1, quantity: 2 }] }), "items.1.productId");
+    await expect4xx("NUL in a key", "POST", "/orders", JSON.stringify({ ...order(), shippingAddress: { "ci\u0000ty": "Seoul" } }), "shippingAddress");
     await expect4xx("NUL in a nested string", "POST", "/orders", JSON.stringify({ ...order(), shippingAddress: { city: "Se\u0000oul" } }), "shippingAddress.city");
     await expect4xx("report id malformed", "GET", "/reports/not-a-uuid", "");
     console.log(`    ${cases} malformed requests, all answered 4xx`);

@@ -83,6 +83,7 @@ describe("ShopFDS tasks", () => {
     await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: 2, quantity: 5 }] }), (e: Error) => e instanceof OrderInputError && e.message === "items.0: only 0 of product 2 in stock");
     await assert.rejects(placeOrder(db, sender, { userId: 1, items: [] }), { message: "items: must hold at least one item" });
     await assert.rejects(placeOrder(db, sender, { userId: 999, items: [{ productId: 1, quantity: 1 }] }), { message: "userId: user 999 does not exist" });
+    await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: 1, quantity: 1 }, { productId: 1, quantity: 1 }] }), { message: "items.1.productId: product 1 is listed twice: give it once with its quantity" });
     assert.equal((await db.query("SELECT stock FROM products WHERE id = 1", [], { fresh: true })).rows[0].stock, 8, "the failed orders took nothing");
   });
 
