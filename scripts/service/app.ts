@@ -98,14 +98,27 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   return value;
 }
 
-/** Where a string holding U+0000 is (PostgreSQL's text cannot store it), as a field path; undefined if nowhere. */
-function pathOfNul(value: unknown, at = ""): string | undefined {
-  if (typeof value === "string") return value.includes("\u0000") ? at : undefined;
-  if (typeof value !== "object" || value === null) return undefined;
-  for (const [k, v] of Object.entries(value)) {
-    if (k.includes("\u0000")) return at || "body";
-    const found = pathOfNul(v, at ? `${at}.${k}` : k);
-    if (found !== undefined) return found;
+const MAX_DEPTH = 32;
+
+/**
+ * Where a string (or key) holding U+0000 is, as a field path, PostgreSQL's text and jsonb cannot store
+ * it; undefined if nowhere. Bodies nested deeper than MAX_DEPTH are refused too (no schema here nests
+ * that deep, and a deep one must not cost a stack overflow).
+ */
+function pathOfNul(root: unknown): string | undefined {
+  const stack: [unknown, string, number][] = [[root, "", 0]];
+  while (stack.length > 0) {
+    const [value, at, depth] = stack.pop()!;
+    if (typeof value === "string") {
+      if (value.includes("\u0000")) return at;
+      continue;
+    }
+    if (typeof value !== "object" || value === null) continue;
+    if (depth >= MAX_DEPTH) throw new HttpError(400, "INVALID_INPUT", `${at || "body"}: nested more than ${MAX_DEPTH} levels deep`, at || "body");
+    for (const [k, v] of Object.entries(value)) {
+      if (k.includes("\u0000")) return at || "body";
+      stack.push([v, at ? `${at}.${k}` : k, depth + 1]);
+    }
   }
   return undefined;
 }

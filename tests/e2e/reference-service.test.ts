@@ -334,6 +334,8 @@ describe("reference service: malformed input (fuzzing)", () => {
     await expect4xx("list with a stray parameter", "GET", "/v1/admin/blacklist?type=ip&drop=1", "", "query");
     await expect4xx("a product listed twice", "POST", "/orders", JSON.stringify({ ...order(), items: [{ productId: 1, quantity: 1 }, { productId: 1, quantity: 2 }] }), "items.1.productId");
     await expect4xx("NUL in a key", "POST", "/orders", JSON.stringify({ ...order(), shippingAddress: { "ci\u0000ty": "Seoul" } }), "shippingAddress");
+    await expect4xx("nested 30 000 deep", "POST", "/orders", "[".repeat(30_000) + "]".repeat(30_000));
+    await expect4xx("nested 40 deep in a field", "POST", "/orders", JSON.stringify({ ...order(), shippingAddress: JSON.parse("[".repeat(40) + "]".repeat(40)) }), "shippingAddress");
     await expect4xx("NUL in a nested string", "POST", "/orders", JSON.stringify({ ...order(), shippingAddress: { city: "Se\u0000oul" } }), "shippingAddress.city");
     await expect4xx("report id malformed", "GET", "/reports/not-a-uuid", "");
     console.log(`    ${cases} malformed requests, all answered 4xx`);
