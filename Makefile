@@ -8,7 +8,7 @@ IN_STACK := source scripts/lib/stack-env.sh &&
 HAVE_DOCKER_AND_PULUMI := $(shell command -v pulumi >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dev down status outputs clean migrate reset-db seed test typecheck bench preview up
+.PHONY: help setup dev down status outputs clean migrate reset-db seed admin test typecheck bench preview up
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ reset-db: ## Drop every table of the stack's database and recreate the latest sc
 
 seed: ## Load the seed data (1000 users, 500 products, 10000 orders…); a rerun replaces it (SEED_ARGS=--append adds a batch)
 	@bash scripts/load-fixtures.sh $(SEED_ARGS)
+
+admin: ## Create or reset an admin of the reference service (EMAIL=…; password from stdin, or generated and shown once)
+	@$(IN_STACK) node --import tsx scripts/create-admin.ts --email "$(EMAIL)"
 
 test: setup ## Run every test: renderers, Pulumi mocks for dev and prod, integration against a local stack
 	@bash scripts/test.sh

@@ -4,7 +4,7 @@
  * `.ci/run` runs on a fresh clone (a test cannot run the suite it is part of).
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,6 +13,8 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
 import { migrationNames } from "../../scripts/migrate";
+import { Database } from "../../runtime/db/router";
+import { authenticate } from "../../runtime/shop/accounts";
 import { createMigratedDatabase } from "../support/databases";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -27,6 +29,19 @@ const make = (target: string) =>
     env: { ...process.env, SHOPFDS_OUTPUTS_FILE: outputsFile, SHOPFDS_STACK_OUTPUTS: "", SHOPFDS_PULUMI_STACK: "" },
     maxBuffer: 16 * 1024 * 1024,
   });
+
+/** `make <args>` with `input` on its stdin (not a terminal). */
+function makeWithInput(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn("make", ["--no-print-directory", ...args], { cwd: ROOT, env: { ...process.env, SHOPFDS_OUTPUTS_FILE: outputsFile, SHOPFDS_STACK_OUTPUTS: "", SHOPFDS_PULUMI_STACK: "" } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
 
 async function counts(): Promise<Record<string, number>> {
   const c = new pg.Client({ ...outputs.postgres.primary, database: outputs.postgres.database, user: outputs.postgres.user, password: outputs.postgres.password });
@@ -70,6 +85,29 @@ describe("make targets (US5)", () => {
     assert.deepEqual(first, { users: 1000, products: 500, orders: 10000, reviews: 5000, carts: 300, fds_transactions: 10000 });
     await make("seed");
     assert.deepEqual(await counts(), first, "idempotent (FR-032)");
+  });
+
+  it("make admin creates an admin from a password on stdin (scrypt-hashed), refuses a short one, and resets on a rerun", async () => {
+    const made = await makeWithInput(["admin", "EMAIL=Ops@Shop.Test"], "a very long admin password\n");
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(made.stdout, /^admin ops@shop\.test \(user \d+\) is ready$/m);
+    assert.doesNotMatch(made.stdout + made.stderr, /a very long admin password/, "the password is never echoed");
+    const db = await Database.connect(outputs.postgres);
+    try {
+      const account = await authenticate(db, "ops@shop.test", "a very long admin password");
+      assert.deepEqual([account?.email, account?.role], ["ops@shop.test", "admin"]);
+      const short = await makeWithInput(["admin", "EMAIL=ops@shop.test"], "short");
+      assert.equal(short.code, 2, "make reports the failure");
+      assert.match(short.stderr, /password: must be at least 12 characters \(got 5\); nothing was changed/);
+      assert.ok(await authenticate(db, "ops@shop.test", "a very long admin password"), "the old password still works");
+      assert.equal((await makeWithInput(["admin", "EMAIL=ops@shop.test"], "the replacement password")).code, 0);
+      assert.equal(await authenticate(db, "ops@shop.test", "a very long admin password"), undefined);
+      assert.ok(await authenticate(db, "ops@shop.test", "the replacement password"));
+      const bad = await makeWithInput(["admin", "EMAIL=not-an-email"], "a very long admin password");
+      assert.match(bad.stderr, /EMAIL: must be an e-mail address \(got "not-an-email"\)/);
+    } finally {
+      await db.close();
+    }
   });
 
   it("US5-3: make reset-db drops everything and recreates the latest schema, empty", async () => {
