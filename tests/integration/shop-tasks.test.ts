@@ -35,7 +35,8 @@ before(async () => {
   dropDb = created.drop;
   db = await Database.connect(created.postgres);
   producer = await TaskProducer.connect(outputs.rabbitmq.url);
-  worker = new Worker({ url: outputs.rabbitmq.url, queue: QUEUE, hostname: `shop-${process.pid}@test` });
+  // Retries 50 ms apart (1, 2, 4 s by default) so the failed-report case runs quickly.
+  worker = new Worker({ url: outputs.rabbitmq.url, queue: QUEUE, hostname: `shop-${process.pid}@test`, retryDelayMs: () => 50 });
   const mailer = nodemailer.createTransport({ host: outputs.smtp.host, port: outputs.smtp.port, secure: outputs.smtp.secure, ignoreTLS: true });
   registerShopTasks(worker, { db, mailer, from: outputs.smtp.from, reportsBaseUrl: "http://127.0.0.1/reports", sender });
   await worker.start();
@@ -103,5 +104,14 @@ describe("ShopFDS tasks", () => {
     assert.deepEqual((await db.query("SELECT decision FROM fds_transactions ORDER BY id", [], { fresh: true })).rows.map((r) => r.decision), ["block", "approve"]);
 
     assert.deepEqual(await (await sender.send(TASKS.archiveLogs, [], { olderThanDays: 90 })).result(10_000), { archived: 1, olderThanDays: 90 });
+  });
+
+  it("a report that cannot be generated is 'failed' with its reason after the last retry (FR-021), for whoever polls it", async () => {
+    // Params the request API would refuse, written directly: the generation query fails on every try.
+    const { rows } = await db.query("INSERT INTO reports (kind, params) VALUES ('fds_daily', '{\"days\": \"seven\"}') RETURNING id");
+    await assert.rejects((await sender.send(TASKS.report, [rows[0].id])).result(15_000));
+    const report = (await db.query("SELECT status, error, content FROM reports WHERE id = $1", [rows[0].id], { fresh: true })).rows[0];
+    assert.deepEqual([report.status, report.content], ["failed", null]);
+    assert.match(report.error, /integer|invalid input|NaN/i);
   });
 });
