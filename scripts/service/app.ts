@@ -24,6 +24,7 @@ import { BLACKLIST_TYPES, InvalidValueError } from "../../runtime/fds/canonical"
 import type { FraudDetector } from "../../runtime/fds/evaluate";
 import type { HealthMonitor } from "../../runtime/health/health";
 import type { ServiceMetrics } from "../../runtime/observability/metrics";
+import { withTraceContext } from "../../runtime/observability/logger";
 import { captureError } from "../../runtime/observability/sentry";
 import type { SessionStore } from "../../runtime/redis/sessions";
 import { authenticate, type Account } from "../../runtime/shop/accounts";
@@ -143,6 +144,8 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const health = deps.health.handler("health");
   const live = deps.health.handler("live");
   const metricsHandler = metrics.handler();
+  /** The FDS decision a request led to, for its access log line (Kibana's FDS block rate). */
+  const decisions = new WeakMap<IncomingMessage, string>();
 
   async function createOrder(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = parse(orderBody, await readJson(req));
@@ -154,6 +157,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     const amount = body.items.reduce((n, i) => n + price.get(i.productId)! * i.quantity, 0);
     const evaluation = await fds.evaluate({ userId: body.userId, amount, ip: body.ip, email: body.email, ...(body.card ? { card: body.card } : {}) });
     metrics.observeEvaluation(evaluation);
+    decisions.set(req, evaluation.decision);
     const record = (orderId: number | null) =>
       db.query(
         "INSERT INTO fds_transactions (order_id, user_id, amount, ip_address, email, risk_score, risk_level, decision, evaluation_ms) VALUES ($1, $2, $3, $4::inet, $5, $6, $7, $8, $9)",
@@ -278,38 +282,73 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     throw new HttpError(404, "NOT_FOUND", `no route ${req.method} /reports${rest}`);
   }
 
+  /** The route a request matched (its metrics and log label, also when it fails). */
+  const routeNames = new WeakMap<IncomingMessage, string>();
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<string> {
     const url = new URL(req.url ?? "/", "http://service");
     const path = url.pathname;
-    const m = /^\/orders\/(\d{1,18})$/.exec(path);
-    if (req.method === "POST" && path === "/orders") return (await createOrder(req, res), "/orders");
-    if (req.method === "GET" && m) return (await getOrder(Number(m[1]), res), "/orders/:id");
+    const on = async (name: string, run: () => unknown): Promise<string> => {
+      routeNames.set(req, name);
+      await run();
+      return name;
+    };
+    if (req.method === "POST" && path === "/orders") return on("/orders", () => createOrder(req, res));
+    if (req.method === "GET" && /^\/orders\/\d{1,18}$/.test(path)) return on("/orders/:id", () => getOrder(Number(path.slice("/orders/".length)), res));
     if (req.method === "POST" && path === "/fds/evaluate") {
-      const body = parse(evaluateBody, await readJson(req));
-      const e = await fds.evaluate(body);
-      metrics.observeEvaluation(e);
-      send(res, 200, { score: e.score, level: e.level, decision: e.decision, factors: e.factors, elapsedMs: e.elapsedMs });
-      return "/fds/evaluate";
+      return on("/fds/evaluate", async () => {
+        const body = parse(evaluateBody, await readJson(req));
+        const e = await fds.evaluate(body);
+        metrics.observeEvaluation(e);
+        decisions.set(req, e.decision);
+        send(res, 200, { score: e.score, level: e.level, decision: e.decision, factors: e.factors, elapsedMs: e.elapsedMs });
+      });
     }
-    if (req.method === "POST" && path === "/login") return (await login(req, res), "/login");
+    if (req.method === "POST" && path === "/login") return on("/login", () => login(req, res));
     if (req.method === "POST" && path === "/logout") {
-      const { sessionId } = await account(req);
-      await deps.sessions.destroy(sessionId);
-      res.writeHead(204).end();
-      return "/logout";
+      return on("/logout", async () => {
+        const { sessionId } = await account(req);
+        await deps.sessions.destroy(sessionId);
+        res.writeHead(204).end();
+      });
     }
-    if (path === "/v1/admin/blacklist" || path.startsWith("/v1/admin/blacklist/")) return (await adminBlacklist(req, res, url, path.slice("/v1/admin/blacklist".length)), "/v1/admin/blacklist");
-    if (path === "/reports" || path.startsWith("/reports/")) return reports(req, res, path.slice("/reports".length));
-    if (req.method === "GET" && (path === "/health" || path === "/health/ready")) return (health(req, res), path);
-    if (req.method === "GET" && path === "/health/live") return (live(req, res), path);
-    if (req.method === "GET" && path === "/metrics") return (metricsHandler(req, res), "/metrics");
+    if (path === "/v1/admin/blacklist" || path.startsWith("/v1/admin/blacklist/")) return on("/v1/admin/blacklist", () => adminBlacklist(req, res, url, path.slice("/v1/admin/blacklist".length)));
+    if (path === "/reports" || path.startsWith("/reports/")) {
+      routeNames.set(req, "/reports");
+      return reports(req, res, path.slice("/reports".length));
+    }
+    if (req.method === "GET" && (path === "/health" || path === "/health/ready")) return on(path, () => health(req, res));
+    if (req.method === "GET" && path === "/health/live") return on(path, () => live(req, res));
+    if (req.method === "GET" && path === "/metrics") return on("/metrics", () => metricsHandler(req, res));
     throw new HttpError(404, "NOT_FOUND", `no route ${req.method} ${path}`);
+  }
+
+  /**
+   * One ECS access line per request, the fields the Kibana dashboards read: method, status, route,
+   * duration (ECS event.duration is in nanoseconds), the FDS decision; and the caller's trace context.
+   * Probes and scrapes (/health*, /metrics) only at debug level. Never the query string or the body.
+   */
+  function accessLog(req: IncomingMessage, status: number, name: string, started: number, reqLog: Logger): void {
+    const seconds = (performance.now() - started) / 1000;
+    metrics.observeHttp(req.method ?? "GET", name, status, seconds);
+    const quiet = name.startsWith("/health") || name === "/metrics";
+    if (quiet && !reqLog.isLevelEnabled("debug")) return;
+    const decision = decisions.get(req);
+    const line = {
+      http: { request: { method: req.method }, response: { status_code: status } },
+      url: { path: (req.url ?? "/").split("?")[0] },
+      event: { duration: Math.round(seconds * 1e9) },
+      labels: { route: name, ...(decision ? { fds_decision: decision } : {}) },
+    };
+    if (quiet) reqLog.debug(line, `${req.method} ${name} ${status}`);
+    else reqLog.info(line, `${req.method} ${name} ${status}`);
   }
 
   return (req, res) => {
     const started = performance.now();
+    const reqLog = withTraceContext(log, req.headers.traceparent as string | undefined);
     route(req, res).then(
-      (name) => metrics.observeHttp(req.method ?? "GET", name, res.statusCode, (performance.now() - started) / 1000),
+      (name) => accessLog(req, res.statusCode, name, started, reqLog),
       (error: unknown) => {
         let status = 500;
         let body: { code: string; message: string; field?: string };
@@ -325,12 +364,12 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
           const field = first.slice(0, Math.max(0, first.indexOf(":")));
           body = { code: status === 404 ? "ENTRY_NOT_FOUND" : "INVALID_INPUT", field: !field || field === "(input)" ? "body" : field, message: error.problems.join("; ") };
         } else {
-          log.error({ err: error, http: { request: { method: req.method } }, url: { path: req.url?.split("?")[0] } }, "request failed");
+          reqLog.error({ err: error, http: { request: { method: req.method } }, url: { path: req.url?.split("?")[0] } }, "request failed");
           captureError(error, { tags: { route: req.url?.split("?")[0] ?? "" } });
           body = { code: "INTERNAL", message: "internal error" };
         }
         if (!res.headersSent) send(res, status, { error: body });
-        metrics.observeHttp(req.method ?? "GET", "(error)", status, (performance.now() - started) / 1000);
+        accessLog(req, status, routeNames.get(req) ?? "(no route)", started, reqLog);
       },
     );
   };

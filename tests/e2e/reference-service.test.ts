@@ -37,6 +37,8 @@ let producer: TaskProducer;
 let worker: Worker;
 let health: HealthMonitor;
 let blacklist: Blacklist;
+/** The service's ECS log lines (what Logstash would ship). */
+const logLines: string[] = [];
 /** Sessions end SESSION_MS after login here (30 minutes in the service). */
 const SESSION_MS = 2000;
 let server: Server;
@@ -78,7 +80,7 @@ before(async () => {
   await worker.start();
   health = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), diskCheck("/")], { intervalMs: 500 }).start();
   const metrics = new ServiceMetrics({ service: "e2e", db, blacklist, defaultMetrics: false });
-  const log = createLogger({ service: "e2e", environment: "dev", destination: new Writable({ write: (_c, _e, done) => done() }) });
+  const log = createLogger({ service: "e2e", environment: "dev", destination: new Writable({ write: (c, _e, done) => (logLines.push(String(c)), done()) }) });
   const sessions = new SessionStore<Account>(redis, { ttlMs: SESSION_MS, keyPrefix: `e2e${process.pid}:sess:` });
   server = createServer(createApp({ db, fds, jobs, blacklist, sessions, health, metrics, log, publicUrl: "http://shop.test" }));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
@@ -261,6 +263,26 @@ describe("reference service: user story scenarios", () => {
     assert.equal(lines.filter((l) => l.includes(",block,")).reduce((n, l) => n + Number(l.split(",")[2]), 0), blocked, "the report counts what the table holds");
     assert.equal((await call("GET", "/reports/00000000-0000-0000-0000-000000000000", undefined, undefined, token)).status, 404);
     assert.equal((await call("GET", `/reports/${requested.json.id}`)).status, 401);
+  });
+
+  it("logs one ECS line per request with what the Kibana dashboards read, the caller's trace id, and never a password", async () => {
+    logLines.length = 0;
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const res = await fetch(`${base}/orders`, { method: "POST", headers: { "content-type": "application/json", traceparent: `00-${traceId}-00f067aa0ba902b7-01` }, body: JSON.stringify(order("203.0.113.250")) });
+    assert.equal(res.status, 403);
+    await call("POST", "/login", { ...ADMIN, password: "a wrong password for the log test" });
+    await call("GET", "/health");
+    const lines = logLines.flatMap((l) => l.trim().split("\n")).map((l) => JSON.parse(l));
+    const blocked = lines.find((l) => l.trace?.id === traceId);
+    assert.ok(blocked, lines.map((l) => l.message).join(" | "));
+    assert.deepEqual(
+      [blocked["http.request.method"] ?? blocked.http?.request?.method, blocked.http.response.status_code, blocked.url.path, blocked.labels.route, blocked.labels.fds_decision, blocked["service.name"] ?? blocked.service?.name, blocked["log.level"]],
+      ["POST", 403, "/orders", "/orders", "block", "e2e", "info"],
+    );
+    assert.ok(blocked.event.duration > 0 && Number.isInteger(blocked.event.duration), "event.duration in nanoseconds");
+    assert.ok(lines.some((l) => l.labels?.route === "/login" && l.http.response.status_code === 401));
+    assert.equal(lines.some((l) => l.labels?.route === "/health"), false, "probes are not logged at info");
+    assert.equal(logLines.join("").includes("a wrong password"), false, "no password in any line");
   });
 
   it("US4-5: /health answers within 100 ms while the service is busy, checking the database, Redis and the disk", async () => {
