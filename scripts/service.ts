@@ -23,6 +23,7 @@ import { loadStackOutputs } from "../runtime/outputs";
 import { connectRedisCluster } from "../runtime/redis/client";
 import { SessionStore } from "../runtime/redis/sessions";
 import type { Account } from "../runtime/shop/accounts";
+import { LoginGuard } from "../runtime/shop/login-guard";
 import { createApp } from "./service/app";
 
 function option(name: string, fallback: string): string {
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
   const sessions = new SessionStore<Account>(redis);
   const publicUrl = process.env.SHOPFDS_PUBLIC_URL ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
 
-  const server = createServer(createApp({ db, fds, jobs, blacklist, sessions, health, metrics, log, publicUrl }));
+  const server = createServer(createApp({ db, fds, jobs, blacklist, sessions, loginGuard: new LoginGuard(redis), health, metrics, log, publicUrl }));
   server.keepAliveTimeout = 65_000; // longer than the load balancers' idle timeouts
   await new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, host, resolve));
   log.info({ url: { full: publicUrl } }, `shopfds-service listening on ${host}:${port}`);

@@ -16,6 +16,7 @@
 import type { Cluster } from "ioredis";
 import { z } from "zod";
 import type { Database } from "../db/router";
+import { withTimeout } from "../timeout";
 import { BLACKLIST_TYPES, BlacklistType, canonicalEmail, canonicalIp, cardDigits, cardHash, CardHashKey, InvalidValueError } from "./canonical";
 
 export interface BlacklistEntry {
@@ -158,14 +159,6 @@ const fromRow = (r: Row): BlacklistEntry => ({
 });
 const COLUMNS = "entry_type, value, key_version, reason, source, created_at, expires_at";
 
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  promise.catch(() => undefined); // the loser of the race must not become an unhandled rejection
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 export class Blacklist {
   private readonly keys: readonly CardHashKey[];

@@ -12,7 +12,8 @@
  */
 import type { Cluster } from "ioredis";
 import { z } from "zod";
-import { Blacklist, BlacklistUnavailableError, CheckResult, withTimeout } from "./blacklist";
+import { Blacklist, BlacklistUnavailableError, CheckResult } from "./blacklist";
+import { withTimeout } from "../timeout";
 import { canonicalEmail, canonicalIp, cardDigits, cardHash, CardHashKey, InvalidValueError } from "./canonical";
 
 export type RiskLevel = "low" | "medium" | "high";

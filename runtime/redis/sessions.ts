@@ -5,12 +5,15 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Cluster } from "ioredis";
+import { withTimeout } from "../timeout";
 
 export interface SessionStoreOptions {
   /** Lifetime of a session after login (or after the last `touch`). @default 30 minutes */
   readonly ttlMs?: number;
   /** @default "sess:" */
   readonly keyPrefix?: string;
+  /** How long an operation may wait for the cluster (a request must not hang while it re-forms). @default 1000 */
+  readonly timeoutMs?: number;
 }
 
 export interface Session<T> {
@@ -24,6 +27,7 @@ const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 export class SessionStore<T = Record<string, unknown>> {
   readonly ttlMs: number;
   private readonly prefix: string;
+  private readonly timeoutMs: number;
 
   constructor(
     private readonly redis: Cluster,
@@ -32,13 +36,14 @@ export class SessionStore<T = Record<string, unknown>> {
     this.ttlMs = options.ttlMs ?? 30 * 60 * 1000;
     if (!Number.isInteger(this.ttlMs) || this.ttlMs < 1) throw new RangeError(`ttlMs: must be a positive integer of milliseconds (got ${options.ttlMs})`);
     this.prefix = options.keyPrefix ?? "sess:";
+    this.timeoutMs = options.timeoutMs ?? 1000;
   }
 
   /** Starts a session (at login); its id goes to the client, the data stays in Redis. */
   async create(data: T): Promise<Session<T>> {
     const id = randomBytes(32).toString("base64url");
     // NX: a collision of 256 random bits will not happen, but if it did it must not hijack a session.
-    const ok = await this.redis.set(this.prefix + id, JSON.stringify(data), "PX", this.ttlMs, "NX");
+    const ok = await withTimeout(this.redis.set(this.prefix + id, JSON.stringify(data), "PX", this.ttlMs, "NX"), this.timeoutMs, "session create");
     if (ok !== "OK") throw new Error("session id collision; try again");
     return { id, data, expiresAt: new Date(Date.now() + this.ttlMs) };
   }
@@ -46,19 +51,19 @@ export class SessionStore<T = Record<string, unknown>> {
   /** The session's data, or undefined when it expired, was destroyed, or the id is malformed. */
   async get(id: string): Promise<T | undefined> {
     if (!SESSION_ID.test(id)) return undefined;
-    const json = await this.redis.get(this.prefix + id);
+    const json = await withTimeout(this.redis.get(this.prefix + id), this.timeoutMs, "session read");
     return json === null ? undefined : (JSON.parse(json) as T);
   }
 
   /** Extends a live session by the full TTL from now (sliding expiry); false if it no longer exists. */
   async touch(id: string): Promise<boolean> {
     if (!SESSION_ID.test(id)) return false;
-    return (await this.redis.pexpire(this.prefix + id, this.ttlMs)) === 1;
+    return (await withTimeout(this.redis.pexpire(this.prefix + id, this.ttlMs), this.timeoutMs, "session touch")) === 1;
   }
 
   /** Ends a session (logout); false if there was none. */
   async destroy(id: string): Promise<boolean> {
     if (!SESSION_ID.test(id)) return false;
-    return (await this.redis.del(this.prefix + id)) === 1;
+    return (await withTimeout(this.redis.del(this.prefix + id), this.timeoutMs, "session destroy")) === 1;
   }
 }

@@ -31,6 +31,7 @@ import type { StackOutputs } from "../../runtime/outputs";
 import { connectRedisCluster } from "../../runtime/redis/client";
 import { SessionStore } from "../../runtime/redis/sessions";
 import type { Account } from "../../runtime/shop/accounts";
+import { LoginGuard } from "../../runtime/shop/login-guard";
 import { ORDER_EMAIL_TASK, type TaskSender } from "../../runtime/shop/orders";
 import { isAlive, stopPid, waitFor } from "../local-stack/process";
 import { createApp } from "../service/app";
@@ -114,7 +115,7 @@ async function sc004(outputs: StackOutputs, db: Database, data: { userIds: numbe
   const sessions = new SessionStore<Account>(redis);
   const servers = await Promise.all(
     [queued, inline].map(async (jobs) => {
-      const server = createServer(createApp({ db, fds, jobs, blacklist, sessions, health, metrics, log }));
+      const server = createServer(createApp({ db, fds, jobs, blacklist, sessions, loginGuard: new LoginGuard(redis), health, metrics, log }));
       return { server, port: await listen(server) };
     }),
   );

@@ -5,7 +5,8 @@
  *   GET  /orders/:id      read through the router (a replica); a miss is re-read on the primary, so a
  *                         client sees its own order right after creating it
  *   POST /fds/evaluate    the FDS decision alone
- *   POST /login, /logout  sessions on the Redis Cluster (30 min after login); `Authorization: Bearer <token>`
+ *   POST /login, /logout  sessions on the Redis Cluster (30 min after login); `Authorization: Bearer <token>`;
+ *                         repeated wrong passwords are refused for a while (429, Retry-After)
  *   /v1/admin/blacklist   GET ?type=&limit=&after= (pages), POST (add), PATCH …/:type/:value {ttlSeconds},
  *                         DELETE …/:type/:value — an admin session required
  *   POST /reports         (admin) records the report and enqueues its generation → 202 with its status URL
@@ -18,7 +19,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { z } from "zod";
-import type { Database } from "../../runtime/db/router";
+import { isConnectionError, type Database } from "../../runtime/db/router";
 import { Blacklist, BlacklistEntryNotFoundError, BlacklistInputError, type BlacklistEntry } from "../../runtime/fds/blacklist";
 import { BLACKLIST_TYPES, InvalidValueError } from "../../runtime/fds/canonical";
 import type { FraudDetector } from "../../runtime/fds/evaluate";
@@ -28,6 +29,7 @@ import { withTraceContext } from "../../runtime/observability/logger";
 import { captureError } from "../../runtime/observability/sentry";
 import type { SessionStore } from "../../runtime/redis/sessions";
 import { authenticate, type Account } from "../../runtime/shop/accounts";
+import type { LoginGuard } from "../../runtime/shop/login-guard";
 import { noRepeatedProduct, OrderInputError, placeOrder, type TaskSender } from "../../runtime/shop/orders";
 import { getReport, reportContent, requestReport, type Report } from "../../runtime/shop/reports";
 
@@ -37,6 +39,8 @@ export interface AppDeps {
   readonly jobs: TaskSender;
   readonly blacklist: Blacklist;
   readonly sessions: SessionStore<Account>;
+  /** Brute-force protection of POST /login. */
+  readonly loginGuard: LoginGuard;
   readonly health: HealthMonitor;
   readonly metrics: ServiceMetrics;
   readonly log: Logger;
@@ -52,6 +56,7 @@ class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -132,9 +137,18 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, root = "body"): T {
   throw new HttpError(400, "INVALID_INPUT", `${field}: ${issue.message}`, field);
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+/** A dependency that cannot answer now (PostgreSQL unreachable, Redis Cluster down or timing out): 503, not 500. */
+function isUnavailable(error: unknown): boolean {
+  if (isConnectionError(error)) return true;
+  const e = error as { name?: string; message?: string; previousErrors?: unknown[] };
+  // A MULTI aborted because a command in it met a down cluster (EXECABORT) carries those errors.
+  if (e?.previousErrors?.some(isUnavailable)) return true;
+  return /CLUSTERDOWN|TRYAGAIN|timed out|Connection is closed|ClusterAllFailedError|MaxRetriesPerRequest|Failed to refresh slots cache/.test(`${e?.name ?? ""} ${e?.message ?? ""}`);
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
 }
 
@@ -197,8 +211,16 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
 
   async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = parse(loginBody, await readJson(req));
+    // The peer's address: behind a proxy, that proxy's (forwarding headers can be forged by anyone).
+    const ip = req.socket.remoteAddress ?? "unknown";
+    const wait = await deps.loginGuard.retryAfterSeconds(body.email, ip);
+    if (wait !== undefined) throw new HttpError(429, "TOO_MANY_ATTEMPTS", `too many wrong passwords: try again in ${wait} s`, undefined, { "retry-after": String(wait) });
     const found = await authenticate(db, body.email, body.password);
-    if (!found) throw new HttpError(401, "INVALID_CREDENTIALS", "the e-mail or the password is wrong");
+    if (!found) {
+      await deps.loginGuard.failed(body.email, ip);
+      throw new HttpError(401, "INVALID_CREDENTIALS", "the e-mail or the password is wrong");
+    }
+    await deps.loginGuard.succeeded(body.email, ip);
     const session = await deps.sessions.create(found);
     log.info({ user: { id: String(found.userId) }, event: { action: "login" } }, "login");
     send(res, 200, { token: session.id, expiresAt: session.expiresAt, user: { id: found.userId, email: found.email, role: found.role } });
@@ -352,7 +374,9 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       (error: unknown) => {
         let status = 500;
         let body: { code: string; message: string; field?: string };
+        let headers: Record<string, string> = {};
         if (error instanceof HttpError) {
+          headers = error.headers;
           status = error.status;
           body = { code: error.code, message: error.message, ...(error.field ? { field: error.field } : {}) };
         } else if (error instanceof InvalidValueError || error instanceof OrderInputError) {
@@ -366,9 +390,15 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
         } else {
           reqLog.error({ err: error, http: { request: { method: req.method } }, url: { path: req.url?.split("?")[0] } }, "request failed");
           captureError(error, { tags: { route: req.url?.split("?")[0] ?? "" } });
-          body = { code: "INTERNAL", message: "internal error" };
+          if (isUnavailable(error)) {
+            status = 503;
+            headers = { "retry-after": "5" };
+            body = { code: "SERVICE_UNAVAILABLE", message: "a service this request needs is unavailable; try again shortly" };
+          } else {
+            body = { code: "INTERNAL", message: "internal error" };
+          }
         }
-        if (!res.headersSent) send(res, status, { error: body });
+        if (!res.headersSent) send(res, status, { error: body }, headers);
         accessLog(req, status, routeNames.get(req) ?? "(no route)", started, reqLog);
       },
     );

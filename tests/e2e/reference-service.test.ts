@@ -25,6 +25,7 @@ import { loadStackOutputs } from "../../runtime/outputs";
 import { connectRedisCluster } from "../../runtime/redis/client";
 import { SessionStore } from "../../runtime/redis/sessions";
 import { upsertAccount, type Account } from "../../runtime/shop/accounts";
+import { LoginGuard } from "../../runtime/shop/login-guard";
 import { mailDir } from "../../scripts/local-stack/smtp";
 import { profile, smtpOptions } from "../../scripts/local-stack/stack";
 import { createApp } from "../../scripts/service/app";
@@ -48,6 +49,7 @@ let userId = 0;
 const email = `e2e-${process.pid}@test.com`;
 const ADMIN = { email: `admin-${process.pid}@test.com`, password: "correct horse battery staple" };
 const CUSTOMER = { email: `customer-${process.pid}@test.com`, password: "another long passphrase" };
+const TARGET = { email: `target-${process.pid}@test.com`, password: "the target's real password" };
 
 async function call(method: string, route: string, body?: unknown, raw?: string, token?: string): Promise<{ status: number; json: any; ms: number; text: string; headers: Headers }> {
   const t = performance.now();
@@ -82,7 +84,9 @@ before(async () => {
   const metrics = new ServiceMetrics({ service: "e2e", db, blacklist, defaultMetrics: false });
   const log = createLogger({ service: "e2e", environment: "dev", destination: new Writable({ write: (c, _e, done) => (logLines.push(String(c)), done()) }) });
   const sessions = new SessionStore<Account>(redis, { ttlMs: SESSION_MS, keyPrefix: `e2e${process.pid}:sess:` });
-  server = createServer(createApp({ db, fds, jobs, blacklist, sessions, health, metrics, log, publicUrl: "http://shop.test" }));
+  // The production limits, on keys of this run.
+  const loginGuard = new LoginGuard(redis, { keyPrefix: `e2e${process.pid}:login` });
+  server = createServer(createApp({ db, fds, jobs, blacklist, sessions, loginGuard, health, metrics, log, publicUrl: "http://shop.test" }));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   userId = Number((await db.query("INSERT INTO users (email, password_hash, name) VALUES ($1, 'x', 'E2E Buyer') RETURNING id", [email])).rows[0].id);
@@ -90,6 +94,7 @@ before(async () => {
   await blacklist.add({ type: "ip", value: "203.0.113.250", reason: "e2e: botnet", source: "test" });
   await upsertAccount(db, { ...ADMIN, name: "E2E Admin", role: "admin" });
   await upsertAccount(db, { ...CUSTOMER, name: "E2E Customer", role: "customer" });
+  await upsertAccount(db, { ...TARGET, name: "E2E Target", role: "customer" });
 });
 
 after(async () => {
@@ -235,6 +240,16 @@ describe("reference service: user story scenarios", () => {
     assert.equal(wrong.json.error.code, "INVALID_CREDENTIALS");
     assert.ok(Math.min(wrong.ms, unknown.ms) * 4 > Math.max(wrong.ms, unknown.ms), `both run scrypt: ${wrong.ms.toFixed(1)} vs ${unknown.ms.toFixed(1)} ms`);
     assert.equal((await db.query("SELECT password_hash FROM users WHERE email = $1", [ADMIN.email], { fresh: true })).rows[0].password_hash.startsWith("scrypt$"), true);
+  });
+
+  it("login: after 5 wrong passwords for one account from one IP, even the right one is refused 429 with Retry-After; others are not", async () => {
+    for (let i = 1; i <= 5; i++) assert.equal((await call("POST", "/login", { ...TARGET, password: `guess number ${i}` })).status, 401, `guess ${i}`);
+    const locked = await call("POST", "/login", TARGET);
+    assert.deepEqual([locked.status, locked.json.error.code], [429, "TOO_MANY_ATTEMPTS"]);
+    const retryAfter = Number(locked.headers.get("retry-after"));
+    assert.ok(retryAfter > 800 && retryAfter <= 900, `Retry-After ${retryAfter} s (15 minutes)`);
+    assert.equal((await call("POST", "/login", CUSTOMER)).status, 200, "another account from the same IP still logs in");
+    assert.equal((await db.query("SELECT count(*)::int AS n FROM users WHERE email = $1 AND last_login_at IS NOT NULL", [TARGET.email], { fresh: true })).rows[0].n, 0, "the locked account was never logged into");
   });
 
   it("US3-1, US3-2: creating an order enqueues the confirmation e-mail without waiting for it; the SMTP sink has it within 5 s", async () => {

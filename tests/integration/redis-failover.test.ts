@@ -26,6 +26,7 @@ import { createLogger } from "../../runtime/observability/logger";
 import { ServiceMetrics } from "../../runtime/observability/metrics";
 import { SessionStore } from "../../runtime/redis/sessions";
 import { upsertAccount, type Account } from "../../runtime/shop/accounts";
+import { LoginGuard } from "../../runtime/shop/login-guard";
 import { createApp } from "../../scripts/service/app";
 import { createMigratedDatabase, sleep, until } from "../support/databases";
 
@@ -110,7 +111,7 @@ before(async () => {
   const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys, { velocityLimit: 1_000_000, velocityTimeoutMs: 300 });
   const log = createLogger({ service: "failover", environment: "dev", destination: new Writable({ write: (_c, _e, done) => done() }) });
   const jobs = { send: async () => ({ id: "unused" }) };
-  server = createServer(createApp({ db, fds, jobs, blacklist, sessions: new SessionStore<Account>(redis), health: new HealthMonitor([]), metrics: new ServiceMetrics({ service: "failover", db, defaultMetrics: false }), log }));
+  server = createServer(createApp({ db, fds, jobs, blacklist, sessions: new SessionStore<Account>(redis), loginGuard: new LoginGuard(redis, { keyPrefix: `failover${process.pid}` }), health: new HealthMonitor([]), metrics: new ServiceMetrics({ service: "failover", db, defaultMetrics: false }), log }));
   await new Promise<void>((r) => server!.listen(0, "127.0.0.1", () => r()));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   await upsertAccount(db, { email: "ops@failover.test", password: "a long enough password", name: "Ops", role: "admin" });
@@ -215,5 +216,11 @@ describe("Redis Cluster faults during blacklist checks", () => {
     assert.ok(whileDown.length > 0 && whileDown.every((x) => x.source === "postgres"), "while the cluster is down, PostgreSQL answers every check");
     assert.ok(blacklist.stats().fallbacks > 0);
     assert.match(blacklist.stats().lastFallback?.reason ?? "", /./);
+    // The service while the cluster is down: FDS still blocks (PostgreSQL), a login cannot make a session: 503, not 500.
+    const evaluation = await fetch(`${base}/fds/evaluate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ amount: 1000, ip: LISTED[0], email: "buyer@test.com" }) });
+    assert.deepEqual([evaluation.status, ((await evaluation.json()) as { decision: string }).decision], [200, "block"]);
+    const login = await fetch(`${base}/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "ops@failover.test", password: "a long enough password" }) });
+    const body = (await login.json()) as { error: { code: string } };
+    assert.deepEqual([login.status, body.error.code, login.headers.get("retry-after")], [503, "SERVICE_UNAVAILABLE", "5"]);
   });
 });
