@@ -43,7 +43,7 @@ export class SessionStore<T = Record<string, unknown>> {
   async create(data: T): Promise<Session<T>> {
     const id = randomBytes(32).toString("base64url");
     // NX: a collision of 256 random bits will not happen, but if it did it must not hijack a session.
-    const ok = await withTimeout(this.redis.set(this.prefix + id, JSON.stringify(data), "PX", this.ttlMs, "NX"), this.timeoutMs, "session create");
+    const ok = await this.bounded(this.redis.set(this.prefix + id, JSON.stringify(data), "PX", this.ttlMs, "NX"), "create");
     if (ok !== "OK") throw new Error("session id collision; try again");
     return { id, data, expiresAt: new Date(Date.now() + this.ttlMs) };
   }
@@ -51,19 +51,23 @@ export class SessionStore<T = Record<string, unknown>> {
   /** The session's data, or undefined when it expired, was destroyed, or the id is malformed. */
   async get(id: string): Promise<T | undefined> {
     if (!SESSION_ID.test(id)) return undefined;
-    const json = await withTimeout(this.redis.get(this.prefix + id), this.timeoutMs, "session read");
+    const json = await this.bounded(this.redis.get(this.prefix + id), "read");
     return json === null ? undefined : (JSON.parse(json) as T);
   }
 
   /** Extends a live session by the full TTL from now (sliding expiry); false if it no longer exists. */
   async touch(id: string): Promise<boolean> {
     if (!SESSION_ID.test(id)) return false;
-    return (await withTimeout(this.redis.pexpire(this.prefix + id, this.ttlMs), this.timeoutMs, "session touch")) === 1;
+    return (await this.bounded(this.redis.pexpire(this.prefix + id, this.ttlMs), "touch")) === 1;
   }
 
   /** Ends a session (logout); false if there was none. */
   async destroy(id: string): Promise<boolean> {
     if (!SESSION_ID.test(id)) return false;
-    return (await withTimeout(this.redis.del(this.prefix + id), this.timeoutMs, "session destroy")) === 1;
+    return (await this.bounded(this.redis.del(this.prefix + id), "destroy")) === 1;
+  }
+
+  private bounded<R>(command: Promise<R>, what: string): Promise<R> {
+    return withTimeout(command, this.timeoutMs, `session ${what}`);
   }
 }

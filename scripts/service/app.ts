@@ -22,7 +22,7 @@ import { z } from "zod";
 import { isConnectionError, type Database } from "../../runtime/db/router";
 import { Blacklist, BlacklistEntryNotFoundError, BlacklistInputError, type BlacklistEntry } from "../../runtime/fds/blacklist";
 import { BLACKLIST_TYPES, InvalidValueError } from "../../runtime/fds/canonical";
-import type { FraudDetector } from "../../runtime/fds/evaluate";
+import type { Evaluation, FraudDetector, Transaction } from "../../runtime/fds/evaluate";
 import type { HealthMonitor } from "../../runtime/health/health";
 import type { ServiceMetrics } from "../../runtime/observability/metrics";
 import { withTraceContext } from "../../runtime/observability/logger";
@@ -161,6 +161,14 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   /** The FDS decision a request led to, for its access log line (Kibana's FDS block rate). */
   const decisions = new WeakMap<IncomingMessage, string>();
 
+  /** The FDS decision, counted in the metrics and kept for the request's access log line. */
+  async function evaluate(req: IncomingMessage, transaction: Transaction): Promise<Evaluation> {
+    const evaluation = await fds.evaluate(transaction);
+    metrics.observeEvaluation(evaluation);
+    decisions.set(req, evaluation.decision);
+    return evaluation;
+  }
+
   async function createOrder(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = parse(orderBody, await readJson(req));
     const ids = body.items.map((i) => i.productId);
@@ -169,9 +177,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     const missing = body.items.findIndex((i) => !price.has(i.productId));
     if (missing >= 0) throw new HttpError(422, "UNKNOWN_PRODUCT", `items.${missing}.productId: product ${body.items[missing]!.productId} does not exist`, `items.${missing}.productId`);
     const amount = body.items.reduce((n, i) => n + price.get(i.productId)! * i.quantity, 0);
-    const evaluation = await fds.evaluate({ userId: body.userId, amount, ip: body.ip, email: body.email, ...(body.card ? { card: body.card } : {}) });
-    metrics.observeEvaluation(evaluation);
-    decisions.set(req, evaluation.decision);
+    const evaluation = await evaluate(req, { userId: body.userId, amount, ip: body.ip, email: body.email, ...(body.card ? { card: body.card } : {}) });
     const record = (orderId: number | null) =>
       db.query(
         "INSERT INTO fds_transactions (order_id, user_id, amount, ip_address, email, risk_score, risk_level, decision, evaluation_ms) VALUES ($1, $2, $3, $4::inet, $5, $6, $7, $8, $9)",
@@ -320,9 +326,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     if (req.method === "POST" && path === "/fds/evaluate") {
       return on("/fds/evaluate", async () => {
         const body = parse(evaluateBody, await readJson(req));
-        const e = await fds.evaluate(body);
-        metrics.observeEvaluation(e);
-        decisions.set(req, e.decision);
+        const e = await evaluate(req, body);
         send(res, 200, { score: e.score, level: e.level, decision: e.decision, factors: e.factors, elapsedMs: e.elapsedMs });
       });
     }
