@@ -181,8 +181,8 @@ const HEALTH_REQUESTS = Number(process.env.BENCH_HEALTH_REQUESTS ?? 5000);
 /** /health answered from cached results, under load, beside a bare handler on the same server setup. */
 async function healthBench(outputs: Awaited<ReturnType<typeof startStack>>["outputs"], db: Database): Promise<void> {
   const redis = connectRedisCluster(outputs.redis);
-  const rabbit = rabbitMqCheck(outputs.rabbitmq.url);
-  const monitor = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), rabbit, diskCheck("/")]).start();
+  const producer = await TaskProducer.connect(outputs.rabbitmq.url);
+  const monitor = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), rabbitMqCheck(producer), diskCheck("/")]).start();
   const serve = async (handler: RequestListener) => {
     const server = createServer(handler);
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
@@ -216,7 +216,7 @@ async function healthBench(outputs: Awaited<ReturnType<typeof startStack>>["outp
     bare.server.close();
     health.server.close();
     redis.disconnect();
-    await rabbit.close();
+    await producer.close();
   }
 }
 

@@ -48,9 +48,9 @@ async function main(): Promise<void> {
   const redis = connectRedisCluster(outputs.redis);
   const blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys });
   const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys);
-  const jobs = await TaskProducer.connect(outputs.rabbitmq.url);
-  const broker = rabbitMqCheck(outputs.rabbitmq.url);
-  const health = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), broker, diskCheck("/")]).start();
+  // Reconnects by itself after any broker loss; /health reports this very connection.
+  const jobs = await TaskProducer.connect(outputs.rabbitmq.url, { log: (line) => log.warn(`task producer: ${line}`) });
+  const health = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), rabbitMqCheck(jobs), diskCheck("/")]).start();
   const metrics = new ServiceMetrics({ service: "shopfds-service", db, blacklist });
   const sessions = new SessionStore<Account>(redis);
   const publicUrl = process.env.SHOPFDS_PUBLIC_URL ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000).unref();
     server.close(async () => {
       health.stop();
-      await Promise.allSettled([jobs.close(), broker.close(), db.close(), flushSentry()]);
+      await Promise.allSettled([jobs.close(), db.close(), flushSentry()]);
       redis.disconnect();
       clearTimeout(force);
       process.exit(0);

@@ -30,8 +30,8 @@ async function main(): Promise<void> {
   const outputs = await loadStackOutputs();
   if (!outputs.smtp) throw new Error("the stack outputs have no smtp settings: the e-mail tasks need an SMTP server");
   const db = await Database.connect(outputs.postgres);
-  const producer = await TaskProducer.connect(outputs.rabbitmq.url);
   const log = (line: string) => console.log(`[worker] ${line}`);
+  const producer = await TaskProducer.connect(outputs.rabbitmq.url, { log });
   const metrics = new ServiceMetrics({ service: "worker", db });
   const worker = new Worker({
     onTaskDone: (task, outcome, seconds) => metrics.observeJob(task, outcome, seconds),
@@ -54,7 +54,12 @@ async function main(): Promise<void> {
   });
   // /metrics for Prometheus (job counts, the router's reads, waiting tasks) and a liveness answer.
   const metricsHandler = metrics.handler();
-  const server = createServer((req, res) => (req.url === "/metrics" ? metricsHandler(req, res) : res.writeHead(req.url === "/health/live" ? 200 : 404).end()));
+  // Live while it consumes: a worker whose broker connection is down (reconnecting) answers 503.
+  const server = createServer((req, res) => {
+    if (req.url === "/metrics") return metricsHandler(req, res);
+    if (req.url !== "/health/live") return res.writeHead(404).end();
+    res.writeHead(worker.consuming ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify({ status: worker.consuming ? "pass" : "fail" }));
+  });
   server.listen(metricsPort, process.env.SHOPFDS_METRICS_HOST ?? "0.0.0.0");
   await worker.start();
   const shutdown = () =>

@@ -3,7 +3,6 @@
  * (not critical: reads fall back to the primary), the Redis Cluster state, RabbitMQ, and disk use.
  */
 import { statfs } from "node:fs/promises";
-import amqp, { type ChannelModel } from "amqplib";
 import type { Cluster } from "ioredis";
 import type { Database } from "../db/router";
 import type { HealthCheck } from "./health";
@@ -48,33 +47,26 @@ export function redisClusterCheck(redis: Cluster): HealthCheck {
   };
 }
 
-/** Keeps one connection to the broker and checks that the task queue is there. */
-export function rabbitMqCheck(url: string, queue = "celery"): HealthCheck & { close(): Promise<void> } {
-  let connection: Promise<ChannelModel> | undefined;
-  const connect = () => {
-    connection ??= amqp.connect(url, { timeout: 2000 }).then((c) => {
-      c.on("error", () => undefined);
-      c.on("close", () => (connection = undefined));
-      return c;
-    });
-    connection.catch(() => (connection = undefined));
-    return connection;
-  };
+/** What the RabbitMQ check reads: the connection this process really uses (TaskProducer and Worker fit). */
+export interface BrokerConnectionState {
+  readonly connected: boolean;
+  /** Messages waiting in `queue`, read over that same connection. */
+  queueDepth?(queue: string): Promise<number>;
+}
+
+/**
+ * The broker as this process uses it: fails while the connection it publishes (or consumes) on is down
+ * and reconnecting, even if another connection could reach the broker; otherwise reports the task
+ * queue's depth, read over that same connection.
+ */
+export function rabbitMqCheck(connection: BrokerConnectionState, queue = "celery", name = "rabbitmq:queue"): HealthCheck {
   return {
-    name: "rabbitmq:queue",
+    name,
     componentType: "component",
     run: async () => {
-      const channel = await (await connect()).createChannel();
-      try {
-        const q = await channel.checkQueue(queue);
-        return { observedValue: q.messageCount, observedUnit: "messages waiting" };
-      } finally {
-        await channel.close().catch(() => undefined);
-      }
-    },
-    close: async () => {
-      const c = await connection?.catch(() => undefined);
-      await c?.close().catch(() => undefined);
+      if (!connection.connected) return { status: "fail", output: "the broker connection this process uses is down (reconnecting with back-off)" };
+      if (!connection.queueDepth) return { observedValue: "connected" };
+      return { observedValue: await connection.queueDepth(queue), observedUnit: "messages waiting" };
     },
   };
 }

@@ -7,10 +7,13 @@
  *   Python caller's `AsyncResult.get()` does.
  */
 import { randomUUID } from "node:crypto";
-import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { TASK_QUEUE } from "../../components/rabbitmq/render";
+import { typedTable } from "./amqp-table";
+import { BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { BuildOptions, buildTaskMessage, encodeTaskMessage } from "./protocol";
 
+export { BrokerUnavailableError } from "./broker-link";
 export interface SendOptions extends Omit<BuildOptions, "replyTo" | "origin" | "now"> {
   /** Queue to route to (through the default exchange). @default "celery" */
   readonly queue?: string;
@@ -39,58 +42,173 @@ interface Waiter {
   reject: (error: Error) => void;
 }
 
+interface Deferred {
+  readonly name: string;
+  readonly args: readonly unknown[];
+  readonly kwargs: Readonly<Record<string, unknown>>;
+  readonly options: SendOptions;
+}
+
+export interface ProducerOptions {
+  /** Told of connection loss and recovery, and of deferred sends. */
+  readonly log?: (line: string) => void;
+  /** Longest wait between reconnect attempts. @default 5000 */
+  readonly maxReconnectDelayMs?: number;
+}
+
 export class TaskProducer {
   private readonly replyQueue = randomUUID();
-  private replyConsumer?: Promise<void>;
   private readonly waiting = new Map<string, Waiter>();
   private readonly early = new Map<string, { status: string; result: unknown; traceback: string | null }>();
   private readonly returned = new Map<string, (error: Error) => void>();
+  /** Sends that could not be made (broker away); made again, in order, once it is back. */
+  private readonly deferred = new Map<string, Deferred>();
+  private channel?: ConfirmChannel;
+  private link?: BrokerLink;
+  private flushing?: Promise<void>;
 
-  private constructor(
-    private readonly connection: ChannelModel,
-    private readonly channel: ConfirmChannel,
-  ) {
+  private constructor(private readonly o: ProducerOptions) {}
+
+  /**
+   * Connects (the first attempt must succeed) and keeps reconnecting with back-off after any loss,
+   * re-creating its channel and reply queue, then re-sending what `sendOrDefer` kept.
+   */
+  static async connect(url: string, options: ProducerOptions = {}): Promise<TaskProducer> {
+    const producer = new TaskProducer(options);
+    producer.link = await BrokerLink.open({
+      url,
+      name: "shopfds-producer",
+      log: options.log,
+      maxReconnectDelayMs: options.maxReconnectDelayMs,
+      setup: (connection) => producer.setup(connection),
+      onDown: () => (producer.channel = undefined),
+      onUp: () => void producer.flushDeferred(),
+    });
+    return producer;
+  }
+
+  private async setup(connection: ChannelModel): Promise<void> {
+    const channel = await connection.createConfirmChannel();
+    channel.on("error", (e: Error) => this.o.log?.(`producer channel error: ${e.message}`));
+    channel.on("close", () => {
+      if (this.channel === channel) {
+        this.channel = undefined;
+        this.link?.reset("the producer channel closed", this.o.log);
+      }
+    });
     channel.on("return", (msg: ConsumeMessage) => {
       const id = msg.properties.correlationId as string;
       this.returned.get(id)?.(new Error(`task ${id}: no queue named "${msg.fields.routingKey}" took the message (is the broker's definition loaded?)`));
     });
-    channel.on("error", () => undefined);
-    connection.on("error", () => undefined);
-  }
-
-  static async connect(url: string): Promise<TaskProducer> {
-    const connection = await amqp.connect(url, { clientProperties: { connection_name: "shopfds-producer" } });
-    const channel = await connection.createConfirmChannel();
-    const producer = new TaskProducer(connection, channel);
     // The reply queue must exist before the first task is sent, or a fast result would be lost.
-    await producer.consumeReplies();
-    return producer;
+    // As Celery's rpc backend declares it: non-durable, auto-delete, expiring after a day unused.
+    await channel.assertQueue(this.replyQueue, { durable: false, autoDelete: true, arguments: { "x-expires": 86_400_000 } });
+    await channel.consume(this.replyQueue, (msg) => msg && this.onReply(msg), { noAck: true });
+    this.channel = channel;
   }
 
-  /** Publishes a task and resolves once the broker has confirmed it into a queue. */
+  /** Connected to the broker now: a send can be tried (a request answers 503 before writing anything otherwise). */
+  get connected(): boolean {
+    return this.channel !== undefined;
+  }
+
+  /** This producer with every send routed to `queue` (a service or test with a queue of its own). */
+  forQueue(queue: string): { readonly connected: boolean; send: TaskProducer["send"]; sendOrDefer: TaskProducer["sendOrDefer"] } {
+    const producer = this;
+    return {
+      get connected() {
+        return producer.connected;
+      },
+      send: (name, args, kwargs, options = {}) => producer.send(name, args, kwargs, { ...options, queue }),
+      sendOrDefer: (name, args, kwargs, options) => producer.sendOrDefer(name, args, kwargs, { ...options, queue }),
+    };
+  }
+
+  /** Messages waiting in `queue`, read over this producer's own connection (for health checks). */
+  async queueDepth(queue: string): Promise<number> {
+    const channel = await this.link!.connection().createChannel();
+    channel.on("error", () => undefined);
+    try {
+      return (await channel.checkQueue(queue)).messageCount;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
+  /** Sends kept for the broker's return. */
+  get pendingDeferred(): number {
+    return this.deferred.size;
+  }
+
+  /**
+   * Publishes a task and resolves once the broker has confirmed it into a queue. While the broker is
+   * away it fails at once with BrokerUnavailableError (never waits for the reconnect).
+   */
   async send(name: string, args: readonly unknown[] = [], kwargs: Readonly<Record<string, unknown>> = {}, options: SendOptions = {}): Promise<SentTask> {
     const message = buildTaskMessage(name, args, kwargs, { ...options, replyTo: this.replyQueue });
     const { body, options: publishOptions } = encodeTaskMessage(message);
     const id = message.headers.id;
+    const channel = this.channel;
+    if (!channel) throw new BrokerUnavailableError(`task ${id} (${name}) not sent: RabbitMQ is not reachable now (reconnecting)`);
     await new Promise<void>((resolve, reject) => {
       let failed = false;
       this.returned.set(id, (error) => {
         failed = true;
         reject(error);
       });
-      this.channel.publish("", options.queue ?? TASK_QUEUE, body, { ...publishOptions, mandatory: true }, (error) => {
+      try {
+        channel.publish("", options.queue ?? TASK_QUEUE, body, { ...publishOptions, headers: typedTable(publishOptions.headers as Record<string, unknown>), mandatory: true }, (error) => {
+          this.returned.delete(id);
+          if (failed) return;
+          if (error) reject(new BrokerUnavailableError(`task ${id}: the broker did not confirm it: ${error}`, { cause: error }));
+          else resolve();
+        });
+      } catch (error) {
         this.returned.delete(id);
-        if (failed) return;
-        if (error) reject(new Error(`task ${id}: the broker refused it: ${error}`));
-        else resolve();
-      });
+        reject(new BrokerUnavailableError(`task ${id} not sent: ${(error as Error).message}`, { cause: error }));
+      }
     });
     return { id, result: (timeoutMs = 30_000) => this.result(id, timeoutMs) };
   }
 
+  /**
+   * For work already committed (an outbox row written): sends now, or, when the broker cannot take it,
+   * keeps it and sends it (same id) as soon as the connection is back. Resolves `deferred: true` then.
+   * Needs `options.id` so a re-send is recognisable; a send the broker refused (no queue) still throws.
+   */
+  async sendOrDefer(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: SendOptions & { id: string }): Promise<{ id: string; deferred: boolean }> {
+    try {
+      await this.send(name, args, kwargs, options);
+      return { id: options.id, deferred: false };
+    } catch (error) {
+      if (!(error instanceof BrokerUnavailableError)) throw error;
+      this.deferred.set(options.id, { name, args, kwargs, options });
+      this.o.log?.(`task ${options.id} (${name}) kept for the broker's return: ${error.message}`);
+      if (this.connected) void this.flushDeferred();
+      return { id: options.id, deferred: true };
+    }
+  }
+
+  /** Re-sends what was deferred, oldest first; stops at the first failure (the next reconnect resumes). */
+  private flushDeferred(): Promise<void> {
+    this.flushing ??= (async () => {
+      try {
+        for (const [id, d] of this.deferred) {
+          await this.send(d.name, d.args, d.kwargs, d.options);
+          this.deferred.delete(id);
+          this.o.log?.(`deferred task ${id} (${d.name}) sent`);
+        }
+      } catch (error) {
+        this.o.log?.(`deferred tasks wait for the next reconnect: ${(error as Error).message}`);
+      } finally {
+        this.flushing = undefined;
+      }
+    })();
+    return this.flushing;
+  }
+
   /** Waits for a task's final result (SUCCESS or FAILURE; RETRY only updates the state). */
   async result(id: string, timeoutMs = 30_000): Promise<unknown> {
-    await this.consumeReplies();
     const ready = this.early.get(id);
     if (ready) {
       this.early.delete(id);
@@ -110,7 +228,9 @@ export class TaskProducer {
 
   async close(): Promise<void> {
     for (const [, w] of this.waiting) w.reject(new Error("producer closed"));
-    await this.connection.close().catch(() => undefined);
+    if (this.deferred.size > 0) this.o.log?.(`closing with ${this.deferred.size} deferred task(s) unsent: their outbox rows stay pending for the stale-task check`);
+    this.channel = undefined;
+    await this.link?.close();
   }
 
   private settle(id: string, reply: { status: string; result: unknown; traceback: string | null }): unknown {
@@ -120,37 +240,25 @@ export class TaskProducer {
     throw new TaskFailedError(id, r.exc_type ?? reply.status, message, reply.traceback);
   }
 
-  private consumeReplies(): Promise<void> {
-    this.replyConsumer ??= (async () => {
-      // As Celery's rpc backend declares it: non-durable, auto-delete, expiring after a day unused.
-      await this.channel.assertQueue(this.replyQueue, { durable: false, autoDelete: true, arguments: { "x-expires": 86_400_000 } });
-      await this.channel.consume(
-        this.replyQueue,
-        (msg) => {
-          if (!msg) return;
-          let reply: { task_id?: string; status: string; result: unknown; traceback: string | null };
-          try {
-            reply = JSON.parse(msg.content.toString("utf8"));
-          } catch {
-            return;
-          }
-          const id = (msg.properties.correlationId as string | undefined) ?? reply.task_id;
-          if (!id || !["SUCCESS", "FAILURE", "REVOKED"].includes(reply.status)) return;
-          const waiter = this.waiting.get(id);
-          if (!waiter) {
-            this.early.set(id, reply);
-            return;
-          }
-          this.waiting.delete(id);
-          try {
-            waiter.resolve(this.settle(id, reply));
-          } catch (error) {
-            waiter.reject(error as Error);
-          }
-        },
-        { noAck: true },
-      );
-    })();
-    return this.replyConsumer;
+  private onReply(msg: ConsumeMessage): void {
+    let reply: { task_id?: string; status: string; result: unknown; traceback: string | null };
+    try {
+      reply = JSON.parse(msg.content.toString("utf8"));
+    } catch {
+      return;
+    }
+    const id = (msg.properties.correlationId as string | undefined) ?? reply.task_id;
+    if (!id || !["SUCCESS", "FAILURE", "REVOKED"].includes(reply.status)) return;
+    const waiter = this.waiting.get(id);
+    if (!waiter) {
+      this.early.set(id, reply);
+      return;
+    }
+    this.waiting.delete(id);
+    try {
+      waiter.resolve(this.settle(id, reply));
+    } catch (error) {
+      waiter.reject(error as Error);
+    }
   }
 }

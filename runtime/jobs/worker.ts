@@ -5,21 +5,34 @@
  *
  * - Nothing lost: a task is acknowledged only after it finished and its follow-up (result, retry,
  *   dead letter) is confirmed by the broker. A worker that dies mid-task leaves it to be redelivered.
+ * - Recovery: any connection or channel loss (broker restart, network cut, a channel error) drops the
+ *   connection and reconnects with back-off (BrokerLink); the queues, the pidbox and the consumers are
+ *   declared again and consumption resumes. Work that was in flight is not acknowledged on the new
+ *   channel (its delivery died with the old one): the broker redelivers it. `consuming` is false
+ *   meanwhile, and so is the liveness signal (`onHeartbeat`).
  * - Retries: a failing task is re-sent with `retries + 1` and an eta (exponential back-off), up to
  *   `maxRetries` (3: four attempts in all); then it goes to the dead-letter queue with its reason.
  * - Poison: malformed messages and unknown task names go to the dead-letter queue with the reason; the
  *   worker keeps running. A task redelivered more than `maxRedeliveries` times (its worker was lost
  *   each time) is dead-lettered instead of killing worker after worker.
- * - Events on `celeryev` (worker-online/-heartbeat/-offline, task-received/-started/-succeeded/
- *   -failed/-retried/-rejected) and answers on the pidbox (ping, stats, active, reserved, scheduled,
- *   revoked, registered, active_queues, conf, clock, hello, enable_events, heartbeat).
+ * - eta/countdown: held unacknowledged until due, with the prefetch raised by one each (as Celery does).
+ *   An eta further than `holdHorizonMs` away is re-published (same message, same id) every horizon, so
+ *   no delivery stays unacknowledged past RabbitMQ's consumer_timeout and no timer overflows; `expires`
+ *   and revocation are checked again when the eta comes.
+ * - Events on `celeryev` and answers on the pidbox (see remote-control.ts); every header written is
+ *   typed for py-amqp (amqp-table.ts).
  * - Graceful stop: stops taking tasks, lets running ones finish for `shutdownTimeoutMs`, then returns
  *   the rest to the queue, and says worker-offline.
  */
 import { hostname as osHostname, loadavg } from "node:os";
-import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, TASK_QUEUE, TASK_QUEUE_ARGUMENTS } from "../../components/rabbitmq/render";
+import { typedTable } from "./amqp-table";
+import { BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { exceptionInfo, isoWithOffset, MalformedTaskError, parseTaskMessage, parseTime, pyRepr, resultBody, TaskMessage, utcoffset } from "./protocol";
+import { parseRateLimit } from "./rate-limit";
+import { controlReply, NO_REPLY, type ControlTarget } from "./remote-control";
+import { RevokedIds } from "./revoked";
 
 export interface TaskContext {
   readonly id: string;
@@ -37,8 +50,10 @@ export interface WorkerOptions {
   readonly hostname?: string;
   /** @default "celery" */
   readonly queue?: string;
-  /** Tasks run at once; also the prefetch. @default 4 (FR-015) */
+  /** Tasks run at once. @default 4 (FR-015) */
   readonly concurrency?: number;
+  /** Tasks taken from the broker ahead of a free slot, per slot (Celery's worker_prefetch_multiplier). @default 4 */
+  readonly prefetchMultiplier?: number;
   /** Retries after the first attempt. @default 3 (FR-021) */
   readonly maxRetries?: number;
   /** Delay before retry `n` (1, 2, 3…), in ms. @default 1000 × 2^(n-1) */
@@ -49,66 +64,97 @@ export interface WorkerOptions {
   readonly heartbeatSeconds?: number;
   /** @default 30000 */
   readonly shutdownTimeoutMs?: number;
+  /** An eta further away than this is re-published each horizon instead of held (RabbitMQ's consumer_timeout is 1 h). @default 20 minutes */
+  readonly holdHorizonMs?: number;
+  /** Longest wait between reconnect attempts. @default 5000 */
+  readonly maxReconnectDelayMs?: number;
   /** @default no output */
   readonly log?: (line: string) => void;
-  /** Called at each heartbeat (every `heartbeatSeconds`, while connected): a liveness signal. */
+  /** Called at each heartbeat while the worker consumes (not while reconnecting): a liveness signal. */
   readonly onHeartbeat?: () => void;
   /** Called when a task run ends, for metrics (ServiceMetrics.observeJob fits). */
   readonly onTaskDone?: (task: string, outcome: TaskOutcome, seconds?: number) => void;
 }
 
-export type TaskOutcome = "succeeded" | "failed" | "retried" | "dead_lettered";
+export type TaskOutcome = "succeeded" | "failed" | "retried" | "dead_lettered" | "revoked";
 
 const REDELIVERIES = "x-shopfds-redeliveries";
-const SOFTWARE = { sw_ident: "shopfds-ts-celery", sw_ver: "1.0.0", sw_sys: "Linux" };
+const SOFTWARE = { sw_ident: "shopfds-ts-celery", sw_ver: "1.1.0", sw_sys: "Linux" };
 
-interface Running {
-  id: string;
-  name: string;
-  args: unknown[];
-  kwargs: Record<string, unknown>;
-  started: number;
-  delivery: ConsumeMessage;
+/** A delivery and the channel it came on: it can be acknowledged only there. */
+interface Delivery {
+  readonly message: ConsumeMessage;
+  readonly channel: ConfirmChannel;
 }
 
-export class Worker {
+export interface TaskRequest {
+  readonly id: string;
+  readonly name: string;
+  readonly task: TaskMessage;
+  readonly delivery: Delivery;
+  started?: number;
+}
+
+class TimeLimitExceeded extends Error {
+  constructor(seconds: number) {
+    super(`TimeLimitExceeded(${seconds},)`);
+    this.name = "TimeLimitExceeded";
+  }
+}
+
+export class Worker implements ControlTarget {
   readonly hostname: string;
-  private readonly o: Required<Omit<WorkerOptions, "hostname" | "log" | "onHeartbeat" | "onTaskDone">> & {
+  private readonly o: Required<Omit<WorkerOptions, "hostname" | "log" | "onHeartbeat" | "onTaskDone" | "concurrency">> & {
     log: (line: string) => void;
     onHeartbeat?: () => void;
     onTaskDone: (task: string, outcome: TaskOutcome, seconds?: number) => void;
   };
-  private readonly tasks = new Map<string, TaskHandler>();
-  private connection?: ChannelModel;
+  readonly tasks = new Map<string, TaskHandler>();
+  /** Queues consumed (add_consumer/cancel_consumer change it; kept across reconnects). */
+  readonly queues: string[];
+  concurrency: number;
+  readonly running = new Map<string, TaskRequest>();
+  /** Received and due, waiting for a free slot (Celery's "reserved"). */
+  readonly reserved: TaskRequest[] = [];
+  readonly held = new Map<string, TaskRequest & { timer: NodeJS.Timeout }>();
+  readonly revoked = new RevokedIds();
+  readonly totals: Record<string, number> = {};
+  /** Per task: minimum ms between starts (rate_limit), and [hard, soft] seconds (time_limit). */
+  readonly rateLimits = new Map<string, { gapMs: number; next: number }>();
+  readonly timeLimits = new Map<string, [number | null, number | null]>();
+  processed = 0;
+  clock = 0;
+  startedAt = 0;
+  private link?: BrokerLink;
   private channel?: ConfirmChannel;
   private events?: ConfirmChannel;
-  private consumerTag?: string;
-  private readonly running = new Map<string, Running>();
-  private readonly held = new Map<string, { message: TaskMessage; delivery: ConsumeMessage; timer: NodeJS.Timeout }>();
-  private readonly totals: Record<string, number> = {};
-  private processed = 0;
-  private clock = 0;
-  private startedAt = 0;
+  private readonly consumerTags = new Map<string, string>();
   private heartbeat?: NodeJS.Timeout;
+  private pumpTimer?: NodeJS.Timeout;
   private stopping?: Promise<void>;
   private idle?: () => void;
 
   constructor(options: WorkerOptions) {
     this.hostname = options.hostname ?? `ts-worker-${process.pid}@${osHostname()}`;
+    this.concurrency = options.concurrency ?? 4;
     this.o = {
       url: options.url,
       queue: options.queue ?? TASK_QUEUE,
-      concurrency: options.concurrency ?? 4,
+      prefetchMultiplier: options.prefetchMultiplier ?? 4,
       maxRetries: options.maxRetries ?? 3,
       retryDelayMs: options.retryDelayMs ?? ((n) => 1000 * 2 ** (n - 1)),
       maxRedeliveries: options.maxRedeliveries ?? 3,
       heartbeatSeconds: options.heartbeatSeconds ?? 2,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 30_000,
+      holdHorizonMs: options.holdHorizonMs ?? 20 * 60_000,
+      maxReconnectDelayMs: options.maxReconnectDelayMs ?? 5000,
       log: options.log ?? (() => undefined),
       onHeartbeat: options.onHeartbeat,
       onTaskDone: options.onTaskDone ?? (() => undefined),
     };
-    if (!Number.isInteger(this.o.concurrency) || this.o.concurrency < 1) throw new RangeError(`concurrency: must be a positive integer (got ${options.concurrency})`);
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency: must be a positive integer (got ${options.concurrency})`);
+    if (!Number.isInteger(this.o.prefetchMultiplier) || this.o.prefetchMultiplier < 1) throw new RangeError(`prefetchMultiplier: must be a positive integer (got ${options.prefetchMultiplier})`);
+    this.queues = [this.o.queue];
   }
 
   /** Registers a task by its Celery name (e.g. `shopfds.send_order_email`). */
@@ -122,63 +168,127 @@ export class Worker {
     return this.running.size;
   }
 
+  /** Connected, set up and consuming its queues now (false while reconnecting or stopping). */
+  get consuming(): boolean {
+    return this.channel !== undefined && this.consumerTags.size > 0 && !this.stopping;
+  }
+
+  get brokerUrl(): string {
+    return this.o.url;
+  }
+
+  get defaultQueue(): string {
+    return this.o.queue;
+  }
+
+  get prefetchMultiplier(): number {
+    return this.o.prefetchMultiplier;
+  }
+
   async start(): Promise<void> {
-    this.connection = await amqp.connect(this.o.url, { clientProperties: { connection_name: this.hostname } });
-    this.connection.on("error", (e) => this.o.log(`connection error: ${e.message}`));
-    const channel = await this.connection.createConfirmChannel();
-    const events = await this.connection.createConfirmChannel();
-    channel.on("error", (e) => this.o.log(`channel error: ${e.message}`));
-    events.on("error", (e) => this.o.log(`events channel error: ${e.message}`));
-    this.channel = channel;
-    this.events = events;
     this.startedAt = Date.now();
-    // The same declarations Celery makes, so neither side trips over the other's (406 otherwise).
-    await channel.assertQueue(this.o.queue, { durable: true, arguments: this.o.queue === TASK_QUEUE ? { ...TASK_QUEUE_ARGUMENTS } : {} });
-    await events.assertExchange("celeryev", "topic", { durable: true });
-    await this.startPidbox();
-    // Global QoS, as Celery sets it, so the prefetch can grow while tasks wait for their eta.
-    await channel.prefetch(this.o.concurrency, true);
-    this.consumerTag = (await channel.consume(this.o.queue, (m) => m && void this.onDelivery(m), { noAck: false })).consumerTag;
-    this.emit("worker-online", this.workerFields());
+    this.link = await BrokerLink.open({
+      url: this.o.url,
+      name: this.hostname,
+      log: this.o.log,
+      maxReconnectDelayMs: this.o.maxReconnectDelayMs,
+      setup: (connection) =>
+        this.setup(connection).catch((error: unknown) => {
+          this.lost(); // a half-made setup: recovery closes this connection and tries again
+          throw error;
+        }),
+      onDown: () => this.lost(),
+    });
     this.heartbeat = setInterval(() => {
+      if (!this.consuming) return;
       this.emit("worker-heartbeat", this.workerFields());
       this.o.onHeartbeat?.();
     }, this.o.heartbeatSeconds * 1000);
     this.heartbeat.unref();
-    this.o.log(`${this.hostname} consuming ${this.o.queue} (concurrency ${this.o.concurrency}; tasks: ${[...this.tasks.keys()].join(", ")})`);
+    this.o.log(`${this.hostname} consuming ${this.queues.join(", ")} (concurrency ${this.concurrency}; tasks: ${[...this.tasks.keys()].join(", ")})`);
+  }
+
+  /** Channels, declarations and consumers on a new connection (also after every reconnect). */
+  private async setup(connection: ChannelModel): Promise<void> {
+    const channel = await connection.createConfirmChannel();
+    const events = await connection.createConfirmChannel();
+    for (const [c, what] of [[channel, "task"], [events, "events"]] as const) {
+      c.on("error", (e: Error) => this.o.log(`${what} channel error: ${e.message}`));
+      // A channel lost on a live connection (an error, a consumer cancelled by the broker): rebuild all.
+      c.on("close", () => {
+        if (this.channel === channel) this.link?.reset(`the ${what} channel closed`, this.o.log);
+      });
+    }
+    channel.on("cancel", () => this.link?.reset("the broker cancelled a consumer", this.o.log));
+    // The same declarations Celery makes, so neither side trips over the other's (406 otherwise).
+    for (const q of this.queues) await channel.assertQueue(q, { durable: true, arguments: this.queueArguments(q) });
+    await events.assertExchange("celeryev", "topic", { durable: true });
+    await this.startPidbox(channel);
+    // Global QoS, as Celery sets it, so the prefetch can grow while tasks wait for their eta.
+    await channel.prefetch(this.prefetch(), true);
+    // Deliveries can arrive as soon as a consumer exists: the channel must be the current one by then.
+    this.channel = channel;
+    this.events = events;
+    this.consumerTags.clear();
+    for (const q of this.queues) this.consumerTags.set(q, (await channel.consume(q, (m) => m && this.receive(m, channel), { noAck: false })).consumerTag);
+    this.emit("worker-online", this.workerFields());
+  }
+
+  /** The connection is gone: what was held or reserved died with its channel (the broker requeues it). */
+  private lost(): void {
+    this.channel = undefined;
+    this.events = undefined;
+    this.consumerTags.clear();
+    for (const h of this.held.values()) clearTimeout(h.timer);
+    this.held.clear();
+    this.reserved.length = 0;
+  }
+
+  queueArguments(queue: string): Record<string, unknown> {
+    return queue === TASK_QUEUE ? { ...TASK_QUEUE_ARGUMENTS } : {};
+  }
+
+  prefetch(): number {
+    return this.concurrency * this.o.prefetchMultiplier + this.held.size;
+  }
+
+  /** Applies a changed prefetch (held tasks, pool_grow/shrink) to the live channel. */
+  updatePrefetch(): void {
+    void this.channel?.prefetch(this.prefetch(), true).catch(() => undefined);
   }
 
   /** Stops taking tasks, waits for running ones (up to shutdownTimeoutMs), requeues the rest. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      clearInterval(this.heartbeat);
+      clearTimeout(this.pumpTimer);
       const channel = this.channel;
-      if (!channel) return;
-      if (this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
-      for (const [, h] of this.held) {
+      if (channel) for (const tag of this.consumerTags.values()) await channel.cancel(tag).catch(() => undefined);
+      for (const h of this.held.values()) {
         clearTimeout(h.timer);
-        channel.nack(h.delivery, false, true);
+        this.settle(h.delivery, "requeue");
       }
       this.held.clear();
+      for (const r of this.reserved.splice(0)) this.settle(r.delivery, "requeue");
       if (this.running.size > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([new Promise<void>((r) => (this.idle = r)), new Promise((r) => (timer = setTimeout(r, this.o.shutdownTimeoutMs)))]);
         clearTimeout(timer);
       }
-      for (const [, r] of this.running) channel.nack(r.delivery, false, true);
-      clearInterval(this.heartbeat);
+      for (const r of this.running.values()) this.settle(r.delivery, "requeue");
       this.emit("worker-offline", this.workerFields());
       await this.events?.waitForConfirms().catch(() => undefined);
-      await this.connection?.close().catch(() => undefined);
+      await this.link?.close();
     })();
     return this.stopping;
   }
 
-  private workerFields() {
+  workerFields() {
     return { freq: this.o.heartbeatSeconds, active: this.running.size, processed: this.processed, loadavg: loadavg().map((n) => Math.round(n * 100) / 100), ...SOFTWARE };
   }
 
   /** Publishes one event on celeryev (routing key: the type with dots), as Celery's dispatcher does. */
-  private emit(type: string, fields: Record<string, unknown>): void {
+  emit(type: string, fields: Record<string, unknown>): void {
     this.clock++;
     const event = { hostname: this.hostname, utcoffset: utcoffset(), pid: process.pid, clock: this.clock, ...fields, timestamp: Date.now() / 1000, type };
     try {
@@ -186,71 +296,163 @@ export class Worker {
         contentType: "application/json",
         contentEncoding: "utf-8",
         deliveryMode: 1,
-        headers: { hostname: this.hostname },
+        headers: typedTable({ hostname: this.hostname }),
       });
     } catch (e) {
       this.o.log(`event ${type} not sent: ${(e as Error).message}`);
     }
   }
 
-  private async onDelivery(delivery: ConsumeMessage): Promise<void> {
-    const channel = this.channel as ConfirmChannel;
-    let message: TaskMessage;
+  /** Acknowledges (or requeues) a delivery on the channel it came on; on a dead channel the broker has already requeued it. */
+  private settle(d: Delivery, how: "ack" | "requeue"): void {
+    if (d.channel !== this.channel) {
+      this.o.log(`delivery ${String((d.message.properties.headers ?? {}).id ?? "?")} not ${how === "ack" ? "acknowledged" : "requeued"}: its channel is gone, the broker redelivers it`);
+      return;
+    }
     try {
-      message = parseTaskMessage(delivery);
-    } catch (error) {
-      const reason = error instanceof MalformedTaskError ? error.reason : String(error);
-      await this.deadLetter(delivery, `malformed message: ${reason}`);
-      return;
+      if (how === "ack") d.channel.ack(d.message);
+      else d.channel.nack(d.message, false, true);
+    } catch (e) {
+      this.o.log(`could not ${how} a delivery: ${(e as Error).message}`);
     }
-    const h = message.headers;
-    if (!this.tasks.has(h.task)) {
-      this.emit("task-rejected", { uuid: h.id, requeue: false });
-      await this.reply(message, "FAILURE", { exc_type: "NotRegistered", exc_message: [h.task], exc_module: "celery.exceptions" });
-      await this.deadLetter(delivery, `unknown task ${h.task}: this worker runs ${[...this.tasks.keys()].join(", ") || "nothing"}`);
-      return;
-    }
-    if (delivery.fields.redelivered) {
-      // The worker that had it was lost. Count it in the message itself (a re-publish), so the count
-      // survives this worker dying too; past the limit, it is a poison message.
-      const seen = Number((delivery.properties.headers ?? {})[REDELIVERIES] ?? 0) + 1;
-      if (seen > this.o.maxRedeliveries) {
-        await this.deadLetter(delivery, `redelivered ${seen} times: the worker running it was lost each time`);
-        return;
-      }
-      await this.publishConfirmed(channel, "", delivery.fields.routingKey, delivery.content, { ...delivery.properties, headers: { ...delivery.properties.headers, [REDELIVERIES]: seen } });
-      channel.ack(delivery);
-      return;
-    }
-    const expires = parseTime(h.expires);
-    if (expires && expires.getTime() < Date.now()) {
-      this.emit("task-revoked", { uuid: h.id, terminated: false, signum: null, expired: true });
-      await this.reply(message, "REVOKED", { exc_type: "TaskRevokedError", exc_message: ["expired"], exc_module: "celery.exceptions" });
-      channel.ack(delivery);
-      return;
-    }
-    this.emit("task-received", { uuid: h.id, name: h.task, args: h.argsrepr, kwargs: h.kwargsrepr, root_id: h.root_id, parent_id: h.parent_id, retries: h.retries, eta: h.eta, expires: h.expires });
-    const eta = parseTime(h.eta);
-    const wait = eta ? eta.getTime() - Date.now() : 0;
-    if (wait > 0) {
-      // Held unacknowledged until its eta, with the prefetch raised by one meanwhile (as Celery does).
-      const timer = setTimeout(() => {
-        this.held.delete(h.id);
-        void channel.prefetch(this.o.concurrency + this.held.size, true).catch(() => undefined);
-        void this.run(message, delivery);
-      }, wait);
-      this.held.set(h.id, { message, delivery, timer });
-      await channel.prefetch(this.o.concurrency + this.held.size, true);
-      return;
-    }
-    await this.run(message, delivery);
   }
 
-  private async run(message: TaskMessage, delivery: ConsumeMessage): Promise<void> {
-    const channel = this.channel as ConfirmChannel;
-    const h = message.headers;
+  /** The consumer callback: never throws into amqplib (a throw there closes the channel). */
+  private receive(message: ConsumeMessage, channel: ConfirmChannel): void {
+    this.onDelivery({ message, channel }).catch((e: Error) => this.o.log(`delivery not handled: ${e.message}; the broker redelivers it`));
+  }
+
+  private async onDelivery(d: Delivery): Promise<void> {
+    let task: TaskMessage;
+    try {
+      task = parseTaskMessage(d.message);
+    } catch (error) {
+      const reason = error instanceof MalformedTaskError ? error.reason : String(error);
+      await this.deadLetter(d, `malformed message: ${reason}`);
+      return;
+    }
+    const h = task.headers;
+    if (!this.tasks.has(h.task)) {
+      this.emit("task-rejected", { uuid: h.id, requeue: false });
+      await this.reply(task, "FAILURE", { exc_type: "NotRegistered", exc_message: [h.task], exc_module: "celery.exceptions" });
+      await this.deadLetter(d, `unknown task ${h.task}: this worker runs ${[...this.tasks.keys()].join(", ") || "nothing"}`);
+      return;
+    }
+    if (d.message.fields.redelivered) {
+      // The worker that had it was lost. Count it in the message itself (a re-publish), so the count
+      // survives this worker dying too; past the limit, it is a poison message.
+      const seen = Number((d.message.properties.headers ?? {})[REDELIVERIES] ?? 0) + 1;
+      if (seen > this.o.maxRedeliveries) {
+        await this.deadLetter(d, `redelivered ${seen} times: the worker running it was lost each time`);
+        return;
+      }
+      await this.republish(d, { [REDELIVERIES]: seen });
+      this.settle(d, "ack");
+      return;
+    }
+    const request: TaskRequest = { id: h.id, name: h.task, task, delivery: d };
+    if (await this.discardIfDead(request)) return;
+    this.emit("task-received", { uuid: h.id, name: h.task, args: h.argsrepr, kwargs: h.kwargsrepr, root_id: h.root_id, parent_id: h.parent_id, retries: h.retries, eta: h.eta, expires: h.expires });
+    this.schedule(request);
+  }
+
+  /** A revoked or expired task is acknowledged and reported, not run (as Celery does). */
+  private async discardIfDead(r: TaskRequest): Promise<boolean> {
+    const expires = parseTime(r.task.headers.expires);
+    const expired = expires !== undefined && expires.getTime() < Date.now();
+    if (!expired && !this.revoked.has(r.id)) return false;
+    this.emit("task-revoked", { uuid: r.id, terminated: false, signum: null, expired });
+    this.o.onTaskDone(r.name, "revoked");
+    await this.reply(r.task, "REVOKED", { exc_type: "TaskRevokedError", exc_message: [expired ? "expired" : "revoked"], exc_module: "celery.exceptions" });
+    this.settle(r.delivery, "ack");
+    return true;
+  }
+
+  /** Runs it now, or holds it until its eta (re-publishing it each horizon when far away). */
+  private schedule(r: TaskRequest): void {
+    const eta = parseTime(r.task.headers.eta);
+    const wait = eta ? eta.getTime() - Date.now() : 0;
+    if (wait <= 0) {
+      this.reserved.push(r);
+      this.pump();
+      return;
+    }
+    const far = wait > this.o.holdHorizonMs;
+    const timer = setTimeout(() => void this.whenHeld(r, far), far ? this.o.holdHorizonMs : wait);
+    this.held.set(r.id, { ...r, timer });
+    this.updatePrefetch();
+  }
+
+  private async whenHeld(r: TaskRequest, far: boolean): Promise<void> {
+    if (!this.held.delete(r.id)) return;
+    this.updatePrefetch();
+    try {
+      if (far) {
+        // Still far away: hand it back as a fresh message (same id) so no delivery outlives consumer_timeout.
+        await this.republish(r.delivery, {});
+        this.settle(r.delivery, "ack");
+        return;
+      }
+      if (await this.discardIfDead(r)) return;
+      this.reserved.push(r);
+      this.pump();
+    } catch (e) {
+      this.o.log(`task ${r.id} (eta) not handled: ${(e as Error).message}; the broker redelivers it`);
+    }
+  }
+
+  /** Starts reserved tasks while slots are free, honouring rate limits. */
+  pump(): void {
+    clearTimeout(this.pumpTimer);
+    let soonest = Infinity;
+    for (let i = 0; i < this.reserved.length && this.running.size < this.concurrency; ) {
+      const r = this.reserved[i]!;
+      const limit = this.rateLimits.get(r.name);
+      const now = Date.now();
+      if (limit && limit.next > now) {
+        soonest = Math.min(soonest, limit.next - now);
+        i++;
+        continue;
+      }
+      if (limit) limit.next = now + limit.gapMs;
+      this.reserved.splice(i, 1);
+      void this.run(r);
+    }
+    if (soonest !== Infinity && !this.stopping) this.pumpTimer = setTimeout(() => this.pump(), soonest);
+  }
+
+  /** Revokes ids: held or reserved ones are acknowledged and reported now; later arrivals are discarded. */
+  revoke(ids: readonly string[]): void {
+    for (const id of ids) this.revoked.add(id);
+    for (const id of ids) {
+      const held = this.held.get(id);
+      if (held) {
+        clearTimeout(held.timer);
+        this.held.delete(id);
+        this.updatePrefetch();
+        void this.discardIfDead(held).catch(() => undefined);
+      }
+      const i = this.reserved.findIndex((r) => r.id === id);
+      if (i >= 0) void this.discardIfDead(this.reserved.splice(i, 1)[0]!).catch(() => undefined);
+    }
+  }
+
+  setRateLimit(task: string, rate: unknown): "disabled" | "set" {
+    const gapMs = parseRateLimit(rate);
+    if (gapMs === null) {
+      this.rateLimits.delete(task);
+      this.pump();
+      return "disabled";
+    }
+    this.rateLimits.set(task, { gapMs, next: 0 });
+    return "set";
+  }
+
+  private async run(r: TaskRequest): Promise<void> {
+    const h = r.task.headers;
     const started = Date.now();
-    this.running.set(h.id, { id: h.id, name: h.task, args: message.args, kwargs: message.kwargs, started, delivery });
+    r.started = started;
+    this.running.set(h.id, r);
     this.processed++;
     this.totals[h.task] = (this.totals[h.task] ?? 0) + 1;
     this.emit("task-started", { uuid: h.id });
@@ -258,12 +460,12 @@ export class Worker {
       let value: unknown;
       let failure: unknown;
       try {
-        value = await (this.tasks.get(h.task) as TaskHandler)(message.args, message.kwargs, { id: h.id, name: h.task, retries: h.retries, hostname: this.hostname });
+        value = await this.withTimeLimit(h.task, h.timelimit, () => (this.tasks.get(h.task) as TaskHandler)(r.task.args, r.task.kwargs, { id: h.id, name: h.task, retries: h.retries, hostname: this.hostname }));
       } catch (error) {
         failure = error ?? new Error("task failed");
       }
       if (failure === undefined) {
-        await this.reply(message, "SUCCESS", value ?? null);
+        await this.reply(r.task, "SUCCESS", value ?? null);
         this.emit("task-succeeded", { uuid: h.id, result: pyRepr(value ?? null), runtime: (Date.now() - started) / 1000 });
         this.o.onTaskDone(h.task, "succeeded", (Date.now() - started) / 1000);
       } else {
@@ -272,20 +474,19 @@ export class Worker {
         if (h.retries < this.o.maxRetries) {
           const retry = h.retries + 1;
           const eta = new Date(Date.now() + this.o.retryDelayMs(retry));
-          const headers = { ...delivery.properties.headers, retries: retry, eta: isoWithOffset(eta), parent_id: h.id };
-          await this.publishConfirmed(channel, "", delivery.fields.routingKey, delivery.content, { ...delivery.properties, headers });
+          await this.republish(r.delivery, { retries: retry, eta: isoWithOffset(eta), parent_id: h.id });
           this.emit("task-retried", { uuid: h.id, exception, traceback: error.stack ?? null });
           this.o.onTaskDone(h.task, "retried", (Date.now() - started) / 1000);
-          await this.reply(message, "RETRY", exceptionInfo(error), error.stack ?? null);
+          await this.reply(r.task, "RETRY", exceptionInfo(error), error.stack ?? null);
         } else {
           this.emit("task-failed", { uuid: h.id, exception, traceback: error.stack ?? null });
           this.o.onTaskDone(h.task, "failed", (Date.now() - started) / 1000);
-          await this.reply(message, "FAILURE", exceptionInfo(error), error.stack ?? null);
-          await this.deadLetter(delivery, `failed after ${h.retries + 1} attempts: ${error.name}: ${error.message}`);
+          await this.reply(r.task, "FAILURE", exceptionInfo(error), error.stack ?? null);
+          await this.deadLetter(r.delivery, `failed after ${h.retries + 1} attempts: ${error.name}: ${error.message}`);
           return;
         }
       }
-      channel.ack(delivery);
+      this.settle(r.delivery, "ack");
     } catch (error) {
       // The broker connection failed while finishing: leave the delivery unacknowledged; the broker
       // redelivers it when the channel closes.
@@ -293,26 +494,50 @@ export class Worker {
     } finally {
       this.running.delete(h.id);
       if (this.running.size === 0) this.idle?.();
+      if (!this.stopping) this.pump();
     }
   }
 
-  private publishConfirmed(channel: ConfirmChannel, exchange: string, routingKey: string, body: Buffer, options: Record<string, unknown>): Promise<void> {
+  /** The hard time limit (the message's `timelimit[0]`, else time_limit's): the task fails with TimeLimitExceeded. */
+  private async withTimeLimit<T>(task: string, fromMessage: [number | null, number | null], fn: () => T | Promise<T>): Promise<T> {
+    const hard = fromMessage?.[0] ?? this.timeLimits.get(task)?.[0] ?? null;
+    if (!hard || !(hard > 0)) return fn();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([Promise.resolve().then(fn), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new TimeLimitExceeded(hard)), hard * 1000)))]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private publishConfirmed(exchange: string, routingKey: string, body: Buffer, options: Record<string, unknown>): Promise<void> {
+    const channel = this.channel;
+    if (!channel) return Promise.reject(new BrokerUnavailableError("not connected to RabbitMQ"));
     return new Promise((resolve, reject) => {
-      channel.publish(exchange, routingKey, body, options, (error) => (error ? reject(new Error(String(error))) : resolve()));
+      try {
+        channel.publish(exchange, routingKey, body, options, (error) => (error ? reject(new Error(String(error))) : resolve()));
+      } catch (e) {
+        reject(e as Error);
+      }
     });
   }
 
+  /** Re-sends a delivery to its queue with changed headers (retry, redelivery count, a far eta's re-park). */
+  private republish(d: Delivery, headers: Record<string, unknown>): Promise<void> {
+    return this.publishConfirmed("", d.message.fields.routingKey, d.message.content, { ...d.message.properties, headers: typedTable({ ...d.message.properties.headers, ...headers }) });
+  }
+
   /** Sends the message, unchanged but for reason headers, to the dead-letter exchange; then acks it. */
-  private async deadLetter(delivery: ConsumeMessage, reason: string): Promise<void> {
-    const channel = this.channel as ConfirmChannel;
-    this.o.log(`dead-lettered ${(delivery.properties.headers ?? {}).id ?? "(no id)"}: ${reason}`);
-    const task = (delivery.properties.headers ?? {}).task;
+  private async deadLetter(d: Delivery, reason: string): Promise<void> {
+    const headers = d.message.properties.headers ?? {};
+    this.o.log(`dead-lettered ${headers.id ?? "(no id)"}: ${reason}`);
+    const task = headers.task;
     this.o.onTaskDone(typeof task === "string" && task ? task : "(malformed)", "dead_lettered");
-    await this.publishConfirmed(channel, DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, delivery.content, {
-      ...delivery.properties,
-      headers: { ...delivery.properties.headers, "x-shopfds-reason": reason, "x-shopfds-worker": this.hostname, "x-shopfds-dead-at": new Date().toISOString(), "x-shopfds-queue": delivery.fields.routingKey },
+    await this.publishConfirmed(DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, d.message.content, {
+      ...d.message.properties,
+      headers: typedTable({ ...headers, "x-shopfds-reason": reason, "x-shopfds-worker": this.hostname, "x-shopfds-dead-at": new Date().toISOString(), "x-shopfds-queue": d.message.fields.routingKey }),
     });
-    channel.ack(delivery);
+    this.settle(d, "ack");
   }
 
   /** Publishes a result to the caller's reply queue (the rpc:// backend), unless none is wanted. */
@@ -329,8 +554,30 @@ export class Worker {
     });
   }
 
-  private async startPidbox(): Promise<void> {
-    const channel = this.channel as ConfirmChannel;
+  // ---- add_consumer / cancel_consumer -----------------------------------------------------------
+
+  async addConsumer(queue: string): Promise<boolean> {
+    if (this.queues.includes(queue)) return false;
+    this.queues.push(queue);
+    const channel = this.channel;
+    if (channel) {
+      await channel.assertQueue(queue, { durable: true, arguments: this.queueArguments(queue) });
+      this.consumerTags.set(queue, (await channel.consume(queue, (m) => m && this.receive(m, channel), { noAck: false })).consumerTag);
+    }
+    return true;
+  }
+
+  async cancelConsumer(queue: string): Promise<void> {
+    const i = this.queues.indexOf(queue);
+    if (i >= 0) this.queues.splice(i, 1);
+    const tag = this.consumerTags.get(queue);
+    this.consumerTags.delete(queue);
+    if (tag) await this.channel?.cancel(tag).catch(() => undefined);
+  }
+
+  // ---- the pidbox -------------------------------------------------------------------------------
+
+  private async startPidbox(channel: ConfirmChannel): Promise<void> {
     await channel.assertExchange("celery.pidbox", "fanout", { durable: false });
     await channel.assertExchange("reply.celery.pidbox", "direct", { durable: false });
     const queue = `${this.hostname}.celery.pidbox`;
@@ -339,149 +586,23 @@ export class Worker {
     await channel.consume(queue, (m) => m && this.onControl(m), { noAck: true });
   }
 
-  private addressed(body: { destination?: unknown; pattern?: unknown; matcher?: unknown }): boolean {
-    if (Array.isArray(body.destination)) return body.destination.includes(this.hostname);
-    if (typeof body.pattern === "string" && body.pattern) {
-      const re = body.matcher === "pcre" ? new RegExp(body.pattern) : new RegExp(`^${body.pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
-      return re.test(this.hostname);
-    }
-    return true;
-  }
-
+  /** Never throws: a malformed broadcast (bad JSON, an invalid pattern) is logged and ignored. */
   private onControl(msg: ConsumeMessage): void {
-    let body: { method?: string; arguments?: Record<string, unknown>; destination?: unknown; pattern?: unknown; matcher?: unknown; ticket?: string; reply_to?: { exchange?: string; routing_key?: string } };
-    try {
-      body = JSON.parse(msg.content.toString("utf8"));
-    } catch {
-      return;
-    }
-    if (!this.addressed(body)) return;
-    const remoteClock = Number((msg.properties.headers ?? {}).clock);
-    this.clock = Number.isFinite(remoteClock) ? Math.max(this.clock, remoteClock) + 1 : this.clock + 1;
-    let result: unknown;
-    try {
-      result = this.control(body.method ?? "", body.arguments ?? {});
-    } catch (error) {
-      result = { error: `${(error as Error).name}('${(error as Error).message}')` };
-    }
-    if (result === NO_REPLY || !body.reply_to?.routing_key || !body.ticket) return;
-    this.channel?.publish(body.reply_to.exchange ?? "reply.celery.pidbox", body.reply_to.routing_key, Buffer.from(JSON.stringify({ [this.hostname]: result })), {
-      contentType: "application/json",
-      contentEncoding: "utf-8",
-      deliveryMode: 1,
-      priority: 0,
-      headers: { ticket: body.ticket, clock: this.clock },
-    });
+    void controlReply(this, msg)
+      .then((reply) => {
+        if (!reply || reply.result === NO_REPLY) return;
+        this.channel?.publish(reply.exchange, reply.routingKey, Buffer.from(JSON.stringify({ [this.hostname]: reply.result })), {
+          contentType: "application/json",
+          contentEncoding: "utf-8",
+          deliveryMode: 1,
+          priority: 0,
+          headers: typedTable({ ticket: reply.ticket, clock: this.clock }),
+        });
+      })
+      .catch((e: Error) => this.o.log(`control message ignored: ${e.message}`));
   }
 
-  private requestInfo(r: { id: string; name: string; args: unknown[]; kwargs: Record<string, unknown>; delivery: ConsumeMessage }, active: boolean, started?: number) {
-    return {
-      id: r.id,
-      name: r.name,
-      args: pyRepr(r.args),
-      kwargs: pyRepr(r.kwargs),
-      type: r.name,
-      hostname: this.hostname,
-      time_start: active ? (started ?? Date.now()) / 1000 : null,
-      acknowledged: false,
-      delivery_info: { exchange: r.delivery.fields.exchange, routing_key: r.delivery.fields.routingKey, priority: 0, redelivered: r.delivery.fields.redelivered },
-      worker_pid: active ? process.pid : null,
-    };
-  }
-
-  /** The remote-control commands Flower and `celery inspect` use. */
-  private control(method: string, args: Record<string, unknown>): unknown {
-    switch (method) {
-      case "ping":
-        return { ok: "pong" };
-      case "clock":
-        return { clock: this.clock };
-      case "hello":
-        return { revoked: {}, clock: this.clock };
-      case "registered":
-        return [...this.tasks.keys()].sort();
-      case "active":
-        return [...this.running.values()].map((r) => this.requestInfo(r, true, r.started));
-      case "reserved":
-        return [];
-      case "scheduled":
-        return [...this.held.values()].map((h) => ({
-          eta: h.message.headers.eta,
-          priority: 6,
-          request: this.requestInfo({ id: h.message.headers.id, name: h.message.headers.task, args: h.message.args, kwargs: h.message.kwargs, delivery: h.delivery }, false),
-        }));
-      case "revoked":
-        return [];
-      case "query_task":
-        return Object.fromEntries([...this.running.values()].filter((r) => ((args.ids as string[]) ?? []).includes(r.id)).map((r) => [r.id, ["active", this.requestInfo(r, true, r.started)]]));
-      case "conf":
-        return { task_default_queue: this.o.queue, worker_concurrency: this.o.concurrency, task_acks_late: true, worker_send_task_events: true };
-      case "enable_events":
-        return { ok: "task events already enabled" };
-      case "disable_events":
-        return { error: "task events cannot be disabled on this worker" };
-      case "heartbeat":
-        this.emit("worker-heartbeat", { freq: 5, ...SOFTWARE });
-        return NO_REPLY;
-      case "active_queues":
-        return [
-          {
-            name: this.o.queue,
-            exchange: { name: "celery", type: "direct", arguments: null, durable: true, passive: false, auto_delete: false, delivery_mode: null, no_declare: false },
-            routing_key: this.o.queue,
-            queue_arguments: this.o.queue === TASK_QUEUE ? { ...TASK_QUEUE_ARGUMENTS } : null,
-            binding_arguments: null,
-            consumer_arguments: null,
-            durable: true,
-            exclusive: false,
-            auto_delete: false,
-            no_ack: false,
-            alias: null,
-            bindings: [],
-            no_declare: null,
-            expires: null,
-            message_ttl: null,
-            max_length: null,
-            max_length_bytes: null,
-            max_priority: null,
-          },
-        ];
-      case "stats": {
-        const url = new URL(this.o.url);
-        const usage = process.resourceUsage();
-        return {
-          total: { ...this.totals },
-          pid: process.pid,
-          clock: String(this.clock),
-          uptime: Math.round((Date.now() - this.startedAt) / 1000),
-          pool: { "max-concurrency": this.o.concurrency, processes: [process.pid], "max-tasks-per-child": "N/A", "put-guarded-by-semaphore": false, timeouts: [0, 0], implementation: "node:event-loop" },
-          broker: {
-            hostname: url.hostname,
-            userid: decodeURIComponent(url.username),
-            virtual_host: decodeURIComponent(url.pathname.slice(1)) || "/",
-            port: Number(url.port || 5672),
-            insist: false,
-            ssl: url.protocol === "amqps:",
-            transport: "amqp",
-            connect_timeout: 4,
-            transport_options: {},
-            login_method: "PLAIN",
-            uri_prefix: null,
-            heartbeat: 60,
-            failover_strategy: "round-robin",
-            alternates: [],
-          },
-          prefetch_count: this.o.concurrency + this.held.size,
-          rusage: { utime: usage.userCPUTime / 1e6, stime: usage.systemCPUTime / 1e6, maxrss: usage.maxRSS, ixrss: 0, idrss: 0, isrss: 0, minflt: usage.minorPageFault, majflt: usage.majorPageFault, nswap: usage.swappedOut, inblock: usage.fsRead, oublock: usage.fsWrite, msgsnd: usage.ipcSent, msgrcv: usage.ipcReceived, nsignals: usage.signalsCount, nvcsw: usage.voluntaryContextSwitches, nivcsw: usage.involuntaryContextSwitches },
-        };
-      }
-      case "shutdown":
-        setImmediate(() => void this.stop());
-        return { ok: "shutting down" };
-      default:
-        throw Object.assign(new Error(method), { name: "KeyError" });
-    }
+  log(line: string): void {
+    this.o.log(line);
   }
 }
-
-const NO_REPLY = Symbol("no reply");

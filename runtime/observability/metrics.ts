@@ -120,11 +120,7 @@ export class ServiceMetrics {
     this.evaluationDuration.observe(e.elapsedMs / 1000);
   }
 
-  observeJob(task: string, outcome: "succeeded" | "failed" | "retried" | "dead_lettered", seconds?: number): void {
-    if (outcome === "dead_lettered") {
-      this.jobs.inc({ task, outcome });
-      return;
-    }
+  observeJob(task: string, outcome: "succeeded" | "failed" | "retried" | "dead_lettered" | "revoked", seconds?: number): void {
     this.jobs.inc({ task, outcome });
     if (seconds !== undefined) this.jobDuration.observe({ task }, seconds);
   }

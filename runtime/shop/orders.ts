@@ -11,11 +11,18 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { Database } from "../db/router";
+import { BrokerUnavailableError } from "../jobs/broker-link";
 
 export const ORDER_EMAIL_TASK = "shopfds.send_order_confirmation";
 
 export interface TaskSender {
   send(name: string, args?: readonly unknown[], kwargs?: Readonly<Record<string, unknown>>, options?: { id?: string }): Promise<{ id: string }>;
+}
+
+/** What placing an order needs of the producer (TaskProducer fits): whether the broker is there, and a send that survives its absence. */
+export interface OrderTaskSender extends TaskSender {
+  readonly connected: boolean;
+  sendOrDefer(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: { id: string }): Promise<{ id: string; deferred: boolean }>;
 }
 
 /** An order lists each product once (its quantity says how many); order_items is unique per product. */
@@ -60,15 +67,25 @@ export interface PlacedOrder {
   readonly orderId: number;
   readonly total: string;
   readonly emailTaskId: string;
+  /** The broker could not take the e-mail task after the commit: it is kept and sent when the broker is back. */
+  readonly emailDeferred: boolean;
 }
 
-export async function placeOrder(db: Database, jobs: TaskSender, input: OrderInput): Promise<PlacedOrder> {
+/**
+ * - Broker unreachable *before* anything is written: BrokerUnavailableError (a 503 with Retry-After; a
+ *   retrying client creates nothing twice).
+ * - Broker lost *after* the commit: the order stands and its e-mail is on record (the outbox row); the
+ *   producer keeps the task and sends it the moment the broker is back (`emailDeferred: true`), and the
+ *   stale-task check re-sends it should this process die first. The caller gets its order, not an error.
+ */
+export async function placeOrder(db: Database, jobs: OrderTaskSender, input: OrderInput): Promise<PlacedOrder> {
   const parsed = orderSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new OrderInputError(issue.path.map(String).join(".") || "order", issue.message);
   }
   const order = parsed.data;
+  if (!jobs.connected) throw new BrokerUnavailableError("the order was not placed: the task broker (RabbitMQ) is not reachable now; retry shortly");
   const emailTaskId = randomUUID();
   const placed = await db.transaction(async (tx) => {
     let total = 0;
@@ -101,7 +118,7 @@ export async function placeOrder(db: Database, jobs: TaskSender, input: OrderInp
     await tx.query("INSERT INTO task_log (task_id, task_type, task_name, state, args) VALUES ($1, 'email', $2, 'pending', $3)", [emailTaskId, ORDER_EMAIL_TASK, JSON.stringify([orderId])]);
     return { orderId, total: rows[0]!.total_amount };
   });
-  // After the commit: the worker must find the order. A failure here leaves the pending task_log row.
-  await jobs.send(ORDER_EMAIL_TASK, [placed.orderId], {}, { id: emailTaskId });
-  return { ...placed, emailTaskId };
+  // After the commit (the worker must find the order): sent now, or kept for the broker's return.
+  const sent = await jobs.sendOrDefer(ORDER_EMAIL_TASK, [placed.orderId], {}, { id: emailTaskId });
+  return { ...placed, emailTaskId, emailDeferred: sent.deferred };
 }

@@ -7,7 +7,8 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { Database } from "../db/router";
-import { OrderInputError, type TaskSender } from "./orders";
+import { BrokerUnavailableError } from "../jobs/broker-link";
+import { OrderInputError, type OrderTaskSender } from "./orders";
 
 export const REPORT_TASK = "shopfds.generate_report";
 export const REPORT_KINDS = ["fds_daily"] as const;
@@ -36,12 +37,13 @@ export interface Report {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export async function requestReport(db: Database, jobs: TaskSender, input: ReportRequest, requestedBy: number): Promise<Report> {
+export async function requestReport(db: Database, jobs: OrderTaskSender, input: ReportRequest, requestedBy: number): Promise<Report> {
   const parsed = requestSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new OrderInputError(issue.path.map(String).join(".") || "body", issue.message);
   }
+  if (!jobs.connected) throw new BrokerUnavailableError("the report was not requested: the task broker (RabbitMQ) is not reachable now; retry shortly");
   const taskId = randomUUID();
   const report = await db.transaction(async (tx) => {
     const { rows } = await tx.query(
@@ -52,7 +54,8 @@ export async function requestReport(db: Database, jobs: TaskSender, input: Repor
     await tx.query("INSERT INTO task_log (task_id, task_type, task_name, state, args) VALUES ($1, 'report', $2, 'pending', $3)", [taskId, REPORT_TASK, JSON.stringify([rows[0].id])]);
     return fromRow(rows[0]);
   });
-  await jobs.send(REPORT_TASK, [report.id], {}, { id: taskId });
+  // Committed: sent now, or kept for the broker's return (as an order's e-mail is).
+  await jobs.sendOrDefer(REPORT_TASK, [report.id], {}, { id: taskId });
   return report;
 }
 

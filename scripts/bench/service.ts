@@ -32,7 +32,7 @@ import { connectRedisCluster } from "../../runtime/redis/client";
 import { SessionStore } from "../../runtime/redis/sessions";
 import type { Account } from "../../runtime/shop/accounts";
 import { LoginGuard } from "../../runtime/shop/login-guard";
-import { ORDER_EMAIL_TASK, type TaskSender } from "../../runtime/shop/orders";
+import { ORDER_EMAIL_TASK, type OrderTaskSender } from "../../runtime/shop/orders";
 import { isAlive, stopPid, waitFor } from "../local-stack/process";
 import { createApp } from "../service/app";
 
@@ -94,18 +94,17 @@ async function sc004(outputs: StackOutputs, db: Database, data: { userIds: numbe
   const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys);
   const producer = await TaskProducer.connect(outputs.rabbitmq.url);
   const queue = `bench${process.pid}.sc004`;
-  const queued: TaskSender = { send: (n, a, k, o = {}) => producer.send(n, a, k, { ...o, queue }) };
+  const queued = producer.forQueue(queue);
   // Inline: the e-mail task's own code, run before the answer (what the service would do without a queue).
   const handlers = new Map<string, TaskHandler>();
   const deps = { db, mailer, from: "ShopFDS <no-reply@shopfds.local>", reportsBaseUrl: "http://127.0.0.1/reports", sender: queued };
   registerShopTasks({ register: (name: string, fn: TaskHandler) => handlers.set(name, fn) } as unknown as Worker, deps);
-  const inline: TaskSender = {
-    send: async (name, args = [], kwargs = {}, o = {}) => {
-      const id = o.id ?? crypto.randomUUID();
-      await handlers.get(name)!([...args], { ...kwargs }, { id, name, retries: 0, hostname: "inline" });
-      return { id };
-    },
+  const runInline = async (name: string, args: readonly unknown[] = [], kwargs: Readonly<Record<string, unknown>> = {}, o: { id?: string } = {}) => {
+    const id = o.id ?? crypto.randomUUID();
+    await handlers.get(name)!([...args], { ...kwargs }, { id, name, retries: 0, hostname: "inline" });
+    return { id };
   };
+  const inline: OrderTaskSender = { connected: true, send: runInline, sendOrDefer: async (...a) => ({ ...(await runInline(...a)), deferred: false }) };
   const worker = new Worker({ url: outputs.rabbitmq.url, queue, hostname: `bench-sc004-${process.pid}@bench`, concurrency: 8 });
   registerShopTasks(worker, deps);
   await worker.start();

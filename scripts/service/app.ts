@@ -30,13 +30,13 @@ import { captureError } from "../../runtime/observability/sentry";
 import type { SessionStore } from "../../runtime/redis/sessions";
 import { authenticate, type Account } from "../../runtime/shop/accounts";
 import type { LoginGuard } from "../../runtime/shop/login-guard";
-import { noRepeatedProduct, OrderInputError, placeOrder, type TaskSender } from "../../runtime/shop/orders";
+import { noRepeatedProduct, OrderInputError, placeOrder, type OrderTaskSender } from "../../runtime/shop/orders";
 import { getReport, reportContent, requestReport, type Report } from "../../runtime/shop/reports";
 
 export interface AppDeps {
   readonly db: Database;
   readonly fds: FraudDetector;
-  readonly jobs: TaskSender;
+  readonly jobs: OrderTaskSender;
   readonly blacklist: Blacklist;
   readonly sessions: SessionStore<Account>;
   /** Brute-force protection of POST /login. */
@@ -139,7 +139,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, root = "body"): T {
 
 /** A dependency that cannot answer now (PostgreSQL unreachable, Redis Cluster down or timing out): 503, not 500. */
 function isUnavailable(error: unknown): boolean {
-  if (isConnectionError(error)) return true;
+  if (isConnectionError(error) || (error as Error)?.name === "BrokerUnavailableError") return true;
   const e = error as { name?: string; message?: string; previousErrors?: unknown[] };
   // A MULTI aborted because a command in it met a down cluster (EXECABORT) carries those errors.
   if (e?.previousErrors?.some(isUnavailable)) return true;

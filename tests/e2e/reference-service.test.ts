@@ -76,7 +76,7 @@ before(async () => {
   blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys, keyPrefix: `e2e${process.pid}:bl:` });
   const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys, { velocityKeyPrefix: `e2e${process.pid}:vel:`, velocityLimit: 100_000 }); // one buyer places every order here; velocity has its own tests
   producer = await TaskProducer.connect(outputs.rabbitmq.url);
-  const jobs = { send: (n: string, a?: readonly unknown[], k?: Readonly<Record<string, unknown>>, o: { id?: string } = {}) => producer.send(n, a, k, { ...o, queue: QUEUE }) };
+  const jobs = producer.forQueue(QUEUE);
   worker = new Worker({ url: outputs.rabbitmq.url, queue: QUEUE, hostname: `e2e-${process.pid}@test` });
   registerShopTasks(worker, { db, mailer: nodemailer.createTransport({ host: outputs.smtp!.host, port: outputs.smtp!.port, secure: false, ignoreTLS: true }), from: outputs.smtp!.from, reportsBaseUrl: "http://127.0.0.1/reports", sender: jobs });
   await worker.start();

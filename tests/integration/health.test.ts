@@ -21,7 +21,8 @@ import { giveToServiceUser } from "../../scripts/local-stack/process";
 import { startMember, stopMember } from "../../scripts/local-stack/postgres";
 import { postmasterPid } from "../../scripts/local-stack/process";
 import { startRedisNode, stopRedisNode } from "../../scripts/local-stack/redis";
-import { stopRabbit } from "../../scripts/local-stack/rabbitmq";
+import { startRabbit, stopRabbit } from "../../scripts/local-stack/rabbitmq";
+import { TaskProducer } from "../../runtime/jobs/producer";
 import { cleanStack, postgresOptions, rabbitOptions, redisOptions, startStack, type LocalStackProfile } from "../../scripts/local-stack/stack";
 import { until } from "../support/databases";
 
@@ -32,7 +33,7 @@ let outputs: StackOutputs;
 let db: Database;
 let redis: Cluster;
 let monitor: HealthMonitor;
-let rabbit: ReturnType<typeof rabbitMqCheck>;
+let producer: TaskProducer;
 let server: Server;
 let base = "";
 let stoppedPrimary: number | undefined;
@@ -55,8 +56,8 @@ before(async () => {
   ({ outputs } = await startStack(stack));
   db = await Database.connect({ ...outputs.postgres, lagCheckIntervalMs: 200, probeIntervalMs: 200 });
   redis = connectRedisCluster(outputs.redis);
-  rabbit = rabbitMqCheck(outputs.rabbitmq.url);
-  monitor = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), rabbit, diskCheck(parent)], { intervalMs: 300, timeoutMs: 300, serviceId: "health-test" }).start();
+  producer = await TaskProducer.connect(outputs.rabbitmq.url, { maxReconnectDelayMs: 500 });
+  monitor = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), rabbitMqCheck(producer), diskCheck(parent)], { intervalMs: 300, timeoutMs: 300, serviceId: "health-test" }).start();
   const health = monitor.handler("health");
   const live = monitor.handler("live");
   server = createServer((req, res) => (req.url === "/health/live" ? live(req, res) : health(req, res)));
@@ -69,7 +70,7 @@ after(async () => {
   monitor?.stop();
   server?.close();
   redis?.disconnect();
-  await rabbit?.close();
+  await producer?.close();
   await db?.close().catch(() => undefined);
   await cleanStack(stack);
   rmSync(parent, { recursive: true, force: true });
@@ -132,5 +133,16 @@ describe("health endpoint", () => {
     const r = await get();
     assert.deepEqual([r.code, r.body.status], [503, "fail"]);
     assert.equal((await get("/health/live")).code, 200, "liveness is the process only");
+    await assert.rejects(producer.send("any.task"), /RabbitMQ is not reachable now/);
+  });
+
+  it("RabbitMQ back: the check passes again on the same producer, which reconnected by itself and sends again", async () => {
+    await startRabbit(rabbitOptions(stack));
+    await until("rabbitmq check passes again", 20_000, async () => (await checkStatus("rabbitmq:queue")) === "pass");
+    assert.equal((await get()).code, 200);
+    const sent = await producer.send("health.probe", [], {}, { queue: "celery" });
+    assert.match(sent.id, /^[0-9a-f-]{36}$/);
+    // The queue depth, read over the producer's own connection (checks run every 300 ms).
+    await until("the check to see the task waiting", 5000, async () => (await get()).body.checks["rabbitmq:queue"]![0]!.observedValue === 1);
   });
 });

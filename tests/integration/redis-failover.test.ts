@@ -110,7 +110,7 @@ before(async () => {
   // The reference service on this cluster (velocity limit raised: one client sends every request).
   const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys, { velocityLimit: 1_000_000, velocityTimeoutMs: 300 });
   const log = createLogger({ service: "failover", environment: "dev", destination: new Writable({ write: (_c, _e, done) => done() }) });
-  const jobs = { send: async () => ({ id: "unused" }) };
+  const jobs = { connected: true, send: async () => ({ id: "unused" }), sendOrDefer: async () => ({ id: "unused", deferred: false }) };
   server = createServer(createApp({ db, fds, jobs, blacklist, sessions: new SessionStore<Account>(redis), loginGuard: new LoginGuard(redis, { keyPrefix: `failover${process.pid}` }), health: new HealthMonitor([]), metrics: new ServiceMetrics({ service: "failover", db, defaultMetrics: false }), log }));
   await new Promise<void>((r) => server!.listen(0, "127.0.0.1", () => r()));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;

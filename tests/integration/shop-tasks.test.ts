@@ -24,7 +24,7 @@ let db: Database;
 let worker: Worker;
 let producer: TaskProducer;
 let dropDb: () => Promise<void> = async () => undefined;
-const sender = { send: (name: string, args: readonly unknown[] = [], kwargs: Readonly<Record<string, unknown>> = {}, o: { id?: string } = {}) => producer.send(name, args, kwargs, { ...o, queue: QUEUE }) };
+const sender = { send: (...a: Parameters<TaskProducer["send"]>) => producer.forQueue(QUEUE).send(...a), get connected() { return producer.connected; }, sendOrDefer: (...a: Parameters<TaskProducer["sendOrDefer"]>) => producer.forQueue(QUEUE).sendOrDefer(...a) };
 const sink = mailDir(smtpOptions(profile("test")));
 const mailsTo = (address: string) => (existsSync(sink) ? readdirSync(sink).filter((f) => f.endsWith(".eml") && !f.startsWith(".")) : []).map((f) => ({ file: f, text: readFileSync(path.join(sink, f), "utf8") })).filter((m) => m.text.includes(`X-Sink-Rcpt-To: ${address}`));
 

@@ -1,0 +1,112 @@
+/**
+ * One broker connection that heals itself: amqplib's connection recovery (reconnect with exponential
+ * back-off and jitter) plus a rule amqplib leaves to us: a *channel* lost on a live connection (a
+ * channel error, a consumer cancelled by the broker) drops the whole connection, so that the owner's
+ * `setup` (channels, declarations, consumers) runs again from the start on the next connection. One code
+ * path recovers from every loss: broker restart, network cut, channel error.
+ *
+ * While down, `connected` is false: producers refuse at once (a request answers 503 instead of hanging)
+ * and workers stop reporting liveness.
+ */
+import amqp, { type ChannelModel, type RecoveringChannelModel } from "amqplib";
+
+export interface BrokerLinkOptions {
+  readonly url: string;
+  /** Shown in the management UI (connection_name). */
+  readonly name: string;
+  /** Creates channels, declares topology and starts consumers; runs after every (re)connect. */
+  readonly setup: (connection: ChannelModel) => Promise<void>;
+  /** Told of a lost connection (running work must not ack on the old channels). */
+  readonly onDown?: (reason: string) => void;
+  /** Told once a connection is set up again. */
+  readonly onUp?: () => void;
+  readonly log?: (line: string) => void;
+  /** AMQP heartbeat in seconds: a broker that stops answering is noticed within about twice this. @default 10 */
+  readonly heartbeatSeconds?: number;
+  /** Longest wait between reconnect attempts. @default 5000 */
+  readonly maxReconnectDelayMs?: number;
+}
+
+export class BrokerUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "BrokerUnavailableError";
+  }
+}
+
+function withHeartbeat(url: string, seconds: number): string {
+  const u = new URL(url);
+  if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(seconds));
+  return u.toString();
+}
+
+export class BrokerLink {
+  private current?: ChannelModel;
+  private closing = false;
+
+  private constructor(private readonly recovering: RecoveringChannelModel) {}
+
+  /** Connects (the first attempt must succeed: a wrong URL fails start-up) and keeps reconnecting after. */
+  static async open(o: BrokerLinkOptions): Promise<BrokerLink> {
+    const log = o.log ?? (() => undefined);
+    let link: BrokerLink | undefined;
+    let pending: ChannelModel | undefined;
+    const recovering = await amqp.connect(withHeartbeat(o.url, o.heartbeatSeconds ?? 10), {
+      clientProperties: { connection_name: o.name },
+      timeout: 5000,
+      recovery: {
+        initialDelay: 200,
+        maxDelay: o.maxReconnectDelayMs ?? 5000,
+        initialMaxRetries: 0,
+        maxRetries: Infinity,
+        setup: async (connection: ChannelModel) => {
+          connection.on("error", (e: Error) => log(`connection error: ${e.message}`));
+          await o.setup(connection);
+          if (link) link.current = connection;
+          else pending = connection;
+        },
+      },
+    });
+    link = new BrokerLink(recovering);
+    link.current = pending;
+    recovering.on("disconnect", (e: Error) => {
+      link.current = undefined;
+      if (link.closing) return;
+      log(`broker connection lost: ${e.message}; reconnecting`);
+      o.onDown?.(e.message);
+    });
+    recovering.on("connect", () => {
+      log("broker connection (re)established");
+      o.onUp?.();
+    });
+    recovering.on("connect-failed", (e: Error) => log(`reconnect failed: ${e.message}`));
+    recovering.on("error", () => undefined);
+    return link;
+  }
+
+  /** A live, set-up connection exists now. */
+  get connected(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** The live connection, or a BrokerUnavailableError naming the problem. */
+  connection(): ChannelModel {
+    if (!this.current) throw new BrokerUnavailableError("RabbitMQ is not reachable now (reconnecting)");
+    return this.current;
+  }
+
+  /** Drops the connection so recovery rebuilds everything (call it when a channel closes under you). */
+  reset(reason: string, log?: (line: string) => void): void {
+    const c = this.current;
+    if (!c || this.closing) return;
+    log?.(`resetting the broker connection: ${reason}`);
+    this.current = undefined;
+    void c.close().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.current = undefined;
+    await this.recovering.close().catch(() => undefined);
+  }
+}
