@@ -96,9 +96,9 @@ export interface TaskRequest {
 }
 
 class TimeLimitExceeded extends Error {
-  constructor(seconds: number) {
-    super(`TimeLimitExceeded(${seconds},)`);
-    this.name = "TimeLimitExceeded";
+  constructor(seconds: number, soft: boolean) {
+    super(`${soft ? "soft " : ""}time limit (${seconds}s) exceeded`);
+    this.name = soft ? "SoftTimeLimitExceeded" : "TimeLimitExceeded";
   }
 }
 
@@ -498,13 +498,22 @@ export class Worker implements ControlTarget {
     }
   }
 
-  /** The hard time limit (the message's `timelimit[0]`, else time_limit's): the task fails with TimeLimitExceeded. */
+  /**
+   * Time limits (the message's `timelimit` [hard, soft], else time_limit's): the task fails with
+   * SoftTimeLimitExceeded or TimeLimitExceeded, whichever comes first. A JavaScript task cannot be
+   * interrupted from outside, so unlike Celery's soft limit it cannot catch it and clean up: its promise
+   * is abandoned (and its late result ignored).
+   */
   private async withTimeLimit<T>(task: string, fromMessage: [number | null, number | null], fn: () => T | Promise<T>): Promise<T> {
-    const hard = fromMessage?.[0] ?? this.timeLimits.get(task)?.[0] ?? null;
-    if (!hard || !(hard > 0)) return fn();
+    const set = this.timeLimits.get(task);
+    const hard = fromMessage?.[0] ?? set?.[0] ?? null;
+    const soft = fromMessage?.[1] ?? set?.[1] ?? null;
+    const limits = [hard && hard > 0 ? { s: hard, soft: false } : undefined, soft && soft > 0 ? { s: soft, soft: true } : undefined].filter((l) => l !== undefined);
+    if (limits.length === 0) return fn();
+    const first = limits.reduce((a, b) => (b.s < a.s ? b : a));
     let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([Promise.resolve().then(fn), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new TimeLimitExceeded(hard)), hard * 1000)))]);
+      return await Promise.race([Promise.resolve().then(fn), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new TimeLimitExceeded(first.s, first.soft)), first.s * 1000)))]);
     } finally {
       clearTimeout(timer);
     }
