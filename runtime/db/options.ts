@@ -18,6 +18,15 @@ export interface DatabaseOptions {
   readonly probeIntervalMs?: number;
   /** Connect timeout; a replica slower than this counts as down. @default 2000 */
   readonly connectTimeoutMs?: number;
+  /**
+   * A replica read with no answer within this is abandoned (its connection dropped) and retried on
+   * another replica or the primary: a hung replica (process stopped, network black hole: TCP open, no
+   * reply) costs a read at most this plus one primary read. Reads that may legitimately run longer
+   * belong on the primary (`target: "primary"`) or need a larger value. @default 2000
+   */
+  readonly replicaReadTimeoutMs?: number;
+  /** TCP keepalive on every connection, so a peer that vanished is noticed by the kernel too. @default 10000 */
+  readonly keepAliveInitialDelayMs?: number;
   /** Connections per pool (one pool per server). @default 10 */
   readonly poolSize?: number;
   /** Functions (lower-case) vetted as side-effect free, so statements calling them may go to replicas. @default none */
@@ -29,6 +38,8 @@ export const DEFAULT_OPTIONS = {
   lagCheckIntervalMs: 1_000,
   probeIntervalMs: 1_000,
   connectTimeoutMs: 2_000,
+  replicaReadTimeoutMs: 2_000,
+  keepAliveInitialDelayMs: 10_000,
   poolSize: 10,
   readOnlyFunctions: [] as readonly string[],
 } as const;
@@ -45,6 +56,8 @@ const schema = z
     lagCheckIntervalMs: positiveMs.default(DEFAULT_OPTIONS.lagCheckIntervalMs),
     probeIntervalMs: positiveMs.default(DEFAULT_OPTIONS.probeIntervalMs),
     connectTimeoutMs: positiveMs.default(DEFAULT_OPTIONS.connectTimeoutMs),
+    replicaReadTimeoutMs: positiveMs.default(DEFAULT_OPTIONS.replicaReadTimeoutMs),
+    keepAliveInitialDelayMs: positiveMs.default(DEFAULT_OPTIONS.keepAliveInitialDelayMs),
     poolSize: z.number().int().min(1, "must be at least 1").max(1000).default(DEFAULT_OPTIONS.poolSize),
     readOnlyFunctions: z.array(z.string().regex(/^[a-z_][a-z0-9_]*$/, "must be a lower-case function name")).default([...DEFAULT_OPTIONS.readOnlyFunctions]),
   })

@@ -91,7 +91,7 @@ export class Database {
   private constructor(options: ResolvedOptions) {
     this.options = options;
     this.readOnlyFunctions = new Set(options.readOnlyFunctions);
-    const pool = (endpoint: { host: string; port: number }) => {
+    const pool = (endpoint: { host: string; port: number }, readTimeoutMs?: number) => {
       const p = new pg.Pool({
         host: endpoint.host,
         port: endpoint.port,
@@ -100,13 +100,17 @@ export class Database {
         password: options.password,
         max: options.poolSize,
         connectionTimeoutMillis: options.connectTimeoutMs,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
+        // Client-side: a stopped server enforces no statement_timeout. pg-pool drops the timed-out connection.
+        ...(readTimeoutMs ? { query_timeout: readTimeoutMs } : {}),
       });
       // An idle connection dropped by the server must not crash the process; the next query notices.
       p.on("error", () => {});
       return p;
     };
     this.primaryPool = pool(options.primary);
-    this.replicas = options.replicas.map((r) => ({ name: `${r.host}:${r.port}`, pool: pool(r), healthy: true, reads: 0 }));
+    this.replicas = options.replicas.map((r) => ({ name: `${r.host}:${r.port}`, pool: pool(r, options.replicaReadTimeoutMs), healthy: true, reads: 0 }));
   }
 
   /** Connects (lazily) and takes a first measurement of every replica before routing to it. */

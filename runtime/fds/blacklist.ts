@@ -270,6 +270,9 @@ export class Blacklist {
     } catch (error) {
       this.counts.fallbacks++;
       this.lastFallback = { at: new Date(), reason: (error as Error).message };
+      // No answer in time may be a hung master already replaced: re-read the slot map now rather than
+      // at the next periodic refresh (ioredis runs one refresh at a time, so a burst costs one).
+      this.redis.refreshSlotsCache();
       const matches = await this.checkDatabase(probes);
       result = { listed: matches.length > 0, matches, source: "postgres" };
     }

@@ -24,7 +24,13 @@ export function connectRedisCluster(outputs: RedisOutputs, options: RedisClientO
       // A failover takes a few seconds; retry moved or down slots briefly rather than failing at once.
       retryDelayOnFailover: 100,
       retryDelayOnClusterDown: 100,
-      slotsRefreshTimeout: 1000,
+      // A *hung* master (stopped process, black-holed network) sends no MOVED and no error: only
+      // timeouts. ioredis learns of a failover from redirections, so without a periodic refresh a client
+      // that only reads kept asking the hung node (and falling back to PostgreSQL) until it resumed,
+      // 16–37 s after the failover. Refreshing the slot map periodically (CLUSTER SLOTS from one node, twice a second;
+      // a node that does not answer within 300 ms is skipped for the next) bounds that to about a second.
+      slotsRefreshInterval: 500,
+      slotsRefreshTimeout: 300,
       ...options.cluster,
       redisOptions: {
         password: outputs.password,

@@ -16,9 +16,10 @@ import { isAlive } from "../../scripts/local-stack/process";
 import { mailDir } from "../../scripts/local-stack/smtp";
 import { profile, smtpOptions } from "../../scripts/local-stack/stack";
 import { createMigratedDatabase, until } from "../support/databases";
+import { testPorts } from "../support/ports";
 
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-apps-"));
-const options: LocalAppsOptions = { dir, outputsFile: path.join(dir, "outputs.json"), servicePort: 27480, workerMetricsPort: 27481, targetsFile: path.join(dir, "targets", "services.json") };
+const options: LocalAppsOptions = { dir, outputsFile: path.join(dir, "outputs.json"), servicePort: testPorts("apps"), workerMetricsPort: testPorts("apps") + 1, targetsFile: path.join(dir, "targets", "services.json") };
 let outputs: StackOutputs;
 let drop: () => Promise<void> = async () => undefined;
 let pids: number[] = [];
@@ -49,8 +50,8 @@ describe("make dev's processes (local-stack apps)", () => {
     pids = status.map((s) => s.pid!).filter(Boolean);
     assert.deepEqual(status.map((s) => [s.name, typeof s.pid]), [["service", "number"], ["worker", "number"], ["scheduler", "number"]]);
     assert.equal((await fetch(`${serviceUrl(options)}/health/ready`)).status, 200);
-    assert.deepEqual(JSON.parse(readFileSync(options.targetsFile, "utf8"))[0].targets, ["127.0.0.1:27480", "127.0.0.1:27481"], "Prometheus scrapes the service and the worker");
-    assert.match(await (await fetch("http://127.0.0.1:27481/metrics")).text(), /shopfds_/);
+    assert.deepEqual(JSON.parse(readFileSync(options.targetsFile, "utf8"))[0].targets, [`127.0.0.1:${options.servicePort}`, `127.0.0.1:${options.workerMetricsPort}`], "Prometheus scrapes the service and the worker");
+    assert.match(await (await fetch(`http://127.0.0.1:${options.workerMetricsPort}/metrics`)).text(), /shopfds_/);
 
     // The dev admin logs in with the password kept in its 0600 file.
     assert.equal(readFileSync(adminPasswordFile(options)).length >= 20, true);

@@ -17,6 +17,7 @@ import { mailDir } from "../../scripts/local-stack/smtp";
 import { type LocalMonitoringOptions, startMonitoring, stopMonitoring, webhookDir } from "../../scripts/local-stack/monitoring";
 import { profile, smtpOptions } from "../../scripts/local-stack/stack";
 import { until } from "../support/databases";
+import { testPorts } from "../support/ports";
 
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-alerting-"));
 let exporter: Server;
@@ -37,10 +38,10 @@ before(async () => {
   target = `127.0.0.1:${(exporter.address() as { port: number }).port}`;
   options = {
     dir,
-    prometheusPort: 27690,
-    alertmanagerPort: 27693,
-    nodeExporterPort: 27691,
-    webhookPort: 27694,
+    prometheusPort: testPorts("alerting"),
+    alertmanagerPort: testPorts("alerting") + 3,
+    nodeExporterPort: testPorts("alerting") + 1,
+    webhookPort: testPorts("alerting") + 4,
     smtpPort: outputs.smtp!.port,
     jobs: [{ name: "busy-host", targets: [target] }],
     intervalSeconds: 1,

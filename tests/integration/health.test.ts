@@ -25,10 +25,11 @@ import { startRabbit, stopRabbit } from "../../scripts/local-stack/rabbitmq";
 import { TaskProducer } from "../../runtime/jobs/producer";
 import { cleanStack, postgresOptions, rabbitOptions, redisOptions, startStack, type LocalStackProfile } from "../../scripts/local-stack/stack";
 import { until } from "../support/databases";
+import { testPorts } from "../support/ports";
 
 const parent = mkdtempSync(path.join(tmpdir(), "shopfds-health-"));
 giveToServiceUser(parent);
-const stack: LocalStackProfile = { name: "health", dir: path.join(parent, "stack"), portBase: 27400 };
+const stack: LocalStackProfile = { name: "health", dir: path.join(parent, "stack"), portBase: testPorts("health") };
 let outputs: StackOutputs;
 let db: Database;
 let redis: Cluster;

@@ -10,12 +10,14 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import { giveToServiceUser, isAlive } from "../../scripts/local-stack/process";
+import { testPorts } from "../support/ports";
 
 const ROOT = path.resolve(__dirname, "../..");
 const parent = mkdtempSync(path.join(tmpdir(), "shopfds-lifecycle-"));
 giveToServiceUser(parent);
 const dir = path.join(parent, "stack");
-const env = { ...process.env, SHOPFDS_LOCAL_STACK_DIR: dir, SHOPFDS_LOCAL_PORT_BASE: "26400" };
+const B = testPorts("lifecycle");
+const env = { ...process.env, SHOPFDS_LOCAL_STACK_DIR: dir, SHOPFDS_LOCAL_PORT_BASE: String(B) };
 const cli = (command: string) => spawnSync(process.execPath, ["--import", "tsx", "scripts/local-stack.ts", command, "--profile", "test"], { cwd: ROOT, env, encoding: "utf8" });
 const pids = (statusOut: string) => [...statusOut.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]));
 
@@ -28,11 +30,11 @@ describe("local stack life cycle", () => {
   it("starts, reports its members, starts again without change, stops by PID keeping data, and cleans up", () => {
     const first = cli("start");
     assert.equal(first.status, 0, first.stderr);
-    assert.match(first.stdout, /PostgreSQL primary {3}postgres:\/\/shopfds@127\.0\.0\.1:26432\/shopfds/);
-    assert.match(first.stdout, /PostgreSQL replica 1 postgres:\/\/shopfds@127\.0\.0\.1:26433\/shopfds \(read-only, streaming\)/);
-    assert.match(first.stdout, /Redis Cluster {8}127\.0\.0\.1:26401 127\.0\.0\.1:26402 127\.0\.0\.1:26403 127\.0\.0\.1:26404 127\.0\.0\.1:26405 127\.0\.0\.1:26406 \(3 masters \+ 3 replicas/);
+    assert.match(first.stdout, new RegExp(`PostgreSQL primary {3}postgres:\\/\\/shopfds@127\\.0\\.0\\.1:${B + 32}\\/shopfds`));
+    assert.match(first.stdout, new RegExp(`PostgreSQL replica 1 postgres:\\/\\/shopfds@127\\.0\\.0\\.1:${B + 33}\\/shopfds \\(read-only, streaming\\)`));
+    assert.match(first.stdout, new RegExp(`Redis Cluster {8}${[1, 2, 3, 4, 5, 6].map((i) => `127\\.0\\.0\\.1:${B + i}`).join(" ")} \\(3 masters \\+ 3 replicas`));
     assert.match(first.stderr, /cluster formed: 6 nodes, state ok/);
-    assert.match(first.stdout, /RabbitMQ {13}amqp:\/\/shopfds:\*\*\*@127\.0\.0\.1:26472\/shopfds \(management http:\/\/127\.0\.0\.1:26473\/\)/, "the password is masked");
+    assert.match(first.stdout, new RegExp(`RabbitMQ {13}amqp:\\/\\/shopfds:\\*\\*\\*@127\\.0\\.0\\.1:${B + 72}\\/shopfds \\(management http:\\/\\/127\\.0\\.0\\.1:${B + 73}\\/\\)`), "the password is masked");
 
     const status = cli("status");
     assert.equal(status.status, 0);

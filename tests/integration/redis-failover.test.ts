@@ -17,7 +17,7 @@ import { Database } from "../../runtime/db/router";
 import { Blacklist } from "../../runtime/fds/blacklist";
 import { loadStackOutputs, type RedisOutputs, type StackOutputs } from "../../runtime/outputs";
 import { connectRedisCluster } from "../../runtime/redis/client";
-import { clusterInfo, type LocalRedisOptions, REDIS_NODES, redisNodePort, startRedis, stopRedis, stopRedisNode } from "../../scripts/local-stack/redis";
+import { clusterInfo, type LocalRedisOptions, REDIS_NODES, redisNodePid, redisNodePort, startRedis, stopRedis, stopRedisNode } from "../../scripts/local-stack/redis";
 import { createServer, type Server } from "node:http";
 import { Writable } from "node:stream";
 import { FraudDetector } from "../../runtime/fds/evaluate";
@@ -29,9 +29,10 @@ import { upsertAccount, type Account } from "../../runtime/shop/accounts";
 import { LoginGuard } from "../../runtime/shop/login-guard";
 import { createApp } from "../../scripts/service/app";
 import { createMigratedDatabase, sleep, until } from "../support/databases";
+import { testPorts } from "../support/ports";
 
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-redis-failover-"));
-const local: LocalRedisOptions = { dir, firstPort: 26601, firstBusPort: 26611, nodeTimeoutMs: 2000 };
+const local: LocalRedisOptions = { dir, firstPort: testPorts("redisFailover") + 1, firstBusPort: testPorts("redisFailover") + 11, nodeTimeoutMs: 2000 };
 const LISTED = Array.from({ length: 30 }, (_, i) => `198.18.0.${i + 1}`);
 let outputs: StackOutputs;
 let redisOutputs: RedisOutputs;
@@ -42,6 +43,8 @@ let dropDb: () => Promise<void> = async () => undefined;
 let server: Server | undefined;
 let base = "";
 let adminToken = "";
+/** A node stopped by SIGSTOP, resumed in `after` should a test fail. */
+let hung: number | undefined;
 
 interface Answer {
   at: number;
@@ -137,6 +140,7 @@ function httpLoop(): { answers: { ip: string; listed: boolean; status: number; d
 }
 
 after(async () => {
+  if (hung) process.kill(hung, "SIGCONT");
   server?.close();
   redis?.disconnect();
   await stopRedis(local);
@@ -146,6 +150,72 @@ after(async () => {
 });
 
 describe("Redis Cluster faults during blacklist checks", () => {
+  it("SC-002: a master hung (SIGSTOP): a client that only checks the blacklist answers from Redis again within about a second of the failover", async () => {
+    // A client of its own with the shipped settings (connectRedisCluster, Blacklist defaults): it learns
+    // the new topology only by itself, never from a write's MOVED.
+    const client = connectRedisCluster(redisOutputs);
+    const checker = new Blacklist(client, db, { cardHashKeys: outputs.fds.cardHashKeys });
+    try {
+      const [victim] = await masters();
+      const pid = redisNodePid(local, victim!);
+      assert.ok(pid, "the victim's PID");
+      for (const ip of LISTED) assert.equal((await checker.check({ ip })).source, "redis", "warm: every key's node connected");
+      // Only keys the victim serves: the client then meets nothing but timeouts (no CLUSTERDOWN, no MOVED
+      // from a healthy node), the case in which it never learned the new topology.
+      const ranges = ((await redis.call("CLUSTER", "SLOTS")) as [number, number, [string, number]][]).filter((r) => r[2][1] === redisNodePort(local, victim!));
+      const onVictim: string[] = [];
+      for (const ip of LISTED) {
+        const slot = Number(await redis.call("CLUSTER", "KEYSLOT", `fds:bl:ip:${ip}`));
+        if (ranges.some(([from, to]) => slot >= from && slot <= to)) onVictim.push(ip);
+      }
+      assert.ok(onVictim.length >= 3, `listed IPs on the victim: ${onVictim.length}`);
+      const answers: Answer[] = [];
+      let running = true;
+      const loop = (async () => {
+        for (let i = 0; running; i++) {
+          const ip = onVictim[i % onVictim.length]!;
+          const t = performance.now();
+          const r = await checker.check({ ip });
+          answers.push({ at: t, ip, listed: r.listed, source: r.source, ms: performance.now() - t });
+          await sleep(5);
+        }
+      })();
+      hung = pid;
+      process.kill(pid!, "SIGSTOP");
+      const stoppedAt = performance.now();
+      const survivor = (victim! + 1) % REDIS_NODES;
+      // Failed over: three masters without the victim (its replica promoted) and every live node reports
+      // the cluster ok again (between the victim's FAIL and the promotion every node says fail, and every
+      // check falls back: that window is the cluster's, not the client's). The client is measured from there.
+      const live = Array.from({ length: REDIS_NODES }, (_, i) => i).filter((i) => i !== victim);
+      await until("failover", 20_000, async () => (await Promise.all(live.map((i) => clusterInfo(local, i)))).every((info) => info.cluster_state === "ok") && (await masters()).length === 3 && !(await masters()).includes(victim!));
+      const failedOverAt = performance.now();
+      await until("every checked IP answered by Redis again", 15_000, async () => onVictim.every((ip) => answers.some((a) => a.ip === ip && a.at > failedOverAt && a.source === "redis")));
+      await sleep(1500);
+      running = false;
+      await loop;
+      // The client is back once no check started later falls back: the last fallback's start says when.
+      const backAt = Math.max(failedOverAt, ...answers.filter((a) => a.source !== "redis").map((a) => a.at + a.ms));
+      const afterBack = answers.filter((a) => a.at > backAt);
+      const sorted = afterBack.map((a) => a.ms).sort((a, b) => a - b);
+      const p99 = sorted[Math.floor(sorted.length * 0.99)] ?? Infinity;
+      console.log(
+        `    hung master ${victim}: failover ${((failedOverAt - stoppedAt) / 1000).toFixed(2)} s after SIGSTOP; checks back on Redis ${((backAt - failedOverAt) / 1000).toFixed(2)} s after the failover; ` +
+          `then ${afterBack.length} checks, p99 ${p99.toFixed(1)} ms, ${afterBack.filter((a) => a.source !== "redis").length} not from Redis`,
+      );
+      assert.deepEqual(answers.filter((a) => !a.listed), [], "never a wrong 'not listed'");
+      assert.ok(backAt - failedOverAt < 1000, `back on Redis ${(backAt - failedOverAt).toFixed(0)} ms after the failover (about a second expected)`);
+      assert.deepEqual(afterBack.filter((a) => a.source !== "redis"), [], "Redis answers every check once back");
+      assert.ok(p99 < 100, `p99 ${p99.toFixed(1)} ms after the failover (SC-002: 100 ms)`);
+    } finally {
+      if (hung) process.kill(hung, "SIGCONT");
+      hung = undefined;
+      client.disconnect();
+    }
+    // The old master resumes as a replica of its successor: the cluster is whole again for the next test.
+    await until("the resumed node rejoins", 20_000, async () => (await clusterInfo(local, 0)).cluster_state === "ok" && (await clusterInfo(local, 0)).cluster_known_nodes === "6" && (await masters()).length === 3);
+  });
+
   it("US2-4 (SC-003, FR-014): one master SIGKILLed: failover inside 10 s, never a wrong 'not listed', no entry lost", async () => {
     const [victim] = await masters();
     assert.notEqual(victim, undefined);

@@ -1,0 +1,21 @@
+/**
+ * Test support: the ports of this `make test` run. scripts/test.sh takes a free block of 1000 ports
+ * (SHOPFDS_TEST_PORT_BASE, locked for the run) so two runs and a `make dev` share one machine; the test
+ * stack uses the first hundred, and each test file with servers of its own takes its own hundred here.
+ */
+export const TEST_PORT_BASE = Number(process.env.SHOPFDS_TEST_PORT_BASE ?? process.env.SHOPFDS_LOCAL_PORT_BASE ?? 25400);
+
+const SLOTS = {
+  lifecycle: 100,
+  health: 200,
+  apps: 300,
+  alerting: 400,
+  redisFailover: 500,
+  hungServers: 600,
+  brokerRestart: 700,
+} as const;
+
+/** The first port of a test file's own hundred. */
+export function testPorts(file: keyof typeof SLOTS): number {
+  return TEST_PORT_BASE + SLOTS[file];
+}
