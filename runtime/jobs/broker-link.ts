@@ -23,7 +23,7 @@ export interface BrokerLinkOptions {
   readonly log?: (line: string) => void;
   /** AMQP heartbeat in seconds: a broker that stops answering is noticed within about twice this. @default 10 */
   readonly heartbeatSeconds?: number;
-  /** Longest wait between reconnect attempts. @default 5000 */
+  /** Longest wait between reconnect attempts. @default 2000 */
   readonly maxReconnectDelayMs?: number;
 }
 
@@ -56,7 +56,7 @@ export class BrokerLink {
       timeout: 5000,
       recovery: {
         initialDelay: 200,
-        maxDelay: o.maxReconnectDelayMs ?? 5000,
+        maxDelay: o.maxReconnectDelayMs ?? 2000,
         initialMaxRetries: 0,
         maxRetries: Infinity,
         setup: async (connection: ChannelModel) => {

@@ -52,7 +52,7 @@ interface Deferred {
 export interface ProducerOptions {
   /** Told of connection loss and recovery, and of deferred sends. */
   readonly log?: (line: string) => void;
-  /** Longest wait between reconnect attempts. @default 5000 */
+  /** Longest wait between reconnect attempts. @default 2000 */
   readonly maxReconnectDelayMs?: number;
 }
 

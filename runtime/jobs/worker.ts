@@ -66,7 +66,7 @@ export interface WorkerOptions {
   readonly shutdownTimeoutMs?: number;
   /** An eta further away than this is re-published each horizon instead of held (RabbitMQ's consumer_timeout is 1 h). @default 20 minutes */
   readonly holdHorizonMs?: number;
-  /** Longest wait between reconnect attempts. @default 5000 */
+  /** Longest wait between reconnect attempts. @default 2000 */
   readonly maxReconnectDelayMs?: number;
   /** @default no output */
   readonly log?: (line: string) => void;
@@ -147,7 +147,7 @@ export class Worker implements ControlTarget {
       heartbeatSeconds: options.heartbeatSeconds ?? 2,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 30_000,
       holdHorizonMs: options.holdHorizonMs ?? 20 * 60_000,
-      maxReconnectDelayMs: options.maxReconnectDelayMs ?? 5000,
+      maxReconnectDelayMs: options.maxReconnectDelayMs ?? 2000,
       log: options.log ?? (() => undefined),
       onHeartbeat: options.onHeartbeat,
       onTaskDone: options.onTaskDone ?? (() => undefined),

@@ -38,6 +38,7 @@ let producer: TaskProducer;
 let server: Server;
 let base = "";
 let stoppedPrimary: number | undefined;
+const KEPT = "0b6e4a8e-5b55-4a4e-9d1c-2f4e8f2b9a01";
 
 /** Signals a PostgreSQL server and its backends (each backend is its own session, so not a group). */
 function signalServer(pid: number, signal: NodeJS.Signals): void {
@@ -135,6 +136,9 @@ describe("health endpoint", () => {
     assert.deepEqual([r.code, r.body.status], [503, "fail"]);
     assert.equal((await get("/health/live")).code, 200, "liveness is the process only");
     await assert.rejects(producer.send("any.task"), /RabbitMQ is not reachable now/);
+    // Work already committed (an order's e-mail) is kept for the broker's return instead of failing.
+    assert.deepEqual(await producer.sendOrDefer("health.kept", [], {}, { id: KEPT }), { id: KEPT, deferred: true });
+    assert.equal(producer.pendingDeferred, 1);
   });
 
   it("RabbitMQ back: the check passes again on the same producer, which reconnected by itself and sends again", async () => {
@@ -143,7 +147,9 @@ describe("health endpoint", () => {
     assert.equal((await get()).code, 200);
     const sent = await producer.send("health.probe", [], {}, { queue: "celery" });
     assert.match(sent.id, /^[0-9a-f-]{36}$/);
-    // The queue depth, read over the producer's own connection (checks run every 300 ms).
-    await until("the check to see the task waiting", 5000, async () => (await get()).body.checks["rabbitmq:queue"]![0]!.observedValue === 1);
+    // The kept task went out on reconnect, then the probe: the queue depth, read over the producer's
+    // own connection (checks run every 300 ms), counts both.
+    await until("the check to see both tasks waiting", 5000, async () => (await get()).body.checks["rabbitmq:queue"]![0]!.observedValue === 2);
+    assert.equal(producer.pendingDeferred, 0);
   });
 });
