@@ -6,7 +6,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { DeployedService, Endpoint, Platform } from "../platform/types";
-import { renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "./render";
+import { ALERT_TIMING, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "./render";
 
 export const MONITORING_PATHS = {
   prometheusConfig: "/etc/prometheus/prometheus.yml",
@@ -172,7 +172,7 @@ export class Monitoring extends pulumi.ComponentResource {
         configFiles: [
           {
             path: MONITORING_PATHS.prometheusConfig,
-            content: renderPrometheusConfig({ scrapeIntervalSeconds: 15, evaluationIntervalSeconds: 15, alertmanagers: [target(alertmanager, 9093)], ruleFiles: [MONITORING_PATHS.rules], jobs }),
+            content: renderPrometheusConfig({ scrapeIntervalSeconds: ALERT_TIMING.scrapeIntervalSeconds, evaluationIntervalSeconds: ALERT_TIMING.evaluationIntervalSeconds, alertmanagers: [target(alertmanager, 9093)], ruleFiles: [MONITORING_PATHS.rules], jobs }),
           },
           { path: MONITORING_PATHS.rules, content: renderAlertRules() },
         ],

@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "../../components/monitoring/render";
+import { ALERT_TIMING, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "../../components/monitoring/render";
 import type { MonitoringOutputs } from "../../runtime/outputs";
 import { pidFromFile, spawnDetached, stopPid, waitFor } from "./process";
 
@@ -20,12 +20,6 @@ export interface LocalMonitoringOptions {
   readonly smtpPort: number;
   /** Scrape jobs besides Prometheus, Alertmanager and node-exporter (e.g. RabbitMQ's plugin). */
   readonly jobs?: readonly ScrapeJob[];
-  /** @default 15 */
-  readonly intervalSeconds?: number;
-  /** @default "30s" */
-  readonly groupWait?: string;
-  /** See AlertRuleOptions.forOverride. */
-  readonly forOverride?: string;
 }
 
 const HOST = "127.0.0.1";
@@ -51,24 +45,23 @@ async function ready(url: string, what: string): Promise<void> {
 export async function startMonitoring(o: LocalMonitoringOptions, log: (m: string) => void = () => {}): Promise<MonitoringOutputs> {
   for (const d of [o.dir, webhookDir(o), path.dirname(serviceTargetsFile(o)), path.join(o.dir, "prometheus-data"), path.join(o.dir, "alertmanager-data")]) mkdirSync(d, { recursive: true });
   if (!existsSync(serviceTargetsFile(o))) writeFileSync(serviceTargetsFile(o), "[]\n");
-  const interval = o.intervalSeconds ?? 15;
   const slackUrlFile = path.join(o.dir, "slack-webhook-url");
   writeFileSync(slackUrlFile, `http://${HOST}:${o.webhookPort}/slack`, { mode: 0o600 });
-  writeFileSync(path.join(o.dir, "rules.yml"), renderAlertRules({ ...(o.forOverride ? { forOverride: o.forOverride } : {}) }));
+  writeFileSync(path.join(o.dir, "rules.yml"), renderAlertRules());
   writeFileSync(
     path.join(o.dir, "alertmanager.yml"),
     renderAlertmanagerConfig({
       slackWebhookUrlFile: slackUrlFile,
       slackChannel: "#shopfds-alerts",
       email: { to: "oncall@shopfds.local", from: "alertmanager@shopfds.local", smarthost: `${HOST}:${o.smtpPort}`, requireTls: false },
-      groupWait: o.groupWait ?? "30s",
     }),
   );
   writeFileSync(
     path.join(o.dir, "prometheus.yml"),
     renderPrometheusConfig({
-      scrapeIntervalSeconds: interval,
-      evaluationIntervalSeconds: interval,
+      // The shipped timing, as the stacks run it.
+      scrapeIntervalSeconds: ALERT_TIMING.scrapeIntervalSeconds,
+      evaluationIntervalSeconds: ALERT_TIMING.evaluationIntervalSeconds,
       alertmanagers: [`${HOST}:${o.alertmanagerPort}`],
       ruleFiles: [path.join(o.dir, "rules.yml")],
       jobs: [

@@ -57,7 +57,8 @@ const cases: Case[] = [
       'node_cpu_seconds_total{mode="idle",instance="hot",cpu="0"}': "0+3x30", // idle 5 %: CPU 95 %
       'node_cpu_seconds_total{mode="idle",instance="calm",cpu="0"}': "0+18x30", // CPU 70 %
     },
-    at: { "5m": [], "10m": [w({ instance: "busy" }, 85), w({ instance: "hot" }, 95), c({ instance: "hot" }, 95)] },
+    // Pending at the first evaluation that sees it, firing at the next (for: 10s).
+    at: { "1m": [], "2m": [w({ instance: "busy" }, 85), w({ instance: "hot" }, 95), c({ instance: "hot" }, 95)] },
   },
   {
     alert: "HostHighMemory",
@@ -69,7 +70,7 @@ const cases: Case[] = [
       'node_memory_MemAvailable_bytes{instance="ok"}': "20x20",
       'node_memory_MemTotal_bytes{instance="ok"}': "100x20",
     },
-    at: { "3m": [], "6m": [w({ instance: "tight" }, 90), w({ instance: "full" }, 97), c({ instance: "full" }, 97)] },
+    at: { "0m": [], "1m": [w({ instance: "tight" }, 90), w({ instance: "full" }, 97), c({ instance: "full" }, 97)] },
   },
   {
     alert: "HostDiskFull",
@@ -215,7 +216,7 @@ describe("Prometheus: config and rules", () => {
   });
 
   it("the rule tests can fail: a wrong expectation is reported", async () => {
-    const wrong: Case = { ...cases[0]!, at: { "5m": [w({ instance: "busy" }, 85)] } };
+    const wrong: Case = { ...cases[0]!, at: { "1m": [w({ instance: "busy" }, 85)] } };
     await assert.rejects(run("promtool", ["test", "rules", file("wrong.yml", testFile(rulesFile, [wrong]))]), (e: { stdout: string; stderr: string }) => /FAILED/.test(e.stdout + e.stderr));
   });
 });
