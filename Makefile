@@ -16,16 +16,16 @@ help: ## List the targets
 setup: ## Install what a fresh Debian/Ubuntu machine needs (Debian packages, npm packages)
 	@bash scripts/setup.sh
 
-dev: setup ## Start the development environment (pulumi up of the dev stack, or the local stack), migrate, seed, start the service, a worker and the scheduler, and print where they are
+dev: setup ## Start the development environment (pulumi up of the dev stack, or the local stack), migrate, seed an empty database (keeping data on a restart), start the service, a worker and the scheduler, and print where they are
 ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
 	pulumi up --stack dev --yes
 	@$(MAKE) --no-print-directory migrate
-	@$(MAKE) --no-print-directory seed
+	@$(MAKE) --no-print-directory seed SEED_ARGS=--if-empty
 else
 	@echo "No Docker engine and Pulumi CLI here: starting the local stack (same rendered configs, real servers on loopback)."
 	@$(LOCAL_STACK) start --profile dev
 	@$(MAKE) --no-print-directory migrate
-	@$(MAKE) --no-print-directory seed
+	@$(MAKE) --no-print-directory seed SEED_ARGS=--if-empty
 	@$(LOCAL_STACK) apps --profile dev
 endif
 

@@ -1,10 +1,12 @@
 /**
  * `make seed` (and scripts/load-fixtures.sh): fills the stack's database with the ShopFDS seed data set
  * (see seed/generate.ts), deterministic for a seed value. A rerun replaces the previous seed data and
- * nothing else; `--append` adds another batch. Blacklisted IPs also go to Redis (and the ones a rerun
- * removes leave it). Refuses a production stack unless `--force-production`.
+ * nothing else (and refuses, changing nothing, when data created since refers to it); `--append` adds
+ * another batch; `--if-empty` seeds only a database without seed data, keeping everything otherwise
+ * (what `make dev` runs, so a restart keeps the orders people placed). Blacklisted IPs also go to Redis
+ * (and the ones a rerun removes leave it). Refuses a production stack unless `--force-production`.
  *
- *   node --import tsx scripts/seed.ts [--seed 42] [--append] [--force-production]
+ *   node --import tsx scripts/seed.ts [--seed 42] [--append | --if-empty] [--force-production]
  */
 import pg from "pg";
 import { loadStackOutputs, type StackOutputs } from "../runtime/outputs";
@@ -15,12 +17,16 @@ import { deleteBatches, insertBatch, lockTables } from "./seed/load";
 export interface SeedOptions {
   readonly seed?: number;
   readonly append?: boolean;
+  /** Seed only a database that has no seed batch yet; otherwise keep everything (what `make dev` runs). */
+  readonly ifEmpty?: boolean;
   readonly counts?: SeedCounts;
   readonly progress?: (line: string) => void;
 }
 
 export interface SeedResult {
   readonly rows: number;
+  /** `ifEmpty` and seed data present: nothing was written. */
+  readonly kept?: number;
   readonly removedBatches: number;
   readonly ms: number;
 }
@@ -38,7 +44,23 @@ export async function seedDatabase(outputs: Pick<StackOutputs, "postgres"> & Par
   try {
     await client.query("BEGIN");
     await lockTables(client);
-    if (!o.append) removed = await deleteBatches(client, progress);
+    if (o.ifEmpty) {
+      const present = Number((await client.query<{ n: number }>("SELECT count(*)::int AS n FROM seed_batches")).rows[0]!.n);
+      if (present > 0) {
+        await client.query("ROLLBACK");
+        return { rows: 0, kept: present, removedBatches: 0, ms: performance.now() - started };
+      }
+    }
+    if (!o.append) removed = await deleteBatches(client, progress).catch((error: { code?: string; detail?: string }) => {
+      // Orders placed through the service (or other data people made) point at seed users or products.
+      if (error.code === "23503") {
+        throw new Error(
+          `the seed data cannot be replaced: data created since refers to it (${error.detail ?? "a foreign key"}). Nothing was changed. ` +
+            "Keep it and add a batch (make seed SEED_ARGS=--append), or start from an empty schema (make reset-db, then make seed).",
+        );
+      }
+      throw error;
+    });
     const { rows } = await client.query<{ n: number; b: number }>(
       "SELECT count(*)::int AS b, coalesce(sum(jsonb_extract_path_text(ranges, 'users', '1')::int - jsonb_extract_path_text(ranges, 'users', '0')::int + 1), 0)::int AS n FROM seed_batches",
     );
@@ -79,8 +101,8 @@ export async function seedDatabase(outputs: Pick<StackOutputs, "postgres"> & Par
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const unknown = args.filter((a, i) => !["--seed", "--append", "--force-production"].includes(a) && args[i - 1] !== "--seed");
-  if (unknown.length) throw new Error(`unknown argument ${unknown[0]} (expected --seed N, --append, --force-production)`);
+  const unknown = args.filter((a, i) => !["--seed", "--append", "--if-empty", "--force-production"].includes(a) && args[i - 1] !== "--seed");
+  if (unknown.length) throw new Error(`unknown argument ${unknown[0]} (expected --seed N, --append, --if-empty, --force-production)`);
   const i = args.indexOf("--seed");
   const seed = i >= 0 ? Number(args[i + 1]) : 42;
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed: must be a non-negative integer (got ${args[i + 1]})`);
@@ -90,8 +112,12 @@ async function main(): Promise<void> {
   }
   const tty = process.stdout.isTTY;
   const progress = (line: string) => (tty ? process.stdout.write(`\r\x1b[K  seeding… ${line}`) : console.log(`  ${line}`));
-  const r = await seedDatabase(await loadStackOutputs(), { seed, append: args.includes("--append"), progress });
+  const r = await seedDatabase(await loadStackOutputs(), { seed, append: args.includes("--append"), ifEmpty: args.includes("--if-empty"), progress });
   if (tty) process.stdout.write("\r\x1b[K");
+  if (r.kept) {
+    console.log(`seed data present (${r.kept} batch(es)): kept, with everything created since (make seed replaces it)`);
+    return;
+  }
   console.log(`seeded ${r.rows} rows in ${(r.ms / 1000).toFixed(2)} s (${Math.round(r.rows / (r.ms / 1000))} rows/s)${r.removedBatches ? `, replacing ${r.removedBatches} earlier batch(es)` : ""}`);
 }
 

@@ -76,6 +76,31 @@ describe("seed", () => {
     assert.deepEqual(kept, { u: 1, p: 1, o: 1 });
   });
 
+  it("make dev's --if-empty keeps existing seed data and orders placed on it; a replace they block changes nothing and says what to do", async () => {
+    // An order placed through the service on a seed user and a seed product (as after `make dev`).
+    await db.query(
+      `WITH o AS (INSERT INTO orders (user_id, total_amount) SELECT id, 5 FROM users WHERE email = 'user1@test.com' RETURNING id)
+       INSERT INTO order_items (order_id, product_id, quantity, unit_price) SELECT o.id, p.id, 1, 5 FROM o, (SELECT min(id) AS id FROM products WHERE sku <> 'REAL-1') p`,
+    );
+    const before = await counts();
+    const kept = await seedDatabase({ postgres }, { seed: 42, ifEmpty: true });
+    assert.deepEqual([kept.kept, kept.rows], [2, 0], "two batches present: kept");
+    assert.deepEqual(await counts(), before);
+    await assert.rejects(seedDatabase({ postgres }, { seed: 42 }), (e: Error) => /^the seed data cannot be replaced: data created since refers to it \(Key .*\)\. Nothing was changed\. Keep it and add a batch \(make seed SEED_ARGS=--append\), or start from an empty schema \(make reset-db, then make seed\)\.$/.test(e.message));
+    assert.deepEqual(await counts(), before, "the failed replace rolled back");
+  });
+
+  it("--if-empty seeds a database without seed data", async () => {
+    const fresh = await createMigratedDatabase(outputs, `shopfds_seed_empty_${process.pid}`);
+    try {
+      const r = await seedDatabase({ postgres: fresh.postgres }, { seed: 42, ifEmpty: true, counts: { users: 20, products: 10, orders: 40, reviews: 5, carts: 3, blacklistedIps: 2 } });
+      assert.equal(r.kept, undefined);
+      assert.ok(r.rows > 0);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it("refuses a production stack without --force-production, writing nothing", async () => {
     const before = await counts();
     await assert.rejects(
