@@ -62,6 +62,13 @@ export interface FdsRulesOptions {
 export const levelFor = (score: number): RiskLevel => (score <= 30 ? "low" : score <= 70 ? "medium" : "high");
 export const decisionFor = (level: RiskLevel): Decision => (level === "low" ? "approve" : level === "medium" ? "additional_auth" : "block");
 
+/** The score, level and decision of a set of factors: a blacklist hit is 100, otherwise the capped sum. */
+export function combineFactors(factors: readonly RiskFactor[]): { score: number; level: RiskLevel; decision: Decision } {
+  const score = factors.some((f) => f.rule === "blacklist") ? 100 : Math.min(100, factors.reduce((n, f) => n + f.score, 0));
+  const level = levelFor(score);
+  return { score, level, decision: decisionFor(level) };
+}
+
 export function blacklistRule(result: CheckResult): RiskFactor[] {
   return result.listed ? [{ rule: "blacklist", score: 100, detail: { matched: result.matches.map((m) => ({ type: m.type, reason: m.reason })) } }] : [];
 }
@@ -86,7 +93,7 @@ const transactionSchema = z.object({
   card: z.string({ error: "must be a string" }).optional(),
 });
 
-const DEFAULTS: Required<FdsRulesOptions> = { highAmount: 1_000_000, veryHighAmount: 5_000_000, velocityWindowSeconds: 600, velocityLimit: 5, velocityKeyPrefix: "fds:vel:", velocityTimeoutMs: 300 };
+export const FDS_RULE_DEFAULTS: Required<FdsRulesOptions> = { highAmount: 1_000_000, veryHighAmount: 5_000_000, velocityWindowSeconds: 600, velocityLimit: 5, velocityKeyPrefix: "fds:vel:", velocityTimeoutMs: 300 };
 
 export class FraudDetector {
   private readonly options: Required<FdsRulesOptions>;
@@ -98,7 +105,7 @@ export class FraudDetector {
     cardHashKeys: readonly CardHashKey[],
     options: FdsRulesOptions = {},
   ) {
-    this.options = { ...DEFAULTS, ...options };
+    this.options = { ...FDS_RULE_DEFAULTS, ...options };
     this.cardKey = [...cardHashKeys].sort((a, b) => b.version - a.version)[0] as CardHashKey;
   }
 
@@ -126,10 +133,7 @@ export class FraudDetector {
     const factors: RiskFactor[] = check
       ? [...blacklistRule(check), ...amountRule(tx.amount, this.options), ...velocityRule(counts, this.options)]
       : [{ rule: "blacklist_unavailable", score: 50, detail: {} }, ...amountRule(tx.amount, this.options), ...velocityRule(counts, this.options)];
-    const listed = check?.listed ?? false;
-    const score = listed ? 100 : Math.min(100, factors.reduce((n, f) => n + f.score, 0));
-    const level = levelFor(score);
-    return { score, level, decision: decisionFor(level), factors, ...(check ? { blacklistSource: check.source } : {}), elapsedMs: performance.now() - started };
+    return { ...combineFactors(factors), factors, ...(check ? { blacklistSource: check.source } : {}), elapsedMs: performance.now() - started };
   }
 
   private velocityWithin(dimensions: Record<string, string>): Promise<Record<string, number>> {

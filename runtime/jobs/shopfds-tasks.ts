@@ -6,13 +6,15 @@
  *   set operations).
  *
  *   shopfds.send_order_confirmation  [orderId]            FR-016, through SMTP (nodemailer)
- *   shopfds.fds_batch_reevaluate     {scheduled_slot}     FR-017, daily 00:00: last 24 h against the blacklist
+ *   shopfds.fds_batch_reevaluate     {scheduled_slot}     FR-017, daily 00:00: the whole rule set over the last 24 h (fds/batch.ts)
  *   shopfds.generate_report          [reportId]           FR-018, a CSV report (kept in PostgreSQL) and its download link
- *   shopfds.archive_app_logs         {olderThanDays: 90}  FR-019, Sunday 02:00
+ *   shopfds.archive_app_logs         {olderThanDays: 90}  FR-019, Sunday 02:00: finished task_log rows and app_logs past 90 days
  *   shopfds.check_stale_tasks        {}                   every 5 min: re-sends outbox entries, reports tasks waiting > 24 h
  */
 import type { Transporter } from "nodemailer";
 import type { Database } from "../db/router";
+import { reevaluateLastDay } from "../fds/batch";
+import type { FdsRulesOptions } from "../fds/evaluate";
 import { ORDER_EMAIL_TASK, type TaskSender } from "../shop/orders";
 import { REPORT_TASK } from "../shop/reports";
 import type { ScheduleEntry } from "./scheduler";
@@ -40,6 +42,8 @@ export interface ShopTaskDeps {
   /** Re-sends outbox entries (the stale-task check). */
   readonly sender: TaskSender;
   readonly log?: (line: string) => void;
+  /** The FDS rule settings the services use (the batch re-runs the same rules). @default FDS_RULE_DEFAULTS */
+  readonly fdsRules?: FdsRulesOptions;
   /** Told the stale-task check's count of tasks waiting over 24 h (ServiceMetrics.setTasksWaitingOver24h). */
   readonly onStaleTasks?: (waitingOver24h: number) => void;
 }
@@ -115,21 +119,10 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
   worker.register(TASKS.fdsBatch, (args, kwargs, ctx) =>
     once(db, "batch", ctx, args, async () => {
       const until = kwargs.scheduled_slot ? new Date(String(kwargs.scheduled_slot)) : new Date();
-      const { rows } = await db.query(
-        `WITH window_tx AS (
-           SELECT id FROM fds_transactions WHERE created_at >= $1::timestamptz - interval '24 hours' AND created_at < $1::timestamptz
-         ), listed AS (
-           UPDATE fds_transactions t SET risk_score = 100, risk_level = 'high', decision = 'block'
-           FROM blacklist_entries b
-           WHERE t.id IN (SELECT id FROM window_tx) AND t.decision <> 'block' AND b.expires_at > now()
-             AND ((b.entry_type = 'ip' AND b.value = host(t.ip_address)) OR (b.entry_type = 'email' AND b.value = t.email) OR (b.entry_type = 'card' AND b.value = t.card_hash))
-           RETURNING t.id
-         )
-         SELECT (SELECT count(*) FROM window_tx)::int AS examined, (SELECT count(DISTINCT id) FROM listed)::int AS escalated`,
-        [until],
-      );
-      deps.log?.(`fds batch up to ${until.toISOString()}: ${rows[0].examined} transactions examined, ${rows[0].escalated} now blocked`);
-      return rows[0];
+      if (Number.isNaN(until.getTime())) throw new TypeError(`scheduled_slot: must be an ISO date (got ${JSON.stringify(kwargs.scheduled_slot)})`);
+      const result = await reevaluateLastDay(db, until, deps.fdsRules);
+      deps.log?.(`fds batch up to ${until.toISOString()}: ${result.examined} transactions re-evaluated, ${result.escalated} scored higher (${JSON.stringify(result.decisions)})`);
+      return result;
     }),
   );
 
@@ -167,8 +160,14 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
     once(db, "cleanup", ctx, args, async () => {
       const days = Number(kwargs.olderThanDays ?? 90);
       if (!Number.isInteger(days) || days < 1) throw new TypeError(`olderThanDays: must be a positive integer (got ${JSON.stringify(kwargs.olderThanDays)})`);
-      const { rows } = await db.query("SELECT archive_app_logs(now() - make_interval(days => $1), 10000) AS moved", [days]);
-      return { archived: Number(rows[0].moved), olderThanDays: days };
+      // The task log is what accumulates (a row per order e-mail, report and scheduled run); app_logs
+      // holds what services choose to keep in PostgreSQL (their ECS lines go to Elasticsearch, whose ILM
+      // policy ages them out). Finished task rows and log rows past the cutoff move to their archives.
+      const { rows } = await db.query(
+        "SELECT archive_task_log(now() - make_interval(days => $1), 10000) AS tasks, archive_app_logs(now() - make_interval(days => $1), 10000) AS logs",
+        [days],
+      );
+      return { archived: { taskLog: Number(rows[0].tasks), appLogs: Number(rows[0].logs) }, olderThanDays: days };
     }),
   );
 
