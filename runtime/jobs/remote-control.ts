@@ -108,7 +108,10 @@ export async function control(w: Worker, method: string, args: Record<string, un
     case "clock":
       return { clock: w.clock };
     case "hello":
-      return { revoked: Object.fromEntries(w.revoked.list().map((id) => [id, 0])), clock: w.clock };
+      // Mingle: a starting worker sends its revoked ids and takes ours (Celery merges both ways).
+      if (args.from_node === w.hostname) return NO_REPLY;
+      if (args.revoked && typeof args.revoked === "object") w.revoke(Array.isArray(args.revoked) ? ids(args.revoked) : Object.keys(args.revoked));
+      return { revoked: w.revoked.celeryData(), clock: w.clock };
     case "registered":
       return [...w.tasks.keys()].sort();
     case "active":

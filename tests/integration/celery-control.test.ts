@@ -130,14 +130,18 @@ describe("a long-lived TypeScript worker among Python peers", () => {
     });
   }
 
-  it("a Debian Celery worker started with mingle beside it comes up (mingle reads the TypeScript worker's hello reply)", async () => {
+  it("a Debian Celery worker started with mingle beside it comes up and takes the TypeScript worker's revoked ids (mingle reads its hello reply)", async () => {
     worker.clock = 40_000;
+    const revokedId = "5b0f5a3e-9d7c-4c1e-8f7a-3a2b1c0d9e8f";
+    worker.revoke([revokedId]);
     pyWorker = celeryBackground(env, ["worker", "-c", "1", "-n", PY_HOST, "-Q", `${PREFIX}.py`, "--loglevel", "INFO"]);
     await until("the Python worker to be ready", 30_000, async () => /ready\./.test(pyWorker!.output()) || pyWorker!.child.exitCode !== null);
     assert.doesNotMatch(pyWorker.output(), /Unrecoverable error|IndexError/);
     assert.match(pyWorker.output(), /mingle: sync with \d+ nodes|mingle: all alone/);
     const both = lastJson(await celery(env, ["inspect", "ping", "--timeout", "3", "--json"]));
     assert.ok(both[TS_HOST] && both[PY_HOST], `both answer: ${JSON.stringify(Object.keys(both))}`);
+    const pyRevoked = lastJson(await celery(env, ["inspect", "revoked", "-d", PY_HOST, "--timeout", "3", "--json"]))[PY_HOST] as string[];
+    assert.ok(pyRevoked.includes(revokedId), `the Python worker took the revoked id in mingle: ${JSON.stringify(pyRevoked)}`);
     await pyWorker.stop();
     pyWorker = undefined;
   });
