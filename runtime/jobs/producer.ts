@@ -42,6 +42,9 @@ interface Waiter {
   reject: (error: Error) => void;
 }
 
+/** Results kept for a later `result(id)` call before the oldest is dropped. */
+const EARLY_RESULTS_KEPT = 10_000;
+
 interface Deferred {
   readonly name: string;
   readonly args: readonly unknown[];
@@ -252,6 +255,9 @@ export class TaskProducer {
     const waiter = this.waiting.get(id);
     if (!waiter) {
       this.early.set(id, reply);
+      // Results nobody asked for yet (an order's e-mail: the service never waits for it) must not
+      // accumulate for the life of the process: the oldest are forgotten past EARLY_RESULTS_KEPT.
+      if (this.early.size > EARLY_RESULTS_KEPT) this.early.delete(this.early.keys().next().value as string);
       return;
     }
     this.waiting.delete(id);
