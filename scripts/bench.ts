@@ -293,7 +293,7 @@ async function main(): Promise<void> {
   const root2 = mkdtempSync(path.join(tmpdir(), "shopfds-bench-"));
   giveToServiceUser(root2);
   try {
-    await routerBench({ name: "bench", dir: path.join(root2, "stack"), portBase: 28400 }, onlyService ? "service" : undefined);
+    await routerBench({ name: "bench", dir: path.join(root2, "stack"), portBase: 19400 }, onlyService ? "service" : undefined);
   } finally {
     rmSync(root2, { recursive: true, force: true });
   }
@@ -302,7 +302,7 @@ async function main(): Promise<void> {
 async function startupBench(): Promise<void> {
   const root = mkdtempSync(path.join(tmpdir(), "shopfds-bench-"));
   giveToServiceUser(root);
-  const p = { name: "bench", dir: path.join(root, "stack"), portBase: 28400 };
+  const p = { name: "bench", dir: path.join(root, "stack"), portBase: 19400 };
   const baseline: number[] = [];
   const cold: number[] = [];
   const warm: number[] = [];

@@ -129,6 +129,7 @@ export class Worker implements ControlTarget {
   private channel?: ConfirmChannel;
   private events?: ConfirmChannel;
   private readonly consumerTags = new Map<string, string>();
+  private readonly closedChannels = new WeakSet<ConfirmChannel>();
   private heartbeat?: NodeJS.Timeout;
   private pumpTimer?: NodeJS.Timeout;
   private stopping?: Promise<void>;
@@ -216,10 +217,10 @@ export class Worker implements ControlTarget {
       c.on("error", (e: Error) => this.o.log(`${what} channel error: ${e.message}`));
       // A channel lost on a live connection (an error, a consumer cancelled by the broker): rebuild all.
       c.on("close", () => {
+        this.closedChannels.add(c);
         if (this.channel === channel) this.link?.reset(`the ${what} channel closed`, this.o.log);
       });
     }
-    channel.on("cancel", () => this.link?.reset("the broker cancelled a consumer", this.o.log));
     // The same declarations Celery makes, so neither side trips over the other's (406 otherwise).
     for (const q of this.queues) await channel.assertQueue(q, { durable: true, arguments: this.queueArguments(q) });
     await events.assertExchange("celeryev", "topic", { durable: true });
@@ -230,7 +231,7 @@ export class Worker implements ControlTarget {
     this.channel = channel;
     this.events = events;
     this.consumerTags.clear();
-    for (const q of this.queues) this.consumerTags.set(q, (await channel.consume(q, (m) => m && this.receive(m, channel), { noAck: false })).consumerTag);
+    for (const q of this.queues) await this.consume(channel, q);
     this.emit("worker-online", this.workerFields());
   }
 
@@ -565,15 +566,32 @@ export class Worker implements ControlTarget {
 
   // ---- add_consumer / cancel_consumer -----------------------------------------------------------
 
+  /**
+   * Starts consuming `queue` too (kept across reconnects). A queue the broker refuses to declare (it
+   * exists with other arguments: 406) is not kept: the refusal closed the channel, the connection is
+   * rebuilt without it, and the error goes back to the caller.
+   */
   async addConsumer(queue: string): Promise<boolean> {
     if (this.queues.includes(queue)) return false;
-    this.queues.push(queue);
     const channel = this.channel;
-    if (channel) {
-      await channel.assertQueue(queue, { durable: true, arguments: this.queueArguments(queue) });
-      this.consumerTags.set(queue, (await channel.consume(queue, (m) => m && this.receive(m, channel), { noAck: false })).consumerTag);
-    }
+    if (!channel) throw new BrokerUnavailableError("not connected to RabbitMQ (reconnecting)");
+    await channel.assertQueue(queue, { durable: true, arguments: this.queueArguments(queue) });
+    this.queues.push(queue);
+    await this.consume(channel, queue);
     return true;
+  }
+
+  private async consume(channel: ConfirmChannel, queue: string): Promise<void> {
+    const { consumerTag } = await channel.consume(
+      queue,
+      (m) => {
+        if (m) return this.receive(m, channel);
+        // The broker cancelled this consumer (its queue was deleted, a node went away): rebuild all.
+        if (this.consumerTags.get(queue) === consumerTag && !this.stopping) this.link?.reset(`the broker cancelled the consumer of ${queue}`, this.o.log);
+      },
+      { noAck: false },
+    );
+    this.consumerTags.set(queue, consumerTag);
   }
 
   async cancelConsumer(queue: string): Promise<void> {
@@ -598,9 +616,11 @@ export class Worker implements ControlTarget {
   /** Never throws: a malformed broadcast (bad JSON, an invalid pattern) is logged and ignored. */
   private onControl(msg: ConsumeMessage): void {
     void controlReply(this, msg)
-      .then((reply) => {
+      .then(async (reply) => {
         if (!reply || reply.result === NO_REPLY) return;
-        this.channel?.publish(reply.exchange, reply.routingKey, Buffer.from(JSON.stringify({ [this.hostname]: reply.result })), {
+        // A command that cost the channel (a refused declaration) is answered on the rebuilt one.
+        const channel = await this.openChannel(3000);
+        channel?.publish(reply.exchange, reply.routingKey, Buffer.from(JSON.stringify({ [this.hostname]: reply.result })), {
           contentType: "application/json",
           contentEncoding: "utf-8",
           deliveryMode: 1,
@@ -609,6 +629,17 @@ export class Worker implements ControlTarget {
         });
       })
       .catch((e: Error) => this.o.log(`control message ignored: ${e.message}`));
+  }
+
+  /** The task channel once it is open (waiting up to `ms` through a reconnect), or undefined. */
+  private async openChannel(ms: number): Promise<ConfirmChannel | undefined> {
+    const deadline = Date.now() + ms;
+    await new Promise((r) => setImmediate(r)); // let a pending channel close be seen first
+    while (!this.channel || this.closedChannels.has(this.channel)) {
+      if (Date.now() > deadline) return undefined;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return this.channel;
   }
 
   log(line: string): void {

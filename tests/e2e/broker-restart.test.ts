@@ -137,6 +137,10 @@ describe("RabbitMQ restarted under order load", () => {
     assert.ok(live.some((l) => l.at > stoppedAt && l.at < backAt && l.service === 503), "/health failed while the broker was away");
     assert.ok(live.some((l) => l.at > stoppedAt && l.at < backAt && l.worker === 503), "the worker's liveness failed while it could not consume");
     assert.deepEqual(live.slice(-2).map((l) => [l.service, l.worker]), [[200, 200], [200, 200]], "both healthy again");
-    assert.match(readFileSync(appLogFile(apps, "worker"), "utf8"), /broker connection \(re\)established/);
+    for (const app of ["worker", "scheduler"] as const) {
+      const lines = readFileSync(appLogFile(apps, app), "utf8");
+      assert.match(lines, /broker connection lost: .*; reconnecting/, `${app} noticed the loss`);
+      assert.match(lines, /broker connection \(re\)established/, `${app} reconnected by itself`);
+    }
   });
 });

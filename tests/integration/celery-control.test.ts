@@ -74,7 +74,7 @@ after(async () => {
   await pyWorker?.stop();
   for (const w of workers) await w.stop().catch(() => undefined);
   const ch = await conn?.createChannel().catch(() => undefined);
-  for (const q of [`${PREFIX}.ts`, `${PREFIX}.types`, `${PREFIX}.extra`, `${PREFIX}.py`]) await ch?.deleteQueue(q).catch(() => undefined);
+  for (const q of [`${PREFIX}.ts`, `${PREFIX}.types`, `${PREFIX}.extra`, `${PREFIX}.py`, `${PREFIX}.other`]) await ch?.deleteQueue(q).catch(() => undefined);
   await conn?.close().catch(() => undefined);
   await producer?.close();
 });
@@ -233,19 +233,38 @@ describe("consumption survives what used to stop it", () => {
     const ch = await conn.createChannel();
     ch.publish("celery.pidbox", "", Buffer.from(JSON.stringify({ method: "ping", arguments: {}, pattern: "([", matcher: "pcre", ticket: "t1", reply_to: { exchange: "reply.celery.pidbox", routing_key: "nobody" } })), { contentType: "application/json" });
     await ch.close();
-    await sleep(200);
+    // The pidbox consumer went on to the next message, and the task consumer is untouched.
+    assert.match(await celery(env, ["inspect", "ping", "-d", TS_HOST, "--timeout", "5"]), /pong/);
     const task = await producer.send("ctl.echo", ["after-bad-pattern"], {}, { queue: `${PREFIX}.ts` });
     assert.equal(await task.result(5000), "after-bad-pattern");
     assert.equal(worker.consuming, true);
+  });
+
+  it("a channel closed by the broker (add_consumer of a queue declared with other arguments: 406): the worker answers the error, rebuilds its channels and consumes again", async () => {
+    const ch = await conn.createChannel();
+    await ch.assertQueue(`${PREFIX}.other`, { durable: true, arguments: { "x-max-length": 10 } });
+    await ch.close();
+    const reply = lastJson(await celery(env, ["control", "add_consumer", `${PREFIX}.other`, "-d", TS_HOST, "--timeout", "5", "--json"]));
+    assert.match(JSON.stringify(reply), /PRECONDITION_FAILED|inequivalent arg/);
+    await until("the worker consumes again", 10_000, async () => worker.consuming);
+    const task = await producer.send("ctl.echo", ["after-channel-loss"], {}, { queue: `${PREFIX}.ts` });
+    assert.equal(await task.result(5000), "after-channel-loss");
+    assert.ok(!worker.queues.includes(`${PREFIX}.other`), "the refused queue is not kept");
   });
 
   it("its connection closed by the broker (management API): the worker reconnects, re-declares and consumes again", async () => {
     const o = rabbitOptions(profile("test"));
     const api = outputs.rabbitmq.managementUrl;
     const auth = `Basic ${Buffer.from(`admin:${rabbitPassword(o, "admin")}`).toString("base64")}`;
-    const connections = (await (await fetch(`${api}api/connections`, { headers: { authorization: auth } })).json()) as { name: string; client_properties: { connection_name?: string } }[];
-    const mine = connections.find((c) => c.client_properties.connection_name === TS_HOST);
-    assert.ok(mine, "the worker's connection is listed");
+    // The management API lists a new connection a moment after it opens (the previous test reconnected).
+    let mine: { name: string } | undefined;
+    await until("the worker's connection listed by the management API", 15_000, async () => {
+      const connections = (await (await fetch(`${api}api/connections`, { headers: { authorization: auth } })).json()) as { name: string; connected_at: number; client_properties: { connection_name?: string } }[];
+      // The newest one: a connection closed a moment ago may still be listed beside it.
+      mine = connections.filter((c) => c.client_properties.connection_name === TS_HOST).sort((a, b) => b.connected_at - a.connected_at)[0];
+      return mine !== undefined;
+    });
+    assert.ok(mine);
     const closed = await fetch(`${api}api/connections/${encodeURIComponent(mine.name)}`, { method: "DELETE", headers: { authorization: auth, "x-reason": "test: forced close" } });
     assert.equal(closed.status, 204);
     await until("the worker notices", 5000, async () => !worker.consuming);
