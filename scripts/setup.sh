@@ -19,6 +19,8 @@ have_pg() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ "$(ls /us
 missing=()
 have_pg || missing+=(postgresql-15)
 command -v make >/dev/null || missing+=(make)
+# ss: make test skips a port block with anything listening in it.
+command -v ss >/dev/null || missing+=(iproute2)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
