@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parseStackConfig, PROJECT } from "./components/config";
 import { DockerPlatform } from "./components/platform/docker";
 import { KubernetesPlatform } from "./components/platform/kubernetes";
-import { Platform } from "./components/platform/types";
+import { Platform, SERVICE_IMAGE_USER } from "./components/platform/types";
 import { PostgresReplicatedPair } from "./components/postgres/PostgresReplicatedPair";
 import { RedisCluster } from "./components/redis/RedisCluster";
 import { RabbitMq } from "./components/rabbitmq/RabbitMq";
@@ -94,6 +94,8 @@ const mailSink =
           role: "smtp-sink",
           instance: `${prefix}-mail`,
           image: "axllent/mailpit:v1.21",
+          // Mailpit keeps mail in memory and listens above 1024: any unprivileged user will do.
+          runAs: SERVICE_IMAGE_USER,
           ports: [
             { name: "smtp", port: MAILPIT_SMTP, hostPort: 11025 },
             { name: "http", port: 8025, hostPort: 18025 },
@@ -148,7 +150,7 @@ const migrationJob = platform.runOnce(
     env: { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs },
     secretFiles: [{ path: JOB_PATHS.outputs, content: pulumi.secret(insideOutputs) }],
     resources: { cpu: "100m", memory: "256Mi" },
-    runAs: { uid: 1000, gid: 1000 },
+    runAs: SERVICE_IMAGE_USER,
     dependsOn: db.services,
   },
   new pulumi.ComponentResource("shopfds:database:Migrations", `${prefix}-migrations`),
@@ -212,6 +214,7 @@ if (settings.monitoring.enabled) {
         role: "webhook-sink",
         instance: `${prefix}-monitoring`,
         image: settings.jobs.image,
+        runAs: SERVICE_IMAGE_USER,
         command: ["node", "--import", "tsx", "scripts/local-stack/webhook-sink-server.ts", "8080", "/tmp/slack-messages"],
         ports: [{ name: "http", port: 8080 }],
         healthCheck: { command: ["node", "-e", "fetch('http://127.0.0.1:8080/-/ready').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"], intervalSeconds: 15, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 10 },

@@ -6,7 +6,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { DeployedService, Endpoint, Platform } from "../platform/types";
+import { DeployedService, Endpoint, Platform, SERVICE_IMAGE_USER } from "../platform/types";
 import { RABBIT_VHOST, RabbitMq } from "../rabbitmq/RabbitMq";
 
 export const JOB_PATHS = {
@@ -18,9 +18,6 @@ export const JOB_PATHS = {
 } as const;
 const FLOWER_PORT = 5555;
 export const WORKER_METRICS_PORT = 9464;
-/** The service image's unprivileged user (node images: `node`, 1000). */
-const APP_UID = 1000;
-
 export interface JobRunnersArgs {
   readonly platform: Platform;
   /** The ShopFDS service image. */
@@ -75,7 +72,7 @@ export class JobRunners extends pulumi.ComponentResource {
         healthCheck: heartbeatCheck,
         resources: args.workers.resources,
         replicas: args.workers.replicas,
-        runAs: { uid: APP_UID, gid: APP_UID },
+        runAs: SERVICE_IMAGE_USER,
         dependsOn,
       },
       this,
@@ -97,7 +94,7 @@ export class JobRunners extends pulumi.ComponentResource {
         resources: { cpu: "50m", memory: "128Mi" },
         // One scheduler; a second one (during a rollout) is harmless: each slot fires once (a lock).
         replicas: 1,
-        runAs: { uid: APP_UID, gid: APP_UID },
+        runAs: SERVICE_IMAGE_USER,
         dependsOn,
       },
       this,
@@ -112,6 +109,8 @@ export class JobRunners extends pulumi.ComponentResource {
           role: "flower",
           instance: name,
           image: args.flower.image,
+          // The image's own user (mher/flower's Dockerfile: `adduser -u 1000 … flower`, `USER flower`).
+          runAs: { uid: 1000, gid: 1000 },
           // Credentials come from secret files at start, never from the command line or environment.
           entrypoint: [
             "sh",

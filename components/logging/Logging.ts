@@ -128,6 +128,8 @@ export class Logging extends pulumi.ComponentResource {
         role: "logging-setup",
         instance: name,
         image: args.images.setup,
+        // The image's own user (curlimages/curl: `curl_user`, 100:101).
+        runAs: { uid: 100, gid: 101 },
         command: ["sh", LOGGING_PATHS.setupScript],
         configFiles: [
           {

@@ -89,6 +89,8 @@ export class Monitoring extends pulumi.ComponentResource {
         role: "redis-exporter",
         instance: name,
         image: args.images.redisExporter,
+        // The image's own user (oliver006/redis_exporter: `USER 59000:59000`).
+        runAs: { uid: 59000, gid: 59000 },
         command: [`--redis.addr=redis://${first.host}:${first.port}`, "--is-cluster", `--redis.password-file=${MONITORING_PATHS.redisPasswords}`],
         secretFiles: [{ path: MONITORING_PATHS.redisPasswords, content: pulumi.output(args.redis.password).apply((pw) => JSON.stringify(Object.fromEntries(args.redis.nodes.map((n) => [`redis://${n.host}:${n.port}`, pw])))) }],
         ports: [{ name: "metrics", port: 9121 }],

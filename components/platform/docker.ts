@@ -74,7 +74,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
               startPeriod: `${hc.startPeriodSeconds}s`,
             },
             restart: "unless-stopped",
-            user: spec.runAs ? `${spec.runAs.uid}:${spec.runAs.gid}` : undefined,
+            user: `${spec.runAs.uid}:${spec.runAs.gid}`,
             memory: quantityToMiB(spec.resources.memory),
             cpus: doubleCpu(spec.resources.cpu),
             logDriver: "json-file",
@@ -118,7 +118,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         envs: Object.entries(job.env ?? {}).map(([k, v]) => `${k}=${v}`),
         uploads: uploads(job.configFiles, job.secretFiles),
         networksAdvanced: [{ name: this.network.name }],
-        user: job.runAs ? `${job.runAs.uid}:${job.runAs.gid}` : undefined,
+        user: `${job.runAs.uid}:${job.runAs.gid}`,
         memory: quantityToMiB(job.resources.memory),
         cpus: doubleCpu(job.resources.cpu),
         // Run to completion: Pulumi waits for the exit (attach) and the container is not restarted.

@@ -20,6 +20,22 @@ export function fileKey(path: string): string {
   return path.replace(/^\/+/, "").replace(/[^A-Za-z0-9._-]/g, "-");
 }
 
+/**
+ * Pod Security "restricted" for every pod: its user (never root), fsGroup = its group (the kubelet
+ * then makes Secret and ConfigMap files group-readable by it: secret files stay 0440, never
+ * world-readable), the runtime's default seccomp profile, and no service-account token (no workload
+ * here talks to the Kubernetes API).
+ */
+function podSecurity(runAs: { uid: number; gid: number }) {
+  return {
+    automountServiceAccountToken: false,
+    securityContext: { runAsUser: runAs.uid, runAsGroup: runAs.gid, fsGroup: runAs.gid, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+  };
+}
+
+/** Every container: no privilege escalation, every capability dropped. */
+const CONTAINER_SECURITY = { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } };
+
 export class KubernetesPlatform extends pulumi.ComponentResource implements Platform {
   readonly kind = "kubernetes" as const;
   /** Pods connect from anywhere in the cluster network; authentication (SCRAM) is what admits them. */
@@ -75,7 +91,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           template: {
             metadata: { labels },
             spec: {
-              securityContext: spec.runAs ? { runAsUser: spec.runAs.uid, runAsGroup: spec.runAs.gid, fsGroup: spec.runAs.gid, runAsNonRoot: true } : undefined,
+              ...podSecurity(spec.runAs),
               // Spread instances over nodes where the cluster has several.
               affinity: {
                 podAntiAffinity: {
@@ -89,6 +105,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
                 {
                   name: spec.role,
                   image: spec.image,
+                  securityContext: CONTAINER_SECURITY,
                   command: spec.entrypoint ? [...spec.entrypoint] : undefined,
                   args: spec.command ? [...spec.command] : undefined,
                   env: Object.entries(spec.env ?? {}).map(([name, value]) => ({ name, value })),
@@ -150,11 +167,12 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
             metadata: { labels },
             spec: {
               restartPolicy: "OnFailure",
-              securityContext: job.runAs ? { runAsUser: job.runAs.uid, runAsGroup: job.runAs.gid, runAsNonRoot: true } : undefined,
+              ...podSecurity(job.runAs),
               containers: [
                 {
                   name: job.role,
                   image: job.image,
+                  securityContext: CONTAINER_SECURITY,
                   command: [...job.command],
                   env: Object.entries(job.env ?? {}).map(([name, value]) => ({ name, value })),
                   volumeMounts: mounts,

@@ -74,8 +74,12 @@ export interface ServiceSpec {
   readonly resources: { readonly cpu: string; readonly memory: string };
   /** Number of identical instances (each with its own volumes). */
   readonly replicas: number;
-  /** Numeric user and group the process runs as (and that owns the volumes). */
-  readonly runAs?: { readonly uid: number; readonly gid: number };
+  /**
+   * Numeric user and group the process runs as (and that owns the volumes). Required: the image's own
+   * default user is invisible to the program, and whether the process can read its secret files (the
+   * kubelet's fsGroup rules) or passes Pod Security "restricted" (non-root) depends on it.
+   */
+  readonly runAs: { readonly uid: number; readonly gid: number };
   /**
    * Extra stable names that resolve to all instances of this service: a Docker network alias, and on
    * Kubernetes a ClusterIP Service of that name selecting the service's pods.
@@ -99,7 +103,8 @@ export interface JobSpec {
   readonly configFiles?: readonly ConfigFile[];
   readonly secretFiles?: readonly SecretFile[];
   readonly resources: { readonly cpu: string; readonly memory: string };
-  readonly runAs?: { readonly uid: number; readonly gid: number };
+  /** As ServiceSpec.runAs. */
+  readonly runAs: { readonly uid: number; readonly gid: number };
   /** Services that must be up (healthy, on Docker) before the job starts. */
   readonly dependsOn?: readonly DeployedService[];
 }
@@ -140,3 +145,6 @@ export function portNamed(spec: Pick<ServiceSpec, "name" | "ports">, portName: s
   if (!port) throw new Error(`service ${spec.name} has no port named "${portName}" (it has: ${spec.ports.map((p) => p.name).join(", ")})`);
   return port;
 }
+
+/** The service image's user (`USER node` in the Dockerfile): the service, workers, scheduler, migrations, sinks. */
+export const SERVICE_IMAGE_USER = { uid: 1000, gid: 1000 } as const;

@@ -5,14 +5,13 @@
  * instance.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { DeployedService, Endpoint, Platform } from "../platform/types";
+import { DeployedService, Endpoint, Platform, SERVICE_IMAGE_USER } from "../platform/types";
 import { JOB_PATHS } from "../jobs/JobRunners";
 
 export const SERVICE_PORT = 8080;
 
 /** The service's stable name inside the stack (known before it is deployed, for the workers' links). */
 export const serviceInsideUrl = (name: string) => `http://${name}-http:${SERVICE_PORT}`;
-const APP_UID = 1000;
 
 export interface ShopServiceArgs {
   readonly platform: Platform;
@@ -61,7 +60,7 @@ export class ShopService extends pulumi.ComponentResource {
         },
         resources: args.resources,
         replicas: args.replicas,
-        runAs: { uid: APP_UID, gid: APP_UID },
+        runAs: SERVICE_IMAGE_USER,
         aliases: [alias],
         dependsOn: args.dependsOn,
       },

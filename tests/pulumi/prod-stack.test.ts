@@ -55,7 +55,7 @@ describe("prod stack on Kubernetes", () => {
       assert.deepEqual(c.readinessProbe, { exec: { command: ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"] }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 6 });
       assert.equal(c.livenessProbe.failureThreshold, 12);
       assert.equal(c.startupProbe.failureThreshold, 12);
-      assert.deepEqual(pod.securityContext, { runAsUser: 999, runAsGroup: 999, fsGroup: 999, runAsNonRoot: true });
+      assert.deepEqual(pod.securityContext, { runAsUser: 999, runAsGroup: 999, fsGroup: 999, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
       assert.deepEqual(sts.spec.volumeClaimTemplates.map((v: any) => [v.metadata.name, v.spec.resources.requests.storage, v.spec.accessModes]), [["data", "100Gi", ["ReadWriteOnce"]]]);
       assert.ok(c.volumeMounts.some((m: any) => m.name === "data" && m.mountPath === "/var/lib/postgresql/data"));
       assert.ok(c.volumeMounts.some((m: any) => m.mountPath === POSTGRES_PATHS.config && m.subPath === fileKey(POSTGRES_PATHS.config) && m.readOnly));
@@ -133,7 +133,7 @@ describe("prod stack on Kubernetes: the Redis Cluster", () => {
     assert.deepEqual(c.ports, [{ name: "redis", containerPort: 6379 }, { name: "bus", containerPort: 16379 }]);
     assert.deepEqual(c.command, ["sh", "-c", 'exec redis-server /etc/redis/redis.conf --cluster-announce-hostname "$(hostname -f)"']);
     assert.deepEqual(c.resources, { requests: { cpu: "500m", memory: "3Gi" }, limits: { cpu: "1", memory: "3Gi" } });
-    assert.deepEqual(pod.securityContext, { runAsUser: 999, runAsGroup: 999, fsGroup: 999, runAsNonRoot: true });
+    assert.deepEqual(pod.securityContext, { runAsUser: 999, runAsGroup: 999, fsGroup: 999, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
     assert.equal(
       h.named("kubernetes:core/v1:ConfigMap", `${NODE}-config`).inputs.data[fileKey(REDIS_PATHS.config)],
       renderRedisConf({ port: 6379, clusterPort: 16379, nodeTimeoutMs: 3000, dataDir: "/data", maxMemory: "2gb", authIncludeFile: REDIS_PATHS.authInclude, announceHostnames: true }),

@@ -1,0 +1,70 @@
+/**
+ * Layer 2: the prod stack's Kubernetes objects as a real cluster would judge them (no cluster runs
+ * here): every object against the Kubernetes OpenAPI schema (types, required fields, unknown fields),
+ * every pod's files readable by its user under the kubelet's rules, and Pod Security "restricted".
+ * The checks are shown failing on broken objects too.
+ */
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { MockHarness } from "./harness";
+import { validateK8sObject, validateRecorded } from "./k8s-schema";
+import { fileAccessProblems, podTemplates, restrictedProblems } from "./pod-audit";
+
+const h = new MockHarness();
+
+before(async () => {
+  await h.runProgram("prod");
+});
+
+const pod = (spec: Record<string, unknown>) => ({ owner: "StatefulSet t", spec });
+const container = { name: "c", image: "i", securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } } };
+
+describe("prod stack: what the API server and the kubelet would say", () => {
+  it("every Kubernetes object is valid against the Kubernetes OpenAPI schema (types, required fields, no unknown field)", async () => {
+    const results = await validateRecorded(h.resources);
+    assert.ok(results.length > 50, `objects validated: ${results.length}`);
+    assert.deepEqual(results.filter((r) => r.problems.length > 0), []);
+  });
+
+  it("the schema check catches an unknown field and a wrong type, naming where", async () => {
+    const sts = { metadata: { name: "x" }, spec: { serviceName: "x", selector: { matchLabels: { a: "b" } }, template: { metadata: { labels: { a: "b" } }, spec: { containers: [{ name: "c", image: "i", imagePullPolicy: "Always" }] } } } };
+    assert.deepEqual(await validateK8sObject("apps/v1", "StatefulSet", sts), []);
+    const unknown = structuredClone(sts) as any;
+    unknown.spec.template.spec.containers[0].readOnlyRootFS = true; // the real field is securityContext.readOnlyRootFilesystem
+    assert.deepEqual(await validateK8sObject("apps/v1", "StatefulSet", unknown), ['spec.template.spec.containers[0].readOnlyRootFS: unknown field "readOnlyRootFS"']);
+    const wrongType = structuredClone(sts) as any;
+    wrongType.spec.replicas = "2";
+    assert.deepEqual(await validateK8sObject("apps/v1", "StatefulSet", wrongType), ["spec.replicas must be integer"]);
+  });
+
+  it("every pod can read every Secret and ConfigMap file it mounts, as its own user", () => {
+    const pods = podTemplates(h.resources);
+    assert.ok(pods.length >= 15, `pods audited: ${pods.length}`);
+    assert.deepEqual(pods.flatMap(fileAccessProblems), []);
+  });
+
+  it("the file check catches what the kubelet would refuse: 0440 root-owned secrets without fsGroup, an unknown user", () => {
+    const secretMount = { volumeMounts: [{ name: "secrets", mountPath: "/run/secrets/pw", subPath: "pw" }] };
+    const volumes = [{ name: "secrets", secret: { secretName: "s", defaultMode: 0o440 } }];
+    assert.deepEqual(fileAccessProblems(pod({ securityContext: { runAsUser: 999, runAsGroup: 999 }, containers: [{ ...container, ...secretMount }], volumes })), [
+      "StatefulSet t c: cannot read /run/secrets/pw (mode 0440 root:0, runs as 999:999 groups 999)",
+    ]);
+    assert.deepEqual(fileAccessProblems(pod({ securityContext: { runAsUser: 999, runAsGroup: 999, fsGroup: 999 }, containers: [{ ...container, ...secretMount }], volumes })), []);
+    assert.deepEqual(fileAccessProblems(pod({ containers: [{ ...container, ...secretMount }], volumes })), ["StatefulSet t c: runAsUser is not set, so who reads /run/secrets/pw depends on the image"]);
+  });
+
+  it('every pod meets Pod Security "restricted"', () => {
+    assert.deepEqual(podTemplates(h.resources).flatMap(restrictedProblems), []);
+  });
+
+  it("the restricted check catches root, privilege escalation, kept capabilities, no seccomp, host paths", () => {
+    assert.deepEqual(restrictedProblems(pod({ containers: [{ name: "c", image: "i", securityContext: { runAsUser: 0 } }], volumes: [{ name: "h", hostPath: { path: "/" } }] })), [
+      "StatefulSet t: volume h of type hostPath is not allowed",
+      "StatefulSet t: container c: runAsNonRoot is not true",
+      "StatefulSet t: container c: runs as root (runAsUser 0)",
+      "StatefulSet t: container c: allowPrivilegeEscalation is not false",
+      "StatefulSet t: container c: capabilities do not drop ALL",
+      "StatefulSet t: container c: no seccomp profile (RuntimeDefault)",
+    ]);
+  });
+});
