@@ -4,7 +4,7 @@
  * (runtime/outputs.ts), which the services read.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { parseStackConfig, PROJECT } from "./components/config";
+import { missingSecretsError, parseStackConfig, PROJECT, requiredSecrets } from "./components/config";
 import { DockerPlatform } from "./components/platform/docker";
 import { KubernetesPlatform } from "./components/platform/kubernetes";
 import { Platform, SERVICE_IMAGE_USER } from "./components/platform/types";
@@ -36,6 +36,17 @@ const settings = parseStackConfig({
   logging: config.getObject("logging"),
   sentry: config.getObject("sentry"),
 });
+
+// Every secret these settings need, checked before anything is declared: one error names them all.
+const missingSecrets = missingSecretsError(
+  requiredSecrets(settings),
+  (key) => {
+    const [namespace, name] = key.split(":") as [string, string];
+    return new pulumi.Config(namespace).getSecret(name) !== undefined;
+  },
+  pulumi.getStack(),
+);
+if (missingSecrets) throw missingSecrets;
 
 const prefix = `shopfds-${pulumi.getStack()}`;
 const platform: Platform =
@@ -225,7 +236,7 @@ if (settings.monitoring.enabled) {
     );
     slackWebhookUrl = pulumi.secret(`http://${sink.internalHost(0)}:8080/slack`);
   } else {
-    throw new Error(`shopfds:slackWebhookUrl: is required on Kubernetes (critical alerts must reach Slack): pulumi config set --secret --stack ${pulumi.getStack()} slackWebhookUrl https://hooks.slack.com/services/…`);
+    throw new Error("unreachable: requiredSecrets() asks for slackWebhookUrl on Kubernetes");
   }
   const mail = settings.smtp ?? { host: mailSink!.internalHost(0), port: MAILPIT_SMTP, from: "ShopFDS <no-reply@shopfds.local>", user: undefined };
   monitor = new Monitoring(`${prefix}-monitoring`, {

@@ -219,3 +219,37 @@ export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
   const defaultReplicas = cfg.platform === "kubernetes" ? 2 : 1;
   return { ...cfg, postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? defaultReplicas } };
 }
+
+/** A secret setting the stack needs, with why and how an operator sets it. */
+export interface RequiredSecret {
+  /** The full config key, e.g. `shopfds:slackWebhookUrl`, `sentry:token`. */
+  readonly key: string;
+  readonly why: string;
+  /** What the value looks like, for the `pulumi config set --secret` line. */
+  readonly example: string;
+}
+
+/**
+ * The secret settings these settings make necessary. Secrets never live in the stack files, so a
+ * missing one is only visible here: `missingSecretsError` turns the missing ones into one error at
+ * preview, each with the line that sets it.
+ */
+export function requiredSecrets(cfg: StackConfig): RequiredSecret[] {
+  const out: RequiredSecret[] = [];
+  if (cfg.platform === "kubernetes" && cfg.monitoring.enabled) out.push({ key: `${PROJECT}:slackWebhookUrl`, why: "critical alerts must reach Slack", example: "https://hooks.slack.com/services/…" });
+  if (cfg.smtp?.user) out.push({ key: `${PROJECT}:smtpPassword`, why: `the SMTP relay's user ${cfg.smtp.user} needs its password`, example: "…" });
+  if (cfg.sentry.enabled) out.push({ key: "sentry:token", why: "the Sentry provider creates the project and its DSN with it", example: "sntrys_…" });
+  return out;
+}
+
+/** One error naming every missing secret with the command that sets it (undefined: none missing). */
+export function missingSecretsError(required: readonly RequiredSecret[], isSet: (key: string) => boolean, stack: string): Error | undefined {
+  const missing = required.filter((r) => !isSet(r.key));
+  if (missing.length === 0) return undefined;
+  const line = (r: RequiredSecret) => {
+    const [namespace, name] = r.key.split(":") as [string, string];
+    const key = namespace === PROJECT ? name : r.key;
+    return `${r.key}: is required (${r.why}): pulumi config set --secret --stack ${stack} ${key} ${r.example}`;
+  };
+  return new StackConfigError(missing.map(line));
+}

@@ -5,6 +5,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
 import { doubleCpu } from "./quantity";
 import { ConfigFile, DeployedService, JobSpec, Platform, portNamed, SecretFile, ServiceSpec } from "./types";
 
@@ -63,7 +64,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const configFiles = spec.configFiles ?? [];
     const secretFiles = spec.secretFiles ?? [];
 
-    const { configMap, secret, mounts: fileMounts, volumes: fileVolumes } = this.files(spec.name, configFiles, secretFiles, metadata, opts);
+    const { configMap, secret, mounts: fileMounts, volumes: fileVolumes, checksum: filesChecksum } = this.files(spec.name, configFiles, secretFiles, metadata, opts);
 
     const ports = spec.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.name }));
     const headless = new k8s.core.v1.Service(
@@ -89,7 +90,8 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           replicas: spec.replicas,
           selector: { matchLabels: selector },
           template: {
-            metadata: { labels },
+            // A changed config or secret file changes the template, so the pods roll.
+            metadata: { labels, annotations: { "shopfds.io/files-checksum": filesChecksum } },
             spec: {
               ...podSecurity(spec.runAs),
               // Spread instances over nodes where the cluster has several.
@@ -134,12 +136,17 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
       { ...opts, dependsOn: [...(opts.dependsOn as pulumi.Resource[]), headless, ...(configMap ? [configMap] : []), ...(secret ? [secret] : [])] },
     );
 
-    const pdb = new k8s.policy.v1.PodDisruptionBudget(spec.name, { metadata: metadata(spec.name), spec: { maxUnavailable: 1, selector: { matchLabels: selector } } }, opts);
+    // A voluntary disruption (a node drain) takes at most one instance at a time. A single instance
+    // gets none: `maxUnavailable: 1` would protect nothing, and `minAvailable: 1` would block every drain.
+    const pdb =
+      spec.replicas >= 2
+        ? new k8s.policy.v1.PodDisruptionBudget(spec.name, { metadata: metadata(spec.name), spec: { maxUnavailable: 1, selector: { matchLabels: selector } } }, opts)
+        : undefined;
 
     const dns = (host: string) => `${host}.${ns}.svc.cluster.local`;
     return {
       name: spec.name,
-      resources: [statefulSet, headless, ...aliasServices, pdb],
+      resources: [statefulSet, headless, ...aliasServices, ...(pdb ? [pdb] : [])],
       internalHost: (i) => dns(`${spec.name}-${i}.${spec.name}`),
       instanceEndpoints: (portName) => {
         const port = portNamed(spec, portName).port;
@@ -218,6 +225,11 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         : []),
       ...(secret ? [{ name: "secrets", secret: { secretName: secret.metadata.name, defaultMode: 0o440 } }] : []),
     ];
-    return { configMap, secret, mounts, volumes };
+    // sha256 over every file's path and content (secret ones included: the digest of a generated
+    // password tells nothing about it, and Pulumi keeps the annotation secret since it derives from one).
+    const checksum = pulumi
+      .all([...configFiles, ...secretFiles].map((f) => pulumi.all([f.path, f.content])))
+      .apply((files) => createHash("sha256").update(JSON.stringify(files)).digest("hex"));
+    return { configMap, secret, mounts, volumes, checksum };
   }
 }

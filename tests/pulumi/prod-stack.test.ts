@@ -35,8 +35,15 @@ describe("prod stack on Kubernetes", () => {
     assert.deepEqual(names(SVC), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica", "shopfds-prod-pg-ro", "shopfds-prod-pg-rw"]);
     assert.deepEqual(names("kubernetes:core/v1:ConfigMap"), ["shopfds-prod-pg-primary-config", "shopfds-prod-pg-replica-config"]);
     assert.deepEqual(names("kubernetes:core/v1:Secret"), ["shopfds-prod-pg-primary-secrets", "shopfds-prod-pg-replica-secrets"]);
-    assert.deepEqual(names("kubernetes:policy/v1:PodDisruptionBudget"), ["shopfds-prod-pg-primary", "shopfds-prod-pg-replica"]);
+    // Only sets of two or more get a budget: on a single instance one would protect nothing.
+    assert.deepEqual(names("kubernetes:policy/v1:PodDisruptionBudget"), ["shopfds-prod-pg-replica"]);
     assert.equal(h.ofType("kubernetes:policy/v1:PodDisruptionBudget").every((p) => p.inputs.spec.maxUnavailable === 1), true);
+    const budgeted = new Set(h.ofType("kubernetes:policy/v1:PodDisruptionBudget").map((p) => p.name));
+    assert.deepEqual(h.ofType(STS).filter((s) => (s.inputs.spec.replicas >= 2) !== budgeted.has(s.name)).map((s) => s.name), [], "a budget exactly for the sets of two or more");
+    // A changed file rolls the pods: the template carries a digest of its files.
+    const digest = (n: string) => h.named(STS, n).inputs.spec.template.metadata.annotations["shopfds.io/files-checksum"];
+    assert.match(digest("shopfds-prod-pg-primary"), /^[0-9a-f]{64}$/);
+    assert.notEqual(digest("shopfds-prod-pg-primary"), digest("shopfds-prod-pg-replica"));
     assert.equal(h.resources.filter((r) => r.type.startsWith("docker:")).length, 0);
   });
 
