@@ -160,6 +160,13 @@ export const stackConfigSchema = z
       .object({
         namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS-1123 label"),
         storageClass: z.string().min(1).optional(),
+        /**
+         * The kubeconfig context to deploy into, required: without an explicit provider a `pulumi up`
+         * goes to whatever context kubectl has current.
+         */
+        context: z.string().min(1, "must not be empty"),
+        /** A kubeconfig file; the default one (KUBECONFIG, ~/.kube/config) when absent. */
+        kubeconfig: z.string().min(1).optional(),
       })
       .strict()
       .optional(),

@@ -12,6 +12,10 @@ import { ConfigFile, DeployedService, JobSpec, Platform, portNamed, SecretFile, 
 export interface KubernetesPlatformArgs {
   /** Namespace that holds every resource of the stack (created here). */
   readonly namespace: string;
+  /** The kubeconfig context every resource is deployed into (an explicit provider, never the current context). */
+  readonly context: string;
+  /** A kubeconfig file; the default one when absent. */
+  readonly kubeconfig?: string;
   /** StorageClass of the PersistentVolumeClaims; the cluster default when absent. */
   readonly storageClass?: string;
 }
@@ -42,15 +46,18 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   /** Pods connect from anywhere in the cluster network; authentication (SCRAM) is what admits them. */
   readonly clientCidrs: readonly string[] = ["0.0.0.0/0", "::/0"];
   declare readonly namespace: k8s.core.v1.Namespace;
+  /** Every Kubernetes resource of the stack goes through this provider. */
+  declare readonly provider: k8s.Provider;
   private readonly args: KubernetesPlatformArgs;
 
   constructor(name: string, args: KubernetesPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:platform:Kubernetes", name, {}, opts);
     this.args = args;
+    this.provider = new k8s.Provider(`${name}-k8s`, { context: args.context, ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}) }, { parent: this });
     this.namespace = new k8s.core.v1.Namespace(
       args.namespace,
       { metadata: { name: args.namespace, labels: { "app.kubernetes.io/part-of": "shopfds" } } },
-      { parent: this },
+      { parent: this, provider: this.provider },
     );
     this.registerOutputs({ namespace: this.namespace.metadata.name });
   }
@@ -60,7 +67,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const selector = { "app.kubernetes.io/name": spec.name };
     const labels = { ...selector, "app.kubernetes.io/instance": spec.instance, "app.kubernetes.io/component": spec.role, "app.kubernetes.io/part-of": "shopfds" };
     const metadata = (name: string) => ({ name, namespace: ns, labels });
-    const opts: pulumi.CustomResourceOptions = { parent, dependsOn: [this.namespace, ...(spec.dependsOn ?? []).flatMap((d) => d.resources)] };
+    const opts: pulumi.CustomResourceOptions = { parent, provider: this.provider, dependsOn: [this.namespace, ...(spec.dependsOn ?? []).flatMap((d) => d.resources)] };
     const configFiles = spec.configFiles ?? [];
     const secretFiles = spec.secretFiles ?? [];
 
@@ -161,7 +168,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   runOnce(job: JobSpec, parent: pulumi.Resource): pulumi.Resource {
     const labels = { "app.kubernetes.io/name": job.name, "app.kubernetes.io/instance": job.instance, "app.kubernetes.io/component": job.role, "app.kubernetes.io/part-of": "shopfds" };
     const metadata = (name: string) => ({ name, namespace: this.args.namespace, labels });
-    const opts: pulumi.CustomResourceOptions = { parent, dependsOn: [this.namespace, ...(job.dependsOn ?? []).flatMap((d) => d.resources)] };
+    const opts: pulumi.CustomResourceOptions = { parent, provider: this.provider, dependsOn: [this.namespace, ...(job.dependsOn ?? []).flatMap((d) => d.resources)] };
     const { configMap, secret, mounts, volumes } = this.files(job.name, job.configFiles ?? [], job.secretFiles ?? [], metadata, opts);
     return new k8s.batch.v1.Job(
       job.name,

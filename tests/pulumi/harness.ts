@@ -22,6 +22,8 @@ export interface RecordedResource {
   readonly inputs: Record<string, any>;
   /** Inputs as the engine received them: secret values wrapped in Pulumi's secret signature. */
   readonly rawInputs: Record<string, any>;
+  /** The explicit provider's reference (`urn::id`), when one was given. */
+  readonly provider?: string;
 }
 
 const isSecretWrapper = (v: any): boolean => v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
@@ -97,11 +99,14 @@ export class MockHarness {
     await pulumi.runtime.setMocks(
       {
         newResource: (args) => {
-          if (args.type.startsWith("pulumi:providers:")) return { id: `${args.name}-provider`, state: args.inputs };
+          if (args.type.startsWith("pulumi:providers:")) {
+            this.resources.push({ type: args.type, name: args.name, inputs: unwrapSecrets(args.inputs), rawInputs: args.inputs });
+            return { id: `${args.name}-provider`, state: args.inputs };
+          }
           const compute = args.type.startsWith("shopfds:") ? () => ({}) : COMPUTED[args.type];
           if (!compute) return this.fail(`mock harness: unknown resource type ${args.type} (${args.name}); teach the harness what it computes`);
           const inputs = unwrapSecrets(args.inputs);
-          this.resources.push({ type: args.type, name: args.name, inputs, rawInputs: args.inputs });
+          this.resources.push({ type: args.type, name: args.name, inputs, rawInputs: args.inputs, provider: args.provider });
           return { id: `${args.name}-id`, state: { ...args.inputs, ...compute(args.name, inputs) } };
         },
         call: (args) => this.fail(`mock harness: unexpected provider call ${args.token}; a resource rendered through it would be empty under mocks`),

@@ -45,6 +45,9 @@ describe("prod stack on Kubernetes", () => {
     assert.match(digest("shopfds-prod-pg-primary"), /^[0-9a-f]{64}$/);
     assert.notEqual(digest("shopfds-prod-pg-primary"), digest("shopfds-prod-pg-replica"));
     assert.equal(h.resources.filter((r) => r.type.startsWith("docker:")).length, 0);
+    // One explicit provider on the configured context; every Kubernetes object goes through it.
+    assert.deepEqual(h.ofType("pulumi:providers:kubernetes").map((p) => [p.name, p.inputs.context]), [["shopfds-prod-k8s", "shopfds-prod"]]);
+    assert.deepEqual(h.resources.filter((r) => r.type.startsWith("kubernetes:") && !/pulumi:providers:kubernetes::shopfds-prod-k8s::/.test(r.provider ?? "")).map((r) => `${r.type} ${r.name}`), []);
   });
 
   it("runs one primary and two replicas with probes, requests/limits, non-root user and claim templates", () => {

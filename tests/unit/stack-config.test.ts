@@ -23,7 +23,7 @@ describe("stack configuration", () => {
   it("prod stack file: Kubernetes, two replicas, production resources", () => {
     const cfg = parseStackConfig(stackFile("prod"));
     assert.equal(cfg.platform, "kubernetes");
-    assert.deepEqual(cfg.kubernetes, { namespace: "shopfds-prod" });
+    assert.deepEqual(cfg.kubernetes, { namespace: "shopfds-prod", context: "shopfds-prod" });
     assert.equal(cfg.postgres.replicas, 2);
     assert.deepEqual(cfg.postgres.resources, { cpu: "2", memory: "8Gi" });
     assert.equal(cfg.postgres.storageSize, "100Gi");
@@ -31,7 +31,7 @@ describe("stack configuration", () => {
 
   it("defaults replicas by platform: 1 on docker, 2 on kubernetes", () => {
     assert.equal(parseStackConfig({ platform: "docker" }).postgres.replicas, 1);
-    assert.equal(parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x" }, smtp: { host: "relay", from: "a@b.c" } }).postgres.replicas, 2);
+    assert.equal(parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x", context: "x" }, smtp: { host: "relay", from: "a@b.c" } }).postgres.replicas, 2);
   });
 
   it("the reference service: one instance on dev by default, two with a public URL in prod; bad values named", () => {
@@ -68,6 +68,11 @@ describe("stack configuration", () => {
       message:
         'Invalid stack configuration (2 problems):\n  - shopfds:kubernetes: is required when platform is "kubernetes" (set kubernetes.namespace)' +
         '\n  - shopfds:smtp: is required when platform is "kubernetes" (the e-mail tasks need a relay: set smtp.host and smtp.from)',
+    });
+  });
+  it("a Kubernetes stack must name its kubeconfig context (an explicit provider, never the current context)", () => {
+    assert.throws(() => parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x" }, smtp: { host: "relay", from: "a@b.c" } }), {
+      message: "Invalid stack configuration (1 problem):\n  - shopfds:kubernetes.context: is required",
     });
   });
 });
