@@ -31,6 +31,7 @@ const isSecretWrapper = (v: any): boolean => v !== null && typeof v === "object"
 /** Secret settings per stack, as an operator would set them with `pulumi config set --secret`. */
 export const TEST_SECRETS: Record<string, Record<string, string>> = {
   prod: { "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/T000/B000/prodsecretwebhook", "shopfds:smtpPassword": "prod-smtp-secret-password", "sentry:token": "sntrys_prod-test-token" },
+  staging: { "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/T000/B000/stagingwebhook", "shopfds:smtpPassword": "staging-smtp-secret-password", "sentry:token": "sntrys_staging-test-token" },
 };
 
 /** Removes Pulumi's secret wrappers, leaving the values. */

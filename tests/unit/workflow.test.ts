@@ -32,6 +32,6 @@ describe("CI workflow", () => {
     assert.match(build.with.tags, /:\$\{\{ github\.sha \}\}/, "the image job pushes the tag deploy pins");
     assert.equal(build.with.push, "${{ github.event_name == 'push' }}", "pull requests build the image without pushing it");
     assert.deepEqual(wf.jobs.migrations.steps.slice(-3).map((s: { run: string }) => s.run), ["node --import tsx scripts/migrate.ts up", "node --import tsx scripts/migrate.ts down --all", "node --import tsx scripts/migrate.ts up"]);
-    assert.deepEqual(wf.jobs.preview.strategy.matrix.stack, ["dev", "prod"]);
+    assert.deepEqual(wf.jobs.preview.strategy.matrix.stack, ["dev", "staging", "prod"]);
   });
 });
