@@ -63,6 +63,7 @@ after(async () => {
   await stopRabbit(rabbit).catch(() => undefined);
   await db?.end().catch(() => undefined);
   await drop();
+  // KEEP_TEST_DIR=1 keeps the processes' logs (apps/*.log) and the broker's for a look after a failure.
   if (!process.env.KEEP_TEST_DIR) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -55,16 +55,16 @@ interface Answer {
 }
 
 /** Checks listed IPs back to back until `stop()`; every answer is recorded. */
-function checkLoop(): { answers: Answer[]; errors: unknown[]; stop: () => Promise<void> } {
+function checkLoop(checker: Blacklist = blacklist, ips: readonly string[] = LISTED): { answers: Answer[]; errors: unknown[]; stop: () => Promise<void> } {
   const answers: Answer[] = [];
   const errors: unknown[] = [];
   let running = true;
   const done = (async () => {
     for (let i = 0; running; i++) {
-      const ip = LISTED[i % LISTED.length]!;
+      const ip = ips[i % ips.length]!;
       const t = performance.now();
       try {
-        const r = await blacklist.check({ ip });
+        const r = await checker.check({ ip });
         answers.push({ at: t, ip, listed: r.listed, source: r.source, ms: performance.now() - t });
       } catch (e) {
         errors.push(e);
@@ -169,17 +169,8 @@ describe("Redis Cluster faults during blacklist checks", () => {
         if (ranges.some(([from, to]) => slot >= from && slot <= to)) onVictim.push(ip);
       }
       assert.ok(onVictim.length >= 3, `listed IPs on the victim: ${onVictim.length}`);
-      const answers: Answer[] = [];
-      let running = true;
-      const loop = (async () => {
-        for (let i = 0; running; i++) {
-          const ip = onVictim[i % onVictim.length]!;
-          const t = performance.now();
-          const r = await checker.check({ ip });
-          answers.push({ at: t, ip, listed: r.listed, source: r.source, ms: performance.now() - t });
-          await sleep(5);
-        }
-      })();
+      const loop = checkLoop(checker, onVictim);
+      const { answers } = loop;
       hung = pid;
       process.kill(pid!, "SIGSTOP");
       const stoppedAt = performance.now();
@@ -192,8 +183,8 @@ describe("Redis Cluster faults during blacklist checks", () => {
       const failedOverAt = performance.now();
       await until("every checked IP answered by Redis again", 15_000, async () => onVictim.every((ip) => answers.some((a) => a.ip === ip && a.at > failedOverAt && a.source === "redis")));
       await sleep(1500);
-      running = false;
-      await loop;
+      await loop.stop();
+      assert.deepEqual(loop.errors, [], "no check failed");
       // The client is back once no check started later falls back: the last fallback's start says when.
       const backAt = Math.max(failedOverAt, ...answers.filter((a) => a.source !== "redis").map((a) => a.at + a.ms));
       const afterBack = answers.filter((a) => a.at > backAt);
