@@ -52,7 +52,7 @@ const prefix = `shopfds-${pulumi.getStack()}`;
 const platform: Platform =
   settings.platform === "docker"
     ? new DockerPlatform(prefix, { subnet: "172.28.0.0/16" })
-    : new KubernetesPlatform(prefix, { namespace: settings.kubernetes!.namespace, storageClass: settings.kubernetes!.storageClass, context: settings.kubernetes!.context, kubeconfig: settings.kubernetes!.kubeconfig });
+    : new KubernetesPlatform(prefix, { namespace: settings.kubernetes!.namespace, storageClass: settings.kubernetes!.storageClass, context: settings.kubernetes!.context, kubeconfig: settings.kubernetes!.kubeconfig, protect: settings.kubernetes!.protect });
 
 const pg = settings.postgres;
 const db = new PostgresReplicatedPair(`${prefix}-pg`, {

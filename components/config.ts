@@ -167,6 +167,8 @@ export const stackConfigSchema = z
         context: z.string().min(1, "must not be empty"),
         /** A kubeconfig file; the default one (KUBECONFIG, ~/.kube/config) when absent. */
         kubeconfig: z.string().min(1).optional(),
+        /** Protect the namespace and every workload holding data from deletion by Pulumi (KubernetesPlatformArgs.protect). */
+        protect: z.boolean({ error: "must be true or false" }).default(true),
       })
       .strict()
       .optional(),

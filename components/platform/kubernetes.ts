@@ -16,6 +16,12 @@ export interface KubernetesPlatformArgs {
   readonly context: string;
   /** A kubeconfig file; the default one when absent. */
   readonly kubeconfig?: string;
+  /**
+   * Protects what holds data from deletion by Pulumi (`protect`): the namespace (whose deletion or
+   * replacement deletes every claim in it; also kept on `pulumi destroy`, `retainOnDelete`) and every
+   * workload with volumes. Lifting it is a deliberate `pulumi state unprotect`. @default true
+   */
+  readonly protect?: boolean;
   /** StorageClass of the PersistentVolumeClaims; the cluster default when absent. */
   readonly storageClass?: string;
 }
@@ -57,7 +63,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     this.namespace = new k8s.core.v1.Namespace(
       args.namespace,
       { metadata: { name: args.namespace, labels: { "app.kubernetes.io/part-of": "shopfds" } } },
-      { parent: this, provider: this.provider },
+      { parent: this, provider: this.provider, protect: args.protect ?? true, retainOnDelete: args.protect ?? true },
     );
     this.registerOutputs({ namespace: this.namespace.metadata.name });
   }
@@ -140,7 +146,11 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           })),
         },
       },
-      { ...opts, dependsOn: [...(opts.dependsOn as pulumi.Resource[]), headless, ...(configMap ? [configMap] : []), ...(secret ? [secret] : [])] },
+      {
+        ...opts,
+        protect: (this.args.protect ?? true) && (spec.volumes ?? []).length > 0,
+        dependsOn: [...(opts.dependsOn as pulumi.Resource[]), headless, ...(configMap ? [configMap] : []), ...(secret ? [secret] : [])],
+      },
     );
 
     // A voluntary disruption (a node drain) takes at most one instance at a time. A single instance

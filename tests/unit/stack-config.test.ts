@@ -23,7 +23,7 @@ describe("stack configuration", () => {
   it("prod stack file: Kubernetes, two replicas, production resources", () => {
     const cfg = parseStackConfig(stackFile("prod"));
     assert.equal(cfg.platform, "kubernetes");
-    assert.deepEqual(cfg.kubernetes, { namespace: "shopfds-prod", context: "shopfds-prod" });
+    assert.deepEqual(cfg.kubernetes, { namespace: "shopfds-prod", context: "shopfds-prod", protect: true });
     assert.equal(cfg.postgres.replicas, 2);
     assert.deepEqual(cfg.postgres.resources, { cpu: "2", memory: "8Gi" });
     assert.equal(cfg.postgres.storageSize, "100Gi");
