@@ -8,14 +8,17 @@
  * While down, `connected` is false: producers refuse at once (a request answers 503 instead of hanging)
  * and workers stop reporting liveness.
  */
-import amqp, { type ChannelModel, type RecoveringChannelModel } from "amqplib";
+import amqp, { type Channel, type ChannelModel, type RecoveringChannelModel } from "amqplib";
 
 export interface BrokerLinkOptions {
   readonly url: string;
   /** Shown in the management UI (connection_name). */
   readonly name: string;
-  /** Creates channels, declares topology and starts consumers; runs after every (re)connect. */
-  readonly setup: (connection: ChannelModel) => Promise<void>;
+  /**
+   * Creates channels, declares topology and starts consumers; runs after every (re)connect. Pass each
+   * long-lived channel to `watch`: its errors are logged and its loss drops the connection.
+   */
+  readonly setup: (connection: ChannelModel, watch: (channel: Channel, what: string) => void) => Promise<void>;
   /** Told of a lost connection (running work must not ack on the old channels). */
   readonly onDown?: (reason: string) => void;
   /** Told once a connection is set up again. */
@@ -44,7 +47,10 @@ export class BrokerLink {
   private current?: ChannelModel;
   private closing = false;
 
-  private constructor(private readonly recovering: RecoveringChannelModel) {}
+  private constructor(
+    private readonly recovering: RecoveringChannelModel,
+    private readonly log: (line: string) => void,
+  ) {}
 
   /** Connects (the first attempt must succeed: a wrong URL fails start-up) and keeps reconnecting after. */
   static async open(o: BrokerLinkOptions): Promise<BrokerLink> {
@@ -61,13 +67,20 @@ export class BrokerLink {
         maxRetries: Infinity,
         setup: async (connection: ChannelModel) => {
           connection.on("error", (e: Error) => log(`connection error: ${e.message}`));
-          await o.setup(connection);
+          const watch = (channel: Channel, what: string) => {
+            channel.on("error", (e: Error) => log(`${what} channel error: ${e.message}`));
+            // Lost on a live connection (an error, a broker-side close): rebuild everything on a new one.
+            channel.on("close", () => {
+              if (link?.current === connection) link.reset(`the ${what} channel closed`);
+            });
+          };
+          await o.setup(connection, watch);
           if (link) link.current = connection;
           else pending = connection;
         },
       },
     });
-    link = new BrokerLink(recovering);
+    link = new BrokerLink(recovering, log);
     link.current = pending;
     recovering.on("disconnect", (e: Error) => {
       link.current = undefined;
@@ -95,11 +108,11 @@ export class BrokerLink {
     return this.current;
   }
 
-  /** Drops the connection so recovery rebuilds everything (call it when a channel closes under you). */
-  reset(reason: string, log?: (line: string) => void): void {
+  /** Drops the connection so recovery rebuilds everything (watched channels do it by themselves). */
+  reset(reason: string): void {
     const c = this.current;
     if (!c || this.closing) return;
-    log?.(`resetting the broker connection: ${reason}`);
+    this.log(`resetting the broker connection: ${reason}`);
     this.current = undefined;
     void c.close().catch(() => undefined);
   }

@@ -83,22 +83,16 @@ export class TaskProducer {
       name: "shopfds-producer",
       log: options.log,
       maxReconnectDelayMs: options.maxReconnectDelayMs,
-      setup: (connection) => producer.setup(connection),
+      setup: (connection, watch) => producer.setup(connection, watch),
       onDown: () => (producer.channel = undefined),
       onUp: () => void producer.flushDeferred(),
     });
     return producer;
   }
 
-  private async setup(connection: ChannelModel): Promise<void> {
+  private async setup(connection: ChannelModel, watch: (channel: ConfirmChannel, what: string) => void): Promise<void> {
     const channel = await connection.createConfirmChannel();
-    channel.on("error", (e: Error) => this.o.log?.(`producer channel error: ${e.message}`));
-    channel.on("close", () => {
-      if (this.channel === channel) {
-        this.channel = undefined;
-        this.link?.reset("the producer channel closed", this.o.log);
-      }
-    });
+    watch(channel, "producer");
     channel.on("return", (msg: ConsumeMessage) => {
       const id = msg.properties.correlationId as string;
       this.returned.get(id)?.(new Error(`task ${id}: no queue named "${msg.fields.routingKey}" took the message (is the broker's definition loaded?)`));

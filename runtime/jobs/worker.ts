@@ -193,8 +193,8 @@ export class Worker implements ControlTarget {
       name: this.hostname,
       log: this.o.log,
       maxReconnectDelayMs: this.o.maxReconnectDelayMs,
-      setup: (connection) =>
-        this.setup(connection).catch((error: unknown) => {
+      setup: (connection, watch) =>
+        this.setup(connection, watch).catch((error: unknown) => {
           this.lost(); // a half-made setup: recovery closes this connection and tries again
           throw error;
         }),
@@ -210,17 +210,12 @@ export class Worker implements ControlTarget {
   }
 
   /** Channels, declarations and consumers on a new connection (also after every reconnect). */
-  private async setup(connection: ChannelModel): Promise<void> {
+  private async setup(connection: ChannelModel, watch: (channel: ConfirmChannel, what: string) => void): Promise<void> {
     const channel = await connection.createConfirmChannel();
     const events = await connection.createConfirmChannel();
-    for (const [c, what] of [[channel, "task"], [events, "events"]] as const) {
-      c.on("error", (e: Error) => this.o.log(`${what} channel error: ${e.message}`));
-      // A channel lost on a live connection (an error, a consumer cancelled by the broker): rebuild all.
-      c.on("close", () => {
-        this.closedChannels.add(c);
-        if (this.channel === channel) this.link?.reset(`the ${what} channel closed`, this.o.log);
-      });
-    }
+    watch(channel, "task");
+    watch(events, "events");
+    channel.on("close", () => this.closedChannels.add(channel));
     // The same declarations Celery makes, so neither side trips over the other's (406 otherwise).
     for (const q of this.queues) await channel.assertQueue(q, { durable: true, arguments: this.queueArguments(q) });
     await events.assertExchange("celeryev", "topic", { durable: true });
@@ -587,7 +582,7 @@ export class Worker implements ControlTarget {
       (m) => {
         if (m) return this.receive(m, channel);
         // The broker cancelled this consumer (its queue was deleted, a node went away): rebuild all.
-        if (this.consumerTags.get(queue) === consumerTag && !this.stopping) this.link?.reset(`the broker cancelled the consumer of ${queue}`, this.o.log);
+        if (this.consumerTags.get(queue) === consumerTag && !this.stopping) this.link?.reset(`the broker cancelled the consumer of ${queue}`);
       },
       { noAck: false },
     );
