@@ -17,6 +17,8 @@ import { Monitoring } from "./components/monitoring/Monitoring";
 import { Logging } from "./components/logging/Logging";
 import { ShopSentryProject } from "./components/observability/SentryProject";
 import { serviceInsideUrl, ShopService } from "./components/service/ShopService";
+import { CnpgPostgres } from "./components/k8s/CnpgPostgres";
+import { ClusterOperators } from "./components/k8s/operators";
 import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
 import type { StackOutputs } from "./runtime/outputs";
@@ -35,6 +37,7 @@ const settings = parseStackConfig({
   monitoring: config.getObject("monitoring"),
   logging: config.getObject("logging"),
   sentry: config.getObject("sentry"),
+  backup: config.getObject("backup"),
 });
 
 // Every secret these settings need, checked before anything is declared: one error names them all.
@@ -54,9 +57,14 @@ const platform: Platform =
     ? new DockerPlatform(prefix, { subnet: "172.28.0.0/16" })
     : new KubernetesPlatform(prefix, { namespace: settings.kubernetes!.namespace, storageClass: settings.kubernetes!.storageClass, context: settings.kubernetes!.context, kubeconfig: settings.kubernetes!.kubeconfig, protect: settings.kubernetes!.protect });
 
+// Kubernetes stacks stand on the field's operators (components/k8s/operators.ts).
+const operators =
+  platform instanceof KubernetesPlatform
+    ? new ClusterOperators(`${prefix}-operators`, { platform, mode: settings.kubernetes!.operators, prometheusStackValues: {} })
+    : undefined;
+
 const pg = settings.postgres;
-const db = new PostgresReplicatedPair(`${prefix}-pg`, {
-  platform,
+const pgSettings = {
   image: pg.image,
   replicas: pg.replicas,
   database: pg.database,
@@ -66,8 +74,30 @@ const db = new PostgresReplicatedPair(`${prefix}-pg`, {
   sharedBuffers: pg.sharedBuffers,
   maxSlotWalKeepSize: pg.maxSlotWalKeepSize,
   resources: pg.resources,
-  hostPort: settings.platform === "docker" ? pg.hostPort : undefined,
-});
+};
+const backup = settings.backup?.enabled !== false ? settings.backup : undefined;
+const db =
+  platform instanceof KubernetesPlatform
+    ? new CnpgPostgres(`${prefix}-pg`, {
+        ...pgSettings,
+        platform,
+        ...(backup?.destinationPath
+          ? {
+              backup: {
+                destinationPath: backup.destinationPath,
+                endpointUrl: backup.endpointUrl,
+                serverName: backup.serverName,
+                retention: backup.retention,
+                schedule: backup.schedule,
+                accessKeyId: config.requireSecret("backupAccessKeyId"),
+                secretAccessKey: config.requireSecret("backupSecretAccessKey"),
+              },
+            }
+          : {}),
+        ...(pg.restore ? { restore: pg.restore } : {}),
+        dependsOn: operators?.ready.cnpg ?? [],
+      })
+    : new PostgresReplicatedPair(`${prefix}-pg`, { ...pgSettings, platform, hostPort: pg.hostPort });
 
 const rc = settings.redis;
 const cache = new RedisCluster(`${prefix}-redis`, {

@@ -22,7 +22,12 @@ export const resourcesSchema = z
 
 export const postgresConfigSchema = z
   .object({
-    image: z.string().min(1).default("postgres:15-bookworm"),
+    /**
+     * Docker: an image with the official postgres entrypoint (default postgres:15-bookworm).
+     * Kubernetes: a CloudNativePG operand image with the Barman tools for WAL archiving (default
+     * POSTGRES_OPERAND_IMAGE).
+     */
+    image: z.string().min(1).optional(),
     /** Streaming replicas; the default depends on the platform (1 on docker, 2 on kubernetes). */
     replicas: z.number().int("must be an integer").min(1, "must be at least 1 (FR-001)").max(16, "must be at most 16").optional(),
     database: identifier.default("shopfds"),
@@ -34,6 +39,19 @@ export const postgresConfigSchema = z
     resources: resourcesSchema.default({ cpu: "250m", memory: "512Mi" }),
     /** Docker only: first host port published on 127.0.0.1 (primary; replicas take the next ones). */
     hostPort: port.default(15432),
+    /**
+     * Kubernetes only: bootstrap the cluster from another cluster's backups instead of an empty
+     * database (point-in-time recovery; README, "Restore to a point in time").
+     */
+    restore: z
+      .object({
+        /** The backup folder (backup.serverName) of the cluster to restore from. */
+        fromServerName: z.string().regex(/^[a-z0-9-]{1,63}$/, "must be lower-case letters, digits and -"),
+        /** Replay WAL up to this moment (RFC 3339 with offset); the latest WAL when absent. */
+        targetTime: z.iso.datetime({ offset: true, error: "must be an RFC 3339 time with offset such as 2026-11-29T08:00:00+09:00" }).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -96,6 +114,30 @@ export const serviceConfigSchema = z
     publicUrl: z.string().url("must be an absolute URL such as https://shop.example").optional(),
     /** Docker only: the service on 127.0.0.1:hostPort. */
     hostPort: port.default(18080),
+  })
+  .strict();
+
+/**
+ * PostgreSQL backups (Kubernetes stacks): WAL archiving and a daily base backup to S3-compatible
+ * storage through CloudNativePG. The keys are the secret settings backupAccessKeyId and
+ * backupSecretAccessKey. Required on Kubernetes; a throw-away cluster (kind) says `enabled: false`.
+ */
+export const backupConfigSchema = z
+  .object({
+    enabled: z.boolean({ error: "must be true or false" }).default(true),
+    /** Bucket and prefix, e.g. `s3://shopfds-backups/prod`. */
+    destinationPath: z.string().regex(/^s3:\/\/[a-z0-9.-]{3,63}(\/.*)?$/, "must be an S3 location such as s3://shopfds-backups/prod").optional(),
+    /** S3-compatible endpoint other than AWS (MinIO, Ceph…); AWS when absent. */
+    endpointUrl: z.string().url("must be an http(s) URL").optional(),
+    /**
+     * The folder under destinationPath this cluster archives into; a cluster restored from another must
+     * use a new one (CloudNativePG refuses to archive over an existing one). Default: the cluster's name.
+     */
+    serverName: z.string().regex(/^[a-z0-9-]{1,63}$/, "must be lower-case letters, digits and -").optional(),
+    /** How long base backups and WAL are kept (CloudNativePG's retentionPolicy: 30d, 12w, 6m). */
+    retention: z.string().regex(/^[1-9][0-9]*[dwm]$/, "must be a number of days, weeks or months such as 30d").default("30d"),
+    /** When the base backup runs: a six-field cron (seconds first), UTC. */
+    schedule: z.string().regex(/^(\S+\s+){5}\S+$/, "must be a six-field cron expression such as 0 0 3 * * *").default("0 0 3 * * *"),
   })
   .strict();
 
@@ -169,6 +211,8 @@ export const stackConfigSchema = z
         kubeconfig: z.string().min(1).optional(),
         /** Protect the namespace and every workload holding data from deletion by Pulumi (KubernetesPlatformArgs.protect). */
         protect: z.boolean({ error: "must be true or false" }).default(true),
+        /** `install`: the program installs the operators (components/k8s/operators.ts); `existing`: the cluster runs them already. */
+        operators: z.enum(["install", "existing"], { error: 'must be "install" or "existing"' }).default("install"),
       })
       .strict()
       .optional(),
@@ -184,11 +228,25 @@ export const stackConfigSchema = z
     monitoring: monitoringConfigSchema.default(monitoringConfigSchema.parse({})),
     logging: loggingConfigSchema.default(loggingConfigSchema.parse({})),
     sentry: sentryConfigSchema.default(sentryConfigSchema.parse({})),
+    backup: backupConfigSchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
     if (cfg.platform === "kubernetes" && !cfg.kubernetes) {
       ctx.addIssue({ code: "custom", path: ["kubernetes"], message: "is required when platform is \"kubernetes\" (set kubernetes.namespace)" });
+    }
+    if (cfg.platform === "kubernetes" && cfg.backup?.enabled !== false && !cfg.backup?.destinationPath) {
+      ctx.addIssue({ code: "custom", path: ["backup", "destinationPath"], message: "is required when platform is \"kubernetes\" (where PostgreSQL's WAL and base backups go, e.g. s3://shopfds-backups/prod; a throw-away cluster sets backup.enabled: false)" });
+    }
+    if (cfg.platform === "kubernetes" && cfg.postgres.image && /^(docker\.io\/)?(library\/)?postgres:/.test(cfg.postgres.image)) {
+      ctx.addIssue({ code: "custom", path: ["postgres", "image"], message: `must be a CloudNativePG operand image on Kubernetes, such as ${POSTGRES_OPERAND_IMAGE} (got "${cfg.postgres.image}": the official image lacks the operator's instance manager tools)` });
+    }
+    const restore = cfg.postgres.restore;
+    if (restore && cfg.platform !== "kubernetes") {
+      ctx.addIssue({ code: "custom", path: ["postgres", "restore"], message: "is only supported on Kubernetes (CloudNativePG recovers from the object store)" });
+    }
+    if (restore && cfg.backup && restore.fromServerName === (cfg.backup.serverName ?? undefined)) {
+      ctx.addIssue({ code: "custom", path: ["backup", "serverName"], message: `must differ from postgres.restore.fromServerName (${restore.fromServerName}): the restored cluster archives into a new folder` });
     }
     if (cfg.platform === "kubernetes" && !cfg.smtp) {
       ctx.addIssue({ code: "custom", path: ["smtp"], message: "is required when platform is \"kubernetes\" (the e-mail tasks need a relay: set smtp.host and smtp.from)" });
@@ -197,8 +255,11 @@ export const stackConfigSchema = z
 
 export type RawStackConfig = z.input<typeof stackConfigSchema>;
 export type StackConfig = Omit<z.output<typeof stackConfigSchema>, "postgres"> & {
-  postgres: z.output<typeof postgresConfigSchema> & { replicas: number };
+  postgres: z.output<typeof postgresConfigSchema> & { replicas: number; image: string };
 };
+
+/** CloudNativePG's PostgreSQL 15 operand, the "system" flavour (it carries barman-cloud for the in-tree WAL archiving). */
+export const POSTGRES_OPERAND_IMAGE = "ghcr.io/cloudnative-pg/postgresql:15.13-system-bookworm";
 
 export class StackConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -225,8 +286,8 @@ export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
     );
   }
   const cfg = result.data;
-  const defaultReplicas = cfg.platform === "kubernetes" ? 2 : 1;
-  return { ...cfg, postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? defaultReplicas } };
+  const k8s = cfg.platform === "kubernetes";
+  return { ...cfg, postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? (k8s ? 2 : 1), image: cfg.postgres.image ?? (k8s ? POSTGRES_OPERAND_IMAGE : "postgres:15-bookworm") } };
 }
 
 /** A secret setting the stack needs, with why and how an operator sets it. */
@@ -247,6 +308,10 @@ export function requiredSecrets(cfg: StackConfig): RequiredSecret[] {
   const out: RequiredSecret[] = [];
   if (cfg.platform === "kubernetes" && cfg.monitoring.enabled) out.push({ key: `${PROJECT}:slackWebhookUrl`, why: "critical alerts must reach Slack", example: "https://hooks.slack.com/services/…" });
   if (cfg.smtp?.user) out.push({ key: `${PROJECT}:smtpPassword`, why: `the SMTP relay's user ${cfg.smtp.user} needs its password`, example: "…" });
+  if (cfg.platform === "kubernetes" && cfg.backup?.enabled !== false) {
+    out.push({ key: `${PROJECT}:backupAccessKeyId`, why: "PostgreSQL backups are written to the object store with this key", example: "AKIA…" });
+    out.push({ key: `${PROJECT}:backupSecretAccessKey`, why: "the object store key's secret", example: "…" });
+  }
   if (cfg.sentry.enabled) out.push({ key: "sentry:token", why: "the Sentry provider creates the project and its DSN with it", example: "sntrys_…" });
   return out;
 }

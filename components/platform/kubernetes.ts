@@ -68,6 +68,33 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     this.registerOutputs({ namespace: this.namespace.metadata.name });
   }
 
+  /** The stack's namespace. */
+  get namespaceName(): string {
+    return this.args.namespace;
+  }
+
+  /** Whether data-holding resources are protected (KubernetesPlatformArgs.protect). */
+  get protectsData(): boolean {
+    return this.args.protect ?? true;
+  }
+
+  get storageClass(): string | undefined {
+    return this.args.storageClass;
+  }
+
+  /** `name.namespace.svc`: the form of a Service's name that operators' certificates carry. */
+  serviceHost(name: string): string {
+    return `${name}.${this.args.namespace}.svc`;
+  }
+
+  /**
+   * Options for an object of the stack created by a component (a custom resource, a Secret): this
+   * provider, after the namespace and `dependsOn`; `holdsData` adds protection.
+   */
+  objectOptions(parent: pulumi.Resource, dependsOn: readonly pulumi.Resource[] = [], holdsData = false): pulumi.CustomResourceOptions {
+    return { parent, provider: this.provider, dependsOn: [this.namespace, ...dependsOn], protect: holdsData && this.protectsData };
+  }
+
   deploy(spec: ServiceSpec, parent: pulumi.Resource): DeployedService {
     const ns = this.args.namespace;
     const selector = { "app.kubernetes.io/name": spec.name };

@@ -26,10 +26,9 @@ export const POSTGRES_PATHS = {
 const POSTGRES_UID = 999;
 const CONTAINER_PORT = 5432;
 
-export interface PostgresReplicatedPairArgs {
-  /** Where the services run. */
-  readonly platform: Platform;
-  /** Image with PostgreSQL ≥ 15 and the official entrypoint, e.g. `postgres:15-bookworm`. */
+/** What every PostgreSQL deployment of the stack is given, whoever runs it (this pair, CloudNativePG). */
+export interface PostgresSettings {
+  /** The image; its kind depends on who runs it (the official image here, an operand image for the operator). */
   readonly image: string;
   /** Number of streaming replicas (≥ 1). */
   readonly replicas: number;
@@ -46,6 +45,11 @@ export interface PostgresReplicatedPairArgs {
   readonly maxSlotWalKeepSize: string;
   /** CPU and memory requested by each member. */
   readonly resources: { readonly cpu: string; readonly memory: string };
+}
+
+export interface PostgresReplicatedPairArgs extends PostgresSettings {
+  /** Where the services run. */
+  readonly platform: Platform;
   /** Docker only: host port of the primary on 127.0.0.1; replicas take the following ports. */
   readonly hostPort?: number;
 }

@@ -30,8 +30,20 @@ const isSecretWrapper = (v: any): boolean => v !== null && typeof v === "object"
 
 /** Secret settings per stack, as an operator would set them with `pulumi config set --secret`. */
 export const TEST_SECRETS: Record<string, Record<string, string>> = {
-  prod: { "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/T000/B000/prodsecretwebhook", "shopfds:smtpPassword": "prod-smtp-secret-password", "sentry:token": "sntrys_prod-test-token" },
-  staging: { "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/T000/B000/stagingwebhook", "shopfds:smtpPassword": "staging-smtp-secret-password", "sentry:token": "sntrys_staging-test-token" },
+  prod: {
+    "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/T000/B000/prodsecretwebhook",
+    "shopfds:smtpPassword": "prod-smtp-secret-password",
+    "sentry:token": "sntrys_prod-test-token",
+    "shopfds:backupAccessKeyId": "AKIAPRODTESTKEY",
+    "shopfds:backupSecretAccessKey": "prod-backup-secret-access-key",
+  },
+  staging: {
+    "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/T000/B000/stagingwebhook",
+    "shopfds:smtpPassword": "staging-smtp-secret-password",
+    "sentry:token": "sntrys_staging-test-token",
+    "shopfds:backupAccessKeyId": "AKIASTAGINGTESTKEY",
+    "shopfds:backupSecretAccessKey": "staging-backup-secret-access-key",
+  },
 };
 
 /** Removes Pulumi's secret wrappers, leaving the values. */
@@ -66,6 +78,14 @@ const COMPUTED: Record<string, (name: string, inputs: Record<string, any>) => Re
   "kubernetes:apps/v1:StatefulSet": k8sNamed,
   "kubernetes:policy/v1:PodDisruptionBudget": k8sNamed,
   "kubernetes:batch/v1:Job": k8sNamed,
+  "kubernetes:apps/v1:Deployment": k8sNamed,
+  "kubernetes:apps/v1:DaemonSet": k8sNamed,
+  "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": k8sNamed,
+  "kubernetes:networking.k8s.io/v1:NetworkPolicy": k8sNamed,
+  // A Helm release is rendered and applied by the provider; under mocks it is its inputs.
+  "kubernetes:helm.sh/v3:Release": (name, inputs) => ({ name: inputs.name ?? name, status: { status: "deployed", namespace: inputs.namespace, version: inputs.version } }),
+  // yaml/v2 is a provider-side component: the provider reads the file and creates its objects.
+  "kubernetes:yaml/v2:ConfigFile": () => ({ resources: [] }),
   "sentry:index/sentryProject:SentryProject": (name, inputs) => ({ slug: inputs.slug ?? name, internalId: "4500000" }),
   "sentry:index/sentryKey:SentryKey": (name) => ({ dsnPublic: `https://mock${name.replace(/[^a-z0-9]/g, "")}@o0.ingest.sentry.io/4500000`, public: "mockpublic" }),
 };
@@ -79,20 +99,34 @@ const mockPassword = (name: string, inputs: { length?: number; special?: boolean
   return base.padEnd(inputs.length ?? 16, "x");
 };
 
+/** `kubernetes:<group>/<version>:<Kind>` of an operator's kind (a dotted group that is not Kubernetes' own). */
+function isCustomResourceType(type: string): boolean {
+  const m = /^kubernetes:([^/:]+)\/[^:]+:\w+$/.exec(type);
+  return m !== null && m[1]!.includes(".") && !m[1]!.endsWith(".k8s.io") && m[1] !== "helm.sh";
+}
+
 function k8sNamed(name: string, inputs: Record<string, any>): Record<string, unknown> {
   // Kubernetes auto-names with a random suffix when metadata.name is absent.
   return { metadata: { ...inputs.metadata, name: inputs.metadata?.name ?? `${name}-mock1234` } };
+}
+
+/** A stack file's settings (`shopfds:postgres` → its object), as `pulumi config` holds them. */
+export function stackSettings(stack: string): Record<string, unknown> {
+  return parse(readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config as Record<string, unknown>;
 }
 
 export class MockHarness {
   readonly resources: RecordedResource[] = [];
   readonly errors: Error[] = [];
 
-  /** Installs the mocks and the stack's configuration from `Pulumi.<stack>.yaml` (or `config`). */
-  async install(stack: string, config?: Record<string, unknown>): Promise<void> {
-    const settings = config ?? (parse(readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config as Record<string, unknown>);
+  /**
+   * Installs the mocks and the stack's configuration from `Pulumi.<stack>.yaml` (or `config`), with the
+   * stack's secret settings (TEST_SECRETS) unless `config` is given without `secrets`.
+   */
+  async install(stack: string, config?: Record<string, unknown>, secretSettings?: Record<string, string>): Promise<void> {
+    const settings = config ?? stackSettings(stack);
     // What `pulumi config set --secret` would hold for the stack (never in the stack files).
-    const secrets: Record<string, string> = config ? {} : (TEST_SECRETS[stack] ?? {});
+    const secrets: Record<string, string> = secretSettings ?? (config ? {} : (TEST_SECRETS[stack] ?? {}));
     pulumi.runtime.setAllConfig(
       { ...Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])), ...secrets },
       Object.keys(secrets),
@@ -104,7 +138,7 @@ export class MockHarness {
             this.resources.push({ type: args.type, name: args.name, inputs: unwrapSecrets(args.inputs), rawInputs: args.inputs });
             return { id: `${args.name}-provider`, state: args.inputs };
           }
-          const compute = args.type.startsWith("shopfds:") ? () => ({}) : COMPUTED[args.type];
+          const compute = args.type.startsWith("shopfds:") ? () => ({}) : (COMPUTED[args.type] ?? (isCustomResourceType(args.type) ? k8sNamed : undefined));
           if (!compute) return this.fail(`mock harness: unknown resource type ${args.type} (${args.name}); teach the harness what it computes`);
           const inputs = unwrapSecrets(args.inputs);
           this.resources.push({ type: args.type, name: args.name, inputs, rawInputs: args.inputs, provider: args.provider });
@@ -118,9 +152,9 @@ export class MockHarness {
     );
   }
 
-  /** Installs the mocks for `stack`, runs index.ts, and waits until every resource is registered. */
-  async runProgram(stack: string): Promise<typeof import("../../index")> {
-    await this.install(stack);
+  /** Installs the mocks for `stack` (as install does), runs index.ts, and waits until every resource is registered. */
+  async runProgram(stack: string, config?: Record<string, unknown>, secretSettings?: Record<string, string>): Promise<typeof import("../../index")> {
+    await this.install(stack, config, secretSettings);
     const program: typeof import("../../index") = require("../../index");
     await resolve(program.postgres);
     await this.settle();

@@ -5,6 +5,7 @@
  * OpenAPI models' attribute lists (@kubernetes/client-node's generated models). Mocks accept both
  * kinds of mistake silently.
  */
+import { validateCustomResource } from "./crd-schema";
 import type { RecordedResource } from "./harness";
 
 interface Attribute {
@@ -82,12 +83,25 @@ export async function validateK8sObject(apiVersion: string, kind: string, object
   return problems;
 }
 
-/** Every Kubernetes resource of a mock run with the problems the API server would find in it. */
+/** A custom resource's group has a dot and is not one of Kubernetes' own (`*.k8s.io`). */
+export const isCustomResource = (apiVersion: string): boolean => {
+  const group = apiVersion.includes("/") ? apiVersion.split("/")[0]! : "";
+  return group.includes(".") && !group.endsWith(".k8s.io");
+};
+
+/** Provider-side components (a Helm release, a YAML file): what they render is not in the program. */
+const NOT_AN_OBJECT = /^kubernetes:(helm\.sh|yaml)\//;
+
+/**
+ * Every Kubernetes resource of a mock run with the problems the API server would find in it: built-in
+ * kinds against the Kubernetes OpenAPI schema, custom resources against their operator's CRD.
+ */
 export async function validateRecorded(resources: readonly RecordedResource[]): Promise<{ resource: string; problems: string[] }[]> {
   const out: { resource: string; problems: string[] }[] = [];
-  for (const r of resources.filter((x) => x.type.startsWith("kubernetes:") && !x.type.startsWith("kubernetes:helm") && x.type !== "pulumi:providers:kubernetes")) {
+  for (const r of resources.filter((x) => x.type.startsWith("kubernetes:") && !NOT_AN_OBJECT.test(x.type))) {
     const { apiVersion, kind } = apiOf(r.type);
-    out.push({ resource: `${kind} ${r.name}`, problems: await validateK8sObject(apiVersion, kind, r.inputs) });
+    const problems = isCustomResource(apiVersion) ? validateCustomResource(apiVersion, kind, r.inputs) : await validateK8sObject(apiVersion, kind, r.inputs);
+    out.push({ resource: `${kind} ${r.name}`, problems });
   }
   return out;
 }

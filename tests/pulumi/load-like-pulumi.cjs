@@ -17,7 +17,7 @@ tsnode.register({
 });
 const pulumi = require("@pulumi/pulumi");
 let registered = 0;
-pulumi.runtime.setAllConfig({ "shopfds:platform": "kubernetes", "shopfds:kubernetes": '{"namespace":"load-check","context":"load-check"}', "shopfds:smtp": '{"host":"relay.example","from":"ShopFDS <a@b.c>"}', "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/x" }, ["shopfds:slackWebhookUrl"]);
+pulumi.runtime.setAllConfig({ "shopfds:platform": "kubernetes", "shopfds:kubernetes": '{"namespace":"load-check","context":"load-check"}', "shopfds:smtp": '{"host":"relay.example","from":"ShopFDS <a@b.c>"}', "shopfds:backup": '{"enabled":false}', "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/x" }, ["shopfds:slackWebhookUrl"]);
 pulumi.runtime
   .setMocks(
     {

@@ -23,6 +23,8 @@ describe("prod stack: what the API server and the kubelet would say", () => {
   it("every Kubernetes object is valid against the Kubernetes OpenAPI schema (types, required fields, no unknown field)", async () => {
     const results = await validateRecorded(h.resources);
     assert.ok(results.length > 50, `objects validated: ${results.length}`);
+    // Custom resources are judged against their operator's CRD (tests/pulumi/crd-schema.ts).
+    assert.deepEqual(results.filter((r) => /^(Cluster|ScheduledBackup) /.test(r.resource)).map((r) => r.resource).sort(), ["Cluster shopfds-prod-pg", "ScheduledBackup shopfds-prod-pg-daily"]);
     assert.deepEqual(results.filter((r) => r.problems.length > 0), []);
   });
 

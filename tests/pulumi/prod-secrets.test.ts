@@ -17,9 +17,11 @@ describe("prod stack: required secrets", () => {
     assert.throws(() => require("../../index"), {
       name: "StackConfigError",
       message: [
-        "Invalid stack configuration (3 problems):",
+        "Invalid stack configuration (5 problems):",
         "  - shopfds:slackWebhookUrl: is required (critical alerts must reach Slack): pulumi config set --secret --stack prod slackWebhookUrl https://hooks.slack.com/services/…",
         "  - shopfds:smtpPassword: is required (the SMTP relay's user shopfds-ses needs its password): pulumi config set --secret --stack prod smtpPassword …",
+        "  - shopfds:backupAccessKeyId: is required (PostgreSQL backups are written to the object store with this key): pulumi config set --secret --stack prod backupAccessKeyId AKIA…",
+        "  - shopfds:backupSecretAccessKey: is required (the object store key's secret): pulumi config set --secret --stack prod backupSecretAccessKey …",
         "  - sentry:token: is required (the Sentry provider creates the project and its DSN with it): pulumi config set --secret --stack prod sentry:token sntrys_…",
       ].join("\n"),
     });

@@ -23,7 +23,9 @@ describe("stack configuration", () => {
   it("prod stack file: Kubernetes, two replicas, production resources", () => {
     const cfg = parseStackConfig(stackFile("prod"));
     assert.equal(cfg.platform, "kubernetes");
-    assert.deepEqual(cfg.kubernetes, { namespace: "shopfds-prod", context: "shopfds-prod", protect: true });
+    assert.deepEqual(cfg.kubernetes, { namespace: "shopfds-prod", context: "shopfds-prod", protect: true, operators: "install" });
+    assert.equal(cfg.postgres.image, "ghcr.io/cloudnative-pg/postgresql:15.13-system-bookworm");
+    assert.deepEqual(cfg.backup, { enabled: true, destinationPath: "s3://shopfds-backups/prod", retention: "30d", schedule: "0 0 3 * * *" });
     assert.equal(cfg.postgres.replicas, 2);
     assert.deepEqual(cfg.postgres.resources, { cpu: "2", memory: "8Gi" });
     assert.equal(cfg.postgres.storageSize, "100Gi");
@@ -31,7 +33,7 @@ describe("stack configuration", () => {
 
   it("defaults replicas by platform: 1 on docker, 2 on kubernetes", () => {
     assert.equal(parseStackConfig({ platform: "docker" }).postgres.replicas, 1);
-    assert.equal(parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x", context: "x" }, smtp: { host: "relay", from: "a@b.c" } }).postgres.replicas, 2);
+    assert.equal(parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x", context: "x" }, smtp: { host: "relay", from: "a@b.c" }, backup: { enabled: false } }).postgres.replicas, 2);
   });
 
   it("the reference service: one instance on dev by default, two with a public URL in prod; bad values named", () => {
@@ -66,12 +68,48 @@ describe("stack configuration", () => {
     assert.throws(() => parseStackConfig({}), { message: "Invalid stack configuration (1 problem):\n  - shopfds:platform: is required" });
     assert.throws(() => parseStackConfig({ platform: "kubernetes" }), {
       message:
-        'Invalid stack configuration (2 problems):\n  - shopfds:kubernetes: is required when platform is "kubernetes" (set kubernetes.namespace)' +
+        'Invalid stack configuration (3 problems):\n  - shopfds:kubernetes: is required when platform is "kubernetes" (set kubernetes.namespace)' +
+        '\n  - shopfds:backup.destinationPath: is required when platform is "kubernetes" (where PostgreSQL\'s WAL and base backups go, e.g. s3://shopfds-backups/prod; a throw-away cluster sets backup.enabled: false)' +
         '\n  - shopfds:smtp: is required when platform is "kubernetes" (the e-mail tasks need a relay: set smtp.host and smtp.from)',
     });
   });
+
+  it("Kubernetes PostgreSQL: an operand image, backups to S3, restore into a new backup folder; each mistake named", () => {
+    const base = { platform: "kubernetes", kubernetes: { namespace: "x", context: "x" }, smtp: { host: "relay", from: "a@b.c" } };
+    assert.equal(parseStackConfig({ ...base, backup: { enabled: false } }).postgres.image, "ghcr.io/cloudnative-pg/postgresql:15.13-system-bookworm");
+    assert.equal(parseStackConfig({ platform: "docker" }).postgres.image, "postgres:15-bookworm");
+    assert.throws(
+      () =>
+        parseStackConfig({
+          ...base,
+          postgres: { image: "postgres:15-bookworm", restore: { fromServerName: "shopfds-prod-pg", targetTime: "yesterday" } },
+          backup: { destinationPath: "shopfds-backups/prod", serverName: "shopfds-prod-pg", schedule: "0 3 * * *" },
+        }),
+      (e: unknown) => {
+        assert.ok(e instanceof StackConfigError);
+        assert.deepEqual(e.problems, [
+          'shopfds:postgres.restore.targetTime: must be an RFC 3339 time with offset such as 2026-11-29T08:00:00+09:00 (got "yesterday")',
+          'shopfds:backup.destinationPath: must be an S3 location such as s3://shopfds-backups/prod (got "shopfds-backups/prod")',
+          'shopfds:backup.schedule: must be a six-field cron expression such as 0 0 3 * * * (got "0 3 * * *")',
+          'shopfds:postgres.image: must be a CloudNativePG operand image on Kubernetes, such as ghcr.io/cloudnative-pg/postgresql:15.13-system-bookworm (got "postgres:15-bookworm": the official image lacks the operator\'s instance manager tools)',
+          "shopfds:backup.serverName: must differ from postgres.restore.fromServerName (shopfds-prod-pg): the restored cluster archives into a new folder",
+        ]);
+        return true;
+      },
+    );
+    assert.throws(
+      () => parseStackConfig({ ...base, postgres: { restore: { fromServerName: "shopfds-prod-pg" } }, backup: { destinationPath: "s3://bkp/prod", serverName: "shopfds-prod-pg" } }),
+      (e: unknown) => {
+        assert.ok(e instanceof StackConfigError);
+        assert.deepEqual(e.problems, [
+          "shopfds:backup.serverName: must differ from postgres.restore.fromServerName (shopfds-prod-pg): the restored cluster archives into a new folder",
+        ]);
+        return true;
+      },
+    );
+  });
   it("a Kubernetes stack must name its kubeconfig context (an explicit provider, never the current context)", () => {
-    assert.throws(() => parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x" }, smtp: { host: "relay", from: "a@b.c" } }), {
+    assert.throws(() => parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x" }, smtp: { host: "relay", from: "a@b.c" }, backup: { enabled: false } }), {
       message: "Invalid stack configuration (1 problem):\n  - shopfds:kubernetes.context: is required",
     });
   });

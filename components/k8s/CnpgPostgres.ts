@@ -1,0 +1,185 @@
+/**
+ * PostgreSQL on Kubernetes as a CloudNativePG `Cluster`: one primary and `replicas` streaming replicas
+ * with automatic failover, TLS (the operator's CA), WAL archiving and a daily base backup to an S3
+ * bucket, point-in-time recovery from it, a PodMonitor, and required anti-affinity across nodes. The
+ * operator owns what the Docker stack's renderers do by hand (initdb, pg_hba, replication slots,
+ * pg_basebackup, PGDATA permissions), so none of that is declared here.
+ *
+ * Outputs keep the contract's shape: the `-rw` Service is the primary, the `-ro` Service (all replicas)
+ * the one replica endpoint; the router's lag checks and fallback work through them unchanged.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import type { KubernetesPlatform } from "../platform/kubernetes";
+import type { DeployedService, Endpoint } from "../platform/types";
+import type { PostgresSettings } from "../postgres/PostgresReplicatedPair";
+
+const PORT = 5432;
+
+export interface CnpgBackupArgs {
+  readonly destinationPath: string;
+  readonly endpointUrl?: string;
+  readonly serverName?: string;
+  readonly retention: string;
+  readonly schedule: string;
+  readonly accessKeyId: pulumi.Input<string>;
+  readonly secretAccessKey: pulumi.Input<string>;
+}
+
+export interface CnpgPostgresArgs extends PostgresSettings {
+  readonly platform: KubernetesPlatform;
+  /** Undefined: no backups (a throw-away cluster). */
+  readonly backup?: CnpgBackupArgs;
+  /** Bootstrap from another cluster's backups (needs `backup` for the object store's address and keys). */
+  readonly restore?: { readonly fromServerName: string; readonly targetTime?: string };
+  /** The operator's Helm release: the Cluster waits for its CRDs and webhook. */
+  readonly dependsOn?: readonly pulumi.Resource[];
+}
+
+/** The keys CloudNativePG reads from the object-store credentials Secret. */
+const S3_KEYS = { id: "ACCESS_KEY_ID", secret: "ACCESS_SECRET_KEY" } as const;
+
+export class CnpgPostgres extends pulumi.ComponentResource {
+  declare readonly primary: Endpoint;
+  declare readonly replicaEndpoints: Endpoint[];
+  declare readonly internal: { readonly primary: Endpoint; readonly replicas: Endpoint[] };
+  declare readonly services: DeployedService[];
+  declare readonly database: string;
+  declare readonly user: string;
+  declare readonly password: pulumi.Output<string>;
+  /** The Secret (key `ca.crt`) holding the CA that signs the server's certificate; the operator creates it. */
+  declare readonly caSecretName: string;
+  declare readonly cluster: k8s.apiextensions.CustomResource;
+  declare readonly scheduledBackup: k8s.apiextensions.CustomResource | undefined;
+
+  constructor(name: string, args: CnpgPostgresArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("shopfds:database:CnpgPostgres", name, {}, opts);
+    const platform = args.platform;
+    const ns = platform.namespaceName;
+    const objectOpts = (holdsData = false, dependsOn: readonly pulumi.Resource[] = []) => platform.objectOptions(this, dependsOn, holdsData);
+    const labels = { "app.kubernetes.io/instance": name, "app.kubernetes.io/part-of": "shopfds" };
+
+    const appPassword = new random.RandomPassword(`${name}-app-password`, { length: 32, special: false }, { parent: this, additionalSecretOutputs: ["result"] }).result;
+    // The application role's credentials, in the form initdb's `secret` takes (kubernetes.io/basic-auth).
+    const appSecret = new k8s.core.v1.Secret(
+      `${name}-app-credentials`,
+      {
+        metadata: { name: `${name}-app-credentials`, namespace: ns, labels: { ...labels, "cnpg.io/reload": "true" } },
+        type: "kubernetes.io/basic-auth",
+        stringData: { username: args.user, password: pulumi.secret(appPassword) },
+      },
+      objectOpts(),
+    );
+
+    const backup = args.backup;
+    const s3Secret = backup
+      ? new k8s.core.v1.Secret(
+          `${name}-backup-credentials`,
+          { metadata: { name: `${name}-backup-credentials`, namespace: ns, labels }, type: "Opaque", stringData: { [S3_KEYS.id]: pulumi.secret(backup.accessKeyId), [S3_KEYS.secret]: pulumi.secret(backup.secretAccessKey) } },
+          objectOpts(),
+        )
+      : undefined;
+    const objectStore = (serverName: string) =>
+      backup && s3Secret
+        ? {
+            destinationPath: backup.destinationPath,
+            ...(backup.endpointUrl ? { endpointURL: backup.endpointUrl } : {}),
+            serverName,
+            s3Credentials: {
+              accessKeyId: { name: s3Secret.metadata.name, key: S3_KEYS.id },
+              secretAccessKey: { name: s3Secret.metadata.name, key: S3_KEYS.secret },
+            },
+            wal: { compression: "gzip", maxParallel: 2 },
+            data: { compression: "gzip" },
+          }
+        : undefined;
+
+    if (args.restore && !backup) throw new Error(`CnpgPostgres ${name}: restore needs the backup settings (the object store to recover from)`);
+    const bootstrap = args.restore
+      ? {
+          recovery: {
+            source: "origin",
+            database: args.database,
+            owner: args.user,
+            secret: { name: appSecret.metadata.name },
+            ...(args.restore.targetTime ? { recoveryTarget: { targetTime: args.restore.targetTime } } : {}),
+          },
+        }
+      : { initdb: { database: args.database, owner: args.user, secret: { name: appSecret.metadata.name }, dataChecksums: true } };
+
+    const clusterName = name;
+    this.cluster = new k8s.apiextensions.CustomResource(
+      name,
+      {
+        apiVersion: "postgresql.cnpg.io/v1",
+        kind: "Cluster",
+        metadata: { name: clusterName, namespace: ns, labels },
+        spec: {
+          instances: 1 + args.replicas,
+          imageName: args.image,
+          // Failover promotes the most advanced replica; PDBs keep a drain from taking the primary and a replica together.
+          enablePDB: true,
+          enableSuperuserAccess: false,
+          primaryUpdateStrategy: "unsupervised",
+          postgresql: {
+            parameters: {
+              max_connections: String(args.maxConnections),
+              shared_buffers: args.sharedBuffers,
+              max_slot_wal_keep_size: args.maxSlotWalKeepSize,
+              log_min_duration_statement: "1000",
+            },
+            // TLS only: a plain-text connection is refused before any password is exchanged.
+            pg_hba: ["hostnossl all all 0.0.0.0/0 reject", "hostnossl all all ::/0 reject"],
+          },
+          bootstrap,
+          ...(args.restore ? { externalClusters: [{ name: "origin", barmanObjectStore: objectStore(args.restore.fromServerName) }] } : {}),
+          storage: { size: args.storageSize, ...(platform.storageClass ? { storageClass: platform.storageClass } : {}) },
+          resources: { requests: { cpu: args.resources.cpu, memory: args.resources.memory }, limits: { memory: args.resources.memory } },
+          affinity: { enablePodAntiAffinity: true, podAntiAffinityType: "required", topologyKey: "kubernetes.io/hostname" },
+          monitoring: { enablePodMonitor: true },
+          ...(backup ? { backup: { retentionPolicy: backup.retention, barmanObjectStore: objectStore(backup.serverName ?? clusterName) } } : {}),
+        },
+      },
+      objectOpts(true, [appSecret, ...(s3Secret ? [s3Secret] : []), ...(args.dependsOn ?? [])]),
+    );
+
+    this.scheduledBackup = backup
+      ? new k8s.apiextensions.CustomResource(
+          `${name}-daily`,
+          {
+            apiVersion: "postgresql.cnpg.io/v1",
+            kind: "ScheduledBackup",
+            metadata: { name: `${name}-daily`, namespace: ns, labels },
+            spec: { schedule: backup.schedule, cluster: { name: clusterName }, method: "barmanObjectStore", backupOwnerReference: "self", immediate: true },
+          },
+          objectOpts(false, [this.cluster]),
+        )
+      : undefined;
+
+    const rw = { host: platform.serviceHost(`${clusterName}-rw`), port: PORT };
+    const ro = { host: platform.serviceHost(`${clusterName}-ro`), port: PORT };
+    this.primary = rw;
+    this.replicaEndpoints = [ro];
+    this.internal = { primary: rw, replicas: [ro] };
+    this.caSecretName = `${clusterName}-ca`;
+    const cluster = this.cluster;
+    this.services = [
+      {
+        name: clusterName,
+        resources: [cluster],
+        instanceEndpoints: () => [rw],
+        internalHost: () => rw.host,
+        aliasEndpoint: (alias) => {
+          if (alias === "rw") return rw;
+          if (alias === "ro") return ro;
+          throw new Error(`CnpgPostgres ${name} has no alias "${alias}" (rw, ro)`);
+        },
+      },
+    ];
+    this.database = args.database;
+    this.user = args.user;
+    this.password = pulumi.secret(appPassword);
+    this.registerOutputs({ primary: rw, replicaEndpoints: [ro], database: args.database, user: args.user, password: this.password });
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The operators the Kubernetes stacks stand on, installed by the program at pinned versions (Helm
+ * releases; the RabbitMQ Cluster Operator from its release manifest, which is how its maintainers ship
+ * it). Each version here is the one whose CRDs tests/fixtures/crds holds and the mock tests validate
+ * against: change both together (tests/pulumi/operators.test.ts checks they match).
+ *
+ * Why in the application program rather than a separate add-ons stack: one `pulumi up` brings a fresh
+ * cluster to a working ShopFDS, and the CRs are ordered after the operators that serve them. A cluster
+ * whose operators are managed elsewhere sets `shopfds:kubernetes.operators: existing`, and the program
+ * then only declares the custom resources (ARCHITECTURE.md, "Operators").
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { KubernetesPlatform } from "../platform/kubernetes";
+
+export interface HelmOperator {
+  readonly chart: string;
+  readonly repo: string;
+  /** The chart's version. */
+  readonly version: string;
+  /** The operator version the chart installs (its appVersion): the CRDs' release. */
+  readonly appVersion: string;
+  readonly namespace: string;
+}
+
+export const OPERATORS = {
+  cnpg: { chart: "cloudnative-pg", repo: "https://cloudnative-pg.github.io/charts", version: "0.29.0", appVersion: "1.30.0", namespace: "cnpg-system" },
+  eck: { chart: "eck-operator", repo: "https://helm.elastic.co", version: "3.5.0", appVersion: "3.5.0", namespace: "elastic-system" },
+  /** Prometheus Operator with Prometheus, Alertmanager, node-exporter, kube-state-metrics and Grafana. */
+  prometheus: { chart: "kube-prometheus-stack", repo: "https://prometheus-community.github.io/helm-charts", version: "88.0.0", appVersion: "0.93.0", namespace: "monitoring" },
+  rabbitmq: {
+    manifest: "https://github.com/rabbitmq/cluster-operator/releases/download/v2.22.3/cluster-operator.yml",
+    appVersion: "2.22.3",
+    namespace: "rabbitmq-system",
+  },
+} as const satisfies { cnpg: HelmOperator; eck: HelmOperator; prometheus: HelmOperator; rabbitmq: { manifest: string; appVersion: string; namespace: string } };
+
+export interface ClusterOperatorsArgs {
+  readonly platform: KubernetesPlatform;
+  /** `install`: this program installs them; `existing`: the cluster already runs them (nothing declared). */
+  readonly mode: "install" | "existing";
+  /** Values of the kube-prometheus-stack release (ShopFDS's Prometheus, Alertmanager and Grafana). */
+  readonly prometheusStackValues: pulumi.Input<Record<string, unknown>>;
+}
+
+/** What a custom resource of each operator must wait for (nothing when the operators already exist). */
+export interface OperatorReadiness {
+  readonly cnpg: pulumi.Resource[];
+  readonly eck: pulumi.Resource[];
+  readonly prometheus: pulumi.Resource[];
+  readonly rabbitmq: pulumi.Resource[];
+}
+
+export class ClusterOperators extends pulumi.ComponentResource {
+  declare readonly ready: OperatorReadiness;
+
+  constructor(name: string, args: ClusterOperatorsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("shopfds:k8s:ClusterOperators", name, {}, opts);
+    const provider = args.platform.provider;
+    if (args.mode === "existing") {
+      this.ready = { cnpg: [], eck: [], prometheus: [], rabbitmq: [] };
+      this.registerOutputs({});
+      return;
+    }
+    const release = (key: "cnpg" | "eck" | "prometheus", values: pulumi.Input<Record<string, unknown>>) => {
+      const o: HelmOperator = OPERATORS[key];
+      return new k8s.helm.v3.Release(
+        `${name}-${o.chart}`,
+        {
+          name: o.chart,
+          chart: o.chart,
+          version: o.version,
+          repositoryOpts: { repo: o.repo },
+          namespace: o.namespace,
+          createNamespace: true,
+          // A failed upgrade is rolled back rather than left half-applied.
+          atomic: true,
+          cleanupOnFail: true,
+          timeout: 900,
+          values,
+        },
+        { parent: this, provider },
+      );
+    };
+    const cnpg = release("cnpg", { monitoring: { podMonitorEnabled: false }, crds: { create: true } });
+    const eck = release("eck", { installCRDs: true });
+    const rabbitmq = new k8s.yaml.v2.ConfigFile(`${name}-rabbitmq-cluster-operator`, { file: OPERATORS.rabbitmq.manifest }, { parent: this, provider });
+    // The Prometheus stack's own objects are scraped and alerted on only once its CRDs exist.
+    const prometheus = release("prometheus", args.prometheusStackValues);
+    this.ready = { cnpg: [cnpg], eck: [eck], prometheus: [prometheus], rabbitmq: [rabbitmq] };
+    this.registerOutputs({});
+  }
+}
