@@ -12,7 +12,7 @@ import { PostgresReplicatedPair } from "./components/postgres/PostgresReplicated
 import { RedisCluster } from "./components/redis/RedisCluster";
 import { RabbitMq } from "./components/rabbitmq/RabbitMq";
 import { JOB_PATHS, JobRunners } from "./components/jobs/JobRunners";
-import type { DeployedService } from "./components/platform/types";
+import type { DeployedService, ExistingSecretFiles } from "./components/platform/types";
 import { Monitoring } from "./components/monitoring/Monitoring";
 import { Logging } from "./components/logging/Logging";
 import { ShopSentryProject } from "./components/observability/SentryProject";
@@ -165,12 +165,18 @@ const sentryProject = settings.sentry.enabled
   ? new ShopSentryProject(`${prefix}-sentry`, { organization: settings.sentry.organization, team: settings.sentry.team, environment: settings.sentry.environment })
   : undefined;
 
+// On Kubernetes, PostgreSQL takes TLS only: workloads verify it against the operator's CA, mounted
+// (that one key) from the Secret CloudNativePG keeps.
+const POSTGRES_CA_DIR = "/run/secrets/postgres-ca";
+const contractFiles: ExistingSecretFiles[] = db instanceof CnpgPostgres ? [{ secretName: db.caSecretName, keys: ["ca.crt"], directory: POSTGRES_CA_DIR }] : [];
+const postgresTls = db instanceof CnpgPostgres ? { tls: { caFile: `${POSTGRES_CA_DIR}/ca.crt` } } : {};
+
 // Workloads inside the stack read the same contract, with the addresses they see from inside.
 const insideOutputs: pulumi.Output<string> = pulumi
   .all([db.password, cache.password, cardHashKeyOutputs, mq.internalUrl, smtpFor(true), sentryProject ? pulumi.all([sentryProject.dsn, sentryProject.environment]) : undefined])
   .apply(([pgPassword, redisPassword, keys, amqpUrl, smtp, sentry]) =>
     JSON.stringify({
-      postgres: { primary: db.internal.primary, replicas: db.internal.replicas, database: db.database, user: db.user, password: pgPassword },
+      postgres: { primary: db.internal.primary, replicas: db.internal.replicas, database: db.database, user: db.user, password: pgPassword, ...postgresTls },
       redis: { nodes: cache.internalNodes, password: redisPassword },
       fds: { cardHashKeys: keys },
       rabbitmq: { url: amqpUrl, managementUrl: mq.internalManagementUrl },
@@ -190,6 +196,7 @@ const migrationJob = platform.runOnce(
     command: ["node", "--import", "tsx", "scripts/migrate.ts", "up"],
     env: { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs },
     secretFiles: [{ path: JOB_PATHS.outputs, content: pulumi.secret(insideOutputs) }],
+    existingSecretFiles: contractFiles,
     resources: { cpu: "100m", memory: "256Mi" },
     runAs: SERVICE_IMAGE_USER,
     dependsOn: db.services,
@@ -206,6 +213,7 @@ const jobs = new JobRunners(`${prefix}-jobs`, {
   publicUrl: settings.service.publicUrl ?? serviceInsideUrl(`${prefix}-service`),
   workers: settings.jobs.workers,
   flower: { ...settings.jobs.flower, hostPort: settings.platform === "docker" ? settings.jobs.flower.hostPort : undefined },
+  contractFiles,
   dependsOn: [...db.services, cache.service, migrated],
 });
 
@@ -220,6 +228,7 @@ const service = settings.service.enabled
       environment: settings.sentry.environment,
       ...(settings.service.publicUrl ? { publicUrl: settings.service.publicUrl } : {}),
       hostPort: settings.platform === "docker" ? settings.service.hostPort : undefined,
+      contractFiles,
       dependsOn: [...db.services, cache.service, mq.broker, migrated],
     })
   : undefined;

@@ -22,6 +22,8 @@ export const postgresOutputsSchema = z
     database: z.string().min(1),
     user: z.string().min(1),
     password: z.string().min(1, "must not be empty"),
+    /** Connect with TLS, verifying the server against this CA (Kubernetes stacks: CloudNativePG's CA). */
+    tls: z.object({ caFile: z.string().regex(/^\//, "must be an absolute path") }).strict().optional(),
   })
   .strict();
 

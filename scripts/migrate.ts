@@ -18,6 +18,7 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import pg from "pg";
+import { pgSsl } from "../runtime/db/tls";
 import { loadStackOutputs, type StackOutputs } from "../runtime/outputs";
 
 export const MIGRATIONS_DIR = path.resolve(__dirname, "..", "migrations");
@@ -30,6 +31,8 @@ export interface MigrationTarget {
   readonly database: string;
   readonly user: string;
   readonly password: string;
+  /** Verified TLS (from the contract's postgres.tls). */
+  readonly ssl?: import("node:tls").ConnectionOptions;
 }
 
 /** Raised when the requested database is not the configured one, or the server is not what it should be. */
@@ -41,8 +44,9 @@ export class MigrationTargetError extends Error {
 }
 
 export function targetFromOutputs(outputs: StackOutputs): MigrationTarget {
-  const { primary, database, user, password } = outputs.postgres;
-  return { host: primary.host, port: primary.port, database, user, password };
+  const { primary, database, user, password, tls } = outputs.postgres;
+  const ssl = pgSsl(tls);
+  return { host: primary.host, port: primary.port, database, user, password, ...(ssl ? { ssl } : {}) };
 }
 
 /** `postgres://user@host:port/db`, never with the password. */

@@ -11,14 +11,16 @@ import pg from "pg";
 import { TaskProducer } from "../runtime/jobs/producer";
 import { Scheduler } from "../runtime/jobs/scheduler";
 import { shopSchedule } from "../runtime/jobs/shopfds-tasks";
+import { pgSsl } from "../runtime/db/tls";
 import { loadStackOutputs } from "../runtime/outputs";
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf("--alive-file");
   const aliveFile = i >= 0 ? process.argv[i + 1] : undefined;
   const outputs = await loadStackOutputs();
-  const { primary, database, user, password } = outputs.postgres;
-  const db = new pg.Pool({ host: primary.host, port: primary.port, database, user, password, max: 2 });
+  const { primary, database, user, password, tls } = outputs.postgres;
+  const ssl = pgSsl(tls);
+  const db = new pg.Pool({ host: primary.host, port: primary.port, database, user, password, ...(ssl ? { ssl } : {}), max: 2 });
   db.on("error", () => undefined);
   // Reconnects by itself after a broker loss; a slot that cannot be sent meanwhile is retried next tick.
   const producer = await TaskProducer.connect(outputs.rabbitmq.url, { log: (line) => console.log(`[scheduler] ${line}`) });

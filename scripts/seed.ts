@@ -9,6 +9,7 @@
  *   node --import tsx scripts/seed.ts [--seed 42] [--append | --if-empty] [--force-production]
  */
 import pg from "pg";
+import { pgSsl } from "../runtime/db/tls";
 import { loadStackOutputs, type StackOutputs } from "../runtime/outputs";
 import { connectRedisCluster } from "../runtime/redis/client";
 import { FULL, generate, type SeedCounts } from "./seed/generate";
@@ -36,8 +37,9 @@ export async function seedDatabase(outputs: Pick<StackOutputs, "postgres"> & Par
   const progress = o.progress ?? (() => undefined);
   const seed = o.seed ?? 42;
   const { Faker, en } = await import("@faker-js/faker");
-  const { primary, database, user, password } = outputs.postgres;
-  const client = new pg.Client({ host: primary.host, port: primary.port, database, user, password, application_name: "shopfds-seed" });
+  const { primary, database, user, password, tls } = outputs.postgres;
+  const ssl = pgSsl(tls);
+  const client = new pg.Client({ host: primary.host, port: primary.port, database, user, password, ...(ssl ? { ssl } : {}), application_name: "shopfds-seed" });
   await client.connect();
   let removed = { batches: 0, blacklisted: [] as { type: string; value: string }[] };
   let result: { rows: number };

@@ -6,7 +6,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { DeployedService, Endpoint, Platform, SERVICE_IMAGE_USER } from "../platform/types";
+import { DeployedService, Endpoint, ExistingSecretFiles, Platform, SERVICE_IMAGE_USER } from "../platform/types";
 import { RABBIT_VHOST, RabbitMq } from "../rabbitmq/RabbitMq";
 
 export const JOB_PATHS = {
@@ -29,6 +29,8 @@ export interface JobRunnersArgs {
   readonly flower: { readonly enabled: boolean; readonly image: string; readonly hostPort?: number };
   /** Where clients reach the service: the prefix of report download links the workers write. */
   readonly publicUrl?: string;
+  /** Files the outputs contract points at that an operator creates (Kubernetes: the PostgreSQL CA). */
+  readonly contractFiles?: readonly ExistingSecretFiles[];
   /** What must exist before workers start (the database, the Redis cluster's creation job…). */
   readonly dependsOn?: readonly DeployedService[];
 }
@@ -67,6 +69,7 @@ export class JobRunners extends pulumi.ComponentResource {
         command: ["node", "--import", "tsx", "scripts/worker.ts", "--concurrency", String(args.workers.concurrency), "--alive-file", JOB_PATHS.aliveFile],
         env,
         secretFiles: outputsFile,
+        existingSecretFiles: args.contractFiles ?? [],
         // /metrics for Prometheus (the services job), /health/live.
         ports: [{ name: "metrics", port: WORKER_METRICS_PORT }],
         healthCheck: heartbeatCheck,
@@ -89,6 +92,7 @@ export class JobRunners extends pulumi.ComponentResource {
         command: ["node", "--import", "tsx", "scripts/scheduler.ts", "--alive-file", JOB_PATHS.aliveFile],
         env,
         secretFiles: outputsFile,
+        existingSecretFiles: args.contractFiles ?? [],
         ports: [],
         healthCheck: heartbeatCheck,
         resources: { cpu: "50m", memory: "128Mi" },

@@ -37,6 +37,12 @@ export interface CnpgPostgresArgs extends PostgresSettings {
   readonly dependsOn?: readonly pulumi.Resource[];
 }
 
+/**
+ * The pg_hba rules the cluster adds before CloudNativePG's own final `host all all all scram-sha-256`:
+ * a connection without TLS is refused before any password is exchanged.
+ */
+export const TLS_ONLY_HBA = ["hostnossl all all 0.0.0.0/0 reject", "hostnossl all all ::/0 reject"] as const;
+
 /** The keys CloudNativePG reads from the object-store credentials Secret. */
 const S3_KEYS = { id: "ACCESS_KEY_ID", secret: "ACCESS_SECRET_KEY" } as const;
 
@@ -129,8 +135,7 @@ export class CnpgPostgres extends pulumi.ComponentResource {
               max_slot_wal_keep_size: args.maxSlotWalKeepSize,
               log_min_duration_statement: "1000",
             },
-            // TLS only: a plain-text connection is refused before any password is exchanged.
-            pg_hba: ["hostnossl all all 0.0.0.0/0 reject", "hostnossl all all ::/0 reject"],
+            pg_hba: [...TLS_ONLY_HBA],
           },
           bootstrap,
           ...(args.restore ? { externalClusters: [{ name: "origin", barmanObjectStore: objectStore(args.restore.fromServerName) }] } : {}),

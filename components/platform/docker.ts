@@ -40,6 +40,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
   }
 
   deploy(spec: ServiceSpec, parent: pulumi.Resource): DeployedService {
+    refuseExistingSecrets(spec);
     const image = this.image(spec.image);
     const resources: pulumi.Resource[] = [];
     for (let i = 0; i < spec.replicas; i++) {
@@ -108,6 +109,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
   }
 
   runOnce(job: JobSpec, parent: pulumi.Resource): pulumi.Resource {
+    refuseExistingSecrets(job);
     return new docker.Container(
       job.name,
       {
@@ -140,4 +142,9 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     }
     return image;
   }
+}
+
+/** Secrets created by a Kubernetes operator have no Docker counterpart. */
+function refuseExistingSecrets(spec: Pick<ServiceSpec, "name" | "existingSecretFiles">): void {
+  if ((spec.existingSecretFiles ?? []).length > 0) throw new Error(`${spec.name}: existingSecretFiles are a Kubernetes feature; the Docker backend has no Secrets to mount`);
 }

@@ -7,7 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import { doubleCpu } from "./quantity";
-import { ConfigFile, DeployedService, JobSpec, Platform, portNamed, SecretFile, ServiceSpec } from "./types";
+import { ConfigFile, DeployedService, ExistingSecretFiles, JobSpec, Platform, portNamed, SecretFile, ServiceSpec } from "./types";
 
 export interface KubernetesPlatformArgs {
   /** Namespace that holds every resource of the stack (created here). */
@@ -104,7 +104,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const configFiles = spec.configFiles ?? [];
     const secretFiles = spec.secretFiles ?? [];
 
-    const { configMap, secret, mounts: fileMounts, volumes: fileVolumes, checksum: filesChecksum } = this.files(spec.name, configFiles, secretFiles, metadata, opts);
+    const { configMap, secret, mounts: fileMounts, volumes: fileVolumes, checksum: filesChecksum } = this.files(spec.name, configFiles, secretFiles, metadata, opts, spec.existingSecretFiles);
 
     const ports = spec.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.name }));
     const headless = new k8s.core.v1.Service(
@@ -206,7 +206,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const labels = { "app.kubernetes.io/name": job.name, "app.kubernetes.io/instance": job.instance, "app.kubernetes.io/component": job.role, "app.kubernetes.io/part-of": "shopfds" };
     const metadata = (name: string) => ({ name, namespace: this.args.namespace, labels });
     const opts: pulumi.CustomResourceOptions = { parent, provider: this.provider, dependsOn: [this.namespace, ...(job.dependsOn ?? []).flatMap((d) => d.resources)] };
-    const { configMap, secret, mounts, volumes } = this.files(job.name, job.configFiles ?? [], job.secretFiles ?? [], metadata, opts);
+    const { configMap, secret, mounts, volumes } = this.files(job.name, job.configFiles ?? [], job.secretFiles ?? [], metadata, opts, job.existingSecretFiles);
     return new k8s.batch.v1.Job(
       job.name,
       {
@@ -246,6 +246,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     secretFiles: readonly SecretFile[],
     metadata: (name: string) => { name: string; namespace: string; labels: Record<string, string> },
     opts: pulumi.CustomResourceOptions,
+    existing: readonly ExistingSecretFiles[] = [],
   ) {
     const configMap =
       configFiles.length > 0
@@ -262,12 +263,15 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const mounts = [
       ...configFiles.map((f) => ({ name: "config", mountPath: f.path, subPath: fileKey(f.path), readOnly: true })),
       ...secretFiles.map((f) => ({ name: "secrets", mountPath: f.path, subPath: fileKey(f.path), readOnly: true })),
+      ...existing.map((e, i) => ({ name: `existing-secret-${i}`, mountPath: e.directory, readOnly: true })),
     ];
     const volumes = [
       ...(configMap
         ? [{ name: "config", configMap: { name: configMap.metadata.name, items: configFiles.map((f) => ({ key: fileKey(f.path), path: fileKey(f.path), mode: f.executable ? 0o755 : 0o644 })) } }]
         : []),
       ...(secret ? [{ name: "secrets", secret: { secretName: secret.metadata.name, defaultMode: 0o440 } }] : []),
+      // Only the listed keys: an operator's CA Secret also holds the CA's private key.
+      ...existing.map((e, i) => ({ name: `existing-secret-${i}`, secret: { secretName: e.secretName, defaultMode: 0o440, items: e.keys.map((key) => ({ key, path: key })) } })),
     ];
     // sha256 over every file's path and content (secret ones included: the digest of a generated
     // password tells nothing about it, and Pulumi keeps the annotation secret since it derives from one).

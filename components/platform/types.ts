@@ -32,6 +32,18 @@ export interface SecretFile {
   readonly content: pulumi.Input<string>;
 }
 
+/**
+ * Kubernetes only: keys of a Secret that something else creates (an operator's CA), mounted as files in
+ * a directory (`directory/<key>`). A directory rather than single files, so a rotated Secret reaches
+ * the pod without a restart.
+ */
+export interface ExistingSecretFiles {
+  readonly secretName: string;
+  readonly keys: readonly string[];
+  /** Absolute path of the directory, e.g. `/run/secrets/postgres-ca`. */
+  readonly directory: string;
+}
+
 export interface ServiceVolume {
   /** Volume name, unique within the service. */
   readonly name: string;
@@ -67,6 +79,8 @@ export interface ServiceSpec {
   readonly env?: Readonly<Record<string, string>>;
   readonly configFiles?: readonly ConfigFile[];
   readonly secretFiles?: readonly SecretFile[];
+  /** Kubernetes only (the Docker backend refuses them). */
+  readonly existingSecretFiles?: readonly ExistingSecretFiles[];
   readonly ports: readonly ServicePort[];
   readonly volumes?: readonly ServiceVolume[];
   readonly healthCheck: HealthCheck;
@@ -102,6 +116,8 @@ export interface JobSpec {
   readonly env?: Readonly<Record<string, string>>;
   readonly configFiles?: readonly ConfigFile[];
   readonly secretFiles?: readonly SecretFile[];
+  /** As ServiceSpec.existingSecretFiles. */
+  readonly existingSecretFiles?: readonly ExistingSecretFiles[];
   readonly resources: { readonly cpu: string; readonly memory: string };
   /** As ServiceSpec.runAs. */
   readonly runAs: { readonly uid: number; readonly gid: number };

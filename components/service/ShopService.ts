@@ -5,7 +5,7 @@
  * instance.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { DeployedService, Endpoint, Platform, SERVICE_IMAGE_USER } from "../platform/types";
+import { DeployedService, Endpoint, ExistingSecretFiles, Platform, SERVICE_IMAGE_USER } from "../platform/types";
 import { JOB_PATHS } from "../jobs/JobRunners";
 
 export const SERVICE_PORT = 8080;
@@ -26,6 +26,8 @@ export interface ShopServiceArgs {
   readonly publicUrl?: string;
   /** Docker only: publish on 127.0.0.1:hostPort. */
   readonly hostPort?: number;
+  /** Files the outputs contract points at that an operator creates (Kubernetes: the PostgreSQL CA). */
+  readonly contractFiles?: readonly ExistingSecretFiles[];
   readonly dependsOn?: readonly DeployedService[];
 }
 
@@ -50,6 +52,7 @@ export class ShopService extends pulumi.ComponentResource {
         command: ["node", "--import", "tsx", "scripts/service.ts", "--port", String(SERVICE_PORT)],
         env: { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs, SHOPFDS_ENVIRONMENT: args.environment, SHOPFDS_PUBLIC_URL: args.publicUrl ?? inside, NODE_ENV: "production" },
         secretFiles: [{ path: JOB_PATHS.outputs, content: pulumi.secret(args.outputsJson) }],
+        existingSecretFiles: args.contractFiles ?? [],
         ports: [{ name: "http", port: SERVICE_PORT, hostPort: args.hostPort }],
         healthCheck: {
           command: ["node", "-e", `fetch("http://127.0.0.1:${SERVICE_PORT}/health/live").then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`],

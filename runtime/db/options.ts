@@ -10,6 +10,8 @@ export interface DatabaseOptions {
   readonly database: string;
   readonly user: string;
   readonly password: string;
+  /** Verified TLS with this CA (runtime/db/tls.ts); plain connections when absent. */
+  readonly tls?: { readonly caFile: string };
   /** A replica lagging more than this is skipped until it catches up. @default 10000 */
   readonly maxLagMs?: number;
   /** How often each replica's replay position is compared with the primary's. @default 1000 */
@@ -52,6 +54,7 @@ const schema = z
     database: z.string().min(1, "must not be empty"),
     user: z.string().min(1, "must not be empty"),
     password: z.string().min(1, "must not be empty"),
+    tls: z.object({ caFile: z.string().min(1, "must not be empty") }).strict().optional(),
     maxLagMs: positiveMs.default(DEFAULT_OPTIONS.maxLagMs),
     lagCheckIntervalMs: positiveMs.default(DEFAULT_OPTIONS.lagCheckIntervalMs),
     probeIntervalMs: positiveMs.default(DEFAULT_OPTIONS.probeIntervalMs),

@@ -8,6 +8,7 @@
  * - read-your-writes: inside `withSession`, reads go to the primary until a replica has replayed past
  *   the session's last write; `{ fresh: true }` demands the primary for one read.
  */
+import { pgSsl } from "./tls";
 import { AsyncLocalStorage } from "node:async_hooks";
 import pg from "pg";
 import type { PostgresOutputs } from "../outputs";
@@ -91,6 +92,7 @@ export class Database {
   private constructor(options: ResolvedOptions) {
     this.options = options;
     this.readOnlyFunctions = new Set(options.readOnlyFunctions);
+    const ssl = pgSsl(options.tls);
     const pool = (endpoint: { host: string; port: number }, readTimeoutMs?: number) => {
       const p = new pg.Pool({
         host: endpoint.host,
@@ -98,6 +100,7 @@ export class Database {
         database: options.database,
         user: options.user,
         password: options.password,
+        ...(ssl ? { ssl } : {}),
         max: options.poolSize,
         connectionTimeoutMillis: options.connectTimeoutMs,
         keepAlive: true,

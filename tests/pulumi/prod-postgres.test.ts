@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { OPERATORS } from "../../components/k8s/operators";
+import { JOB_PATHS } from "../../components/jobs/JobRunners";
+import { fileKey } from "../../components/platform/kubernetes";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { validateCustomResource } from "./crd-schema";
 import { contractOutputs, MockHarness, plainStrings, resolve, TEST_SECRETS } from "./harness";
@@ -84,5 +86,18 @@ describe("prod stack: PostgreSQL on CloudNativePG", () => {
     });
     assert.ok(pg.password.length >= 32);
     assert.equal((await resolve(program.postgres.password)).secret, true);
+  });
+
+  it("workloads inside the cluster connect with TLS, verifying against CloudNativePG's CA (its certificate only, never its key)", () => {
+    const workloads = ["kubernetes:batch/v1:Job shopfds-prod-migrate", "kubernetes:apps/v1:StatefulSet shopfds-prod-jobs-worker", "kubernetes:apps/v1:StatefulSet shopfds-prod-jobs-scheduler", "kubernetes:apps/v1:StatefulSet shopfds-prod-service"];
+    for (const w of workloads) {
+      const [type, name] = w.split(" ") as [string, string];
+      const pod = h.named(type, name).inputs.spec.template.spec;
+      const volume = pod.volumes.find((v: any) => v.secret?.secretName === "shopfds-prod-pg-ca");
+      assert.deepEqual(volume?.secret, { secretName: "shopfds-prod-pg-ca", defaultMode: 0o440, items: [{ key: "ca.crt", path: "ca.crt" }] }, w);
+      assert.ok(pod.containers[0].volumeMounts.some((m: any) => m.name === volume.name && m.mountPath === "/run/secrets/postgres-ca" && m.subPath === undefined), `${w}: mounted as a directory (a rotated CA arrives)`);
+      const outputs = JSON.parse(h.named(SECRET, `${name}-secrets`).inputs.stringData[fileKey(JOB_PATHS.outputs)]);
+      assert.deepEqual(parseStackOutputs(outputs).postgres.tls, { caFile: "/run/secrets/postgres-ca/ca.crt" }, w);
+    }
   });
 });

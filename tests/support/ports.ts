@@ -13,6 +13,7 @@ const SLOTS = {
   redisFailover: 500,
   hungServers: 600,
   brokerRestart: 700,
+  postgresTls: 800,
 } as const;
 
 /** The first port of a test file's own hundred. */
