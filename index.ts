@@ -19,6 +19,8 @@ import { ShopSentryProject } from "./components/observability/SentryProject";
 import { serviceInsideUrl, ShopService } from "./components/service/ShopService";
 import { CnpgPostgres } from "./components/k8s/CnpgPostgres";
 import { ClusterOperators } from "./components/k8s/operators";
+import { OperatorMonitoring } from "./components/k8s/OperatorMonitoring";
+import { prometheusStackValues } from "./components/k8s/alerting";
 import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
 import type { StackOutputs } from "./runtime/outputs";
@@ -58,9 +60,15 @@ const platform: Platform =
     : new KubernetesPlatform(prefix, { namespace: settings.kubernetes!.namespace, storageClass: settings.kubernetes!.storageClass, context: settings.kubernetes!.context, kubeconfig: settings.kubernetes!.kubeconfig, protect: settings.kubernetes!.protect });
 
 // Kubernetes stacks stand on the field's operators (components/k8s/operators.ts).
+const grafanaAdminPassword =
+  platform instanceof KubernetesPlatform ? new random.RandomPassword(`${prefix}-grafana-admin-password`, { length: 24, special: false }, { additionalSecretOutputs: ["result"] }).result : undefined;
 const operators =
   platform instanceof KubernetesPlatform
-    ? new ClusterOperators(`${prefix}-operators`, { platform, mode: settings.kubernetes!.operators, prometheusStackValues: {} })
+    ? new ClusterOperators(`${prefix}-operators`, {
+        platform,
+        mode: settings.kubernetes!.operators,
+        prometheusStackValues: prometheusStackValues({ storageSize: settings.monitoring.storageSize, storageClass: settings.kubernetes!.storageClass, grafanaAdminPassword: pulumi.secret(grafanaAdminPassword!) }),
+      })
     : undefined;
 
 const pg = settings.postgres;
@@ -252,7 +260,7 @@ const elk = settings.logging.enabled
 // Alerts: Slack through the secret setting slackWebhookUrl (`pulumi config set --secret
 // slackWebhookUrl …`); without it, a Docker stack runs a Slack-compatible sink (the service image's
 // webhook sink), and a Kubernetes stack refuses to deploy.
-let monitor: Monitoring | undefined;
+let monitor: Monitoring | OperatorMonitoring | undefined;
 if (settings.monitoring.enabled) {
   const slackSecret = config.getSecret("slackWebhookUrl");
   let slackWebhookUrl: pulumi.Input<string>;
@@ -278,34 +286,51 @@ if (settings.monitoring.enabled) {
     throw new Error("unreachable: requiredSecrets() asks for slackWebhookUrl on Kubernetes");
   }
   const mail = settings.smtp ?? { host: mailSink!.internalHost(0), port: MAILPIT_SMTP, from: "ShopFDS <no-reply@shopfds.local>", user: undefined };
-  monitor = new Monitoring(`${prefix}-monitoring`, {
-    platform,
-    images: {
-      prometheus: "prom/prometheus:v2.42.0",
-      alertmanager: "prom/alertmanager:v0.25.0",
-      nodeExporter: "prom/node-exporter:v1.5.0",
-      postgresExporter: "quay.io/prometheuscommunity/postgres-exporter:v0.12.0",
-      redisExporter: "oliver006/redis_exporter:v1.50.0",
-    },
-    storageSize: settings.monitoring.storageSize,
-    slackWebhookUrl,
-    slackChannel: settings.monitoring.slackChannel,
-    email: {
-      to: settings.monitoring.alertEmail,
-      from: mail.from,
-      smarthost: `${mail.host}:${mail.port}`,
-      requireTls: settings.smtp !== undefined,
-      ...(mail.user ? { username: mail.user } : {}),
-      ...(settings.smtp && smtpPassword ? { password: smtpPassword } : {}),
-    },
-    postgres: { primary: db.internal.primary, database: db.database, user: db.user, password: db.password },
-    redis: { nodes: cache.internalNodes, password: cache.password },
-    rabbitmqMetrics: `${mq.broker.internalHost(0)}:15692`,
-    serviceTargets: [...(service?.metricsTargets ?? []), ...jobs.metricsTargets],
-    ...(elk ? { elasticsearch: { url: elk.elasticsearchUrl, password: elk.elasticPassword, image: "quay.io/prometheuscommunity/elasticsearch-exporter:v1.5.0" } } : {}),
-    hostPort: settings.platform === "docker" ? settings.monitoring.hostPort : undefined,
-    dependsOn: [...db.services, cache.service],
-  });
+  const email = {
+    to: settings.monitoring.alertEmail,
+    from: mail.from,
+    smarthost: `${mail.host}:${mail.port}`,
+    requireTls: settings.smtp !== undefined,
+    ...(mail.user ? { username: mail.user } : {}),
+    ...(settings.smtp && smtpPassword ? { password: smtpPassword } : {}),
+  };
+  monitor =
+    platform instanceof KubernetesPlatform
+      ? new OperatorMonitoring(`${prefix}-monitoring`, {
+          platform,
+          slackWebhookUrl,
+          slackChannel: settings.monitoring.slackChannel,
+          email,
+          redis: { nodes: cache.internalNodes, password: cache.password, exporterImage: "oliver006/redis_exporter:v1.50.0" },
+          scraped: [
+            ...(service ? [{ service: service.service.name, port: "http", job: "shopfds-services" }] : []),
+            { service: jobs.workers.name, port: "metrics", job: "shopfds-services" },
+            { service: mq.broker.name, port: "prometheus", job: "rabbitmq" },
+          ],
+          operator: operators?.ready.prometheus ?? [],
+          dependsOn: [cache.service],
+        })
+      : new Monitoring(`${prefix}-monitoring`, {
+          platform,
+          images: {
+            prometheus: "prom/prometheus:v2.42.0",
+            alertmanager: "prom/alertmanager:v0.25.0",
+            nodeExporter: "prom/node-exporter:v1.5.0",
+            postgresExporter: "quay.io/prometheuscommunity/postgres-exporter:v0.12.0",
+            redisExporter: "oliver006/redis_exporter:v1.50.0",
+          },
+          storageSize: settings.monitoring.storageSize,
+          slackWebhookUrl,
+          slackChannel: settings.monitoring.slackChannel,
+          email,
+          postgres: { primary: db.internal.primary, database: db.database, user: db.user, password: db.password },
+          redis: { nodes: cache.internalNodes, password: cache.password },
+          rabbitmqMetrics: `${mq.broker.internalHost(0)}:15692`,
+          serviceTargets: [...(service?.metricsTargets ?? []), ...jobs.metricsTargets],
+          ...(elk ? { elasticsearch: { url: elk.elasticsearchUrl, password: elk.elasticPassword, image: "quay.io/prometheuscommunity/elasticsearch-exporter:v1.5.0" } } : {}),
+          hostPort: settings.monitoring.hostPort,
+          dependsOn: [...db.services, cache.service],
+        });
 }
 
 /** Typed against the contract, so the program cannot export a shape the runtime would reject. */
@@ -349,6 +374,9 @@ export const sentry = sentryProject ? { dsn: sentryProject.dsn, environment: sen
 
 /** Not part of the services' contract: where people reach the reference service (undefined when off). */
 export const serviceUrl = service?.url;
+
+/** Not part of the services' contract: Grafana (Kubernetes stacks; user admin). */
+export const grafana = monitor instanceof OperatorMonitoring ? { url: monitor.grafanaUrl, user: "admin", password: pulumi.secret(grafanaAdminPassword!) } : undefined;
 
 /** Not part of the services' contract: where people open Flower (undefined when it is off). */
 export const flower = jobs.flower ? { url: jobs.flower.url, user: jobs.flower.user, password: pulumi.secret(jobs.flower.password) } : undefined;

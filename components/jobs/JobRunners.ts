@@ -75,13 +75,18 @@ export class JobRunners extends pulumi.ComponentResource {
         healthCheck: heartbeatCheck,
         resources: args.workers.resources,
         replicas: args.workers.replicas,
+        // Workers keep nothing between tasks (a lost one's deliveries are redelivered): a Deployment,
+        // scaled on CPU between the FR-015 minimum and three times it.
+        stateless: true,
+        autoscale: { maxReplicas: args.workers.replicas * 3, cpuUtilizationPercent: 70 },
         runAs: SERVICE_IMAGE_USER,
         dependsOn,
       },
       this,
     );
 
-    this.metricsTargets = Array.from({ length: args.workers.replicas }, (_, i) => `${this.workers.internalHost(i)}:${WORKER_METRICS_PORT}`);
+    // Docker's Prometheus scrapes fixed targets; on Kubernetes a ServiceMonitor selects the workers' Service.
+    this.metricsTargets = args.platform.kind === "docker" ? Array.from({ length: args.workers.replicas }, (_, i) => `${this.workers.internalHost(i)}:${WORKER_METRICS_PORT}`) : [];
 
     this.scheduler = args.platform.deploy(
       {
@@ -97,6 +102,7 @@ export class JobRunners extends pulumi.ComponentResource {
         healthCheck: heartbeatCheck,
         resources: { cpu: "50m", memory: "128Mi" },
         // One scheduler; a second one (during a rollout) is harmless: each slot fires once (a lock).
+        // A StatefulSet, not a Deployment: it never starts a replacement while the old pod may still run.
         replicas: 1,
         runAs: SERVICE_IMAGE_USER,
         dependsOn,

@@ -5,7 +5,7 @@
  * database and Redis passwords reach the containers only as secret files.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { DeployedService, Endpoint, Platform } from "../platform/types";
+import { DeployedService, Endpoint, Platform, ServiceSpec } from "../platform/types";
 import { ALERT_TIMING, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "./render";
 
 export const MONITORING_PATHS = {
@@ -18,6 +18,37 @@ export const MONITORING_PATHS = {
   redisPasswords: "/run/secrets/redis-passwords.json",
   elasticPassword: "/run/secrets/elastic-password",
 } as const;
+
+/**
+ * The Redis exporter, one for the whole cluster (it discovers every node from the first); the
+ * password of each node reaches it as a secret file, never on the command line.
+ */
+export function redisExporterSpec(
+  name: string,
+  instance: string,
+  image: string,
+  redis: { readonly nodes: readonly Endpoint[]; readonly password: pulumi.Input<string> },
+  dependsOn?: readonly DeployedService[],
+): ServiceSpec {
+  const first = redis.nodes[0]!;
+  return {
+    name,
+    role: "redis-exporter",
+    instance,
+    image,
+    // The image's own user (oliver006/redis_exporter: `USER 59000:59000`).
+    runAs: { uid: 59000, gid: 59000 },
+    command: [`--redis.addr=redis://${first.host}:${first.port}`, "--is-cluster", `--redis.password-file=${MONITORING_PATHS.redisPasswords}`],
+    secretFiles: [{ path: MONITORING_PATHS.redisPasswords, content: pulumi.output(redis.password).apply((pw) => JSON.stringify(Object.fromEntries(redis.nodes.map((n) => [`redis://${n.host}:${n.port}`, pw])))) }],
+    ports: [{ name: "metrics", port: 9121 }],
+    healthCheck: { command: ["/redis_exporter", "--version"], intervalSeconds: 30, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 10 },
+    resources: { cpu: "50m", memory: "64Mi" },
+    replicas: 1,
+    // Keeps nothing: a Deployment on Kubernetes.
+    stateless: true,
+    ...(dependsOn ? { dependsOn } : {}),
+  };
+}
 
 export interface MonitoringArgs {
   readonly platform: Platform;
@@ -82,25 +113,7 @@ export class Monitoring extends pulumi.ComponentResource {
       },
       this,
     );
-    const first = args.redis.nodes[0]!;
-    const redisExporter = p.deploy(
-      {
-        name: `${name}-redis-exporter`,
-        role: "redis-exporter",
-        instance: name,
-        image: args.images.redisExporter,
-        // The image's own user (oliver006/redis_exporter: `USER 59000:59000`).
-        runAs: { uid: 59000, gid: 59000 },
-        command: [`--redis.addr=redis://${first.host}:${first.port}`, "--is-cluster", `--redis.password-file=${MONITORING_PATHS.redisPasswords}`],
-        secretFiles: [{ path: MONITORING_PATHS.redisPasswords, content: pulumi.output(args.redis.password).apply((pw) => JSON.stringify(Object.fromEntries(args.redis.nodes.map((n) => [`redis://${n.host}:${n.port}`, pw])))) }],
-        ports: [{ name: "metrics", port: 9121 }],
-        healthCheck: { command: ["/redis_exporter", "--version"], intervalSeconds: 30, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 10 },
-        resources: small,
-        replicas: 1,
-        dependsOn: args.dependsOn,
-      },
-      this,
-    );
+    const redisExporter = p.deploy(redisExporterSpec(`${name}-redis-exporter`, name, args.images.redisExporter, args.redis, args.dependsOn), this);
 
     const esExporter = args.elasticsearch
       ? p.deploy(

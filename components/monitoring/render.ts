@@ -111,12 +111,28 @@ const DISK = `100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squa
 const ERROR_RATE = `100 * sum by (service) (rate(shopfds_http_requests_total{status_code=~"5.."}[5m])) / sum by (service) (rate(shopfds_http_requests_total[5m]))`;
 const ES_DISK = `100 * (1 - elasticsearch_filesystem_data_available_bytes / elasticsearch_filesystem_data_size_bytes)`;
 
+/**
+ * Where the rules run: `standalone` (Docker, local stack: postgres-exporter labels the primary) or
+ * `kubernetes` (CloudNativePG's own metrics, scraped through its PodMonitor, say which instance is primary).
+ */
+export type RulesFlavour = "standalone" | "kubernetes";
+
+/**
+ * PostgreSQL primary down. Standalone: postgres-exporter cannot reach it. Kubernetes: no instance of the
+ * cluster reports itself out of recovery (the primary died and nothing was promoted yet, or nothing is
+ * scraped at all).
+ */
+const PRIMARY_DOWN: Record<RulesFlavour, { expr: string; description: string }> = {
+  standalone: { expr: `pg_up{role="primary"} == 0`, description: "postgres-exporter cannot reach the primary: writes fail." },
+  kubernetes: { expr: "(count(cnpg_pg_replication_in_recovery == 0) or vector(0)) == 0", description: "No CloudNativePG instance reports itself primary: writes fail until one is promoted." },
+};
+
 /** The alert rules, one group per concern (FR-026, FR-027). */
-export function alertRuleGroups(): { name: string; rules: AlertRule[] }[] {
-  return ruleGroups();
+export function alertRuleGroups(flavour: RulesFlavour = "standalone"): { name: string; rules: AlertRule[] }[] {
+  return ruleGroups(flavour);
 }
 
-function ruleGroups(): { name: string; rules: AlertRule[] }[] {
+function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }[] {
   return [
     {
       name: "host",
@@ -142,7 +158,7 @@ function ruleGroups(): { name: string; rules: AlertRule[] }[] {
       rules: [
         rule("ReplicationLagHigh", "warning", "max by (replica) (shopfds_db_replica_lag_seconds) > 10", "1m", "Replica {{ $labels.replica }} is more than 10 s behind", "Lag {{ $value | printf \"%.1f\" }} s; reads skip it until it catches up."),
         rule("ReplicaDown", "warning", "min by (replica) (shopfds_db_replica_up) == 0", "1m", "Replica {{ $labels.replica }} is out of rotation", "Reads fall back to the primary."),
-        rule("PrimaryDown", "critical", `pg_up{role="primary"} == 0`, "1m", "The PostgreSQL primary is down", "postgres-exporter cannot reach the primary: writes fail."),
+        rule("PrimaryDown", "critical", PRIMARY_DOWN[flavour].expr, "1m", "The PostgreSQL primary is down", PRIMARY_DOWN[flavour].description),
       ],
     },
     {
@@ -174,8 +190,8 @@ function ruleGroups(): { name: string; rules: AlertRule[] }[] {
   ];
 }
 
-export function renderAlertRules(): string {
-  return stringify({ groups: alertRuleGroups() });
+export function renderAlertRules(flavour: RulesFlavour = "standalone"): string {
+  return stringify({ groups: alertRuleGroups(flavour) });
 }
 
 export function renderAlertmanagerConfig(input: AlertmanagerConfigInput): string {

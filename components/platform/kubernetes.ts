@@ -1,7 +1,8 @@
 /**
  * Kubernetes backend of the platform layer: a namespace, and per service a StatefulSet behind a
- * headless Service, a ConfigMap for its config files, a Secret for its secret files, a
- * PodDisruptionBudget, and a ClusterIP Service per alias.
+ * headless Service (or, for a stateless service, a Deployment behind a ClusterIP Service, with a
+ * HorizontalPodAutoscaler when it autoscales), a ConfigMap for its config files, a Secret for its
+ * secret files, a PodDisruptionBudget when it has two instances or more, and a ClusterIP Service per alias.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -107,9 +108,12 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const { configMap, secret, mounts: fileMounts, volumes: fileVolumes, checksum: filesChecksum } = this.files(spec.name, configFiles, secretFiles, metadata, opts, spec.existingSecretFiles);
 
     const ports = spec.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.name }));
-    const headless = new k8s.core.v1.Service(
+    if (spec.stateless && (spec.volumes ?? []).length > 0) throw new Error(`service ${spec.name}: a stateless service cannot have volumes`);
+    if (spec.autoscale && !spec.stateless) throw new Error(`service ${spec.name}: only a stateless service can autoscale`);
+    // A StatefulSet's pods get stable names through a headless Service; a Deployment's are reached through a ClusterIP one.
+    const mainService = new k8s.core.v1.Service(
       spec.name,
-      { metadata: metadata(spec.name), spec: { clusterIP: "None", publishNotReadyAddresses: true, selector, ports } },
+      { metadata: metadata(spec.name), spec: spec.stateless ? { type: "ClusterIP", selector, ports } : { clusterIP: "None", publishNotReadyAddresses: true, selector, ports } },
       opts,
     );
     const aliasServices = (spec.aliases ?? []).map(
@@ -119,66 +123,97 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const hc = spec.healthCheck;
     const exec = { command: [...hc.command] };
     const volumeMounts = [...(spec.volumes ?? []).map((v) => ({ name: v.name, mountPath: v.mountPath })), ...fileMounts];
-    const podVolumes = fileVolumes;
+    const template = {
+      // A changed config or secret file changes the template, so the pods roll.
+      metadata: { labels, annotations: { "shopfds.io/files-checksum": filesChecksum } },
+      spec: {
+        ...podSecurity(spec.runAs),
+        // Spread instances over nodes where the cluster has several.
+        affinity: {
+          podAntiAffinity: {
+            preferredDuringSchedulingIgnoredDuringExecution: [
+              { weight: 100, podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: { "app.kubernetes.io/instance": spec.instance } } } },
+            ],
+          },
+        },
+        terminationGracePeriodSeconds: 60,
+        containers: [
+          {
+            name: spec.role,
+            image: spec.image,
+            securityContext: CONTAINER_SECURITY,
+            command: spec.entrypoint ? [...spec.entrypoint] : undefined,
+            args: spec.command ? [...spec.command] : undefined,
+            env: Object.entries(spec.env ?? {}).map(([name, value]) => ({ name, value })),
+            ports: spec.ports.map((p) => ({ name: p.name, containerPort: p.port })),
+            volumeMounts,
+            resources: {
+              requests: { cpu: spec.resources.cpu, memory: spec.resources.memory },
+              limits: { cpu: doubleCpu(spec.resources.cpu), memory: spec.resources.memory },
+            },
+            startupProbe: { exec, periodSeconds: hc.intervalSeconds, timeoutSeconds: hc.timeoutSeconds, failureThreshold: Math.max(1, Math.ceil(hc.startPeriodSeconds / hc.intervalSeconds)) },
+            readinessProbe: { exec, periodSeconds: hc.intervalSeconds, timeoutSeconds: hc.timeoutSeconds, failureThreshold: hc.retries },
+            // Liveness tolerates twice the failures readiness does: an overloaded server is taken out of
+            // rotation well before it is restarted.
+            livenessProbe: { exec, periodSeconds: hc.intervalSeconds, timeoutSeconds: hc.timeoutSeconds, failureThreshold: hc.retries * 2 },
+          },
+        ],
+        volumes: fileVolumes,
+      },
+    };
+    const workloadOpts = {
+      ...opts,
+      protect: (this.args.protect ?? true) && (spec.volumes ?? []).length > 0,
+      dependsOn: [...(opts.dependsOn as pulumi.Resource[]), mainService, ...(configMap ? [configMap] : []), ...(secret ? [secret] : [])],
+    };
 
-    const statefulSet = new k8s.apps.v1.StatefulSet(
-      spec.name,
-      {
-        metadata: metadata(spec.name),
-        spec: {
-          serviceName: headless.metadata.name,
-          replicas: spec.replicas,
-          selector: { matchLabels: selector },
-          template: {
-            // A changed config or secret file changes the template, so the pods roll.
-            metadata: { labels, annotations: { "shopfds.io/files-checksum": filesChecksum } },
+    const workload = spec.stateless
+      ? new k8s.apps.v1.Deployment(
+          spec.name,
+          {
+            metadata: metadata(spec.name),
             spec: {
-              ...podSecurity(spec.runAs),
-              // Spread instances over nodes where the cluster has several.
-              affinity: {
-                podAntiAffinity: {
-                  preferredDuringSchedulingIgnoredDuringExecution: [
-                    { weight: 100, podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: { "app.kubernetes.io/instance": spec.instance } } } },
-                  ],
-                },
-              },
-              terminationGracePeriodSeconds: 60,
-              containers: [
-                {
-                  name: spec.role,
-                  image: spec.image,
-                  securityContext: CONTAINER_SECURITY,
-                  command: spec.entrypoint ? [...spec.entrypoint] : undefined,
-                  args: spec.command ? [...spec.command] : undefined,
-                  env: Object.entries(spec.env ?? {}).map(([name, value]) => ({ name, value })),
-                  ports: spec.ports.map((p) => ({ name: p.name, containerPort: p.port })),
-                  volumeMounts,
-                  resources: {
-                    requests: { cpu: spec.resources.cpu, memory: spec.resources.memory },
-                    limits: { cpu: doubleCpu(spec.resources.cpu), memory: spec.resources.memory },
-                  },
-                  startupProbe: { exec, periodSeconds: hc.intervalSeconds, timeoutSeconds: hc.timeoutSeconds, failureThreshold: Math.max(1, Math.ceil(hc.startPeriodSeconds / hc.intervalSeconds)) },
-                  readinessProbe: { exec, periodSeconds: hc.intervalSeconds, timeoutSeconds: hc.timeoutSeconds, failureThreshold: hc.retries },
-                  // Liveness tolerates twice the failures readiness does: an overloaded server is taken out of
-                  // rotation well before it is restarted.
-                  livenessProbe: { exec, periodSeconds: hc.intervalSeconds, timeoutSeconds: hc.timeoutSeconds, failureThreshold: hc.retries * 2 },
-                },
-              ],
-              volumes: podVolumes,
+              // Under an autoscaler the replica count is its to set: a `pulumi up` must not reset it.
+              replicas: spec.autoscale ? undefined : spec.replicas,
+              selector: { matchLabels: selector },
+              strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+              template,
             },
           },
-          volumeClaimTemplates: (spec.volumes ?? []).map((v) => ({
-            metadata: { name: v.name, labels },
-            spec: { accessModes: ["ReadWriteOnce"], storageClassName: this.args.storageClass, resources: { requests: { storage: v.size } } },
-          })),
-        },
-      },
-      {
-        ...opts,
-        protect: (this.args.protect ?? true) && (spec.volumes ?? []).length > 0,
-        dependsOn: [...(opts.dependsOn as pulumi.Resource[]), headless, ...(configMap ? [configMap] : []), ...(secret ? [secret] : [])],
-      },
-    );
+          workloadOpts,
+        )
+      : new k8s.apps.v1.StatefulSet(
+          spec.name,
+          {
+            metadata: metadata(spec.name),
+            spec: {
+              serviceName: mainService.metadata.name,
+              replicas: spec.replicas,
+              selector: { matchLabels: selector },
+              template,
+              volumeClaimTemplates: (spec.volumes ?? []).map((v) => ({
+                metadata: { name: v.name, labels },
+                spec: { accessModes: ["ReadWriteOnce"], storageClassName: this.args.storageClass, resources: { requests: { storage: v.size } } },
+              })),
+            },
+          },
+          workloadOpts,
+        );
+    const hpa = spec.autoscale
+      ? new k8s.autoscaling.v2.HorizontalPodAutoscaler(
+          spec.name,
+          {
+            metadata: metadata(spec.name),
+            spec: {
+              scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: spec.name },
+              minReplicas: spec.replicas,
+              maxReplicas: spec.autoscale.maxReplicas,
+              metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: spec.autoscale.cpuUtilizationPercent } } }],
+            },
+          },
+          { ...opts, dependsOn: [workload] },
+        )
+      : undefined;
 
     // A voluntary disruption (a node drain) takes at most one instance at a time. A single instance
     // gets none: `maxUnavailable: 1` would protect nothing, and `minAvailable: 1` would block every drain.
@@ -190,9 +225,13 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     const dns = (host: string) => `${host}.${ns}.svc.cluster.local`;
     return {
       name: spec.name,
-      resources: [statefulSet, headless, ...aliasServices, ...(pdb ? [pdb] : [])],
-      internalHost: (i) => dns(`${spec.name}-${i}.${spec.name}`),
+      resources: [workload, mainService, ...aliasServices, ...(pdb ? [pdb] : []), ...(hpa ? [hpa] : [])],
+      internalHost: (i) => {
+        if (spec.stateless) throw new Error(`service ${spec.name} is stateless (a Deployment): its instances have no stable names; use an alias`);
+        return dns(`${spec.name}-${i}.${spec.name}`);
+      },
       instanceEndpoints: (portName) => {
+        if (spec.stateless) throw new Error(`service ${spec.name} is stateless (a Deployment): its instances have no stable names; use an alias`);
         const port = portNamed(spec, portName).port;
         return Array.from({ length: spec.replicas }, (_, i) => ({ host: dns(`${spec.name}-${i}.${spec.name}`), port }));
       },

@@ -86,8 +86,16 @@ export interface ServiceSpec {
   readonly healthCheck: HealthCheck;
   /** CPU and memory requested; the limit is twice the CPU request and equal to the memory request. */
   readonly resources: { readonly cpu: string; readonly memory: string };
-  /** Number of identical instances (each with its own volumes). */
+  /** Number of identical instances (each with its own volumes); with `autoscale`, the least. */
   readonly replicas: number;
+  /**
+   * No volumes and no per-instance identity (a service, workers, an exporter): on Kubernetes a
+   * Deployment behind a ClusterIP Service rather than a StatefulSet; its instances have no stable
+   * names, so `internalHost`/`instanceEndpoints` are refused (use an alias). Docker ignores it.
+   */
+  readonly stateless?: boolean;
+  /** Kubernetes, stateless only: a HorizontalPodAutoscaler from `replicas` up to `maxReplicas` on CPU. */
+  readonly autoscale?: { readonly maxReplicas: number; readonly cpuUtilizationPercent: number };
   /**
    * Numeric user and group the process runs as (and that owns the volumes). Required: the image's own
    * default user is invisible to the program, and whether the process can read its secret files (the

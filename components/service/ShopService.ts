@@ -63,13 +63,17 @@ export class ShopService extends pulumi.ComponentResource {
         },
         resources: args.resources,
         replicas: args.replicas,
+        // Stateless (sessions live in Redis): a Deployment scaled on CPU up to three times its replicas.
+        stateless: true,
+        autoscale: { maxReplicas: args.replicas * 3, cpuUtilizationPercent: 70 },
         runAs: SERVICE_IMAGE_USER,
         aliases: [alias],
         dependsOn: args.dependsOn,
       },
       this,
     );
-    this.metricsTargets = Array.from({ length: args.replicas }, (_, i) => `${this.service.internalHost(i)}:${SERVICE_PORT}`);
+    // Docker's Prometheus scrapes fixed targets; on Kubernetes a ServiceMonitor selects the Service.
+    this.metricsTargets = args.platform.kind === "docker" ? Array.from({ length: args.replicas }, (_, i) => `${this.service.internalHost(i)}:${SERVICE_PORT}`) : [];
     const entry: Endpoint = this.service.aliasEndpoint(alias, "http");
     this.url = args.publicUrl ?? `http://${entry.host}:${entry.port}`;
     this.registerOutputs({ url: this.url });

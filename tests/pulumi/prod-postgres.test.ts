@@ -89,7 +89,7 @@ describe("prod stack: PostgreSQL on CloudNativePG", () => {
   });
 
   it("workloads inside the cluster connect with TLS, verifying against CloudNativePG's CA (its certificate only, never its key)", () => {
-    const workloads = ["kubernetes:batch/v1:Job shopfds-prod-migrate", "kubernetes:apps/v1:StatefulSet shopfds-prod-jobs-worker", "kubernetes:apps/v1:StatefulSet shopfds-prod-jobs-scheduler", "kubernetes:apps/v1:StatefulSet shopfds-prod-service"];
+    const workloads = ["kubernetes:batch/v1:Job shopfds-prod-migrate", "kubernetes:apps/v1:Deployment shopfds-prod-jobs-worker", "kubernetes:apps/v1:StatefulSet shopfds-prod-jobs-scheduler", "kubernetes:apps/v1:Deployment shopfds-prod-service"];
     for (const w of workloads) {
       const [type, name] = w.split(" ") as [string, string];
       const pod = h.named(type, name).inputs.spec.template.spec;

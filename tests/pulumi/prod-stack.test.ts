@@ -5,11 +5,8 @@ import { fileKey } from "../../components/platform/kubernetes";
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
-import { MONITORING_PATHS } from "../../components/monitoring/Monitoring";
 import { LOGGING_PATHS } from "../../components/logging/Logging";
 import { ilmPolicy, renderKibanaSavedObjects, renderLogstashPipeline } from "../../components/logging/render";
-import { renderAlertRules } from "../../components/monitoring/render";
-import { parse as parseYaml } from "yaml";
 import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { contractOutputs, MockHarness, plainStrings, resolve } from "./harness";
@@ -19,6 +16,8 @@ const allOutputs = () => contractOutputs(program);
 let program: typeof import("../../index");
 const STS = "kubernetes:apps/v1:StatefulSet";
 const SVC = "kubernetes:core/v1:Service";
+const DEPLOY = "kubernetes:apps/v1:Deployment";
+const HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler";
 const NS = "shopfds-prod";
 
 before(async () => {
@@ -115,9 +114,15 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
     assert.ok(JSON.parse(secret.inputs.stringData[fileKey(RABBIT_PATHS.definitions)]).users.every((u: { name: string }) => u.name !== "guest"));
   });
 
-  it("runs ≥ 2 workers of concurrency ≥ 4, exactly one scheduler, and Flower with basic auth", () => {
-    const workers = h.named(STS, "shopfds-prod-jobs-worker").inputs;
-    assert.equal(workers.spec.replicas, 2);
+  it("runs ≥ 2 workers of concurrency ≥ 4 (a Deployment autoscaled from 2 to 6), exactly one scheduler, and Flower with basic auth", () => {
+    const workers = h.named(DEPLOY, "shopfds-prod-jobs-worker").inputs;
+    assert.equal(workers.spec.replicas, undefined, "the autoscaler owns the count");
+    assert.deepEqual(h.named(HPA, "shopfds-prod-jobs-worker").inputs.spec, {
+      scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "shopfds-prod-jobs-worker" },
+      minReplicas: 2,
+      maxReplicas: 6,
+      metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 70 } } }],
+    });
     assert.deepEqual(workers.spec.template.spec.containers[0].args.slice(3, 6), ["scripts/worker.ts", "--concurrency", "4"]);
     assert.equal(h.named(STS, "shopfds-prod-jobs-scheduler").inputs.spec.replicas, 1);
     const flower = h.named(STS, "shopfds-prod-jobs-flower").inputs.spec.template.spec.containers[0];
@@ -137,44 +142,6 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
     const { rabbitmq } = parseStackOutputs(await allOutputs());
     assert.match(rabbitmq.url, new RegExp(`^amqp://shopfds:[A-Za-z0-9]{32,}@shopfds-prod-rabbitmq-broker-0\\.shopfds-prod-rabbitmq-broker\\.${NS}\\.svc\\.cluster\\.local:5672/shopfds$`));
     assert.deepEqual(h.leaks(), []);
-  });
-});
-
-describe("prod stack on Kubernetes: monitoring", () => {
-  const M = "shopfds-prod-monitoring";
-  it("runs Prometheus with the rendered rules, Alertmanager, and the exporters the rules read", () => {
-    const names = h.ofType(STS).map((r) => r.name).filter((n) => n.startsWith(M)).sort();
-    assert.deepEqual(names, [`${M}-alertmanager`, `${M}-es-exporter`, `${M}-node-exporter`, `${M}-postgres-exporter`, `${M}-prometheus`, `${M}-redis-exporter`]);
-    const config = h.named("kubernetes:core/v1:ConfigMap", `${M}-prometheus-config`).inputs.data;
-    assert.equal(config[fileKey(MONITORING_PATHS.rules)], renderAlertRules());
-    const prom = parseYaml(config[fileKey(MONITORING_PATHS.prometheusConfig)]);
-    const jobs = Object.fromEntries(prom.scrape_configs.map((j: { job_name: string; static_configs: { targets: string[]; labels?: object }[] }) => [j.job_name, j.static_configs[0]]));
-    assert.deepEqual(jobs.postgres, { targets: [`${M}-postgres-exporter-0.${M}-postgres-exporter.${NS}.svc.cluster.local:9187`], labels: { role: "primary" } });
-    assert.deepEqual(jobs.rabbitmq.targets, [`shopfds-prod-rabbitmq-broker-0.shopfds-prod-rabbitmq-broker.${NS}.svc.cluster.local:15692`]);
-    assert.deepEqual(
-      jobs["shopfds-services"].targets,
-      [...[0, 1].map((i) => `shopfds-prod-service-${i}.shopfds-prod-service.${NS}.svc.cluster.local:8080`), ...[0, 1].map((i) => `shopfds-prod-jobs-worker-${i}.shopfds-prod-jobs-worker.${NS}.svc.cluster.local:9464`)],
-      "each service instance's and each worker's /metrics",
-    );
-    assert.deepEqual(jobs.elasticsearch.targets, [`${M}-es-exporter-0.${M}-es-exporter.${NS}.svc.cluster.local:9114`], "with logging on, Elasticsearch is scraped for its disk alerts");
-    assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", `${M}-es-exporter-secrets`).rawInputs.stringData), []);
-    assert.deepEqual(prom.alerting.alertmanagers[0].static_configs[0].targets, [`${M}-alertmanager-0.${M}-alertmanager.${NS}.svc.cluster.local:9093`]);
-  });
-
-  it("keeps the Slack webhook URL, the SMTP password and the exporters' passwords in Secrets only", () => {
-    const am = h.named("kubernetes:core/v1:Secret", `${M}-alertmanager-secrets`);
-    assert.equal(am.inputs.stringData[fileKey(MONITORING_PATHS.slackWebhookUrl)], "https://hooks.slack.com/services/T000/B000/prodsecretwebhook");
-    assert.deepEqual(plainStrings(am.rawInputs.stringData), []);
-    const amConfig = parseYaml(h.named("kubernetes:core/v1:ConfigMap", `${M}-alertmanager-config`).inputs.data[fileKey(MONITORING_PATHS.alertmanagerConfig)]);
-    assert.equal(amConfig.receivers[1].slack_configs[0].api_url_file, MONITORING_PATHS.slackWebhookUrl);
-    assert.equal(amConfig.receivers[2].email_configs[0].auth_password_file, MONITORING_PATHS.smtpPassword);
-    for (const r of h.resources) assert.ok(!JSON.stringify(plainStrings(r.rawInputs)).includes("prodsecretwebhook"), `${r.type} ${r.name}`);
-    assert.deepEqual(h.leaks(), []);
-  });
-
-  it("exports the monitoring URLs in the contract", async () => {
-    const { monitoring } = parseStackOutputs({ ...(await allOutputs()), monitoring: (await resolve(program.monitoring)).value });
-    assert.deepEqual(monitoring, { prometheusUrl: `http://${M}-prometheus-0.${M}-prometheus.${NS}.svc.cluster.local:9090/`, alertmanagerUrl: `http://${M}-alertmanager-0.${M}-alertmanager.${NS}.svc.cluster.local:9093/` });
   });
 });
 
@@ -223,9 +190,11 @@ describe("prod stack on Kubernetes: migrations", () => {
 });
 
 describe("prod stack on Kubernetes: the reference service", () => {
-  it("runs 2 service pods behind a ClusterIP Service, with probes on /health/live and the outputs in a Secret", async () => {
-    const sts = h.named(STS, "shopfds-prod-service").inputs;
-    assert.equal(sts.spec.replicas, 2);
+  it("runs 2 to 6 service pods (a Deployment and its autoscaler) behind a ClusterIP Service, with probes on /health/live and the outputs in a Secret", async () => {
+    const sts = h.named(DEPLOY, "shopfds-prod-service").inputs;
+    assert.equal(h.named(HPA, "shopfds-prod-service").inputs.spec.minReplicas, 2);
+    assert.equal(h.named(HPA, "shopfds-prod-service").inputs.spec.maxReplicas, 6);
+    assert.deepEqual(sts.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
     const c = sts.spec.template.spec.containers[0];
     assert.deepEqual(c.args, ["node", "--import", "tsx", "scripts/service.ts", "--port", "8080"]);
     assert.match(JSON.stringify(c.livenessProbe ?? c.readinessProbe), /health\/live/);
@@ -237,7 +206,7 @@ describe("prod stack on Kubernetes: the reference service", () => {
     const inside = parseStackOutputs(JSON.parse(h.named("kubernetes:core/v1:Secret", "shopfds-prod-service-secrets").inputs.stringData[fileKey(JOB_PATHS.outputs)]));
     assert.ok(inside.sentry?.dsn, "the service gets the production Sentry DSN");
     assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", "shopfds-prod-service-secrets").rawInputs.stringData), []);
-    assert.ok(h.named(STS, "shopfds-prod-jobs-worker").inputs.spec.template.spec.containers[0].env.some((e: { name: string; value: string }) => e.name === "SHOPFDS_PUBLIC_URL" && e.value === "https://shop.shopfds.example"));
+    assert.ok(h.named(DEPLOY, "shopfds-prod-jobs-worker").inputs.spec.template.spec.containers[0].env.some((e: { name: string; value: string }) => e.name === "SHOPFDS_PUBLIC_URL" && e.value === "https://shop.shopfds.example"));
     assert.deepEqual(await resolve(program.serviceUrl), { value: "https://shop.shopfds.example", secret: false });
   });
 });

@@ -27,7 +27,7 @@ describe("staging stack on Kubernetes", () => {
   it("is judged as a cluster would judge it: schema, readable files, Pod Security restricted", async () => {
     assert.deepEqual((await validateRecorded(h.resources)).filter((r) => r.problems.length > 0), []);
     const pods = podTemplates(h.resources);
-    assert.ok(pods.length >= 15);
+    assert.ok(pods.length >= 10, `pods audited: ${pods.length}`);
     assert.deepEqual(pods.flatMap(fileAccessProblems), []);
     assert.deepEqual(pods.flatMap(restrictedProblems), []);
   });

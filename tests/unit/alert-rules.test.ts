@@ -221,6 +221,46 @@ describe("Prometheus: config and rules", () => {
   });
 });
 
+describe("Prometheus rules on Kubernetes (the PrometheusRule's groups)", () => {
+  const k8sRules = alertRuleGroups("kubernetes").flatMap((g) => g.rules);
+  const rulesFile = file("k8s-rules.yml", renderAlertRules("kubernetes"));
+
+  it("holds the same alerts as the standalone rules; only PrimaryDown reads CloudNativePG's metrics", async () => {
+    assert.deepEqual(k8sRules.map((r) => `${r.alert}/${r.labels.severity}`), rules.map((r) => `${r.alert}/${r.labels.severity}`));
+    assert.deepEqual(k8sRules.filter((r, i) => r.expr !== rules[i]!.expr).map((r) => r.alert), ["PrimaryDown"]);
+    assert.match((await run("promtool", ["check", "rules", rulesFile])).stdout, /SUCCESS: 20 rules found/);
+  });
+
+  it("PrimaryDown fires a minute after no instance reports itself primary, and not while one does", async () => {
+    const primaryDown = k8sRules.find((r) => r.alert === "PrimaryDown")!;
+    const test = stringify({
+      rule_files: [rulesFile],
+      evaluation_interval: "1m",
+      tests: [
+        {
+          interval: "1m",
+          // pg-1 is the primary until 3m, then its series goes stale (pod gone); pg-2 stays a replica until pg-3 is promoted at 7m.
+          input_series: [
+            { series: 'cnpg_pg_replication_in_recovery{pod="pg-1"}', values: "0 0 0 0 stale" },
+            { series: 'cnpg_pg_replication_in_recovery{pod="pg-2"}', values: "1x10" },
+            { series: 'cnpg_pg_replication_in_recovery{pod="pg-3"}', values: "1 1 1 1 1 1 1 0 0 0 0" },
+          ],
+          alert_rule_test: [
+            { eval_time: "2m", alertname: "PrimaryDown", exp_alerts: [] },
+            { eval_time: "9m", alertname: "PrimaryDown", exp_alerts: [] },
+            {
+              eval_time: "6m",
+              alertname: "PrimaryDown",
+              exp_alerts: [{ exp_labels: { severity: "critical" }, exp_annotations: { summary: primaryDown.annotations.summary, description: primaryDown.annotations.description, runbook_url: primaryDown.annotations.runbook_url } }],
+            },
+          ],
+        },
+      ],
+    });
+    assert.match((await run("promtool", ["test", "rules", file("k8s-tests.yml", test)])).stdout, /SUCCESS/);
+  });
+});
+
 describe("Alertmanager: routing", () => {
   const config = file(
     "alertmanager.yml",
