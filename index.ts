@@ -20,6 +20,7 @@ import { serviceInsideUrl, ShopService } from "./components/service/ShopService"
 import { CnpgPostgres } from "./components/k8s/CnpgPostgres";
 import { ClusterOperators } from "./components/k8s/operators";
 import { OperatorMonitoring } from "./components/k8s/OperatorMonitoring";
+import { EckLogging } from "./components/k8s/EckLogging";
 import { prometheusStackValues } from "./components/k8s/alerting";
 import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
@@ -241,20 +242,30 @@ const service = settings.service.enabled
     })
   : undefined;
 
-const elk = settings.logging.enabled
-  ? new Logging(`${prefix}-logging`, {
-      platform,
-      images: {
-        elasticsearch: "docker.elastic.co/elasticsearch/elasticsearch:7.17.18",
-        logstash: "docker.elastic.co/logstash/logstash:7.17.18",
-        kibana: "docker.elastic.co/kibana/kibana:7.17.18",
-        setup: "curlimages/curl:8.7.1",
-      },
-      storageSize: settings.logging.storageSize,
-      resources: settings.logging.resources,
-      hostPort: settings.platform === "docker" ? settings.logging.hostPort : undefined,
-    })
-  : undefined;
+const ES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/elasticsearch-exporter:v1.5.0";
+const elk = !settings.logging.enabled
+  ? undefined
+  : platform instanceof KubernetesPlatform
+    ? new EckLogging(`${prefix}-logging`, {
+        platform,
+        nodes: settings.logging.nodes,
+        storageSize: settings.logging.storageSize,
+        resources: settings.logging.resources,
+        operator: operators?.ready.eck ?? [],
+        images: { setup: "curlimages/curl:8.7.1", exporter: ES_EXPORTER_IMAGE },
+      })
+    : new Logging(`${prefix}-logging`, {
+        platform,
+        images: {
+          elasticsearch: "docker.elastic.co/elasticsearch/elasticsearch:7.17.18",
+          logstash: "docker.elastic.co/logstash/logstash:7.17.18",
+          kibana: "docker.elastic.co/kibana/kibana:7.17.18",
+          setup: "curlimages/curl:8.7.1",
+        },
+        storageSize: settings.logging.storageSize,
+        resources: settings.logging.resources,
+        hostPort: settings.logging.hostPort,
+      });
 
 
 // Alerts: Slack through the secret setting slackWebhookUrl (`pulumi config set --secret
@@ -306,6 +317,7 @@ if (settings.monitoring.enabled) {
             ...(service ? [{ service: service.service.name, port: "http", job: "shopfds-services" }] : []),
             { service: jobs.workers.name, port: "metrics", job: "shopfds-services" },
             { service: mq.broker.name, port: "prometheus", job: "rabbitmq" },
+            ...(elk instanceof EckLogging ? [{ service: elk.exporterService, port: "metrics", job: "elasticsearch" }] : []),
           ],
           operator: operators?.ready.prometheus ?? [],
           dependsOn: [cache.service],
@@ -327,7 +339,7 @@ if (settings.monitoring.enabled) {
           redis: { nodes: cache.internalNodes, password: cache.password },
           rabbitmqMetrics: `${mq.broker.internalHost(0)}:15692`,
           serviceTargets: [...(service?.metricsTargets ?? []), ...jobs.metricsTargets],
-          ...(elk ? { elasticsearch: { url: elk.elasticsearchUrl, password: elk.elasticPassword, image: "quay.io/prometheuscommunity/elasticsearch-exporter:v1.5.0" } } : {}),
+          ...(elk instanceof Logging ? { elasticsearch: { url: elk.elasticsearchUrl, password: elk.elasticPassword, image: ES_EXPORTER_IMAGE } } : {}),
           hostPort: settings.monitoring.hostPort,
           dependsOn: [...db.services, cache.service],
         });

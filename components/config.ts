@@ -168,6 +168,8 @@ export const loggingConfigSchema = z
   .object({
     /** The ELK stack; off by default (heavy for a laptop), on in prod. */
     enabled: z.boolean().default(false),
+    /** Kubernetes: Elasticsearch data nodes (3 in prod, so a lost node loses no shard); Docker runs one. */
+    nodes: z.number().int("must be an integer").min(1, "must be at least 1").max(9, "must be at most 9").default(3),
     storageSize: k8sQuantity.default("20Gi"),
     resources: resourcesSchema.default({ cpu: "500m", memory: "2Gi" }),
     /** Docker only: Kibana on 127.0.0.1:hostPort, Logstash's JSON input on hostPort + 1. */

@@ -47,7 +47,7 @@ export class OperatorMonitoring extends pulumi.ComponentResource {
     const ns = platform.namespaceName;
     const labels = { "app.kubernetes.io/instance": name, "app.kubernetes.io/part-of": "shopfds" };
     const cr = (kind: string, apiVersion: string, crName: string, spec: pulumi.Input<Record<string, unknown>>, extraLabels: Record<string, string> = {}, dependsOn: pulumi.Resource[] = []) =>
-      new k8s.apiextensions.CustomResource(crName, { apiVersion, kind, metadata: { name: crName, namespace: ns, labels: { ...labels, ...extraLabels } }, spec }, platform.objectOptions(this, [...args.operator, ...dependsOn]));
+      platform.customResource(this, { apiVersion, kind }, crName, spec, { instance: name, labels: extraLabels, dependsOn: [...args.operator, ...dependsOn] });
 
     const redisExporter = platform.deploy(redisExporterSpec(`${name}-redis-exporter`, name, args.redis.exporterImage, args.redis, args.dependsOn), this);
 

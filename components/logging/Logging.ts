@@ -7,7 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, Platform } from "../platform/types";
-import { ilmPolicy, indexTemplate, renderKibanaSavedObjects, renderLoggingSetupScript, renderLogstashPipeline } from "./render";
+import { loggingAssetFiles, renderLoggingSetupScript, renderLogstashPipeline } from "./render";
 
 export const LOGGING_PATHS = {
   elasticPassword: "/run/secrets/elastic-password",
@@ -144,9 +144,7 @@ export class Logging extends pulumi.ComponentResource {
             }),
             executable: true,
           },
-          { path: `${LOGGING_PATHS.assets}/ilm-policy.json`, content: JSON.stringify(ilmPolicy()) },
-          { path: `${LOGGING_PATHS.assets}/index-template.json`, content: JSON.stringify(indexTemplate()) },
-          { path: `${LOGGING_PATHS.assets}/saved-objects.ndjson`, content: renderKibanaSavedObjects() },
+          ...loggingAssetFiles(LOGGING_PATHS.assets),
         ],
         secretFiles: [
           { path: LOGGING_PATHS.elasticPassword, content: elastic },

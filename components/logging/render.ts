@@ -18,6 +18,10 @@ export interface LogstashPipelineInput {
   readonly tcpPort: number;
   /** HTTP port for JSON POSTs. */
   readonly httpPort: number;
+  /** Port of a Beats input (Filebeat shipping the pods' ECS lines); none when absent. */
+  readonly beatsPort?: number;
+  /** PEM file of the CA that signs Elasticsearch's certificate (https URLs). */
+  readonly elasticsearchCaFile?: string;
 }
 
 export function renderLogstashPipeline(input: LogstashPipelineInput): string {
@@ -25,11 +29,17 @@ export function renderLogstashPipeline(input: LogstashPipelineInput): string {
   p.check(/^https?:\/\/[A-Za-z0-9.-]+:\d+$/.test(input.elasticsearchUrl), "elasticsearchUrl", "must be http(s)://host:port", input.elasticsearchUrl);
   p.check(isPort(input.tcpPort), "tcpPort", "must be an integer from 1 to 65535", input.tcpPort);
   p.check(isPort(input.httpPort) && input.httpPort !== input.tcpPort, "httpPort", "must be a port other than tcpPort", input.httpPort);
+  if (input.beatsPort !== undefined) p.check(isPort(input.beatsPort) && input.beatsPort !== input.tcpPort && input.beatsPort !== input.httpPort, "beatsPort", "must be a port other than tcpPort and httpPort", input.beatsPort);
+  if (input.elasticsearchCaFile !== undefined) p.check(isSafePath(input.elasticsearchCaFile), "elasticsearchCaFile", "must be an absolute path", input.elasticsearchCaFile);
+  p.check(input.elasticsearchCaFile === undefined || input.elasticsearchUrl.startsWith("https://"), "elasticsearchCaFile", "is for an https:// elasticsearchUrl", input.elasticsearchCaFile);
   p.throwIfAny();
+  // Filebeat sends each line already parsed (its ndjson parser), with its own kubernetes.* fields.
+  const beats = input.beatsPort !== undefined ? `\n  beats { port => ${input.beatsPort} }` : "";
+  const tls = input.elasticsearchCaFile !== undefined ? `\n    ssl_enabled => true\n    ssl_certificate_authorities => ["${input.elasticsearchCaFile}"]` : "";
   return `# Rendered by components/logging/render.ts: the services' ECS JSON logs, indexed per service and day.
 input {
   tcp { port => ${input.tcpPort} codec => json_lines }
-  http { port => ${input.httpPort} codec => json }
+  http { port => ${input.httpPort} codec => json }${beats}
 }
 filter {
   # pino's ECS format writes dotted keys ("service.name"); make them objects, as ECS maps them.
@@ -44,7 +54,7 @@ output {
   elasticsearch {
     hosts => ["${input.elasticsearchUrl}"]
     user => "logstash_writer"
-    password => "\${LOGSTASH_WRITER_PASSWORD}"
+    password => "\${LOGSTASH_WRITER_PASSWORD}"${tls}
     index => "${LOG_INDEX_PREFIX}-%{[service][name]}-%{+YYYY.MM.dd}"
     # Retention comes from the index template's ILM policy (delete after 30 days), not rollover.
     ilm_enabled => false
@@ -52,6 +62,11 @@ output {
   }
 }
 `;
+}
+
+/** What Logstash's user may do: create the log indices and write to them, nothing else. */
+export function writerRole(): { cluster: string[]; indices: { names: string[]; privileges: string[] }[] } {
+  return { cluster: ["monitor"], indices: [{ names: [`${LOG_INDEX_PREFIX}-*`], privileges: ["create_index", "create_doc", "view_index_metadata"] }] };
 }
 
 export function ilmPolicy(): object {
@@ -128,8 +143,12 @@ export interface LoggingSetupInput {
   readonly kibanaUrl: string;
   /** Files (secrets) with the elastic superuser's, kibana_system's and logstash_writer's passwords. */
   readonly elasticPasswordFile: string;
-  readonly kibanaPasswordFile: string;
-  readonly writerPasswordFile: string;
+  /** Absent where something else manages kibana_system and the writer (ECK: its own Kibana user, a file realm). */
+  readonly kibanaPasswordFile?: string;
+  readonly writerPasswordFile?: string;
+  /** CA files for https URLs (ECK's self-signed HTTP certificates). */
+  readonly elasticsearchCaFile?: string;
+  readonly kibanaCaFile?: string;
   /** Where the JSON documents and the NDJSON sit (a ConfigMap / upload). */
   readonly assetsDir: string;
 }
@@ -142,31 +161,48 @@ export interface LoggingSetupInput {
 export function renderLoggingSetupScript(input: LoggingSetupInput): string {
   const p = new Problems("logging setup");
   for (const key of ["elasticsearchUrl", "kibanaUrl"] as const) p.check(/^https?:\/\/[A-Za-z0-9.-]+:\d+$/.test(input[key]), key, "must be http(s)://host:port", input[key]);
-  for (const key of ["elasticPasswordFile", "kibanaPasswordFile", "writerPasswordFile", "assetsDir"] as const) p.check(isSafePath(input[key]), key, "must be an absolute path", input[key]);
+  for (const key of ["elasticPasswordFile", "assetsDir"] as const) p.check(isSafePath(input[key]), key, "must be an absolute path", input[key]);
+  for (const key of ["kibanaPasswordFile", "writerPasswordFile", "elasticsearchCaFile", "kibanaCaFile"] as const) if (input[key] !== undefined) p.check(isSafePath(input[key]), key, "must be an absolute path", input[key]);
+  p.check((input.kibanaPasswordFile === undefined) === (input.writerPasswordFile === undefined), "writerPasswordFile", "must be given together with kibanaPasswordFile (both users are set here, or neither)", input.writerPasswordFile);
   p.throwIfAny();
   const es = input.elasticsearchUrl;
+  const esCa = input.elasticsearchCaFile ? ` --cacert '${input.elasticsearchCaFile}'` : "";
+  const kbCa = input.kibanaCaFile ? ` --cacert '${input.kibanaCaFile}'` : "";
+  const users =
+    input.kibanaPasswordFile && input.writerPasswordFile
+      ? `call POST /_security/user/kibana_system/_password "{\\"password\\": \\"$(cat '${input.kibanaPasswordFile}')\\"}"
+call PUT /_security/role/${WRITER_ROLE} '${JSON.stringify(writerRole())}'
+call PUT /_security/user/logstash_writer "{\\"password\\": \\"$(cat '${input.writerPasswordFile}')\\", \\"roles\\": [\\"${WRITER_ROLE}\\"]}"
+`
+      : "";
   return `#!/bin/sh
 # Rendered by components/logging/render.ts: applies the logging setup; safe to run again.
 set -eu
 ELASTIC="elastic:$(cat '${input.elasticPasswordFile}')"
 call() { # method path body-file-or-json
   if [ -f "$3" ]; then data="@$3"; else data="$3"; fi
-  curl -fsS -u "$ELASTIC" -X "$1" -H 'Content-Type: application/json' "${es}$2" --data-binary "$data" >/dev/null
+  curl -fsS${esCa} -u "$ELASTIC" -X "$1" -H 'Content-Type: application/json' "${es}$2" --data-binary "$data" >/dev/null
 }
 i=0
-until curl -fsS -u "$ELASTIC" "${es}/_cluster/health?wait_for_status=yellow&timeout=5s" >/dev/null; do
+until curl -fsS${esCa} -u "$ELASTIC" "${es}/_cluster/health?wait_for_status=yellow&timeout=5s" >/dev/null; do
   i=$((i + 1)); [ "$i" -lt 120 ] || { echo "Elasticsearch did not become ready" >&2; exit 1; }; sleep 5
 done
-call POST /_security/user/kibana_system/_password "{\\"password\\": \\"$(cat '${input.kibanaPasswordFile}')\\"}"
-call PUT /_security/role/${WRITER_ROLE} '{"cluster": ["monitor"], "indices": [{"names": ["${LOG_INDEX_PREFIX}-*"], "privileges": ["create_index", "create_doc", "view_index_metadata"]}]}'
-call PUT /_security/user/logstash_writer "{\\"password\\": \\"$(cat '${input.writerPasswordFile}')\\", \\"roles\\": [\\"${WRITER_ROLE}\\"]}"
-call PUT /_ilm/policy/${ILM_POLICY} '${input.assetsDir}/ilm-policy.json'
+${users}call PUT /_ilm/policy/${ILM_POLICY} '${input.assetsDir}/ilm-policy.json'
 call PUT /_index_template/${LOG_INDEX_PREFIX} '${input.assetsDir}/index-template.json'
 i=0
-until curl -fsS -u "$ELASTIC" "${input.kibanaUrl}/api/status" >/dev/null; do
+until curl -fsS${kbCa} -u "$ELASTIC" "${input.kibanaUrl}/api/status" >/dev/null; do
   i=$((i + 1)); [ "$i" -lt 120 ] || { echo "Kibana did not become ready" >&2; exit 1; }; sleep 5
 done
-curl -fsS -u "$ELASTIC" -H 'kbn-xsrf: true' -X POST "${input.kibanaUrl}/api/saved_objects/_import?overwrite=true" -F "file=@${input.assetsDir}/saved-objects.ndjson" >/dev/null
+curl -fsS${kbCa} -u "$ELASTIC" -H 'kbn-xsrf: true' -X POST "${input.kibanaUrl}/api/saved_objects/_import?overwrite=true" -F "file=@${input.assetsDir}/saved-objects.ndjson" >/dev/null
 echo "logging setup applied: ILM policy ${ILM_POLICY}, template ${LOG_INDEX_PREFIX}, writer role, Kibana dashboard"
 `;
+}
+
+/** The documents the setup script applies, as files under `dir` (the names the script reads). */
+export function loggingAssetFiles(dir: string): { path: string; content: string }[] {
+  return [
+    { path: `${dir}/ilm-policy.json`, content: JSON.stringify(ilmPolicy()) },
+    { path: `${dir}/index-template.json`, content: JSON.stringify(indexTemplate()) },
+    { path: `${dir}/saved-objects.ndjson`, content: renderKibanaSavedObjects() },
+  ];
 }

@@ -63,7 +63,20 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     this.provider = new k8s.Provider(`${name}-k8s`, { context: args.context, ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}) }, { parent: this });
     this.namespace = new k8s.core.v1.Namespace(
       args.namespace,
-      { metadata: { name: args.namespace, labels: { "app.kubernetes.io/part-of": "shopfds" } } },
+      {
+        metadata: {
+          name: args.namespace,
+          labels: {
+            "app.kubernetes.io/part-of": "shopfds",
+            // The stack's own pods meet "restricted" (tests/pulumi/pod-audit.ts); the operators' pods
+            // (PostgreSQL, Elasticsearch, RabbitMQ) are their maintainers' to keep compliant, so the
+            // namespace enforces "baseline" and warns and audits against "restricted".
+            "pod-security.kubernetes.io/enforce": "baseline",
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+          },
+        },
+      },
       { parent: this, provider: this.provider, protect: args.protect ?? true, retainOnDelete: args.protect ?? true },
     );
     this.registerOutputs({ namespace: this.namespace.metadata.name });
@@ -94,6 +107,25 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
    */
   objectOptions(parent: pulumi.Resource, dependsOn: readonly pulumi.Resource[] = [], holdsData = false): pulumi.CustomResourceOptions {
     return { parent, provider: this.provider, dependsOn: [this.namespace, ...dependsOn], protect: holdsData && this.protectsData };
+  }
+
+  /**
+   * An operator's custom resource in the stack's namespace (or `namespace`), labelled as part of
+   * ShopFDS and `instance`, after the operator (`dependsOn`); `holdsData` protects it.
+   */
+  customResource(
+    parent: pulumi.Resource,
+    type: { apiVersion: string; kind: string },
+    name: string,
+    spec: pulumi.Input<Record<string, unknown>>,
+    o: { instance: string; labels?: Record<string, string>; dependsOn?: readonly pulumi.Resource[]; holdsData?: boolean; namespace?: string },
+  ): k8s.apiextensions.CustomResource {
+    const labels = { "app.kubernetes.io/instance": o.instance, "app.kubernetes.io/part-of": "shopfds", ...o.labels };
+    return new k8s.apiextensions.CustomResource(
+      name,
+      { apiVersion: type.apiVersion, kind: type.kind, metadata: { name, namespace: o.namespace ?? this.args.namespace, labels }, spec },
+      this.objectOptions(parent, o.dependsOn ?? [], o.holdsData ?? false),
+    );
   }
 
   deploy(spec: ServiceSpec, parent: pulumi.Resource): DeployedService {

@@ -163,6 +163,17 @@ export interface Platform {
   runOnce(job: JobSpec, parent: pulumi.Resource): pulumi.Resource;
 }
 
+/**
+ * A dependency that is only resources to wait for (an operator's custom resource), not a service with
+ * addresses of its own: asking it for an address is a programming error.
+ */
+export function resourcesToWaitFor(name: string, resources: readonly pulumi.Resource[]): DeployedService {
+  const none = (): never => {
+    throw new Error(`${name} is a dependency to wait for, not a service with addresses`);
+  };
+  return { name, resources, instanceEndpoints: none, internalHost: none, aliasEndpoint: none };
+}
+
 /** Looks up a port by name, failing loudly on a typo rather than returning undefined. */
 export function portNamed(spec: Pick<ServiceSpec, "name" | "ports">, portName: string): ServicePort {
   const port = spec.ports.find((p) => p.name === portName);

@@ -82,6 +82,9 @@ const COMPUTED: Record<string, (name: string, inputs: Record<string, any>) => Re
   "kubernetes:apps/v1:DaemonSet": k8sNamed,
   "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": k8sNamed,
   "kubernetes:networking.k8s.io/v1:NetworkPolicy": k8sNamed,
+  "kubernetes:core/v1:ServiceAccount": k8sNamed,
+  "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": k8sNamed,
+  "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": k8sNamed,
   // A Helm release is rendered and applied by the provider; under mocks it is its inputs.
   "kubernetes:helm.sh/v3:Release": (name, inputs) => ({ name: inputs.name ?? name, status: { status: "deployed", namespace: inputs.namespace, version: inputs.version } }),
   // yaml/v2 is a provider-side component: the provider reads the file and creates its objects.

@@ -19,6 +19,7 @@ before(async () => {
 /** Every pod template the program declares (the operators declare PostgreSQL's, the monitoring stack's). */
 const PODS = [
   "Deployment shopfds-prod-jobs-worker",
+  "Deployment shopfds-prod-logging-es-exporter",
   "Deployment shopfds-prod-monitoring-redis-exporter",
   "Deployment shopfds-prod-service",
   "Job shopfds-prod-logging-setup",
@@ -26,9 +27,6 @@ const PODS = [
   "Job shopfds-prod-redis-create",
   "StatefulSet shopfds-prod-jobs-flower",
   "StatefulSet shopfds-prod-jobs-scheduler",
-  "StatefulSet shopfds-prod-logging-es",
-  "StatefulSet shopfds-prod-logging-kibana",
-  "StatefulSet shopfds-prod-logging-logstash",
   "StatefulSet shopfds-prod-rabbitmq-broker",
   "StatefulSet shopfds-prod-redis-node",
 ];

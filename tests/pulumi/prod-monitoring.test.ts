@@ -71,7 +71,7 @@ describe("prod stack: monitoring on the Prometheus Operator", () => {
     for (const r of h.resources) assert.ok(!JSON.stringify(plainStrings(r.rawInputs)).includes("prodsecretwebhook"), `${r.type} ${r.name}`);
   });
 
-  it("scrapes the service, the workers (as the rules' shopfds-services job), RabbitMQ and the Redis exporter through ServiceMonitors that select real Services", () => {
+  it("scrapes the service, the workers (as the rules' shopfds-services job), RabbitMQ and the Redis and Elasticsearch exporters through ServiceMonitors that select real Services", () => {
     const monitors = h.ofType(CR("ServiceMonitor"));
     assert.deepEqual(monitors.flatMap((m) => validateCustomResource("monitoring.coreos.com/v1", "ServiceMonitor", m.inputs)), []);
     const services = h.ofType("kubernetes:core/v1:Service").map((s) => s.inputs);
@@ -83,6 +83,7 @@ describe("prod stack: monitoring on the Prometheus Operator", () => {
     });
     assert.deepEqual(summary.sort(), [
       ["shopfds-prod-jobs-worker", "metrics", "shopfds-services"],
+      ["shopfds-prod-logging-es-exporter", "metrics", "elasticsearch"],
       ["shopfds-prod-monitoring-redis-exporter", "metrics", "redis"],
       ["shopfds-prod-rabbitmq-broker", "prometheus", "rabbitmq"],
       ["shopfds-prod-service", "http", "shopfds-services"],

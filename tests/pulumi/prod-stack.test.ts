@@ -5,8 +5,6 @@ import { fileKey } from "../../components/platform/kubernetes";
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
-import { LOGGING_PATHS } from "../../components/logging/Logging";
-import { ilmPolicy, renderKibanaSavedObjects, renderLogstashPipeline } from "../../components/logging/render";
 import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { contractOutputs, MockHarness, plainStrings, resolve } from "./harness";
@@ -26,7 +24,8 @@ before(async () => {
 
 describe("prod stack on Kubernetes", () => {
   it("deploys through one explicit provider on the configured context, into its namespace, nothing on Docker", () => {
-    assert.deepEqual(h.ofType("kubernetes:core/v1:Namespace").map((r) => r.name), [NS]);
+    // The stack's namespace, and the log shipper's own (tests/pulumi/prod-logging.test.ts).
+    assert.deepEqual(h.ofType("kubernetes:core/v1:Namespace").map((r) => r.name).sort(), [NS, `${NS}-log-shipping`]);
     assert.equal(h.resources.filter((r) => r.type.startsWith("docker:")).length, 0);
     assert.deepEqual(h.ofType("pulumi:providers:kubernetes").map((p) => [p.name, p.inputs.context]), [["shopfds-prod-k8s", "shopfds-prod"]]);
     assert.deepEqual(h.resources.filter((r) => r.type.startsWith("kubernetes:") && !/pulumi:providers:kubernetes::shopfds-prod-k8s::/.test(r.provider ?? "")).map((r) => `${r.type} ${r.name}`), []);
@@ -142,29 +141,6 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
     const { rabbitmq } = parseStackOutputs(await allOutputs());
     assert.match(rabbitmq.url, new RegExp(`^amqp://shopfds:[A-Za-z0-9]{32,}@shopfds-prod-rabbitmq-broker-0\\.shopfds-prod-rabbitmq-broker\\.${NS}\\.svc\\.cluster\\.local:5672/shopfds$`));
     assert.deepEqual(h.leaks(), []);
-  });
-});
-
-describe("prod stack on Kubernetes: the ELK stack (logging.enabled)", () => {
-  const L = "shopfds-prod-logging";
-  it("runs Elasticsearch 7.17 with security on, Logstash with the rendered pipeline, Kibana, and a setup Job", () => {
-    assert.deepEqual(h.ofType(STS).map((r) => r.name).filter((n) => n.startsWith(L)).sort(), [`${L}-es`, `${L}-kibana`, `${L}-logstash`]);
-    const es = h.named(STS, `${L}-es`).inputs.spec.template.spec.containers[0];
-    assert.match(es.image, /elasticsearch:7\.17\./);
-    assert.ok(es.env.some((e: { name: string; value: string }) => e.name === "xpack.security.enabled" && e.value === "true"));
-    const pipeline = h.named("kubernetes:core/v1:ConfigMap", `${L}-logstash-config`).inputs.data[fileKey(LOGGING_PATHS.pipeline)];
-    assert.equal(pipeline, renderLogstashPipeline({ elasticsearchUrl: `http://${L}-es-0.${L}-es.${NS}.svc.cluster.local:9200`, tcpPort: 5044, httpPort: 8080 }));
-    const setup = h.named("kubernetes:core/v1:ConfigMap", `${L}-setup-config`).inputs.data;
-    assert.deepEqual(JSON.parse(setup[fileKey(`${LOGGING_PATHS.assets}/ilm-policy.json`)]), ilmPolicy());
-    assert.equal(setup[fileKey(`${LOGGING_PATHS.assets}/saved-objects.ndjson`)], renderKibanaSavedObjects());
-    assert.equal(h.named("kubernetes:batch/v1:Job", `${L}-setup`).inputs.spec.template.spec.containers[0].command[1], LOGGING_PATHS.setupScript);
-  });
-
-  it("keeps the Elasticsearch, Kibana and writer passwords in Secrets, and exports Logstash and Kibana", async () => {
-    for (const name of [`${L}-es-secrets`, `${L}-kibana-secrets`, `${L}-logstash-secrets`, `${L}-setup-secrets`]) assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", name).rawInputs.stringData), [], name);
-    assert.deepEqual(h.leaks(), []);
-    const { logging } = parseStackOutputs({ ...(await allOutputs()), logging: (await resolve(program.logging)).value });
-    assert.deepEqual(logging, { logstash: { host: `${L}-logstash-0.${L}-logstash.${NS}.svc.cluster.local`, port: 5044 }, kibanaUrl: `http://${L}-kibana-0.${L}-kibana.${NS}.svc.cluster.local:5601/` });
   });
 });
 
