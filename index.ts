@@ -16,9 +16,10 @@ import type { DeployedService, ExistingSecretFiles } from "./components/platform
 import { Monitoring } from "./components/monitoring/Monitoring";
 import { Logging } from "./components/logging/Logging";
 import { ShopSentryProject } from "./components/observability/SentryProject";
-import { serviceInsideUrl, ShopService } from "./components/service/ShopService";
+import { SERVICE_PORT, serviceInsideUrl, ShopService } from "./components/service/ShopService";
 import { CnpgPostgres } from "./components/k8s/CnpgPostgres";
-import { ClusterOperators } from "./components/k8s/operators";
+import { ClusterOperators, OPERATORS } from "./components/k8s/operators";
+import { NetworkPolicies } from "./components/k8s/NetworkPolicies";
 import { OperatorMonitoring } from "./components/k8s/OperatorMonitoring";
 import { EckLogging } from "./components/k8s/EckLogging";
 import { prometheusStackValues } from "./components/k8s/alerting";
@@ -343,6 +344,16 @@ if (settings.monitoring.enabled) {
           hostPort: settings.monitoring.hostPort,
           dependsOn: [...db.services, cache.service],
         });
+}
+
+if (platform instanceof KubernetesPlatform) {
+  new NetworkPolicies(`${prefix}-network`, {
+    platform,
+    operatorNamespaces: [OPERATORS.cnpg.namespace, OPERATORS.eck.namespace, OPERATORS.rabbitmq.namespace],
+    monitoringNamespace: OPERATORS.prometheus.namespace,
+    ...(elk instanceof EckLogging ? { logShipping: elk.shipping } : {}),
+    ...(service ? { ingress: { namespace: settings.kubernetes!.ingressNamespace, serviceName: service.service.name, port: SERVICE_PORT } } : {}),
+  });
 }
 
 /** Typed against the contract, so the program cannot export a shape the runtime would reject. */

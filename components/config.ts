@@ -215,6 +215,8 @@ export const stackConfigSchema = z
         protect: z.boolean({ error: "must be true or false" }).default(true),
         /** `install`: the program installs the operators (components/k8s/operators.ts); `existing`: the cluster runs them already. */
         operators: z.enum(["install", "existing"], { error: 'must be "install" or "existing"' }).default("install"),
+        /** The ingress controller's namespace: the only one allowed to reach the service's HTTP port. */
+        ingressNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS-1123 label").default("ingress-nginx"),
       })
       .strict()
       .optional(),

@@ -51,6 +51,8 @@ export class EckLogging extends pulumi.ComponentResource {
   /** The Service and port Prometheus scrapes the Elasticsearch exporter on. */
   declare readonly exporterService: string;
   declare readonly beatsEndpoint: string;
+  /** Where Filebeat runs, and the Logstash it sends to (for the NetworkPolicies). */
+  declare readonly shipping: { readonly namespace: string; readonly logstash: string; readonly port: number };
 
   constructor(name: string, args: EckLoggingArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:logging:EckLogging", name, {}, opts);
@@ -308,6 +310,7 @@ export class EckLogging extends pulumi.ComponentResource {
       this,
     );
 
+    this.shipping = { namespace: beatsNamespace, logstash: ls, port: BEATS_PORT };
     this.elasticsearchUrl = esUrl;
     this.logstash = { host: platform.serviceHost(`${ls}-ls-beats`), port: JSON_TCP_PORT };
     this.kibanaUrl = `https://${platform.serviceHost(`${kb}-kb-http`)}:5601/`;
