@@ -91,7 +91,8 @@ export class RedisCluster extends pulumi.ComponentResource {
         intervalSeconds: 5,
         timeoutSeconds: 3,
         retries: 3,
-        startPeriodSeconds: 10,
+        // A restarted node answers LOADING (not PONG) until its AOF is read back: allow for a full one.
+        startPeriodSeconds: redisStartSeconds(args.maxMemory),
       },
       resources: args.resources,
       replicas: REDIS_NODE_COUNT,
@@ -127,4 +128,15 @@ export class RedisCluster extends pulumi.ComponentResource {
     this.natMap = reachable ? Object.fromEntries(internal.map((n, i) => [`${n.host}:${n.port}`, this.nodes[i]!])) : undefined;
     this.registerOutputs({ nodes: this.nodes, password: this.password, natMap: this.natMap });
   }
+}
+
+/**
+ * Seconds a node may take to start: 10, plus reading back an AOF as large as `maxmemory` at 50 MB/s
+ * (a conservative rate for a network disk), e.g. 51 s for 2gb.
+ */
+export function redisStartSeconds(maxMemory: string): number {
+  const m = /^(\d+)(kb|mb|gb)$/.exec(maxMemory);
+  if (!m) throw new Error(`redis maxMemory ${JSON.stringify(maxMemory)}: expected a size such as 256mb`);
+  const mb = Number(m[1]) * { kb: 1 / 1024, mb: 1, gb: 1024 }[m[2] as "kb" | "mb" | "gb"];
+  return 10 + Math.ceil(mb / 50);
 }

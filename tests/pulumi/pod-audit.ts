@@ -82,3 +82,25 @@ export function restrictedProblems(pod: PodTemplate): string[] {
   }
   return problems;
 }
+
+/**
+ * Each container's startup budget (initialDelaySeconds + periodSeconds × failureThreshold of its
+ * startupProbe: how long the kubelet lets it start before killing it) against how long its workload
+ * needs to start, `needs[container name]` seconds. A container without a startup probe is judged by its
+ * liveness probe instead, which would kill it just the same.
+ */
+export function startupBudgetProblems(pod: PodTemplate, needs: Readonly<Record<string, number>>): string[] {
+  const problems: string[] = [];
+  for (const c of pod.spec.containers) {
+    const need = needs[c.name];
+    if (need === undefined) {
+      problems.push(`${pod.owner} ${c.name}: no start time is known for it (add one to the audit's table)`);
+      continue;
+    }
+    const probe = c.startupProbe ?? c.livenessProbe;
+    if (!probe) continue;
+    const budget = (probe.initialDelaySeconds ?? 0) + (probe.periodSeconds ?? 10) * (probe.failureThreshold ?? 3);
+    if (budget < need) problems.push(`${pod.owner} ${c.name}: start budget ${budget} s is shorter than the ${need} s it needs to start`);
+  }
+  return problems;
+}

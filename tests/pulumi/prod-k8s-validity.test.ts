@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { MockHarness } from "./harness";
 import { validateK8sObject, validateRecorded } from "./k8s-schema";
-import { fileAccessProblems, podTemplates, restrictedProblems } from "./pod-audit";
+import { fileAccessProblems, podTemplates, restrictedProblems, startupBudgetProblems } from "./pod-audit";
 
 const h = new MockHarness();
 
@@ -30,6 +30,25 @@ const PODS = [
   "StatefulSet shopfds-prod-rabbitmq-broker",
   "StatefulSet shopfds-prod-redis-node",
 ];
+
+/**
+ * How long each container needs to start (seconds), estimated independently of the probes: a Redis node
+ * loads its AOF (maxmemory 2gb in prod) at 50 MB/s or better on a network disk, plus its start; RabbitMQ
+ * boots, imports its definitions and joins its peers; the Node processes connect to their backends.
+ */
+const START_NEEDS: Record<string, number> = {
+  node: Math.ceil(2048 / 50) + 10,
+  broker: 60,
+  service: 20,
+  worker: 20,
+  scheduler: 20,
+  flower: 20,
+  "redis-exporter": 10,
+  "elasticsearch-exporter": 10,
+  migrate: 0,
+  "cluster-create": 0,
+  "logging-setup": 0,
+};
 
 const pod = (spec: Record<string, unknown>) => ({ owner: "StatefulSet t", spec });
 const container = { name: "c", image: "i", securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } } };
@@ -68,6 +87,16 @@ describe("prod stack: what the API server and the kubelet would say", () => {
     ]);
     assert.deepEqual(fileAccessProblems(pod({ securityContext: { runAsUser: 999, runAsGroup: 999, fsGroup: 999 }, containers: [{ ...container, ...secretMount }], volumes })), []);
     assert.deepEqual(fileAccessProblems(pod({ containers: [{ ...container, ...secretMount }], volumes })), ["StatefulSet t c: runAsUser is not set, so who reads /run/secrets/pw depends on the image"]);
+  });
+
+  it("every container's startup budget covers its workload's start (a Redis node loading its AOF included)", () => {
+    assert.deepEqual(podTemplates(h.resources).flatMap((p) => startupBudgetProblems(p, START_NEEDS)), []);
+  });
+
+  it("the budget check catches a probe that would kill a start in progress", () => {
+    const probe = { startupProbe: { exec: { command: ["true"] }, periodSeconds: 5, failureThreshold: 2 } };
+    assert.deepEqual(startupBudgetProblems(pod({ containers: [{ ...container, name: "node", ...probe }] }), { node: 51 }), ["StatefulSet t node: start budget 10 s is shorter than the 51 s it needs to start"]);
+    assert.deepEqual(startupBudgetProblems(pod({ containers: [{ ...container, name: "node", ...probe }] }), { node: 10 }), []);
   });
 
   it('every pod meets Pod Security "restricted"', () => {
