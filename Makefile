@@ -8,7 +8,7 @@ IN_STACK := source scripts/lib/stack-env.sh &&
 HAVE_DOCKER_AND_PULUMI := $(shell command -v pulumi >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dev down status outputs clean migrate reset-db seed admin test typecheck bench preview up
+.PHONY: help setup dev down status outputs clean migrate reset-db seed admin test typecheck bench preview up e2e-kind
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,3 +74,6 @@ preview: ## pulumi preview of STACK (dev or prod); needs the Pulumi CLI
 
 up: ## pulumi up of STACK (dev or prod); needs the Pulumi CLI
 	pulumi up --stack $(STACK)
+
+e2e-kind: ## The prod program end to end on a throw-away kind cluster: pulumi up, smoke test, pulumi destroy (needs Docker, kind, kubectl, the Pulumi CLI)
+	bash scripts/e2e-kind.sh

@@ -37,6 +37,8 @@ export const TEST_SECRETS: Record<string, Record<string, string>> = {
     "shopfds:backupAccessKeyId": "AKIAPRODTESTKEY",
     "shopfds:backupSecretAccessKey": "prod-backup-secret-access-key",
   },
+  // scripts/e2e-kind.sh sets this one.
+  kind: { "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/T0000/B0000/kind-e2e-not-a-real-hook" },
   staging: {
     "shopfds:slackWebhookUrl": "https://hooks.slack.com/services/T000/B000/stagingwebhook",
     "shopfds:smtpPassword": "staging-smtp-secret-password",

@@ -3,7 +3,9 @@
  * deployment runs the migrations before `pulumi up`, after the tests and the migration round trip.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { execSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { validateWorkflow } from "@action-validator/core";
@@ -33,5 +35,52 @@ describe("CI workflow", () => {
     assert.equal(build.with.push, "${{ github.event_name == 'push' }}", "pull requests build the image without pushing it");
     assert.deepEqual(wf.jobs.migrations.steps.slice(-3).map((s: { run: string }) => s.run), ["node --import tsx scripts/migrate.ts up", "node --import tsx scripts/migrate.ts down --all", "node --import tsx scripts/migrate.ts up"]);
     assert.deepEqual(wf.jobs.preview.strategy.matrix.stack, ["dev", "staging", "prod"]);
+  });
+
+  it("runs the prod program end to end on kind: cluster, pulumi up, smoke test, destroy even on failure", () => {
+    const wf = parse(text);
+    const job = wf.jobs["e2e-kind"];
+    assert.deepEqual(job.needs, ["test"]);
+    const uses = job.steps.map((s: { uses?: string }) => s.uses).filter(Boolean);
+    assert.ok(uses.includes("helm/kind-action@v1") && uses.includes("pulumi/actions@v6"), `tools: ${uses.join(", ")}`);
+    assert.equal(job.steps.find((s: { uses?: string }) => s.uses === "helm/kind-action@v1").with.install_only, true, "the script creates the cluster from its own config");
+    assert.equal(job.steps.at(-1).run, "bash scripts/e2e-kind.sh", "the same script as make e2e-kind");
+    const script = readFileSync(path.resolve(__dirname, "../../scripts/e2e-kind.sh"), "utf8");
+    const at = (s: string) => {
+      const i = script.indexOf(s);
+      assert.ok(i >= 0, `e2e-kind.sh runs ${s}`);
+      return i;
+    };
+    assert.ok(at("kind create cluster --config scripts/kind/cluster.yaml") < at("trap cleanup EXIT"));
+    assert.ok(at("trap cleanup EXIT") < at('pulumi up --yes --stack "$STACK"'));
+    assert.ok(at('pulumi up --yes --stack "$STACK"') < at("node --import tsx scripts/smoke-kind.ts"));
+    assert.ok(at("cleanup() {") < at('pulumi destroy --yes --stack "$STACK"') && at('pulumi destroy --yes --stack "$STACK"') < at("trap cleanup EXIT"), "destroy is in the exit trap");
+    assert.match(script, /^STACK=kind$/m);
+    assert.match(readFileSync(path.resolve(__dirname, "../../Makefile"), "utf8"), /^e2e-kind:.*\n\tbash scripts\/e2e-kind\.sh$/m);
+  });
+
+  it("the smoke test checks each thing the issue names", () => {
+    const smoke = readFileSync(path.resolve(__dirname, "../../scripts/smoke-kind.ts"), "utf8");
+    const steps = [...smoke.matchAll(/await step\((\d), "([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(steps, [
+      "1 the service is ready",
+      "2 an order is placed and read back from a replica",
+      "3 a blacklisted IP is blocked",
+      "4 a task goes through a worker",
+      "5 an error log line is found in Elasticsearch by its trace id within 10 s (SC-006)",
+      "6 an alert is visible in Alertmanager",
+    ]);
+  });
+
+  it("make e2e-kind says which tool is missing, before touching anything", () => {
+    const bin = mkdtempSync(path.join(tmpdir(), "shopfds-e2e-kind-path-"));
+    try {
+      symlinkSync(execSync("command -v dirname", { encoding: "utf8", shell: "/bin/bash" }).trim(), path.join(bin, "dirname"));
+      const r = spawnSync("/bin/bash", [path.resolve(__dirname, "../../scripts/e2e-kind.sh")], { env: { PATH: bin }, encoding: "utf8" });
+      assert.equal(r.status, 2);
+      assert.equal(r.stderr.trim(), "e2e-kind: docker is required (Docker, kind, kubectl and the Pulumi CLI)");
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 });
