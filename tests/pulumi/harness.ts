@@ -9,6 +9,16 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
+import { getMonitor } from "@pulumi/pulumi/runtime/settings";
+
+/** The parts of Pulumi's RegisterResourceRequest (protobuf) the harness reads. */
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getDependenciesList(): string[];
+  getProtect(): boolean | undefined;
+  getRetainondelete(): boolean | undefined;
+}
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
@@ -24,6 +34,11 @@ export interface RecordedResource {
   readonly rawInputs: Record<string, any>;
   /** The explicit provider's reference (`urn::id`), when one was given. */
   readonly provider?: string;
+  /** URNs of the resources it was declared to depend on (`dependsOn`, and those its inputs came from). */
+  readonly dependencies: readonly string[];
+  /** Its `protect` and `retainOnDelete` options. */
+  readonly protect: boolean;
+  readonly retainOnDelete: boolean;
 }
 
 const isSecretWrapper = (v: any): boolean => v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
@@ -140,13 +155,13 @@ export class MockHarness {
       {
         newResource: (args) => {
           if (args.type.startsWith("pulumi:providers:")) {
-            this.resources.push({ type: args.type, name: args.name, inputs: unwrapSecrets(args.inputs), rawInputs: args.inputs });
+            this.resources.push({ type: args.type, name: args.name, inputs: unwrapSecrets(args.inputs), rawInputs: args.inputs, ...this.optionsOf(args.type, args.name) });
             return { id: `${args.name}-provider`, state: args.inputs };
           }
           const compute = args.type.startsWith("shopfds:") ? () => ({}) : (COMPUTED[args.type] ?? (isCustomResourceType(args.type) ? k8sNamed : undefined));
           if (!compute) return this.fail(`mock harness: unknown resource type ${args.type} (${args.name}); teach the harness what it computes`);
           const inputs = unwrapSecrets(args.inputs);
-          this.resources.push({ type: args.type, name: args.name, inputs, rawInputs: args.inputs, provider: args.provider });
+          this.resources.push({ type: args.type, name: args.name, inputs, rawInputs: args.inputs, provider: args.provider, ...this.optionsOf(args.type, args.name) });
           return { id: `${args.name}-id`, state: { ...args.inputs, ...compute(args.name, inputs) } };
         },
         call: (args) => this.fail(`mock harness: unexpected provider call ${args.token}; a resource rendered through it would be empty under mocks`),
@@ -155,6 +170,24 @@ export class MockHarness {
       stack,
       false,
     );
+    // The mocks are not told a resource's options; the registration request is. Keep them, by type and name.
+    const monitor = getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: unknown): unknown };
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req, cb) => {
+      this.options.set(`${req.getType()}::${req.getName()}`, { dependencies: req.getDependenciesList(), protect: req.getProtect() ?? false, retainOnDelete: req.getRetainondelete() ?? false });
+      return register(req, cb);
+    };
+  }
+
+  private readonly options = new Map<string, { dependencies: string[]; protect: boolean; retainOnDelete: boolean }>();
+
+  private optionsOf(type: string, name: string): { dependencies: string[]; protect: boolean; retainOnDelete: boolean } {
+    return this.options.get(`${type}::${name}`) ?? { dependencies: [], protect: false, retainOnDelete: false };
+  }
+
+  /** Whether `resource` was declared to depend on a resource of `type` named `name` (directly). */
+  dependsOn(resource: RecordedResource, type: string, name: string): boolean {
+    return resource.dependencies.some((urn) => urn.endsWith(`${type}::${name}`));
   }
 
   /** Installs the mocks for `stack` (as install does), runs index.ts, and waits until every resource is registered. */

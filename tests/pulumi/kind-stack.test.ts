@@ -34,6 +34,7 @@ describe("kind stack (the end-to-end job's)", () => {
     assert.deepEqual(pods.flatMap(fileAccessProblems), []);
     assert.deepEqual(pods.flatMap(restrictedProblems), []);
     assert.deepEqual(h.leaks(), []);
+    assert.deepEqual(h.resources.filter((r) => r.protect || r.retainOnDelete).map((r) => r.name), [], "a throw-away stack: destroy removes everything");
     const outputs = parseStackOutputs(await contractOutputs(program), "kind outputs");
     assert.equal(outputs.postgres.primary.host, "shopfds-kind-pg-rw.shopfds-kind.svc");
   });

@@ -33,8 +33,11 @@ describe("prod stack: PostgreSQL on CloudNativePG", () => {
   });
 
   it("declares one Cluster of a primary and two replicas with the stack's settings, TLS-only access, anti-affinity and a PodMonitor", () => {
-    const cluster = h.named(CLUSTER, "shopfds-prod-pg").inputs;
+    const recorded = h.named(CLUSTER, "shopfds-prod-pg");
+    const cluster = recorded.inputs;
     assert.deepEqual(validateCustomResource("postgresql.cnpg.io/v1", "Cluster", cluster), []);
+    assert.equal(recorded.protect, true, "the data is protected from a `pulumi destroy`");
+    assert.ok(h.dependsOn(recorded, "kubernetes:helm.sh/v3:Release", "shopfds-prod-operators-cloudnative-pg"), "after its operator");
     const spec = cluster.spec;
     assert.equal(cluster.metadata.namespace, NS);
     assert.equal(spec.instances, 3);

@@ -163,6 +163,15 @@ describe("prod stack on Kubernetes: migrations", () => {
     assert.equal(job.metadata.namespace, NS);
     assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", "shopfds-prod-migrate-secrets").rawInputs.stringData), []);
   });
+
+  it("runs them inside the cluster after the PostgreSQL cluster exists and before any workload that uses the schema", () => {
+    const job = h.named("kubernetes:batch/v1:Job", "shopfds-prod-migrate");
+    assert.ok(h.dependsOn(job, "kubernetes:postgresql.cnpg.io/v1:Cluster", "shopfds-prod-pg"), "after the Cluster");
+    for (const [type, name] of [[DEPLOY, "shopfds-prod-service"], [DEPLOY, "shopfds-prod-jobs-worker"], [STS, "shopfds-prod-jobs-scheduler"]] as const) {
+      assert.ok(h.dependsOn(h.named(type, name), "kubernetes:batch/v1:Job", "shopfds-prod-migrate"), `${name} waits for the migrations`);
+    }
+    assert.equal(h.dependsOn(h.named(DEPLOY, "shopfds-prod-service"), "kubernetes:batch/v1:Job", "shopfds-prod-redis-create"), true, "and for the Redis cluster");
+  });
 });
 
 describe("prod stack on Kubernetes: the reference service", () => {
