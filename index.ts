@@ -22,6 +22,7 @@ import { ClusterOperators, OPERATORS } from "./components/k8s/operators";
 import { NetworkPolicies } from "./components/k8s/NetworkPolicies";
 import { OperatorMonitoring } from "./components/k8s/OperatorMonitoring";
 import { EckLogging } from "./components/k8s/EckLogging";
+import { RabbitCluster } from "./components/k8s/RabbitCluster";
 import { prometheusStackValues } from "./components/k8s/alerting";
 import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
@@ -127,13 +128,23 @@ const cardHashKeys = Array.from({ length: settings.fds.cardHashKeyVersion }, (_,
   return { version: i + 1, key: pulumi.secret(seed.apply((s) => createHash("sha256").update(s).digest("hex"))) };
 });
 
-const mq = new RabbitMq(`${prefix}-rabbitmq`, {
-  platform,
-  image: settings.rabbitmq.image,
-  storageSize: settings.rabbitmq.storageSize,
-  resources: settings.rabbitmq.resources,
-  hostPort: settings.platform === "docker" ? settings.rabbitmq.hostPort : undefined,
-});
+const mq =
+  platform instanceof KubernetesPlatform
+    ? new RabbitCluster(`${prefix}-rabbitmq`, {
+        platform,
+        image: settings.rabbitmq.image,
+        replicas: settings.rabbitmq.replicas,
+        storageSize: settings.rabbitmq.storageSize,
+        resources: settings.rabbitmq.resources,
+        operator: operators?.ready.rabbitmq ?? [],
+      })
+    : new RabbitMq(`${prefix}-rabbitmq`, {
+        platform,
+        image: settings.rabbitmq.image,
+        storageSize: settings.rabbitmq.storageSize,
+        resources: settings.rabbitmq.resources,
+        hostPort: settings.rabbitmq.hostPort,
+      });
 
 // E-mail: the configured relay, or on Docker a Mailpit sink (its UI shows what the tasks sent).
 const MAILPIT_SMTP = 1025;

@@ -71,7 +71,10 @@ export const redisConfigSchema = z
 
 export const rabbitMqConfigSchema = z
   .object({
-    image: z.string().min(1).default("rabbitmq:3.10-management"),
+    /** Default: rabbitmq:3.10-management on Docker, rabbitmq:3.13-management on Kubernetes (3.13 or later required there). */
+    image: z.string().min(1).optional(),
+    /** Kubernetes: nodes of the RabbitmqCluster (3 in prod; a node may then restart or drain). Docker runs one. */
+    replicas: z.number().int("must be an integer").min(1, "must be at least 1").max(9, "must be at most 9").default(3),
     storageSize: k8sQuantity.default("8Gi"),
     resources: resourcesSchema.default({ cpu: "250m", memory: "512Mi" }),
     /** Docker only: AMQP on 127.0.0.1:hostPort, the management UI on hostPort + 1. */
@@ -245,6 +248,10 @@ export const stackConfigSchema = z
     if (cfg.platform === "kubernetes" && cfg.postgres.image && /^(docker\.io\/)?(library\/)?postgres:/.test(cfg.postgres.image)) {
       ctx.addIssue({ code: "custom", path: ["postgres", "image"], message: `must be a CloudNativePG operand image on Kubernetes, such as ${POSTGRES_OPERAND_IMAGE} (got "${cfg.postgres.image}": the official image lacks the operator's instance manager tools)` });
     }
+    const rabbitVersion = /:(\d+)\.(\d+)/.exec(cfg.rabbitmq.image ?? "");
+    if (cfg.platform === "kubernetes" && cfg.rabbitmq.image && (!rabbitVersion || Number(rabbitVersion[1]) * 100 + Number(rabbitVersion[2]) < 313)) {
+      ctx.addIssue({ code: "custom", path: ["rabbitmq", "image"], message: `must be RabbitMQ 3.13 or later on Kubernetes (the cluster operator's supported versions), tagged as such, e.g. rabbitmq:3.13-management (got "${cfg.rabbitmq.image}")` });
+    }
     const restore = cfg.postgres.restore;
     if (restore && cfg.platform !== "kubernetes") {
       ctx.addIssue({ code: "custom", path: ["postgres", "restore"], message: "is only supported on Kubernetes (CloudNativePG recovers from the object store)" });
@@ -258,8 +265,9 @@ export const stackConfigSchema = z
   });
 
 export type RawStackConfig = z.input<typeof stackConfigSchema>;
-export type StackConfig = Omit<z.output<typeof stackConfigSchema>, "postgres"> & {
+export type StackConfig = Omit<z.output<typeof stackConfigSchema>, "postgres" | "rabbitmq"> & {
   postgres: z.output<typeof postgresConfigSchema> & { replicas: number; image: string };
+  rabbitmq: z.output<typeof rabbitMqConfigSchema> & { image: string };
 };
 
 /** CloudNativePG's PostgreSQL 15 operand, the "system" flavour (it carries barman-cloud for the in-tree WAL archiving). */
@@ -291,7 +299,11 @@ export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
   }
   const cfg = result.data;
   const k8s = cfg.platform === "kubernetes";
-  return { ...cfg, postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? (k8s ? 2 : 1), image: cfg.postgres.image ?? (k8s ? POSTGRES_OPERAND_IMAGE : "postgres:15-bookworm") } };
+  return {
+    ...cfg,
+    postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? (k8s ? 2 : 1), image: cfg.postgres.image ?? (k8s ? POSTGRES_OPERAND_IMAGE : "postgres:15-bookworm") },
+    rabbitmq: { ...cfg.rabbitmq, image: cfg.rabbitmq.image ?? (k8s ? "rabbitmq:3.13-management" : "rabbitmq:3.10-management") },
+  };
 }
 
 /** A secret setting the stack needs, with why and how an operator sets it. */

@@ -7,7 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, ExistingSecretFiles, Platform, SERVICE_IMAGE_USER } from "../platform/types";
-import { RABBIT_VHOST, RabbitMq } from "../rabbitmq/RabbitMq";
+import { RABBIT_VHOST, type Broker } from "../rabbitmq/RabbitMq";
 
 export const JOB_PATHS = {
   outputs: "/run/secrets/shopfds-outputs.json",
@@ -22,7 +22,7 @@ export interface JobRunnersArgs {
   readonly platform: Platform;
   /** The ShopFDS service image. */
   readonly image: string;
-  readonly broker: RabbitMq;
+  readonly broker: Broker;
   /** The stack outputs as seen from inside the network (JSON, secret), for the runtime's loader. */
   readonly outputsJson: pulumi.Input<string>;
   readonly workers: { readonly replicas: number; readonly concurrency: number; readonly resources: { readonly cpu: string; readonly memory: string } };

@@ -128,6 +128,15 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     );
   }
 
+  /** A Secret of the stack (its values kept secret) for a component's own use, e.g. an operator to mount. */
+  secret(parent: pulumi.Resource, name: string, data: Record<string, pulumi.Input<string>>, instance: string): k8s.core.v1.Secret {
+    return new k8s.core.v1.Secret(
+      name,
+      { metadata: { name, namespace: this.args.namespace, labels: { "app.kubernetes.io/instance": instance, "app.kubernetes.io/part-of": "shopfds" } }, type: "Opaque", stringData: pulumi.secret(pulumi.all(data)) },
+      this.objectOptions(parent),
+    );
+  }
+
   deploy(spec: ServiceSpec, parent: pulumi.Resource): DeployedService {
     const ns = this.args.namespace;
     const selector = { "app.kubernetes.io/name": spec.name };

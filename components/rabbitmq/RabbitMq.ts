@@ -39,7 +39,44 @@ export interface RabbitMqArgs {
  */
 const stableSalt = (passwords: Record<string, string>) => (user: string) => createHash("sha256").update(`${user}:${passwords[user]}`).digest().subarray(0, 4);
 
-export class RabbitMq extends pulumi.ComponentResource {
+/**
+ * The broker's users (the application, Flower with monitoring rights, an administrator), their
+ * generated passwords, and the definitions file that creates them with the vhost, queues and policies
+ * (a secret: it holds their password hashes). The same on Docker and on Kubernetes.
+ */
+export function rabbitCredentials(name: string, parent: pulumi.Resource): { app: pulumi.Output<string>; flower: pulumi.Output<string>; definitions: pulumi.Output<string> } {
+  const password = (user: string) =>
+    new random.RandomPassword(`${name}-${user}-password`, { length: 32, special: false }, { parent, additionalSecretOutputs: ["result"] }).result;
+  const app = password("shopfds");
+  const flower = password("flower");
+  const admin = password("admin");
+  const definitions = pulumi.secret(
+    pulumi.all([app, flower, admin]).apply(([shopfds, flowerPw, adminPw]) =>
+      renderDefinitions({
+        vhost: RABBIT_VHOST,
+        users: [
+          { name: "shopfds", password: shopfds, tags: [] },
+          { name: "flower", password: flowerPw, tags: ["monitoring"] },
+          { name: "admin", password: adminPw, tags: ["administrator"] },
+        ],
+        salt: stableSalt({ shopfds, flower: flowerPw, admin: adminPw }),
+      }),
+    ),
+  );
+  return { app, flower, definitions };
+}
+
+/** What the job runners and the stack need of a broker, whoever runs it (this component, the RabbitMQ operator). */
+export interface Broker {
+  readonly url: pulumi.Output<string>;
+  readonly internalUrl: pulumi.Output<string>;
+  readonly managementUrl: string;
+  readonly internalManagementUrl: string;
+  readonly flowerPassword: pulumi.Output<string>;
+  readonly broker: DeployedService;
+}
+
+export class RabbitMq extends pulumi.ComponentResource implements Broker {
   /** amqp://shopfds:…@host:port/shopfds for the services (secret). */
   declare readonly url: pulumi.Output<string>;
   /** Same broker as seen from inside the network/cluster (for workers, scheduler, Flower). */
@@ -51,24 +88,7 @@ export class RabbitMq extends pulumi.ComponentResource {
 
   constructor(name: string, args: RabbitMqArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:jobs:RabbitMq", name, {}, opts);
-    const password = (user: string) =>
-      new random.RandomPassword(`${name}-${user}-password`, { length: 32, special: false }, { parent: this, additionalSecretOutputs: ["result"] }).result;
-    const app = password("shopfds");
-    const flower = password("flower");
-    const admin = password("admin");
-    const definitions = pulumi.secret(
-      pulumi.all([app, flower, admin]).apply(([shopfds, flowerPw, adminPw]) =>
-        renderDefinitions({
-          vhost: RABBIT_VHOST,
-          users: [
-            { name: "shopfds", password: shopfds, tags: [] },
-            { name: "flower", password: flowerPw, tags: ["monitoring"] },
-            { name: "admin", password: adminPw, tags: ["administrator"] },
-          ],
-          salt: stableSalt({ shopfds, flower: flowerPw, admin: adminPw }),
-        }),
-      ),
-    );
+    const { app, flower, definitions } = rabbitCredentials(name, this);
 
     this.broker = args.platform.deploy(
       {

@@ -27,7 +27,6 @@ const PODS = [
   "Job shopfds-prod-redis-create",
   "StatefulSet shopfds-prod-jobs-flower",
   "StatefulSet shopfds-prod-jobs-scheduler",
-  "StatefulSet shopfds-prod-rabbitmq-broker",
   "StatefulSet shopfds-prod-redis-node",
 ];
 
@@ -38,7 +37,6 @@ const PODS = [
  */
 const START_NEEDS: Record<string, number> = {
   node: Math.ceil(2048 / 50) + 10,
-  broker: 60,
   service: 20,
   worker: 20,
   scheduler: 20,

@@ -75,8 +75,10 @@ describe("prod stack: monitoring on the Prometheus Operator", () => {
     const monitors = h.ofType(CR("ServiceMonitor"));
     assert.deepEqual(monitors.flatMap((m) => validateCustomResource("monitoring.coreos.com/v1", "ServiceMonitor", m.inputs)), []);
     const services = h.ofType("kubernetes:core/v1:Service").map((s) => s.inputs);
+    // The RabbitMQ operator makes the broker's Service (`<cluster>`, labelled with its name, port `prometheus`).
+    const operatorServices = [{ metadata: { labels: { "app.kubernetes.io/name": "shopfds-prod-rabbitmq" } }, spec: { ports: [{ name: "amqp" }, { name: "management" }, { name: "prometheus" }] } }];
     const summary = monitors.map((m) => {
-      const selected = services.filter((s) => Object.entries(m.inputs.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v));
+      const selected = [...services, ...operatorServices].filter((s) => Object.entries(m.inputs.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v));
       const endpoint = m.inputs.spec.endpoints[0];
       assert.ok(selected.length > 0 && selected.every((s) => s.spec.ports.some((p: any) => p.name === endpoint.port)), `${m.name} selects a Service with port ${endpoint.port}`);
       return [m.name, endpoint.port, endpoint.relabelings?.[0]?.replacement];
@@ -85,7 +87,7 @@ describe("prod stack: monitoring on the Prometheus Operator", () => {
       ["shopfds-prod-jobs-worker", "metrics", "shopfds-services"],
       ["shopfds-prod-logging-es-exporter", "metrics", "elasticsearch"],
       ["shopfds-prod-monitoring-redis-exporter", "metrics", "redis"],
-      ["shopfds-prod-rabbitmq-broker", "prometheus", "rabbitmq"],
+      ["shopfds-prod-rabbitmq", "prometheus", "rabbitmq"],
       ["shopfds-prod-service", "http", "shopfds-services"],
     ]);
     // PostgreSQL is scraped through the PodMonitor CloudNativePG creates for its Cluster.

@@ -5,7 +5,9 @@ import { fileKey } from "../../components/platform/kubernetes";
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
-import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
+import { RABBIT_CLUSTER_CONFIG } from "../../components/k8s/RabbitCluster";
+import { validateCustomResource } from "./crd-schema";
+import { fileAccessProblems } from "./pod-audit";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { contractOutputs, MockHarness, plainStrings, resolve } from "./harness";
 
@@ -97,20 +99,24 @@ describe("prod stack on Kubernetes: the Redis Cluster", () => {
 });
 
 describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", () => {
-  it("runs the broker as a StatefulSet with its config in a ConfigMap and the definitions in a Secret", () => {
-    const sts = h.named(STS, "shopfds-prod-rabbitmq-broker").inputs;
-    assert.equal(sts.spec.replicas, 1);
-    assert.deepEqual(sts.spec.template.spec.containers[0].ports, [
-      { name: "amqp", containerPort: 5672 },
-      { name: "management", containerPort: 15672 },
-      { name: "prometheus", containerPort: 15692 },
-    ]);
-    const config = h.named("kubernetes:core/v1:ConfigMap", "shopfds-prod-rabbitmq-broker-config").inputs.data;
-    assert.equal(config[fileKey(RABBIT_PATHS.plugins)], "[rabbitmq_management,rabbitmq_prometheus].\n");
-    assert.equal(config[fileKey(RABBIT_PATHS.definitions)], undefined, "the definitions are not in a ConfigMap");
-    const secret = h.named("kubernetes:core/v1:Secret", "shopfds-prod-rabbitmq-broker-secrets");
+  it("runs the broker as a RabbitmqCluster of 3 nodes (3.13, required anti-affinity), with the rendered definitions mounted from a Secret", () => {
+    const recorded = h.named("kubernetes:rabbitmq.com/v1beta1:RabbitmqCluster", "shopfds-prod-rabbitmq");
+    const rmq = recorded.inputs;
+    assert.deepEqual(validateCustomResource("rabbitmq.com/v1beta1", "RabbitmqCluster", rmq), []);
+    assert.equal(recorded.protect, true);
+    assert.deepEqual([rmq.spec.replicas, rmq.spec.image, rmq.spec.persistence.storage], [3, "rabbitmq:3.13-management", "8Gi"]);
+    assert.equal(rmq.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey, "kubernetes.io/hostname");
+    assert.equal(rmq.spec.rabbitmq.additionalConfig, RABBIT_CLUSTER_CONFIG);
+    assert.match(RABBIT_CLUSTER_CONFIG, /^load_definitions = \/etc\/shopfds-definitions\/definitions\.json$/m);
+    const pod = rmq.spec.override.statefulSet.spec.template.spec;
+    assert.deepEqual(pod.volumes, [{ name: "shopfds-definitions", secret: { secretName: "shopfds-prod-rabbitmq-definitions", defaultMode: 0o440 } }]);
+    // The operator runs RabbitMQ as 999 with fsGroup 0 (its defaults): the kubelet makes the file root:0 0440, readable.
+    assert.deepEqual(fileAccessProblems({ owner: "RabbitmqCluster", spec: { securityContext: { runAsUser: 999, runAsGroup: 999, fsGroup: 0 }, containers: [{ ...pod.containers[0] }], volumes: pod.volumes } }), []);
+    const secret = h.named("kubernetes:core/v1:Secret", "shopfds-prod-rabbitmq-definitions");
     assert.deepEqual(plainStrings(secret.rawInputs.stringData), []);
-    assert.ok(JSON.parse(secret.inputs.stringData[fileKey(RABBIT_PATHS.definitions)]).users.every((u: { name: string }) => u.name !== "guest"));
+    const definitions = JSON.parse(secret.inputs.stringData["definitions.json"]);
+    assert.ok(definitions.users.every((u: { name: string }) => u.name !== "guest"));
+    assert.deepEqual(definitions.queues.map((q: { name: string }) => q.name), ["celery", "shopfds.dead"]);
   });
 
   it("runs ≥ 2 workers of concurrency ≥ 4 (a Deployment autoscaled from 2 to 6), exactly one scheduler, and Flower with basic auth", () => {
@@ -139,7 +145,7 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
 
   it("exports the broker through its in-cluster name", async () => {
     const { rabbitmq } = parseStackOutputs(await allOutputs());
-    assert.match(rabbitmq.url, new RegExp(`^amqp://shopfds:[A-Za-z0-9]{32,}@shopfds-prod-rabbitmq-broker-0\\.shopfds-prod-rabbitmq-broker\\.${NS}\\.svc\\.cluster\\.local:5672/shopfds$`));
+    assert.match(rabbitmq.url, new RegExp(`^amqp://shopfds:[A-Za-z0-9]{32,}@shopfds-prod-rabbitmq\\.${NS}\\.svc:5672/shopfds$`), "the operator's client Service");
     assert.deepEqual(h.leaks(), []);
   });
 });
