@@ -7,12 +7,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, Platform, ServiceSpec } from "../platform/types";
-import { renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "./render";
+import { renderClusterCreateScript, renderNodeStartScript, renderRedisAuthInclude, renderRedisConf } from "./render";
 
 /** Paths inside the redis image. */
 export const REDIS_PATHS = {
   config: "/etc/redis/redis.conf",
   createScript: "/etc/redis/cluster-create.sh",
+  startScript: "/etc/redis/start.sh",
   authInclude: "/run/secrets/redis-auth.conf",
   password: "/run/secrets/redis-password",
   data: "/data",
@@ -77,9 +78,14 @@ export class RedisCluster extends pulumi.ComponentResource {
       instance: name,
       image: args.image,
       // Each node announces its own stable name: the container name on Docker, the pod's DNS name
-      // (`<pod>.<headless service>.<namespace>.svc.cluster.local`) on Kubernetes.
-      entrypoint: ["sh", "-c", `exec redis-server ${REDIS_PATHS.config} --cluster-announce-hostname "$(hostname -f)"`],
-      configFiles: [{ path: REDIS_PATHS.config, content: conf }],
+      // (`<pod>.<headless service>.<namespace>.svc.cluster.local`) on Kubernetes; before it starts, the
+      // peers' addresses in nodes.conf are looked up again from those names, so a cluster whose nodes
+      // all came back on new addresses re-forms (tests/integration/redis-restart.test.ts).
+      entrypoint: ["sh", REDIS_PATHS.startScript],
+      configFiles: [
+        { path: REDIS_PATHS.config, content: conf },
+        { path: REDIS_PATHS.startScript, content: renderNodeStartScript({ configFile: REDIS_PATHS.config, dataDir: REDIS_PATHS.data }), executable: true },
+      ],
       secretFiles,
       ports: [
         { name: "redis", port: REDIS_PORT, hostPort: args.hostPort },

@@ -28,6 +28,13 @@ export interface RedisConfInput {
   readonly announceHostnames: boolean;
 }
 
+export interface NodeStartInput {
+  /** The node's redis.conf. */
+  readonly configFile: string;
+  /** Its `dir` (where nodes.conf is). */
+  readonly dataDir: string;
+}
+
 export interface ClusterCreateInput {
   /** Every node as seen from where the script runs; the first answers the "already formed?" question. */
   readonly nodes: readonly { readonly host: string; readonly port: number }[];
@@ -169,5 +176,59 @@ done
 redis-cli --cluster create $addresses --cluster-replicas ${input.replicasPerMaster} --cluster-yes
 wait_ok
 echo "cluster formed: $EXPECTED nodes, state ok"
+`;
+}
+
+/**
+ * A node's entrypoint. Redis keeps its peers' IP addresses in nodes.conf and reaches them only there;
+ * when every pod of the cluster comes back with a new address (a full restart, a node drain of all of
+ * them), no node can reach any other and the cluster never re-forms. So before the server starts, each
+ * peer's address is looked up again from the host name it announced (nodes.conf records it after a
+ * comma), and its own from its own name; a name that does not resolve yet keeps its old address (the
+ * node that owns it will announce its new one once it is up). A first start has no nodes.conf.
+ *
+ * Names are resolved with `getent hosts`; `SHOPFDS_HOSTS_FILE`, when set, is a hosts-format file
+ * consulted first (for tests, where the names are not in DNS). `SHOPFDS_ANNOUNCE_HOSTNAME` overrides
+ * the announced name (default `hostname -f`); further arguments go to redis-server.
+ */
+export function renderNodeStartScript(input: NodeStartInput): string {
+  const p = new Problems("redis node start script");
+  p.check(isSafePath(input.configFile), "configFile", "must be an absolute path", input.configFile);
+  p.check(isSafePath(input.dataDir), "dataDir", "must be an absolute path", input.dataDir);
+  p.throwIfAny();
+  return `#!/bin/sh
+# Rendered by components/redis/render.ts: refresh the peers' addresses in nodes.conf, then start the node.
+set -eu
+NODES='${input.dataDir}/nodes.conf'
+ANNOUNCE="\${SHOPFDS_ANNOUNCE_HOSTNAME:-$(hostname -f)}"
+resolve() {
+  if [ -n "\${SHOPFDS_HOSTS_FILE:-}" ] && [ -f "$SHOPFDS_HOSTS_FILE" ]; then
+    found=$(awk -v h="$1" '$2 == h { print $1; exit }' "$SHOPFDS_HOSTS_FILE")
+    if [ -n "$found" ]; then echo "$found"; return 0; fi
+  fi
+  getent hosts "$1" | awk '{ print $1; exit }'
+}
+if [ -s "$NODES" ]; then
+  tmp="$NODES.refresh.$$"
+  : > "$tmp"
+  changed=0
+  while IFS= read -r line; do
+    # "<id> <ip>:<port>@<bus>,<hostname> <flags> …"; the "vars" line and lines without a name stay as they are.
+    addr=$(echo "$line" | awk '{ print $2 }')
+    name=\${addr#*,}
+    ip=\${addr%%:*}
+    if [ "$name" != "$addr" ] && [ -n "$name" ] && [ -n "$ip" ]; then
+      new=$(resolve "$name" || true)
+      if [ -n "$new" ] && [ "$new" != "$ip" ]; then
+        line=$(echo "$line" | awk -v old="$ip" -v new="$new" '{ sub("^" old ":", new ":", $2); print }')
+        changed=$((changed + 1))
+      fi
+    fi
+    printf '%s\n' "$line" >> "$tmp"
+  done < "$NODES"
+  mv "$tmp" "$NODES"
+  echo "nodes.conf: $changed address(es) refreshed from host names"
+fi
+exec redis-server '${input.configFile}' --cluster-announce-hostname "$ANNOUNCE" "$@"
 `;
 }

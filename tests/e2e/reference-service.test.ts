@@ -327,7 +327,8 @@ describe("reference service: malformed input (fuzzing)", () => {
   ];
 
   it("answers every malformed body with a 4xx naming the problem, never a 500, and writes nothing", async () => {
-    const token = await login(ADMIN);
+    // Sessions last SESSION_MS (2 s) here, less than the whole fuzz run under load: a fresh one per endpoint.
+    let token = "";
     const before = await counts();
     let cases = 0;
     const expect4xx = async (what: string, method: string, route: string, raw: string, field?: string, contentType = "application/json") => {
@@ -341,6 +342,7 @@ describe("reference service: malformed input (fuzzing)", () => {
     };
     for (const e of endpoints()) {
       const name = `${e.method} ${e.route}`;
+      token = await login(ADMIN);
       await expect4xx(`${name} bad JSON`, e.method, e.route, "{");
       await expect4xx(`${name} truncated JSON`, e.method, e.route, JSON.stringify(e.valid).slice(0, -1));
       await expect4xx(`${name} no body`, e.method, e.route, "");
@@ -350,6 +352,7 @@ describe("reference service: malformed input (fuzzing)", () => {
       await expect4xx(`${name} 100 KB`, e.method, e.route, JSON.stringify({ ...e.valid, pad: "x".repeat(100_000) }));
       await expect4xx(`${name} unknown field`, e.method, e.route, JSON.stringify({ ...e.valid, isAdmin: true }), "body");
       for (const field of Object.keys(e.valid)) {
+        token = await login(ADMIN);
         if (!e.optional.includes(field)) {
           const { [field]: _, ...rest } = e.valid;
           await expect4xx(`${name} without ${field}`, e.method, e.route, JSON.stringify(rest), field);

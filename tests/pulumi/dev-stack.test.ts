@@ -123,7 +123,7 @@ describe("dev stack on Docker: the Redis Cluster", () => {
   it("runs each node from the rendered redis.conf, announcing its container name, on its own loopback port", () => {
     nodes.forEach((name, i) => {
       const node = h.named(CONTAINER, name).inputs;
-      assert.deepEqual(node.entrypoints, ["sh", "-c", 'exec redis-server /etc/redis/redis.conf --cluster-announce-hostname "$(hostname -f)"']);
+      assert.deepEqual(node.entrypoints, ["sh", REDIS_PATHS.startScript]);
       assert.equal(node.hostname, name, "the announced name is the container name");
       assert.deepEqual(node.ports, [{ internal: 6379, external: 16379 + i, ip: "127.0.0.1" }], "the bus port stays inside the network");
       assert.equal(node.user, "999:999");

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { fileKey } from "../../components/platform/kubernetes";
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
-import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
+import { renderClusterCreateScript, renderNodeStartScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
 import { RABBIT_CLUSTER_CONFIG } from "../../components/k8s/RabbitCluster";
 import { validateCustomResource } from "./crd-schema";
@@ -68,7 +68,8 @@ describe("prod stack on Kubernetes: the Redis Cluster", () => {
     });
     const c = pod.containers[0];
     assert.deepEqual(c.ports, [{ name: "redis", containerPort: 6379 }, { name: "bus", containerPort: 16379 }]);
-    assert.deepEqual(c.command, ["sh", "-c", 'exec redis-server /etc/redis/redis.conf --cluster-announce-hostname "$(hostname -f)"']);
+    assert.deepEqual(c.command, ["sh", REDIS_PATHS.startScript]);
+    assert.equal(h.named("kubernetes:core/v1:ConfigMap", `${NODE}-config`).inputs.data[fileKey(REDIS_PATHS.startScript)], renderNodeStartScript({ configFile: REDIS_PATHS.config, dataDir: REDIS_PATHS.data }));
     assert.deepEqual(c.resources, { requests: { cpu: "500m", memory: "3Gi" }, limits: { cpu: "1", memory: "3Gi" } });
     assert.deepEqual(pod.securityContext, { runAsUser: 999, runAsGroup: 999, fsGroup: 999, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
     assert.equal(

@@ -14,6 +14,7 @@ const SLOTS = {
   hungServers: 600,
   brokerRestart: 700,
   postgresTls: 800,
+  redisRestart: 900,
 } as const;
 
 /** The first port of a test file's own hundred. */

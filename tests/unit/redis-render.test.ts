@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "../../components/redis/render";
+import { renderClusterCreateScript, renderNodeStartScript, renderRedisAuthInclude, renderRedisConf } from "../../components/redis/render";
 import { InvalidSettingsError } from "../../components/validation";
 
 const conf = { port: 6379, clusterPort: 16379, nodeTimeoutMs: 2000, dataDir: "/data", maxMemory: "256mb", authIncludeFile: "/run/secrets/redis-auth.conf", announceHostnames: true };
@@ -128,5 +128,21 @@ describe("renderClusterCreateScript", () => {
 
   it("needs at least 3 masters with their replicas", () => {
     assert.throws(() => renderClusterCreateScript({ ...create, nodes: nodes.slice(0, 4) }), /nodes: must be a multiple of 2 and at least 6 \(3 masters, each with 1 replica\(s\)\) \(got 4\)/);
+  });
+});
+
+describe("renderNodeStartScript", () => {
+  it("is valid sh, refreshes nodes.conf from host names before exec'ing the server, and names bad paths", () => {
+    const script = renderNodeStartScript({ configFile: "/etc/redis/redis.conf", dataDir: "/data" });
+    const dir = mkdtempSync(path.join(tmpdir(), "shopfds-redis-start-"));
+    try {
+      writeFileSync(path.join(dir, "start.sh"), script);
+      execFileSync("sh", ["-n", path.join(dir, "start.sh")]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.match(script, /^NODES='\/data\/nodes\.conf'$/m);
+    assert.match(script, /^exec redis-server '\/etc\/redis\/redis\.conf' --cluster-announce-hostname "\$ANNOUNCE" "\$@"$/m);
+    assert.throws(() => renderNodeStartScript({ configFile: "redis.conf", dataDir: "/data; rm -rf /" }), (e: Error) => e instanceof InvalidSettingsError && /configFile: must be an absolute path/.test(e.message) && /dataDir: must be an absolute path/.test(e.message));
   });
 });
