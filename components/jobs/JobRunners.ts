@@ -142,11 +142,15 @@ export class JobRunners extends pulumi.ComponentResource {
           },
           resources: { cpu: "100m", memory: "256Mi" },
           replicas: 1,
+          // Flower keeps its view in memory and rebuilds it from the broker's events: a Deployment.
+          stateless: true,
+          aliases: [`${name}-flower-ui`],
           dependsOn: [args.broker.broker],
         },
         this,
       );
-      const [ui] = flower.instanceEndpoints("http") as [Endpoint];
+      // Docker publishes the instance on the host; on Kubernetes its Service is the way in.
+      const [ui] = (args.platform.kind === "docker" ? flower.instanceEndpoints("http") : [flower.aliasEndpoint(`${name}-flower-ui`, "http")]) as [Endpoint];
       this.flower = { url: `http://${ui.host}:${ui.port}/`, user: "admin", password: uiPassword };
     }
     this.registerOutputs({ flowerUrl: this.flower?.url });

@@ -18,6 +18,7 @@ before(async () => {
 
 /** Every pod template the program declares (the operators declare PostgreSQL's, the monitoring stack's). */
 const PODS = [
+  "Deployment shopfds-prod-jobs-flower",
   "Deployment shopfds-prod-jobs-worker",
   "Deployment shopfds-prod-logging-es-exporter",
   "Deployment shopfds-prod-monitoring-redis-exporter",
@@ -25,7 +26,6 @@ const PODS = [
   "Job shopfds-prod-logging-setup",
   "Job shopfds-prod-migrate",
   "Job shopfds-prod-redis-create",
-  "StatefulSet shopfds-prod-jobs-flower",
   "StatefulSet shopfds-prod-jobs-scheduler",
   "StatefulSet shopfds-prod-redis-node",
 ];

@@ -131,9 +131,10 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
     });
     assert.deepEqual(workers.spec.template.spec.containers[0].args.slice(3, 6), ["scripts/worker.ts", "--concurrency", "4"]);
     assert.equal(h.named(STS, "shopfds-prod-jobs-scheduler").inputs.spec.replicas, 1);
-    const flower = h.named(STS, "shopfds-prod-jobs-flower").inputs.spec.template.spec.containers[0];
+    const flower = h.named(DEPLOY, "shopfds-prod-jobs-flower").inputs.spec.template.spec.containers[0];
     assert.match(flower.command[2], /--basic_auth="\$\(cat \/run\/secrets\/flower-basic-auth\)"/);
     assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", "shopfds-prod-jobs-flower-secrets").rawInputs.stringData), []);
+    assert.equal((program.flower as { url: string }).url, `http://shopfds-prod-jobs-flower-ui.${NS}.svc.cluster.local:5555/`, "Flower through its Service");
     const outputs = parseStackOutputs(JSON.parse(h.named("kubernetes:core/v1:Secret", "shopfds-prod-jobs-worker-secrets").inputs.stringData[fileKey(JOB_PATHS.outputs)]));
     assert.equal(outputs.redis.nodes[0]!.host, `shopfds-prod-redis-node-0.shopfds-prod-redis-node.${NS}.svc.cluster.local`);
   });
