@@ -315,7 +315,13 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
           },
         },
       },
-      { ...opts, dependsOn: [...(opts.dependsOn as pulumi.Resource[]), ...(configMap ? [configMap] : []), ...(secret ? [secret] : [])] },
+      {
+        ...opts,
+        dependsOn: [...(opts.dependsOn as pulumi.Resource[]), ...(configMap ? [configMap] : []), ...(secret ? [secret] : [])],
+        // An operator's cluster may take longer than Pulumi's default 10 minutes to answer (a new
+        // PostgreSQL cluster clones its replicas first); the Job retries meanwhile (backoffLimit).
+        customTimeouts: { create: "30m", update: "30m" },
+      },
     );
   }
 

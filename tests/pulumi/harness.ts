@@ -18,6 +18,7 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getProtect(): boolean | undefined;
   getRetainondelete(): boolean | undefined;
+  getCustomtimeouts(): { getCreate(): string } | undefined;
 }
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -39,6 +40,8 @@ export interface RecordedResource {
   /** Its `protect` and `retainOnDelete` options. */
   readonly protect: boolean;
   readonly retainOnDelete: boolean;
+  /** Its `customTimeouts.create`, when set (e.g. "30m"). */
+  readonly createTimeout?: string;
 }
 
 const isSecretWrapper = (v: any): boolean => v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
@@ -174,14 +177,15 @@ export class MockHarness {
     const monitor = getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: unknown): unknown };
     const register = monitor.registerResource.bind(monitor);
     monitor.registerResource = (req, cb) => {
-      this.options.set(`${req.getType()}::${req.getName()}`, { dependencies: req.getDependenciesList(), protect: req.getProtect() ?? false, retainOnDelete: req.getRetainondelete() ?? false });
+      const createTimeout = req.getCustomtimeouts()?.getCreate() || undefined;
+      this.options.set(`${req.getType()}::${req.getName()}`, { dependencies: req.getDependenciesList(), protect: req.getProtect() ?? false, retainOnDelete: req.getRetainondelete() ?? false, ...(createTimeout ? { createTimeout } : {}) });
       return register(req, cb);
     };
   }
 
-  private readonly options = new Map<string, { dependencies: string[]; protect: boolean; retainOnDelete: boolean }>();
+  private readonly options = new Map<string, { dependencies: string[]; protect: boolean; retainOnDelete: boolean; createTimeout?: string }>();
 
-  private optionsOf(type: string, name: string): { dependencies: string[]; protect: boolean; retainOnDelete: boolean } {
+  private optionsOf(type: string, name: string): { dependencies: string[]; protect: boolean; retainOnDelete: boolean; createTimeout?: string } {
     return this.options.get(`${type}::${name}`) ?? { dependencies: [], protect: false, retainOnDelete: false };
   }
 

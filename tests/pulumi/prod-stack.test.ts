@@ -175,6 +175,7 @@ describe("prod stack on Kubernetes: migrations", () => {
   it("runs them inside the cluster after the PostgreSQL cluster exists and before any workload that uses the schema", () => {
     const job = h.named("kubernetes:batch/v1:Job", "shopfds-prod-migrate");
     assert.ok(h.dependsOn(job, "kubernetes:postgresql.cnpg.io/v1:Cluster", "shopfds-prod-pg"), "after the Cluster");
+    assert.equal(job.createTimeout, "30m", "Pulumi waits for it longer than a new cluster takes to answer");
     for (const [type, name] of [[DEPLOY, "shopfds-prod-service"], [DEPLOY, "shopfds-prod-jobs-worker"], [STS, "shopfds-prod-jobs-scheduler"]] as const) {
       assert.ok(h.dependsOn(h.named(type, name), "kubernetes:batch/v1:Job", "shopfds-prod-migrate"), `${name} waits for the migrations`);
     }
