@@ -4,7 +4,7 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { doubleCpu, quantityToMiB } from "./quantity";
+import { dockerCpus, quantityToMiB } from "./quantity";
 import { ConfigFile, DeployedService, Endpoint, JobSpec, Platform, portNamed, SecretFile, ServiceSpec } from "./types";
 
 /** Config files as they are, secret files as secret uploads (Pulumi encrypts them in the state). */
@@ -77,7 +77,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
             restart: "unless-stopped",
             user: `${spec.runAs.uid}:${spec.runAs.gid}`,
             memory: quantityToMiB(spec.resources.memory),
-            cpus: doubleCpu(spec.resources.cpu),
+            cpus: dockerCpus(spec.resources.cpu),
             logDriver: "json-file",
             logOpts: { "max-size": "10m", "max-file": "3" },
             // Wait for the health check, so dependants start against a ready service.
@@ -122,7 +122,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         networksAdvanced: [{ name: this.network.name }],
         user: `${job.runAs.uid}:${job.runAs.gid}`,
         memory: quantityToMiB(job.resources.memory),
-        cpus: doubleCpu(job.resources.cpu),
+        cpus: dockerCpus(job.resources.cpu),
         // Run to completion: Pulumi waits for the exit (attach) and the container is not restarted.
         restart: "no",
         mustRun: false,

@@ -21,3 +21,13 @@ export function doubleCpu(quantity: string): string {
   const cores = quantityToCores(quantity) * 2;
   return Number.isInteger(cores) ? String(cores) : `${Math.round(cores * 1000)}m`;
 }
+
+/**
+ * A CPU quantity as Docker's `--cpus` takes it (the Docker provider parses it as a rational number of
+ * cores: `0.5`, never `500m`), twice the request as on Kubernetes: `250m` → `"0.5"`, `2` → `"4"`.
+ */
+export function dockerCpus(request: string): string {
+  const cores = quantityToCores(request) * 2;
+  // Docker counts in nano-CPUs: more than 9 decimals would be refused as too precise.
+  return String(Math.round(cores * 1e9) / 1e9);
+}

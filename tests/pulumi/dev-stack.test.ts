@@ -63,7 +63,7 @@ describe("dev stack on Docker", () => {
     assert.equal(primary.restart, "unless-stopped");
     assert.equal(primary.user, "999:999");
     assert.equal(primary.memory, 512);
-    assert.equal(primary.cpus, "500m");
+    assert.equal(primary.cpus, "0.5", "Docker takes decimal CPUs (twice the 250m request), never millicores");
     assert.equal(primary.wait, true);
     assert.deepEqual(primary.networksAdvanced, [{ name: "shopfds-dev-net", aliases: ["shopfds-dev-pg-rw"] }]);
     assert.ok(primary.envs.includes("POSTGRES_PASSWORD_FILE=/run/secrets/postgres-superuser-password"));
