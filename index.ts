@@ -31,6 +31,7 @@ import type { StackOutputs } from "./runtime/outputs";
 const config = new pulumi.Config(PROJECT);
 const settings = parseStackConfig({
   platform: config.get("platform"),
+  docker: config.getObject("docker"),
   kubernetes: config.getObject("kubernetes"),
   postgres: config.getObject("postgres"),
   redis: config.getObject("redis"),
@@ -59,7 +60,7 @@ if (missingSecrets) throw missingSecrets;
 const prefix = `shopfds-${pulumi.getStack()}`;
 const platform: Platform =
   settings.platform === "docker"
-    ? new DockerPlatform(prefix, { subnet: "172.28.0.0/16" })
+    ? new DockerPlatform(prefix, { subnet: "172.28.0.0/16", host: settings.docker.host })
     : new KubernetesPlatform(prefix, { namespace: settings.kubernetes!.namespace, storageClass: settings.kubernetes!.storageClass, context: settings.kubernetes!.context, kubeconfig: settings.kubernetes!.kubeconfig, protect: settings.kubernetes!.protect });
 
 // Kubernetes stacks stand on the field's operators (components/k8s/operators.ts).

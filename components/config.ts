@@ -223,6 +223,13 @@ export const stackConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Docker stacks: the engine to deploy to (an explicit provider). */
+    docker: z
+      .object({
+        host: z.string().regex(/^(unix|tcp|ssh|npipe):\/\/.+$/, "must be a Docker host such as unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host").default("unix:///var/run/docker.sock"),
+      })
+      .strict()
+      .default({ host: "unix:///var/run/docker.sock" }),
     postgres: postgresConfigSchema.default(postgresConfigSchema.parse({})),
     redis: redisConfigSchema.default(redisConfigSchema.parse({})),
     fds: fdsConfigSchema.default(fdsConfigSchema.parse({})),

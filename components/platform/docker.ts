@@ -18,11 +18,15 @@ function uploads(configFiles: readonly ConfigFile[] = [], secretFiles: readonly 
 export interface DockerPlatformArgs {
   /** Subnet of the stack's bridge network; services accept connections from it. */
   readonly subnet: string;
+  /** The Docker engine every resource goes to (an explicit provider, never whatever DOCKER_HOST says). */
+  readonly host: string;
 }
 
 export class DockerPlatform extends pulumi.ComponentResource implements Platform {
   readonly kind = "docker" as const;
   declare readonly network: docker.Network;
+  /** Every Docker resource of the stack goes through this provider. */
+  declare readonly provider: docker.Provider;
   declare readonly clientCidrs: readonly string[];
   private readonly images = new Map<string, docker.RemoteImage>();
   private readonly baseName: string;
@@ -31,10 +35,11 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     super("shopfds:platform:Docker", name, {}, opts);
     this.baseName = name;
     this.clientCidrs = [args.subnet];
+    this.provider = new docker.Provider(`${name}-docker`, { host: args.host }, { parent: this });
     this.network = new docker.Network(
       `${name}-net`,
       { name: `${name}-net`, driver: "bridge", ipamConfigs: [{ subnet: args.subnet }] },
-      { parent: this },
+      { parent: this, provider: this.provider },
     );
     this.registerOutputs({ network: this.network.name });
   }
@@ -46,7 +51,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     for (let i = 0; i < spec.replicas; i++) {
       const instance = `${spec.name}-${i}`;
       const volumes = (spec.volumes ?? []).map((v) => ({
-        volume: new docker.Volume(`${instance}-${v.name}`, { name: `${instance}-${v.name}` }, { parent }),
+        volume: new docker.Volume(`${instance}-${v.name}`, { name: `${instance}-${v.name}` }, { parent, provider: this.provider }),
         mountPath: v.mountPath,
       }));
       const files = uploads(spec.configFiles, spec.secretFiles);
@@ -84,7 +89,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
             wait: true,
             waitTimeout: hc.startPeriodSeconds + hc.intervalSeconds * (hc.retries + 1),
           },
-          { parent, dependsOn: [...(spec.dependsOn ?? []).flatMap((d) => d.resources), ...volumes.map((v) => v.volume)] },
+          { parent, provider: this.provider, dependsOn: [...(spec.dependsOn ?? []).flatMap((d) => d.resources), ...volumes.map((v) => v.volume)] },
         ),
       );
     }
@@ -129,7 +134,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         attach: true,
         logs: true,
       },
-      { parent, dependsOn: (job.dependsOn ?? []).flatMap((d) => d.resources) },
+      { parent, provider: this.provider, dependsOn: (job.dependsOn ?? []).flatMap((d) => d.resources) },
     );
   }
 
@@ -137,7 +142,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     let image = this.images.get(ref);
     if (!image) {
       const slug = ref.replace(/[^A-Za-z0-9]+/g, "-");
-      image = new docker.RemoteImage(`${this.baseName}-image-${slug}`, { name: ref, keepLocally: true }, { parent: this });
+      image = new docker.RemoteImage(`${this.baseName}-image-${slug}`, { name: ref, keepLocally: true }, { parent: this, provider: this.provider });
       this.images.set(ref, image);
     }
     return image;

@@ -58,6 +58,12 @@ describe("dev stack: container inputs as the Docker provider parses them", () =>
     assert.deepEqual(problems({ logOpts: { "max-file": 3 } }), ["c: logOpts.max-file 3 is not a string"]);
   });
 
+  it("deploys through one explicit Docker provider on the configured engine (default: the local socket), never DOCKER_HOST's", () => {
+    assert.deepEqual(h.ofType("pulumi:providers:docker").map((p) => [p.name, p.inputs.host]), [["shopfds-dev-docker", "unix:///var/run/docker.sock"]]);
+    const elsewhere = h.resources.filter((r) => r.type.startsWith("docker:") && !/pulumi:providers:docker::shopfds-dev-docker::/.test(r.provider ?? ""));
+    assert.deepEqual(elsewhere.map((r) => `${r.type} ${r.name}`), []);
+  });
+
   it("converts CPU requests to Docker's decimal CPUs, twice the request", () => {
     assert.deepEqual(["50m", "100m", "250m", "1", "1.5", "333m"].map(dockerCpus), ["0.1", "0.2", "0.5", "2", "3", "0.666"]);
     assert.throws(() => dockerCpus("half"), { message: 'cpu quantity "half" is not a Kubernetes quantity such as 250m or 2' });

@@ -31,6 +31,14 @@ describe("stack configuration", () => {
     assert.equal(cfg.postgres.storageSize, "100Gi");
   });
 
+  it("names the Docker engine: the local socket by default, a bad host named", () => {
+    assert.deepEqual(parseStackConfig({ platform: "docker" }).docker, { host: "unix:///var/run/docker.sock" });
+    assert.equal(parseStackConfig({ platform: "docker", docker: { host: "ssh://ops@build-1" } }).docker.host, "ssh://ops@build-1");
+    assert.throws(() => parseStackConfig({ platform: "docker", docker: { host: "/var/run/docker.sock" } }), {
+      message: 'Invalid stack configuration (1 problem):\n  - shopfds:docker.host: must be a Docker host such as unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host (got "/var/run/docker.sock")',
+    });
+  });
+
   it("defaults replicas by platform: 1 on docker, 2 on kubernetes", () => {
     assert.equal(parseStackConfig({ platform: "docker" }).postgres.replicas, 1);
     assert.equal(parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x", context: "x" }, smtp: { host: "relay", from: "a@b.c" }, backup: { enabled: false } }).postgres.replicas, 2);
