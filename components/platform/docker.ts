@@ -4,6 +4,7 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import { dockerCpus, quantityToMiB } from "./quantity";
 import { ConfigFile, DeployedService, Endpoint, JobSpec, Platform, portNamed, SecretFile, ServiceSpec } from "./types";
 
@@ -113,9 +114,16 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
     };
   }
 
+  /**
+   * The job's container runs to completion (attach); the provider records its exit code and output but
+   * does not fail on a non-zero exit. So the resource returned is a marker that exists only once the job
+   * has exited 0: a RandomId whose `keepers` carry the checked exit code, so it is not created before
+   * the check, and a failed check fails `pulumi up` with the job's output and leaves every dependant
+   * (which depends on the marker) uncreated.
+   */
   runOnce(job: JobSpec, parent: pulumi.Resource): pulumi.Resource {
     refuseExistingSecrets(job);
-    return new docker.Container(
+    const container = new docker.Container(
       job.name,
       {
         name: job.name,
@@ -136,6 +144,11 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       },
       { parent, provider: this.provider, dependsOn: (job.dependsOn ?? []).flatMap((d) => d.resources) },
     );
+    const succeeded = pulumi.all([container.exitCode, container.containerLogs]).apply(([code, logs]) => {
+      if (code !== 0) throw new JobFailedError(job.name, code, logs ?? "");
+      return "0";
+    });
+    return new random.RandomId(`${job.name}-succeeded`, { byteLength: 4, keepers: { exitCode: succeeded } }, { parent, dependsOn: [container] });
   }
 
   private image(ref: string): docker.RemoteImage {
@@ -146,6 +159,15 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       this.images.set(ref, image);
     }
     return image;
+  }
+}
+
+/** A one-shot job exited non-zero: its name, exit code and the end of its output. */
+export class JobFailedError extends Error {
+  constructor(readonly job: string, readonly exitCode: number | undefined, output: string) {
+    const tail = output.trim().split("\n").slice(-20).join("\n");
+    super(`one-shot job ${job} exited with ${exitCode ?? "no exit code"}; its last output:\n${tail || "(none)"}`);
+    this.name = "JobFailedError";
   }
 }
 

@@ -46,6 +46,9 @@ export interface RecordedResource {
 
 const isSecretWrapper = (v: any): boolean => v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
 
+/** One-shot job containers the mocks report as exited 1 (MockHarness.failJob). */
+const failingJobs = new Set<string>();
+
 /** Secret settings per stack, as an operator would set them with `pulumi config set --secret`. */
 export const TEST_SECRETS: Record<string, Record<string, string>> = {
   prod: {
@@ -90,7 +93,8 @@ const COMPUTED: Record<string, (name: string, inputs: Record<string, any>) => Re
   "docker:index/network:Network": (name, inputs) => ({ name: inputs.name ?? name }),
   "docker:index/volume:Volume": (name, inputs) => ({ name: inputs.name ?? name }),
   "docker:index/remoteImage:RemoteImage": (_name, inputs) => ({ imageId: `sha256:mock-${inputs.name}`, repoDigest: `${inputs.name}@sha256:mock` }),
-  "docker:index/container:Container": (name, inputs) => ({ name: inputs.name ?? name, exitCode: 0 }),
+  "docker:index/container:Container": (name, inputs) => ({ name: inputs.name ?? name, exitCode: failingJobs.has(name) ? 1 : 0, containerLogs: failingJobs.has(name) ? "error: migration 0008 failed: relation \"orders\" does not exist" : "" }),
+  "random:index/randomId:RandomId": (name) => ({ hex: "0a0b0c0d", b64Url: "CgsMDQ", b64Std: "CgsMDQ==", dec: "168496141", id: `${name}-id` }),
   "kubernetes:core/v1:Namespace": k8sNamed,
   "kubernetes:core/v1:ConfigMap": k8sNamed,
   "kubernetes:core/v1:Secret": k8sNamed,
@@ -141,6 +145,11 @@ export function stackSettings(stack: string): Record<string, unknown> {
 export class MockHarness {
   readonly resources: RecordedResource[] = [];
   readonly errors: Error[] = [];
+
+  /** Makes the mocked Docker provider report the container `name` as exited 1 (with an error in its logs). */
+  failJob(name: string): void {
+    failingJobs.add(name);
+  }
 
   /**
    * Installs the mocks and the stack's configuration from `Pulumi.<stack>.yaml` (or `config`), with the
