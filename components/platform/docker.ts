@@ -8,13 +8,22 @@ import * as random from "@pulumi/random";
 import { dockerCpus, quantityToMiB } from "./quantity";
 import { ConfigFile, DeployedService, Endpoint, JobSpec, Platform, portNamed, SecretFile, ServiceSpec } from "./types";
 
-/** Config files as they are, secret files as secret uploads (Pulumi encrypts them in the state). */
+/**
+ * Config files as they are (0644, scripts 0755), secret files as secret uploads (Pulumi encrypts them in
+ * the state) with mode 0440. The provider writes every upload as root:root, and cannot change that; so a
+ * container with secret files runs with the root group as a supplementary group (SECRET_READER_GROUP),
+ * which lets its user read them while any other user of the container cannot.
+ */
 function uploads(configFiles: readonly ConfigFile[] = [], secretFiles: readonly SecretFile[] = []) {
   return [
-    ...configFiles.map((f) => ({ file: f.path, content: f.content, executable: f.executable ?? false })),
-    ...secretFiles.map((f) => ({ file: f.path, content: pulumi.secret(f.content), executable: false })),
+    ...configFiles.map((f) => ({ file: f.path, content: f.content, permissions: f.executable ? "0755" : "0644" })),
+    ...secretFiles.map((f) => ({ file: f.path, content: pulumi.secret(f.content), permissions: "0440" })),
   ];
 }
+
+/** The group that owns uploaded files (root's: the provider writes them as root:root). */
+export const SECRET_READER_GROUP = "0";
+const secretReaders = (secretFiles: readonly SecretFile[] = []) => (secretFiles.length > 0 ? { groupAdds: [SECRET_READER_GROUP] } : {});
 
 export interface DockerPlatformArgs {
   /** Subnet of the stack's bridge network; services accept connections from it. */
@@ -82,6 +91,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
             },
             restart: "unless-stopped",
             user: `${spec.runAs.uid}:${spec.runAs.gid}`,
+            ...secretReaders(spec.secretFiles),
             memory: quantityToMiB(spec.resources.memory),
             cpus: dockerCpus(spec.resources.cpu),
             logDriver: "json-file",
@@ -134,6 +144,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         uploads: uploads(job.configFiles, job.secretFiles),
         networksAdvanced: [{ name: this.network.name }],
         user: `${job.runAs.uid}:${job.runAs.gid}`,
+        ...secretReaders(job.secretFiles),
         memory: quantityToMiB(job.resources.memory),
         cpus: dockerCpus(job.resources.cpu),
         // Run to completion: Pulumi waits for the exit (attach) and the container is not restarted.

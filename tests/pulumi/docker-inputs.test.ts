@@ -64,6 +64,27 @@ describe("dev stack: container inputs as the Docker provider parses them", () =>
     assert.deepEqual(elsewhere.map((r) => `${r.type} ${r.name}`), []);
   });
 
+  it("uploads every secret file 0440 (root:root, as the provider writes it), readable by the container's user through the root group only; config files 0644, scripts 0755", () => {
+    const passwords = h.generatedPasswords();
+    let secrets = 0;
+    for (const c of h.ofType("docker:index/container:Container")) {
+      const uploads: { file: string; content: string; permissions: string }[] = c.inputs.uploads ?? [];
+      // Secret files live under /run/secrets (SecretFile's convention); nothing else may hold a password.
+      const secret = uploads.filter((u) => u.file.startsWith("/run/secrets/"));
+      for (const u of secret) {
+        secrets++;
+        assert.equal(u.permissions, "0440", `${c.name} ${u.file}`);
+        assert.deepEqual(c.inputs.groupAdds, ["0"], `${c.name} (${c.inputs.user}) reads ${u.file} through the root group`);
+      }
+      for (const u of uploads.filter((x) => !x.file.startsWith("/run/secrets/"))) {
+        assert.ok(!passwords.some((p) => String(u.content).includes(p)), `${c.name} ${u.file}: a password in a plain upload`);
+        assert.equal(u.permissions, u.file.endsWith(".sh") ? "0755" : "0644", `${c.name} ${u.file}`);
+      }
+      if (secret.length === 0) assert.equal(c.inputs.groupAdds, undefined, `${c.name} has no secret file, so no extra group`);
+    }
+    assert.ok(secrets >= 10, `secret uploads checked: ${secrets}`);
+  });
+
   it("converts CPU requests to Docker's decimal CPUs, twice the request", () => {
     assert.deepEqual(["50m", "100m", "250m", "1", "1.5", "333m"].map(dockerCpus), ["0.1", "0.2", "0.5", "2", "3", "0.666"]);
     assert.throws(() => dockerCpus("half"), { message: 'cpu quantity "half" is not a Kubernetes quantity such as 250m or 2' });
