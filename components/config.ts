@@ -23,7 +23,7 @@ export const resourcesSchema = z
 export const postgresConfigSchema = z
   .object({
     /**
-     * Docker: an image with the official postgres entrypoint (default postgres:15-bookworm).
+     * Docker: an image with the official postgres entrypoint (default postgres:15.8-bookworm).
      * Kubernetes: a CloudNativePG operand image with the Barman tools for WAL archiving (default
      * POSTGRES_OPERAND_IMAGE).
      */
@@ -57,7 +57,7 @@ export const postgresConfigSchema = z
 
 export const redisConfigSchema = z
   .object({
-    image: z.string().min(1).default("redis:7.0-bookworm"),
+    image: z.string().min(1).default("redis:7.0.15-bookworm"),
     /** maxmemory of each node (Redis units); the memory request must leave room above it. */
     maxMemory: z.string().regex(/^\d+(kb|mb|gb)$/, "must be a Redis size such as 256mb").default("256mb"),
     /** Failover starts after this; failover takes about 1.7 × it + 0.7 s, FR-014 allows 10 s. */
@@ -71,7 +71,7 @@ export const redisConfigSchema = z
 
 export const rabbitMqConfigSchema = z
   .object({
-    /** Default: rabbitmq:3.10-management on Docker, rabbitmq:3.13-management on Kubernetes (3.13 or later required there). */
+    /** Default: rabbitmq:3.13.7-management (3.13 or later required on Kubernetes; the local stack runs Debian's 3.10.8). */
     image: z.string().min(1).optional(),
     /** Kubernetes: nodes of the RabbitmqCluster (3 in prod; a node may then restart or drain). Docker runs one. */
     replicas: z.number().int("must be an integer").min(1, "must be at least 1").max(9, "must be at most 9").default(3),
@@ -257,7 +257,7 @@ export const stackConfigSchema = z
     }
     const rabbitVersion = /:(\d+)\.(\d+)/.exec(cfg.rabbitmq.image ?? "");
     if (cfg.platform === "kubernetes" && cfg.rabbitmq.image && (!rabbitVersion || Number(rabbitVersion[1]) * 100 + Number(rabbitVersion[2]) < 313)) {
-      ctx.addIssue({ code: "custom", path: ["rabbitmq", "image"], message: `must be RabbitMQ 3.13 or later on Kubernetes (the cluster operator's supported versions), tagged as such, e.g. rabbitmq:3.13-management (got "${cfg.rabbitmq.image}")` });
+      ctx.addIssue({ code: "custom", path: ["rabbitmq", "image"], message: `must be RabbitMQ 3.13 or later on Kubernetes (the cluster operator's supported versions), tagged as such, e.g. rabbitmq:3.13.7-management (got "${cfg.rabbitmq.image}")` });
     }
     const restore = cfg.postgres.restore;
     if (restore && cfg.platform !== "kubernetes") {
@@ -308,8 +308,8 @@ export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
   const k8s = cfg.platform === "kubernetes";
   return {
     ...cfg,
-    postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? (k8s ? 2 : 1), image: cfg.postgres.image ?? (k8s ? POSTGRES_OPERAND_IMAGE : "postgres:15-bookworm") },
-    rabbitmq: { ...cfg.rabbitmq, image: cfg.rabbitmq.image ?? (k8s ? "rabbitmq:3.13-management" : "rabbitmq:3.10-management") },
+    postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? (k8s ? 2 : 1), image: cfg.postgres.image ?? (k8s ? POSTGRES_OPERAND_IMAGE : "postgres:15.8-bookworm") },
+    rabbitmq: { ...cfg.rabbitmq, image: cfg.rabbitmq.image ?? "rabbitmq:3.13.7-management" },
   };
 }
 

@@ -24,7 +24,7 @@ const MANAGEMENT_PORT = 15672;
 
 export interface RabbitClusterArgs {
   readonly platform: KubernetesPlatform;
-  /** A RabbitMQ 3.13+ image with the management plugin, e.g. `rabbitmq:3.13-management`. */
+  /** A RabbitMQ 3.13+ image with the management plugin, e.g. `rabbitmq:3.13.7-management`. */
   readonly image: string;
   readonly replicas: number;
   readonly storageSize: string;

@@ -25,7 +25,7 @@ const RABBIT_UID = 999;
 
 export interface RabbitMqArgs {
   readonly platform: Platform;
-  /** Image with RabbitMQ 3.10+ and the management plugin, e.g. `rabbitmq:3.10-management`. */
+  /** Image with RabbitMQ 3.10+ and the management plugin, e.g. `rabbitmq:3.13.7-management`. */
   readonly image: string;
   readonly storageSize: string;
   readonly resources: { readonly cpu: string; readonly memory: string };

@@ -28,7 +28,7 @@ const REDIS_UID = 999;
 export interface RedisClusterArgs {
   /** Where the nodes run. */
   readonly platform: Platform;
-  /** Image with Redis ≥ 7.0 (announced host names), redis-cli and getent, e.g. `redis:7.0-bookworm`. */
+  /** Image with Redis ≥ 7.0 (announced host names), redis-cli and getent, e.g. `redis:7.0.15-bookworm`. */
   readonly image: string;
   /** maxmemory of each node, e.g. `256mb` (policy noeviction). */
   readonly maxMemory: string;

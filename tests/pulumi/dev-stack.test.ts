@@ -37,13 +37,13 @@ describe("dev stack on Docker", () => {
       "shopfds-dev-image-ghcr-io-shopfds-shopfds-service-latest",
       "shopfds-dev-image-mher-flower-2-0-1",
       "shopfds-dev-image-oliver006-redis-exporter-v1-50-0",
-      "shopfds-dev-image-postgres-15-bookworm",
+      "shopfds-dev-image-postgres-15-8-bookworm",
       "shopfds-dev-image-prom-alertmanager-v0-25-0",
       "shopfds-dev-image-prom-node-exporter-v1-5-0",
       "shopfds-dev-image-prom-prometheus-v2-42-0",
       "shopfds-dev-image-quay-io-prometheuscommunity-postgres-exporter-v0-12-0",
-      "shopfds-dev-image-rabbitmq-3-10-management",
-      "shopfds-dev-image-redis-7-0-bookworm",
+      "shopfds-dev-image-rabbitmq-3-13-7-management",
+      "shopfds-dev-image-redis-7-0-15-bookworm",
     ], "one pulled image each, shared by the containers that use it");
     assert.deepEqual(count("random:index/randomPassword:RandomPassword"), [
       "shopfds-dev-pg-app-password",

@@ -105,7 +105,7 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
     const rmq = recorded.inputs;
     assert.deepEqual(validateCustomResource("rabbitmq.com/v1beta1", "RabbitmqCluster", rmq), []);
     assert.equal(recorded.protect, true);
-    assert.deepEqual([rmq.spec.replicas, rmq.spec.image, rmq.spec.persistence.storage], [3, "rabbitmq:3.13-management", "8Gi"]);
+    assert.deepEqual([rmq.spec.replicas, rmq.spec.image, rmq.spec.persistence.storage], [3, "rabbitmq:3.13.7-management", "8Gi"]);
     assert.equal(rmq.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey, "kubernetes.io/hostname");
     assert.equal(rmq.spec.rabbitmq.additionalConfig, RABBIT_CLUSTER_CONFIG);
     assert.match(RABBIT_CLUSTER_CONFIG, /^load_definitions = \/etc\/shopfds-definitions\/definitions\.json$/m);

@@ -85,11 +85,11 @@ describe("stack configuration", () => {
   it("Kubernetes PostgreSQL: an operand image, backups to S3, restore into a new backup folder; each mistake named", () => {
     const base = { platform: "kubernetes", kubernetes: { namespace: "x", context: "x" }, smtp: { host: "relay", from: "a@b.c" } };
     assert.equal(parseStackConfig({ ...base, backup: { enabled: false } }).postgres.image, "ghcr.io/cloudnative-pg/postgresql:15.13-system-bookworm");
-    assert.equal(parseStackConfig({ platform: "docker" }).postgres.image, "postgres:15-bookworm");
-    assert.deepEqual([parseStackConfig({ ...base, backup: { enabled: false } }).rabbitmq.image, parseStackConfig({ platform: "docker" }).rabbitmq.image], ["rabbitmq:3.13-management", "rabbitmq:3.10-management"]);
+    assert.equal(parseStackConfig({ platform: "docker" }).postgres.image, "postgres:15.8-bookworm");
+    assert.deepEqual([parseStackConfig({ ...base, backup: { enabled: false } }).rabbitmq.image, parseStackConfig({ platform: "docker" }).rabbitmq.image], ["rabbitmq:3.13.7-management", "rabbitmq:3.13.7-management"]);
     for (const image of ["rabbitmq:3.12-management", "rabbitmq:management"]) {
       assert.throws(() => parseStackConfig({ ...base, backup: { enabled: false }, rabbitmq: { image } }), {
-        message: `Invalid stack configuration (1 problem):\n  - shopfds:rabbitmq.image: must be RabbitMQ 3.13 or later on Kubernetes (the cluster operator's supported versions), tagged as such, e.g. rabbitmq:3.13-management (got "${image}")`,
+        message: `Invalid stack configuration (1 problem):\n  - shopfds:rabbitmq.image: must be RabbitMQ 3.13 or later on Kubernetes (the cluster operator's supported versions), tagged as such, e.g. rabbitmq:3.13.7-management (got "${image}")`,
       });
     }
     assert.equal(parseStackConfig({ ...base, backup: { enabled: false }, rabbitmq: { image: "rabbitmq:4.1-management" } }).rabbitmq.image, "rabbitmq:4.1-management");
