@@ -54,7 +54,9 @@ pulumi up --yes --stack "$STACK" --skip-preview
 step "waiting until every workload is ready"
 for ns in shopfds-kind monitoring; do
   kubectl --context "kind-$CLUSTER" -n "$ns" wait --for=condition=Available deployment --all --timeout=10m
-  kubectl --context "kind-$CLUSTER" -n "$ns" rollout status statefulset --timeout=10m || true
+  for sts in $(kubectl --context "kind-$CLUSTER" -n "$ns" get statefulset -o name); do
+    kubectl --context "kind-$CLUSTER" -n "$ns" rollout status "$sts" --timeout=10m
+  done
 done
 kubectl --context "kind-$CLUSTER" -n shopfds-kind wait --for=condition=Ready cluster.postgresql.cnpg.io --all --timeout=10m
 # One node: replicas cannot be assigned, so health is yellow; ECK's phase says the nodes are up.
