@@ -79,13 +79,7 @@ export class CnpgPostgres extends pulumi.ComponentResource {
     );
 
     const backup = args.backup;
-    const s3Secret = backup
-      ? new k8s.core.v1.Secret(
-          `${name}-backup-credentials`,
-          { metadata: { name: `${name}-backup-credentials`, namespace: ns, labels }, type: "Opaque", stringData: { [S3_KEYS.id]: pulumi.secret(backup.accessKeyId), [S3_KEYS.secret]: pulumi.secret(backup.secretAccessKey) } },
-          objectOpts(),
-        )
-      : undefined;
+    const s3Secret = backup ? platform.secret(this, `${name}-backup-credentials`, { [S3_KEYS.id]: backup.accessKeyId, [S3_KEYS.secret]: backup.secretAccessKey }, name) : undefined;
     const objectStore = (serverName: string) =>
       backup && s3Secret
         ? {
@@ -115,50 +109,44 @@ export class CnpgPostgres extends pulumi.ComponentResource {
       : { initdb: { database: args.database, owner: args.user, secret: { name: appSecret.metadata.name }, dataChecksums: true } };
 
     const clusterName = name;
-    this.cluster = new k8s.apiextensions.CustomResource(
-      name,
+    this.cluster = platform.customResource(
+      this,
+      { apiVersion: "postgresql.cnpg.io/v1", kind: "Cluster" },
+      clusterName,
       {
-        apiVersion: "postgresql.cnpg.io/v1",
-        kind: "Cluster",
-        metadata: { name: clusterName, namespace: ns, labels },
-        spec: {
-          instances: 1 + args.replicas,
-          imageName: args.image,
-          // Failover promotes the most advanced replica; PDBs keep a drain from taking the primary and a replica together.
-          enablePDB: true,
-          enableSuperuserAccess: false,
-          primaryUpdateStrategy: "unsupervised",
-          postgresql: {
-            parameters: {
-              max_connections: String(args.maxConnections),
-              shared_buffers: args.sharedBuffers,
-              max_slot_wal_keep_size: args.maxSlotWalKeepSize,
-              log_min_duration_statement: "1000",
-            },
-            pg_hba: [...TLS_ONLY_HBA],
+        instances: 1 + args.replicas,
+        imageName: args.image,
+        // Failover promotes the most advanced replica; PDBs keep a drain from taking the primary and a replica together.
+        enablePDB: true,
+        enableSuperuserAccess: false,
+        primaryUpdateStrategy: "unsupervised",
+        postgresql: {
+          parameters: {
+            max_connections: String(args.maxConnections),
+            shared_buffers: args.sharedBuffers,
+            max_slot_wal_keep_size: args.maxSlotWalKeepSize,
+            log_min_duration_statement: "1000",
           },
-          bootstrap,
-          ...(args.restore ? { externalClusters: [{ name: "origin", barmanObjectStore: objectStore(args.restore.fromServerName) }] } : {}),
-          storage: { size: args.storageSize, ...(platform.storageClass ? { storageClass: platform.storageClass } : {}) },
-          resources: { requests: { cpu: args.resources.cpu, memory: args.resources.memory }, limits: { memory: args.resources.memory } },
-          affinity: { enablePodAntiAffinity: true, podAntiAffinityType: "required", topologyKey: "kubernetes.io/hostname" },
-          monitoring: { enablePodMonitor: true },
-          ...(backup ? { backup: { retentionPolicy: backup.retention, barmanObjectStore: objectStore(backup.serverName ?? clusterName) } } : {}),
+          pg_hba: [...TLS_ONLY_HBA],
         },
+        bootstrap,
+        ...(args.restore ? { externalClusters: [{ name: "origin", barmanObjectStore: objectStore(args.restore.fromServerName) }] } : {}),
+        storage: { size: args.storageSize, ...(platform.storageClass ? { storageClass: platform.storageClass } : {}) },
+        resources: { requests: { cpu: args.resources.cpu, memory: args.resources.memory }, limits: { memory: args.resources.memory } },
+        affinity: { enablePodAntiAffinity: true, podAntiAffinityType: "required", topologyKey: "kubernetes.io/hostname" },
+        monitoring: { enablePodMonitor: true },
+        ...(backup ? { backup: { retentionPolicy: backup.retention, barmanObjectStore: objectStore(backup.serverName ?? clusterName) } } : {}),
       },
-      objectOpts(true, [appSecret, ...(s3Secret ? [s3Secret] : []), ...(args.dependsOn ?? [])]),
+      { instance: name, dependsOn: [appSecret, ...(s3Secret ? [s3Secret] : []), ...(args.dependsOn ?? [])], holdsData: true },
     );
 
     this.scheduledBackup = backup
-      ? new k8s.apiextensions.CustomResource(
+      ? platform.customResource(
+          this,
+          { apiVersion: "postgresql.cnpg.io/v1", kind: "ScheduledBackup" },
           `${name}-daily`,
-          {
-            apiVersion: "postgresql.cnpg.io/v1",
-            kind: "ScheduledBackup",
-            metadata: { name: `${name}-daily`, namespace: ns, labels },
-            spec: { schedule: backup.schedule, cluster: { name: clusterName }, method: "barmanObjectStore", backupOwnerReference: "self", immediate: true },
-          },
-          objectOpts(false, [this.cluster]),
+          { schedule: backup.schedule, cluster: { name: clusterName }, method: "barmanObjectStore", backupOwnerReference: "self", immediate: true },
+          { instance: name, dependsOn: [this.cluster] },
         )
       : undefined;
 
