@@ -2,12 +2,15 @@
  * The ELK stack: Elasticsearch 7.17 with security on (single node), Logstash with the rendered
  * pipeline, Kibana, and a one-shot setup job that applies the ILM policy (delete after 30 days), the
  * index template, the writer role and user, and the Kibana dashboard. Every password comes from
- * @pulumi/random and reaches the containers only as secret files. Optional: `shopfds:logging.enabled`.
+ * @pulumi/random and reaches the containers only as secret files. Filebeat ships every ShopFDS
+ * container's output to Logstash. Optional: `shopfds:logging.enabled`. Docker stacks only (Kubernetes
+ * stacks stand on ECK: components/k8s/EckLogging.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { DOCKER_LABELS } from "../platform/docker";
 import { DeployedService, Endpoint, Platform } from "../platform/types";
-import { loggingAssetFiles, renderLoggingSetupScript, renderLogstashPipeline } from "./render";
+import { loggingAssetFiles, renderFilebeatDockerConfig, renderLoggingSetupScript, renderLogstashPipeline } from "./render";
 
 export const LOGGING_PATHS = {
   elasticPassword: "/run/secrets/elastic-password",
@@ -16,11 +19,21 @@ export const LOGGING_PATHS = {
   pipeline: "/usr/share/logstash/pipeline/shopfds.conf",
   assets: "/etc/shopfds-logging",
   setupScript: "/etc/shopfds-logging/setup.sh",
+  filebeatConfig: "/usr/share/filebeat/filebeat.yml",
+  /** The engine's container logs and socket, as mounted in Filebeat's container. */
+  dockerContainers: "/var/lib/docker/containers",
+  dockerSocket: "/var/run/docker.sock",
 } as const;
+
+/** Logstash's inputs: newline-delimited JSON (the contract's `logging.logstash`), JSON over HTTP, Beats. */
+export const LOGSTASH_PORTS = { jsonTcp: 5044, jsonHttp: 8080, beats: 5045 } as const;
+const FILEBEAT_HTTP_PORT = 5066;
 
 export interface LoggingArgs {
   readonly platform: Platform;
-  readonly images: { readonly elasticsearch: string; readonly logstash: string; readonly kibana: string; readonly setup: string };
+  readonly images: { readonly elasticsearch: string; readonly logstash: string; readonly kibana: string; readonly setup: string; readonly filebeat: string };
+  /** The stack whose containers' output Filebeat ships (their `shopfds-stack` label: the platform's name). */
+  readonly stack: string;
   readonly storageSize: string;
   readonly resources: { readonly cpu: string; readonly memory: string };
   /** Docker only: Kibana on 127.0.0.1:hostPort, Logstash's JSON TCP input on hostPort + 1. */
@@ -35,6 +48,8 @@ export class Logging extends pulumi.ComponentResource {
   /** For the Elasticsearch exporter: the URL inside the network and the `elastic` password. */
   declare readonly elasticsearchUrl: string;
   declare readonly elasticPassword: pulumi.Output<string>;
+  /** Filebeat, shipping the stack's containers' lines to Logstash. */
+  declare readonly shipper: DeployedService;
 
   constructor(name: string, args: LoggingArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:logging:Logging", name, {}, opts);
@@ -72,6 +87,7 @@ export class Logging extends pulumi.ComponentResource {
         resources: args.resources,
         replicas: 1,
         runAs: { uid: 1000, gid: 1000 },
+        shipLogs: false,
       },
       this,
     );
@@ -93,6 +109,7 @@ export class Logging extends pulumi.ComponentResource {
         resources: { cpu: "250m", memory: "1Gi" },
         replicas: 1,
         runAs: { uid: 1000, gid: 1000 },
+        shipLogs: false,
         dependsOn: [this.elasticsearch],
       },
       this,
@@ -106,17 +123,60 @@ export class Logging extends pulumi.ComponentResource {
         image: args.images.logstash,
         entrypoint: ["sh", "-c", `LOGSTASH_WRITER_PASSWORD="$(cat ${LOGGING_PATHS.writerPassword})" exec /usr/local/bin/docker-entrypoint`],
         env: { "xpack.monitoring.enabled": "false", LS_JAVA_OPTS: "-Xms512m -Xmx512m" },
-        configFiles: [{ path: LOGGING_PATHS.pipeline, content: renderLogstashPipeline({ elasticsearchUrl: esUrl, tcpPort: 5044, httpPort: 8080 }) }],
+        configFiles: [
+          { path: LOGGING_PATHS.pipeline, content: renderLogstashPipeline({ elasticsearchUrl: esUrl, tcpPort: LOGSTASH_PORTS.jsonTcp, httpPort: LOGSTASH_PORTS.jsonHttp, beatsPort: LOGSTASH_PORTS.beats }) },
+        ],
         secretFiles: [{ path: LOGGING_PATHS.writerPassword, content: writer }],
         ports: [
-          { name: "json-tcp", port: 5044, hostPort: args.hostPort !== undefined ? args.hostPort + 1 : undefined },
-          { name: "json-http", port: 8080 },
+          { name: "json-tcp", port: LOGSTASH_PORTS.jsonTcp, hostPort: args.hostPort !== undefined ? args.hostPort + 1 : undefined },
+          { name: "json-http", port: LOGSTASH_PORTS.jsonHttp },
+          { name: "beats", port: LOGSTASH_PORTS.beats },
         ],
         healthCheck: { command: ["sh", "-c", "curl -fsS http://127.0.0.1:9600/ >/dev/null"], intervalSeconds: 15, timeoutSeconds: 10, retries: 5, startPeriodSeconds: 90 },
         resources: { cpu: "250m", memory: "1Gi" },
         replicas: 1,
         runAs: { uid: 1000, gid: 1000 },
+        shipLogs: false,
         dependsOn: [this.elasticsearch],
+      },
+      this,
+    );
+
+    // Log shipping (FR-022): Filebeat follows the stack's containers on the engine and sends their ECS
+    // lines to Logstash's Beats input. It reads the engine's files and asks its socket, so it runs as
+    // root with both mounted read-only (as the Kubernetes stacks' Filebeat reads the node's logs).
+    this.shipper = p.deploy(
+      {
+        name: `${name}-filebeat`,
+        role: "log-shipper",
+        instance: name,
+        image: args.images.filebeat,
+        configFiles: [
+          {
+            path: LOGGING_PATHS.filebeatConfig,
+            content: renderFilebeatDockerConfig({
+              stack: args.stack,
+              logstash: `${logstash.internalHost(0)}:${LOGSTASH_PORTS.beats}`,
+              containersDir: LOGGING_PATHS.dockerContainers,
+              dockerSocket: LOGGING_PATHS.dockerSocket,
+              httpPort: FILEBEAT_HTTP_PORT,
+              labels: DOCKER_LABELS,
+            }),
+          },
+        ],
+        hostPaths: [
+          { hostPath: LOGGING_PATHS.dockerContainers, mountPath: LOGGING_PATHS.dockerContainers },
+          { hostPath: LOGGING_PATHS.dockerSocket, mountPath: LOGGING_PATHS.dockerSocket },
+        ],
+        // Where it has read to in each log (its registry): kept across restarts, so nothing is sent twice or lost.
+        volumes: [{ name: "data", mountPath: "/usr/share/filebeat/data", size: "1Gi" }],
+        ports: [],
+        healthCheck: { command: ["sh", "-c", `curl -fsS http://127.0.0.1:${FILEBEAT_HTTP_PORT}/ >/dev/null`], intervalSeconds: 15, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 30 },
+        resources: { cpu: "100m", memory: "200Mi" },
+        replicas: 1,
+        runAs: { uid: 0, gid: 0 },
+        shipLogs: false,
+        dependsOn: [logstash],
       },
       this,
     );

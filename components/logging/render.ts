@@ -5,6 +5,7 @@
  * dashboard, and the one-shot setup script that applies them. Elasticsearch, Logstash and Kibana cannot
  * run on the build machines; these are tested structurally (see tests/unit/logging-render.test.ts).
  */
+import { stringify } from "yaml";
 import { isPort, isSafePath, Problems } from "../validation";
 
 export const LOG_INDEX_PREFIX = "shopfds-logs";
@@ -205,4 +206,68 @@ export function loggingAssetFiles(dir: string): { path: string; content: string 
     { path: `${dir}/index-template.json`, content: JSON.stringify(indexTemplate()) },
     { path: `${dir}/saved-objects.ndjson`, content: renderKibanaSavedObjects() },
   ];
+}
+
+export interface FilebeatDockerInput {
+  /** The stack whose containers are shipped: their `shopfds-stack` label (DOCKER_LABELS). */
+  readonly stack: string;
+  /** Logstash's Beats input as Filebeat reaches it, `host:port`. */
+  readonly logstash: string;
+  /** Where the engine keeps the containers' json-file logs, as mounted in Filebeat's container. */
+  readonly containersDir: string;
+  /** The engine's socket, as mounted (Filebeat asks it which containers run and their labels). */
+  readonly dockerSocket: string;
+  /** Port of Filebeat's own HTTP endpoint (its health check), on 127.0.0.1. */
+  readonly httpPort: number;
+  /** Label names (DOCKER_LABELS), passed in so the renderer needs no platform import. */
+  readonly labels: { readonly stack: string; readonly logs: string };
+}
+
+/**
+ * Filebeat's configuration for a Docker stack (the dev stack with logging on): its Docker autodiscovery
+ * follows the containers labelled with this stack and `shopfds-logs: ship`, reads each one's json-file
+ * log (the `container` parser takes Docker's envelope off), keeps each ECS JSON line's fields as the
+ * event's (`ndjson`), and sends them to Logstash's Beats input: the same pipeline the Kubernetes stacks'
+ * Filebeat feeds. Checked every second, so a line is in Elasticsearch within seconds (SC-006).
+ */
+export function renderFilebeatDockerConfig(input: FilebeatDockerInput): string {
+  const p = new Problems("filebeat config");
+  p.check(/^[a-z0-9][a-z0-9-]*$/.test(input.stack), "stack", "must be a lower-case name (letters, digits, hyphens)", input.stack);
+  p.check(/^[A-Za-z0-9.-]+:\d+$/.test(input.logstash) && isPort(Number(input.logstash.split(":")[1])), "logstash", "must be host:port", input.logstash);
+  for (const key of ["containersDir", "dockerSocket"] as const) p.check(isSafePath(input[key]), key, "must be an absolute path", input[key]);
+  p.check(isPort(input.httpPort), "httpPort", "must be an integer from 1 to 65535", input.httpPort);
+  for (const key of ["stack", "logs"] as const) p.check(/^[a-z][a-z-]*$/.test(input.labels[key]), `labels.${key}`, "must be a label name without dots (Filebeat turns dots into underscores)", input.labels[key]);
+  p.throwIfAny();
+  const config = {
+    "filebeat.autodiscover": {
+      providers: [
+        {
+          type: "docker",
+          host: `unix://${input.dockerSocket}`,
+          templates: [
+            {
+              condition: {
+                and: [{ equals: { [`docker.container.labels.${input.labels.stack}`]: input.stack } }, { equals: { [`docker.container.labels.${input.labels.logs}`]: "ship" } }],
+              },
+              config: [
+                {
+                  type: "filestream",
+                  id: "shopfds-${data.docker.container.id}",
+                  paths: [`${input.containersDir}/\${data.docker.container.id}/\${data.docker.container.id}-json.log`],
+                  "prospector.scanner.check_interval": "1s",
+                  // Docker's json-file envelope off, then the runtime's ECS JSON line as the event's fields.
+                  parsers: [{ container: { format: "docker" } }, { ndjson: { target: "", overwrite_keys: true, add_error_key: true } }],
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    },
+    "output.logstash": { hosts: [input.logstash] },
+    "http.enabled": true,
+    "http.host": "127.0.0.1",
+    "http.port": input.httpPort,
+  };
+  return `# Rendered by components/logging/render.ts: ships the ${input.stack} containers' log lines to Logstash.\n${stringify(config)}`;
 }

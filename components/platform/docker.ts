@@ -21,6 +21,12 @@ function uploads(configFiles: readonly ConfigFile[] = [], secretFiles: readonly 
   ];
 }
 
+/**
+ * The labels of every container of a Docker stack. Without dots: Filebeat's Docker metadata turns dots
+ * in label names into underscores, and its conditions name the labels as it stores them.
+ */
+export const DOCKER_LABELS = { stack: "shopfds-stack", role: "shopfds-role", logs: "shopfds-logs" } as const;
+
 /** The group that owns uploaded files (root's: the provider writes them as root:root). */
 export const SECRET_READER_GROUP = "0";
 const secretReaders = (secretFiles: readonly SecretFile[] = []) => (secretFiles.length > 0 ? { groupAdds: [SECRET_READER_GROUP] } : {});
@@ -81,7 +87,11 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
             ports: spec.ports
               .filter((p) => p.hostPort !== undefined)
               .map((p) => ({ internal: p.port, external: (p.hostPort as number) + i, ip: "127.0.0.1" })),
-            volumes: volumes.map((v) => ({ volumeName: v.volume.name, containerPath: v.mountPath })),
+            volumes: [
+              ...volumes.map((v) => ({ volumeName: v.volume.name, containerPath: v.mountPath })),
+              ...(spec.hostPaths ?? []).map((h) => ({ hostPath: h.hostPath, containerPath: h.mountPath, readOnly: true })),
+            ],
+            labels: this.labels(spec.role, spec.shipLogs !== false),
             healthcheck: {
               tests: ["CMD", ...hc.command],
               interval: `${hc.intervalSeconds}s`,
@@ -143,6 +153,7 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
         envs: Object.entries(job.env ?? {}).map(([k, v]) => `${k}=${v}`),
         uploads: uploads(job.configFiles, job.secretFiles),
         networksAdvanced: [{ name: this.network.name }],
+        labels: this.labels(job.role, true),
         user: `${job.runAs.uid}:${job.runAs.gid}`,
         ...secretReaders(job.secretFiles),
         memory: quantityToMiB(job.resources.memory),
@@ -160,6 +171,18 @@ export class DockerPlatform extends pulumi.ComponentResource implements Platform
       return "0";
     });
     return new random.RandomId(`${job.name}-succeeded`, { byteLength: 4, keepers: { exitCode: succeeded } }, { parent, dependsOn: [container] });
+  }
+
+  /**
+   * Every container says which stack it belongs to and whether its output is shipped (DOCKER_LABELS):
+   * the dev log shipper (Filebeat's Docker autodiscovery) selects containers by these labels.
+   */
+  private labels(role: string, shipLogs: boolean) {
+    return [
+      { label: DOCKER_LABELS.stack, value: this.baseName },
+      { label: DOCKER_LABELS.role, value: role },
+      { label: DOCKER_LABELS.logs, value: shipLogs ? "ship" : "skip" },
+    ];
   }
 
   private image(ref: string): docker.RemoteImage {

@@ -138,6 +138,8 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   }
 
   deploy(spec: ServiceSpec, parent: pulumi.Resource): DeployedService {
+    // Pods reach the node's files only through an operator's agent (ECK's Beat ships the logs here).
+    if ((spec.hostPaths ?? []).length > 0) throw new Error(`${spec.name}: hostPaths are a Docker feature; on Kubernetes a node's files are an operator's agent's business`);
     const ns = this.args.namespace;
     const selector = { "app.kubernetes.io/name": spec.name };
     const labels = { ...selector, "app.kubernetes.io/instance": spec.instance, "app.kubernetes.io/component": spec.role, "app.kubernetes.io/part-of": "shopfds" };

@@ -109,6 +109,22 @@ export interface ServiceSpec {
   readonly aliases?: readonly string[];
   /** Other services that must be created first. */
   readonly dependsOn?: readonly DeployedService[];
+  /**
+   * Docker only (the Kubernetes backend refuses them): directories or sockets of the Docker engine's
+   * host, mounted read-only. For the log shipper, which reads the engine's container logs.
+   */
+  readonly hostPaths?: readonly HostPath[];
+  /**
+   * Whether a log shipper on the same engine ships this service's output (default true). Off for the
+   * logging stack itself and the shipper, whose own lines would feed back into it.
+   */
+  readonly shipLogs?: boolean;
+}
+
+/** A path of the Docker engine's host, mounted read-only at `mountPath`. */
+export interface HostPath {
+  readonly hostPath: string;
+  readonly mountPath: string;
 }
 
 /** A one-shot task (cluster creation, migrations): runs to completion once its dependencies are up. */

@@ -34,7 +34,6 @@ describe("dev stack on Docker", () => {
     assert.deepEqual(count("docker:index/volume:Volume"), ["shopfds-dev-pg-primary-0-data", "shopfds-dev-pg-replica-0-data"]);
     assert.deepEqual(count("docker:index/remoteImage:RemoteImage"), [
       "shopfds-dev-image-axllent-mailpit-v1-21",
-      "shopfds-dev-image-ghcr-io-shopfds-shopfds-service-latest",
       "shopfds-dev-image-mher-flower-2-0-1",
       "shopfds-dev-image-oliver006-redis-exporter-v1-50-0",
       "shopfds-dev-image-postgres-15-8-bookworm",
@@ -44,6 +43,7 @@ describe("dev stack on Docker", () => {
       "shopfds-dev-image-quay-io-prometheuscommunity-postgres-exporter-v0-12-0",
       "shopfds-dev-image-rabbitmq-3-13-7-management",
       "shopfds-dev-image-redis-7-0-15-bookworm",
+      "shopfds-dev-image-shopfds-service-dev",
     ], "one pulled image each, shared by the containers that use it");
     assert.deepEqual(count("random:index/randomPassword:RandomPassword"), [
       "shopfds-dev-pg-app-password",
@@ -274,7 +274,7 @@ describe("dev stack on Docker: migrations", () => {
 describe("dev stack on Docker: the reference service", () => {
   it("runs the service image's HTTP service on a loopback port, reading the outputs from a secret file, checked on /health/live", async () => {
     const s = h.named(CONTAINER, "shopfds-dev-service-0").inputs;
-    assert.match(s.image, /ghcr.io\/shopfds\/shopfds-service:latest$/, "the image the workers run");
+    assert.match(s.image, /shopfds-service:dev$/, "the image built from this checkout, as the workers run it");
     assert.deepEqual(s.command, ["node", "--import", "tsx", "scripts/service.ts", "--port", "8080"]);
     assert.deepEqual(s.ports, [{ internal: 8080, external: 18080, ip: "127.0.0.1" }]);
     assert.match(s.healthcheck.tests.join(" "), /\/health\/live/);

@@ -56,6 +56,13 @@ describe("dev stack: container inputs as the Docker provider parses them", () =>
     ]);
     assert.deepEqual(problems({ uploads: [{ file: "run/x", permissions: "rw-r-----" }] }), ['c: uploads[0].file "run/x" is not an absolute path', 'c: uploads[0].permissions "rw-r-----" is not an octal mode such as 0440']);
     assert.deepEqual(problems({ logOpts: { "max-file": 3 } }), ["c: logOpts.max-file 3 is not a string"]);
+    assert.deepEqual(problems({ volumes: [{ volumeName: "v", hostPath: "/x", containerPath: "/y", readOnly: true }, { hostPath: "var/lib", containerPath: "data" }] }), [
+      'c: volumes[0] {"volumeName":"v","hostPath":"/x","containerPath":"/y","readOnly":true} must name either a volume or a host path',
+      'c: volumes[1].hostPath "var/lib" is not an absolute path',
+      "c: volumes[1].readOnly undefined must be true for a host path",
+      'c: volumes[1].containerPath "data" is not an absolute path',
+    ]);
+    assert.deepEqual(problems({ labels: [{ label: "shopfds-logs", value: true }] }), ['c: labels[0] {"label":"shopfds-logs","value":true} is not a label name and a string value']);
   });
 
   it("deploys through one explicit Docker provider on the configured engine (default: the local socket), never DOCKER_HOST's", () => {
@@ -85,11 +92,11 @@ describe("dev stack: container inputs as the Docker provider parses them", () =>
     assert.ok(secrets >= 10, `secret uploads checked: ${secrets}`);
   });
 
-  it("pulls every image at an exact version, except the service image, which the deploy job pins to its commit", () => {
+  it("pulls every image at an exact version, except the service image (built from the checkout in dev; the deploy job pins its commit elsewhere)", () => {
     const refs = h.ofType("docker:index/remoteImage:RemoteImage").map((i) => i.inputs.name as string);
     // PostgreSQL numbers its releases major.minor (15.8 is exact); everything else here major.minor.patch.
     const exact = (r: string) => /:v?\d+\.\d+\.\d+([-.][A-Za-z0-9.-]+)?$|@sha256:[0-9a-f]{64}$/.test(r) || /^postgres:\d+\.\d+-/.test(r);
-    const floating = refs.filter((r) => !exact(r) && !r.startsWith("ghcr.io/shopfds/shopfds-service:"));
+    const floating = refs.filter((r) => !exact(r) && !/^(ghcr\.io\/shopfds\/)?shopfds-service:/.test(r));
     assert.deepEqual(floating, ["axllent/mailpit:v1.21"], "the one left floating: Mailpit (a dev sink; its patch tags were not verified offline)");
   });
 

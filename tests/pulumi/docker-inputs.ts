@@ -10,7 +10,10 @@
  * - `healthcheck` `interval`/`timeout`/`startPeriod`: Go durations (time.ParseDuration: `5s`, `1m30s`),
  *   `retries` a non-negative integer, `tests` starting with CMD, CMD-SHELL or NONE;
  * - `uploads[].permissions`: an octal mode (`0440`), `file` an absolute path;
- * - `logOpts`: string values.
+ * - `logOpts`: string values;
+ * - `volumes`: a named volume or an absolute host path (read-only: a host's files are for reading), an
+ *   absolute container path;
+ * - `labels`: string label names and values.
  */
 const GO_DURATION = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;
 const RATIONAL = /^(\d+(\.\d+)?|\d+\/\d+)$/;
@@ -52,5 +55,12 @@ export function dockerInputProblems(name: string, inputs: Record<string, any>): 
     if (u.permissions !== undefined && !/^0?[0-7]{3,4}$/.test(u.permissions)) bad(`uploads[${i}].permissions`, u.permissions, "is not an octal mode such as 0440");
   }
   for (const [k, v] of Object.entries(inputs.logOpts ?? {})) if (typeof v !== "string") bad(`logOpts.${k}`, v, "is not a string");
+  for (const [i, v] of (inputs.volumes ?? []).entries()) {
+    if ((v.volumeName === undefined) === (v.hostPath === undefined)) bad(`volumes[${i}]`, v, "must name either a volume or a host path");
+    if (v.hostPath !== undefined && !(typeof v.hostPath === "string" && v.hostPath.startsWith("/"))) bad(`volumes[${i}].hostPath`, v.hostPath, "is not an absolute path");
+    if (v.hostPath !== undefined && v.readOnly !== true) bad(`volumes[${i}].readOnly`, v.readOnly, "must be true for a host path");
+    if (typeof v.containerPath !== "string" || !v.containerPath.startsWith("/")) bad(`volumes[${i}].containerPath`, v.containerPath, "is not an absolute path");
+  }
+  for (const [i, l] of (inputs.labels ?? []).entries()) if (typeof l.label !== "string" || typeof l.value !== "string" || l.label === "") bad(`labels[${i}]`, l, "is not a label name and a string value");
   return problems;
 }

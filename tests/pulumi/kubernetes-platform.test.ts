@@ -46,4 +46,12 @@ describe("Kubernetes platform: protection of data", () => {
     const stateful = platform.deploy(spec("db2", [{ name: "data", mountPath: "/data", size: "1Gi" }]), parent);
     assert.deepEqual([isProtected(platform.namespace), isProtected(stateful.resources[0]!)], [false, false]);
   });
+
+  it("refuses a host path (a Docker feature: on Kubernetes a node's files are an operator's agent's business)", () => {
+    const parent = new pulumi.ComponentResource("shopfds:test:Parent", "parent3");
+    const platform = new KubernetesPlatform("v", { namespace: "v", context: "v" });
+    assert.throws(() => platform.deploy({ ...spec("shipper", []), hostPaths: [{ hostPath: "/var/log", mountPath: "/var/log" }] }, parent), {
+      message: "shipper: hostPaths are a Docker feature; on Kubernetes a node's files are an operator's agent's business",
+    });
+  });
 });
