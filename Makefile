@@ -8,7 +8,7 @@ IN_STACK := source scripts/lib/stack-env.sh &&
 HAVE_DOCKER_AND_PULUMI := $(shell command -v pulumi >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dev down status outputs clean migrate reset-db seed admin test typecheck bench preview up e2e-kind
+.PHONY: help setup dev down status outputs clean migrate reset-db seed admin test typecheck bench preview up e2e-kind e2e-docker
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,9 +18,12 @@ setup: ## Install what a fresh Debian/Ubuntu machine needs (Debian packages, npm
 
 dev: setup ## Start the development environment (pulumi up of the dev stack, or the local stack), migrate, seed an empty database (keeping data on a restart), start the service, a worker and the scheduler, and print where they are
 ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
-	pulumi up --stack dev --yes
+	@echo "Docker and the Pulumi CLI are here: building the service image from this checkout, then pulumi up of the dev stack."
+	docker build -t shopfds-service:dev .
+	pulumi up --stack dev --yes --refresh
 	@$(MAKE) --no-print-directory migrate
 	@$(MAKE) --no-print-directory seed SEED_ARGS=--if-empty
+	@$(IN_STACK) node --import tsx scripts/dev-docker.ts --stack dev
 else
 	@echo "No Docker engine and Pulumi CLI here: starting the local stack (same rendered configs, real servers on loopback)."
 	@$(LOCAL_STACK) start --profile dev
@@ -77,3 +80,6 @@ up: ## pulumi up of STACK (dev or prod); needs the Pulumi CLI
 
 e2e-kind: ## The prod program end to end on a throw-away kind cluster: pulumi up, smoke test, pulumi destroy (needs Docker, kind, kubectl, the Pulumi CLI)
 	bash scripts/e2e-kind.sh
+
+e2e-docker: ## The dev program end to end on this machine's Docker engine: build the image, pulumi up, smoke test, pulumi destroy (needs Docker and the Pulumi CLI)
+	bash scripts/e2e-docker.sh

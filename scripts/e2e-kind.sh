@@ -2,7 +2,7 @@
 # The production program, end to end, on a throw-away kind cluster (`make e2e-kind`; the GitHub
 # workflow's e2e-kind job runs this same script): create the cluster, build and load the service image,
 # `pulumi up` the kind stack (Pulumi.kind.yaml) with a local backend, wait until everything is ready,
-# run the smoke test (scripts/smoke-kind.ts), then `pulumi destroy` and delete the cluster, even when a
+# run the smoke test (scripts/smoke.ts --target kind), then `pulumi destroy` and delete the cluster, even when a
 # step failed. Needs Docker, kind, kubectl and the Pulumi CLI; never runs on the build machines (none of
 # them exist there).
 #
@@ -63,4 +63,4 @@ kubectl --context "kind-$CLUSTER" -n shopfds-kind wait --for=condition=Ready clu
 kubectl --context "kind-$CLUSTER" -n shopfds-kind wait --for=jsonpath='{.status.phase}'=Ready elasticsearch --all --timeout=10m
 
 step "smoke test"
-node --import tsx scripts/smoke-kind.ts --context "kind-$CLUSTER" --namespace shopfds-kind --prefix shopfds-kind
+node --import tsx scripts/smoke.ts --target kind --context "kind-$CLUSTER" --namespace shopfds-kind --prefix shopfds-kind

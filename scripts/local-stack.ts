@@ -12,6 +12,14 @@ import { parseStackOutputs } from "../runtime/outputs";
 import { appsOptions, cleanStack, monitoringOptions, outputsFile, profile, smtpOptions, stackStatus, startStack, stopStack } from "./local-stack/stack";
 import { mailDir } from "./local-stack/smtp";
 import { webhookDir } from "./local-stack/monitoring";
+import { serverVersions, serviceLines, stackLines } from "./local-stack/addresses";
+import { parseStackConfig } from "../components/config";
+
+/** The server images the Docker and Kubernetes stacks run by default (parseStackConfig's defaults). */
+function pinnedImages(): string {
+  const docker = parseStackConfig({ platform: "docker" });
+  return [docker.postgres.image, docker.redis.image, docker.rabbitmq.image].join(", ");
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -26,15 +34,12 @@ async function main(argv: string[]): Promise<number> {
       const pg = outputs.postgres;
       const smtpMailDir = mailDir(smtpOptions(p));
       log(`up in ${((performance.now() - started) / 1000).toFixed(1)} s (postgres ${(timings.postgres / 1000).toFixed(1)} s, redis ${(timings.redis / 1000).toFixed(1)} s, rabbitmq ${(timings.rabbitmq / 1000).toFixed(1)} s, side by side)`);
+      const versions = await serverVersions(outputs);
       console.log(
         [
           `ShopFDS local stack "${p.name}" is up (data in ${p.dir}):`,
-          `  PostgreSQL primary   postgres://${pg.user}@${pg.primary.host}:${pg.primary.port}/${pg.database}`,
-          ...pg.replicas.map((r, n) => `  PostgreSQL replica ${n + 1} postgres://${pg.user}@${r.host}:${r.port}/${pg.database} (read-only, streaming)`),
-          `  Redis Cluster        ${outputs.redis.nodes.map((n) => `${n.host}:${n.port}`).join(" ")} (3 masters + 3 replicas, password in the outputs)`,
-          `  RabbitMQ             ${outputs.rabbitmq.url.replace(/:[^:@/]+@/, ":***@")} (management ${outputs.rabbitmq.managementUrl})`,
-          ...(outputs.smtp ? [`  SMTP sink            ${outputs.smtp.host}:${outputs.smtp.port} (mail kept as .eml in ${smtpMailDir})`] : []),
-          ...(outputs.monitoring ? [`  Prometheus           ${outputs.monitoring.prometheusUrl}  Alertmanager ${outputs.monitoring.alertmanagerUrl} (Slack messages kept in ${webhookDir(monitoringOptions(p))})`] : []),
+          ...stackLines(outputs, versions, { smtp: `mail kept as .eml in ${smtpMailDir}`, monitoring: `Slack messages kept in ${webhookDir(monitoringOptions(p))}` }),
+          `                       (Debian's packages; the Docker and Kubernetes stacks run the images they pin: ${pinnedImages()})`,
           `  Outputs (with the password): ${outputsFile(p)}  — or \`make outputs\``,
           `  Services find it with SHOPFDS_OUTPUTS_FILE=${outputsFile(p)}`,
         ].join("\n"),
@@ -53,11 +58,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(
         [
           `ShopFDS processes on the "${p.name}" stack (logs in ${o.dir}):`,
-          `  Service              ${url}  (POST /orders, GET /orders/:id, POST /fds/evaluate, POST /login, /v1/admin/blacklist, /reports)`,
-          `  Health               ${url}/health  ${url}/health/live  ${url}/health/ready   Metrics ${url}/metrics`,
+          ...serviceLines(url, DEV_ADMIN_EMAIL, adminPasswordFile(o)),
           `  Worker               4 concurrent tasks; metrics http://127.0.0.1:${o.workerMetricsPort}/metrics   Scheduler: FDS batch 00:00, archive Sun 02:00`,
-          `  Admin login          ${DEV_ADMIN_EMAIL}, password in ${adminPasswordFile(o)}`,
-          `                       curl -s ${url}/login -H 'content-type: application/json' -d '{"email":"${DEV_ADMIN_EMAIL}","password":"'"$(cat ${adminPasswordFile(o)})"'"}'`,
         ].join("\n"),
       );
       return 0;

@@ -4,11 +4,12 @@
  * kept data, and clean leaving no process and no directory behind.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
+import { postgresBinDir } from "../../scripts/local-stack/postgres";
 import { giveToServiceUser, isAlive } from "../../scripts/local-stack/process";
 import { testPorts } from "../support/ports";
 
@@ -34,6 +35,15 @@ describe("local stack life cycle", () => {
     assert.match(first.stdout, new RegExp(`PostgreSQL replica 1 postgres:\\/\\/shopfds@127\\.0\\.0\\.1:${B + 33}\\/shopfds \\(read-only, streaming\\)`));
     assert.match(first.stdout, new RegExp(`Redis Cluster {8}${[1, 2, 3, 4, 5, 6].map((i) => `127\\.0\\.0\\.1:${B + i}`).join(" ")} \\(3 masters \\+ 3 replicas`));
     assert.match(first.stderr, /cluster formed: 6 nodes, state ok/);
+    // The versions it prints are the servers' own answers: the same as the installed binaries say.
+    const installed = {
+      postgres: /\(PostgreSQL\) (\S+)/.exec(execFileSync(path.join(postgresBinDir(), "postgres"), ["--version"], { encoding: "utf8" }))?.[1],
+      redis: /v=(\S+)/.exec(execFileSync("redis-server", ["--version"], { encoding: "utf8" }))?.[1],
+      rabbitmq: execFileSync("dpkg-query", ["-W", "-f=${Version}", "rabbitmq-server"], { encoding: "utf8" }).split("-")[0],
+    };
+    assert.ok(installed.postgres && installed.redis && installed.rabbitmq, JSON.stringify(installed));
+    assert.match(first.stdout, new RegExp(`Versions {13}PostgreSQL ${installed.postgres!.replace(/\./g, "\\.")}, Redis ${installed.redis!.replace(/\./g, "\\.")}, RabbitMQ ${installed.rabbitmq!.replace(/\./g, "\\.")}\n`));
+    assert.match(first.stdout, /Debian's packages; the Docker and Kubernetes stacks run the images they pin: postgres:15\.8-bookworm, redis:7\.0\.15-bookworm, rabbitmq:3\.13\.7-management/);
     assert.match(first.stdout, new RegExp(`RabbitMQ {13}amqp:\\/\\/shopfds:\\*\\*\\*@127\\.0\\.0\\.1:${B + 72}\\/shopfds \\(management http:\\/\\/127\\.0\\.0\\.1:${B + 73}\\/\\)`), "the password is masked");
 
     const status = cli("status");

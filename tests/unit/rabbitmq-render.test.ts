@@ -84,3 +84,34 @@ describe("renderDefinitions", () => {
     );
   });
 });
+
+/**
+ * The local stack runs Debian's RabbitMQ 3.10.8 (it loads these files for real in the integration
+ * tests); the Docker and Kubernetes stacks run 3.13.7. What 3.13 deprecates or drops that a 3.10
+ * definition could hold is checked here, so files that work locally also load on the images.
+ */
+describe("the same files on RabbitMQ 3.10 (local stack) and 3.13 (images)", () => {
+  const conf = renderRabbitConf({ amqpPort: 5672, managementPort: 15672, prometheusPort: 15692, bindAddress: "0.0.0.0", definitionsFile: "/etc/rabbitmq/definitions.json" });
+  const defs = JSON.parse(renderDefinitions({ vhost: "shopfds", users, salt: () => Buffer.from([1, 2, 3, 4]) }));
+
+  it("no classic queue mirroring (3.13 deprecates it, 4.0 removes it): no ha-* key in any policy", () => {
+    const keys = defs.policies.flatMap((p: { definition: object }) => Object.keys(p.definition));
+    assert.deepEqual(keys.filter((k: string) => k.startsWith("ha-")), []);
+    assert.ok(keys.length > 0, "the policies were read");
+  });
+
+  it("no transient non-exclusive queue declared (a 3.13 deprecated feature): every definition queue is durable", () => {
+    assert.deepEqual(defs.queues.filter((q: { durable: boolean }) => !q.durable).map((q: { name: string }) => q.name), []);
+  });
+
+  it("only settings and plugins both versions know: the rabbitmq.conf keys 3.10 and 3.13 share, the two plugins both ship", () => {
+    const known = ["listeners.tcp.1", "management.tcp.ip", "management.tcp.port", "prometheus.tcp.ip", "prometheus.tcp.port", "prometheus.return_per_object_metrics", "load_definitions", "loopback_users", "consumer_timeout", "vm_memory_high_watermark.relative", "disk_free_limit.absolute", "log.console", "log.console.level"];
+    const keys = conf.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(" = ")[0]);
+    assert.deepEqual(keys.filter((k) => !known.includes(k!)), []);
+    assert.equal(renderEnabledPlugins(), "[rabbitmq_management,rabbitmq_prometheus].\n");
+  });
+
+  it("the definitions' rabbit_version is the oldest broker that loads them; newer ones import them as they are", () => {
+    assert.equal(defs.rabbit_version, "3.10.8");
+  });
+});

@@ -13,6 +13,19 @@ import { parse } from "yaml";
 
 const text = readFileSync(path.resolve(__dirname, "../../.github/workflows/ci.yml"), "utf8");
 
+/** A script's text, and where in it each expected command stands (failing when one is missing). */
+function scriptSteps(name: string): { script: string; at: (command: string) => number } {
+  const script = readFileSync(path.resolve(__dirname, "../../scripts", name), "utf8");
+  return {
+    script,
+    at: (command) => {
+      const i = script.indexOf(command);
+      assert.ok(i >= 0, `${name} runs ${command}`);
+      return i;
+    },
+  };
+}
+
 describe("CI workflow", () => {
   it("passes the GitHub Actions workflow schema", () => {
     assert.deepEqual(validateWorkflow(text).errors, []);
@@ -47,22 +60,36 @@ describe("CI workflow", () => {
     assert.ok(uses.includes("helm/kind-action@v1") && uses.includes("pulumi/actions@v6"), `tools: ${uses.join(", ")}`);
     assert.equal(job.steps.find((s: { uses?: string }) => s.uses === "helm/kind-action@v1").with.install_only, true, "the script creates the cluster from its own config");
     assert.equal(job.steps.at(-1).run, "bash scripts/e2e-kind.sh", "the same script as make e2e-kind");
-    const script = readFileSync(path.resolve(__dirname, "../../scripts/e2e-kind.sh"), "utf8");
-    const at = (s: string) => {
-      const i = script.indexOf(s);
-      assert.ok(i >= 0, `e2e-kind.sh runs ${s}`);
-      return i;
-    };
+    const { script, at } = scriptSteps("e2e-kind.sh");
     assert.ok(at("kind create cluster --config scripts/kind/cluster.yaml") < at("trap cleanup EXIT"));
     assert.ok(at("trap cleanup EXIT") < at('pulumi up --yes --stack "$STACK"'));
-    assert.ok(at('pulumi up --yes --stack "$STACK"') < at("node --import tsx scripts/smoke-kind.ts"));
+    assert.ok(at('pulumi up --yes --stack "$STACK"') < at("node --import tsx scripts/smoke.ts --target kind"));
     assert.ok(at("cleanup() {") < at('pulumi destroy --yes --stack "$STACK"') && at('pulumi destroy --yes --stack "$STACK"') < at("trap cleanup EXIT"), "destroy is in the exit trap");
     assert.match(script, /^STACK=kind$/m);
     assert.match(readFileSync(path.resolve(__dirname, "../../Makefile"), "utf8"), /^e2e-kind:.*\n\tbash scripts\/e2e-kind\.sh$/m);
   });
 
-  it("the smoke test checks each thing the issue names", () => {
-    const smoke = readFileSync(path.resolve(__dirname, "../../scripts/smoke-kind.ts"), "utf8");
+  it("runs the dev program end to end on the runner's Docker engine: image from the commit, pulumi up, smoke test, destroy even on failure", () => {
+    const wf = parse(text);
+    const job = wf.jobs["e2e-docker"];
+    assert.deepEqual(job.needs, ["test"]);
+    assert.ok(job.steps.some((s: { uses?: string }) => s.uses === "pulumi/actions@v6"), "the Pulumi CLI");
+    assert.equal(job.steps.at(-1).run, "bash scripts/e2e-docker.sh", "the same script as make e2e-docker");
+    const { script, at } = scriptSteps("e2e-docker.sh");
+    assert.match(script, /^STACK=dev$/m);
+    assert.match(script, /^IMAGE=shopfds-service:dev$/m, "the tag Pulumi.dev.yaml runs");
+    assert.equal(parse(readFileSync(path.resolve(__dirname, "../../Pulumi.dev.yaml"), "utf8")).config["shopfds:jobs"].image, "shopfds-service:dev");
+    assert.ok(at('docker build -t "$IMAGE" .') < at('pulumi up --yes --stack "$STACK"'));
+    assert.ok(at("trap cleanup EXIT") < at('pulumi up --yes --stack "$STACK"'));
+    assert.ok(at("--path shopfds:logging.enabled true") < at('pulumi up --yes --stack "$STACK"'), "logging on, so the log step runs");
+    assert.ok(at('pulumi up --yes --stack "$STACK"') < at('node --import tsx scripts/smoke.ts --target docker --stack "$STACK"'));
+    assert.ok(at("cleanup() {") < at('pulumi destroy --yes --stack "$STACK"') && at('pulumi destroy --yes --stack "$STACK"') < at("trap cleanup EXIT"), "destroy is in the exit trap");
+    assert.ok(at('cp "$KEPT" Pulumi.dev.yaml') < at("trap cleanup EXIT"), "the checkout's stack file is put back");
+    assert.match(readFileSync(path.resolve(__dirname, "../../Makefile"), "utf8"), /^e2e-docker:.*\n\tbash scripts\/e2e-docker\.sh$/m);
+  });
+
+  it("the smoke test checks each thing the issues name, on both targets", () => {
+    const smoke = readFileSync(path.resolve(__dirname, "../../scripts/smoke.ts"), "utf8");
     const steps = [...smoke.matchAll(/await step\((\d), "([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`);
     assert.deepEqual(steps, [
       "1 the service is ready",
@@ -72,17 +99,29 @@ describe("CI workflow", () => {
       "5 an error log line is found in Elasticsearch by its trace id within 10 s (SC-006)",
       "6 an alert is visible in Alertmanager",
     ]);
+    assert.match(smoke, /const targets: Record<string, \(\) => Target \| Promise<Target>> = \{ kind: kindTarget, docker: dockerTarget \};/);
   });
 
-  it("make e2e-kind says which tool is missing, before touching anything", () => {
-    const bin = mkdtempSync(path.join(tmpdir(), "shopfds-e2e-kind-path-"));
-    try {
-      symlinkSync(execSync("command -v dirname", { encoding: "utf8", shell: "/bin/bash" }).trim(), path.join(bin, "dirname"));
-      const r = spawnSync("/bin/bash", [path.resolve(__dirname, "../../scripts/e2e-kind.sh")], { env: { PATH: bin }, encoding: "utf8" });
-      assert.equal(r.status, 2);
-      assert.equal(r.stderr.trim(), "e2e-kind: docker is required (Docker, kind, kubectl and the Pulumi CLI)");
-    } finally {
-      rmSync(bin, { recursive: true, force: true });
-    }
+  it("the smoke test refuses an unknown target, naming the ones it has", () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", path.resolve(__dirname, "../../scripts/smoke.ts"), "--target", "compose"], { encoding: "utf8" });
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr.trim(), '--target must be one of kind, docker (got "compose")');
   });
+
+  for (const [target, message] of [
+    ["e2e-kind", "e2e-kind: docker is required (Docker, kind, kubectl and the Pulumi CLI)"],
+    ["e2e-docker", "e2e-docker: docker is required (a Docker engine and the Pulumi CLI)"],
+  ] as const) {
+    it(`make ${target} says which tool is missing, before touching anything`, () => {
+      const bin = mkdtempSync(path.join(tmpdir(), `shopfds-${target}-path-`));
+      try {
+        symlinkSync(execSync("command -v dirname", { encoding: "utf8", shell: "/bin/bash" }).trim(), path.join(bin, "dirname"));
+        const r = spawnSync("/bin/bash", [path.resolve(__dirname, `../../scripts/${target}.sh`)], { env: { PATH: bin }, encoding: "utf8" });
+        assert.equal(r.status, 2);
+        assert.equal(r.stderr.trim(), message);
+      } finally {
+        rmSync(bin, { recursive: true, force: true });
+      }
+    });
+  }
 });
