@@ -52,7 +52,7 @@ endif
 	@$(LOCAL_STACK) clean --profile dev
 
 migrate: ## Apply pending schema migrations to the stack in use (migrate.ts down|status for the rest)
-	@$(IN_STACK) node --import tsx scripts/migrate.ts up
+	@$(IN_STACK) node --import tsx service/bin/migrate.ts up
 
 reset-db: ## Drop every table of the stack's database and recreate the latest schema (asks first on a terminal)
 	@bash scripts/reset-db.sh
@@ -61,7 +61,7 @@ seed: ## Load the seed data (1000 users, 500 products, 10000 orders…); a rerun
 	@bash scripts/load-fixtures.sh $(SEED_ARGS)
 
 admin: ## Create or reset an admin of the reference service (EMAIL=…; password from stdin, or generated and shown once)
-	@$(IN_STACK) node --import tsx scripts/create-admin.ts --email "$(EMAIL)"
+	@$(IN_STACK) node --import tsx service/bin/create-admin.ts --email "$(EMAIL)"
 
 test: setup ## Run every test: renderers, Pulumi mocks for dev and prod, integration against a local stack
 	@bash scripts/test.sh

@@ -17,6 +17,7 @@ import { Monitoring } from "./components/monitoring/Monitoring";
 import { Logging } from "./components/logging/Logging";
 import { ShopSentryProject } from "./components/observability/SentryProject";
 import { SERVICE_PORT, serviceInsideUrl, ShopService } from "./components/service/ShopService";
+import { imageCommand } from "./components/service/image";
 import { CnpgPostgres } from "./components/k8s/CnpgPostgres";
 import { ClusterOperators, OPERATORS } from "./components/k8s/operators";
 import { NetworkPolicies } from "./components/k8s/NetworkPolicies";
@@ -215,7 +216,7 @@ const migrationJob = platform.runOnce(
     role: "migrate",
     instance: `${prefix}-migrate`,
     image: settings.jobs.image,
-    command: ["node", "--import", "tsx", "scripts/migrate.ts", "up"],
+    command: imageCommand("migrate", "up"),
     env: { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs },
     secretFiles: [{ path: JOB_PATHS.outputs, content: pulumi.secret(insideOutputs) }],
     existingSecretFiles: contractFiles,
@@ -299,7 +300,7 @@ if (settings.monitoring.enabled) {
         instance: `${prefix}-monitoring`,
         image: settings.jobs.image,
         runAs: SERVICE_IMAGE_USER,
-        command: ["node", "--import", "tsx", "scripts/local-stack/webhook-sink-server.ts", "8080", "/tmp/slack-messages"],
+        command: imageCommand("webhookSink", "8080", "/tmp/slack-messages"),
         ports: [{ name: "http", port: 8080 }],
         healthCheck: { command: ["node", "-e", "fetch('http://127.0.0.1:8080/-/ready').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"], intervalSeconds: 15, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 10 },
         resources: { cpu: "25m", memory: "64Mi" },

@@ -3,13 +3,15 @@
  * `pulumi.Config` or the environment themselves; they receive the typed, defaulted values below.
  */
 import { z } from "zod";
+import { RULES } from "../runtime/rules";
 
 export const PROJECT = "shopfds";
 
 const k8sQuantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti)?$/, "must be a Kubernetes quantity such as 500m, 512Mi or 10Gi");
-const pgSize = z.string().regex(/^\d+(kB|MB|GB|TB)$/, "must be a PostgreSQL size such as 128MB (units kB, MB, GB, TB)");
-const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier (letters, digits, _; at most 63)");
-const port = z.number().int("must be an integer").min(1, "must be at least 1").max(65535, "must be at most 65535");
+// The rules the renderers and the outputs contract share (runtime/rules.ts).
+const pgSize = RULES.pgSize.schema;
+const identifier = RULES.identifier.schema;
+const port = RULES.port.schema;
 
 export const resourcesSchema = z
   .object({
@@ -59,9 +61,9 @@ export const redisConfigSchema = z
   .object({
     image: z.string().min(1).default("redis:7.0.15-bookworm"),
     /** maxmemory of each node (Redis units); the memory request must leave room above it. */
-    maxMemory: z.string().regex(/^\d+(kb|mb|gb)$/, "must be a Redis size such as 256mb").default("256mb"),
+    maxMemory: RULES.redisSize.schema.default("256mb"),
     /** Failover starts after this; failover takes about 1.7 × it + 0.7 s, FR-014 allows 10 s. */
-    nodeTimeoutMs: z.number().int("must be an integer").min(500, "must be at least 500").max(5000, "must be at most 5000 (failover must finish inside 10 s)").default(2000),
+    nodeTimeoutMs: RULES.redisNodeTimeoutMs.schema.default(2000),
     storageSize: k8sQuantity.default("1Gi"),
     resources: resourcesSchema.default({ cpu: "100m", memory: "384Mi" }),
     /** Docker only: node `i` is published on 127.0.0.1:hostPort + i. */
@@ -107,7 +109,7 @@ export const jobsConfigSchema = z
   })
   .strict();
 
-/** The reference service (scripts/service.ts), the same image as the workers. */
+/** The reference service (service/bin/service.ts), the same image as the workers. */
 export const serviceConfigSchema = z
   .object({
     enabled: z.boolean().default(true),

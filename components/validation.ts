@@ -2,6 +2,10 @@
  * Collect-then-throw validation for the pure renderers: every problem is gathered and reported at
  * once, each naming the field and what is wrong with its value (Bitnami's `validateValues` habit).
  */
+import { RULES, type ValueRule } from "../runtime/rules";
+
+export { RULES };
+
 export class InvalidSettingsError extends Error {
   constructor(
     readonly subject: string,
@@ -21,6 +25,11 @@ export class Problems {
     if (!ok) this.list.push(`${field}: ${message} (got ${describe(value)})`);
   }
 
+  /** Records `field: <the rule's message> (got value)` unless `value` follows one of the shared RULES. */
+  rule(field: string, rule: ValueRule<unknown>, value: unknown): void {
+    this.check(rule.test(value), field, rule.message, value);
+  }
+
   throwIfAny(): void {
     if (this.list.length > 0) throw new InvalidSettingsError(this.subject, this.list);
   }
@@ -32,11 +41,10 @@ export function describe(value: unknown): string {
   return JSON.stringify(value) ?? String(value);
 }
 
-export const isPort = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
-/** PostgreSQL memory units, as postgresql.conf accepts them. */
-export const isPgSize = (s: unknown): s is string => typeof s === "string" && /^\d+(kB|MB|GB|TB)$/.test(s);
-/** An SQL identifier we are willing to embed unquoted-safe (we still quote it). */
-export const isIdentifier = (s: unknown): s is string => typeof s === "string" && /^[a-z_][a-z0-9_]{0,62}$/.test(s);
+/** The shared rules (runtime/rules.ts), as predicates. */
+export const isPort = RULES.port.test;
+export const isPgSize = RULES.pgSize.test;
+export const isIdentifier = RULES.identifier.test;
 /** A host name or IP literal safe to embed in a conninfo string and a shell script. */
 export const isHost = (s: unknown): s is string => typeof s === "string" && /^[A-Za-z0-9]([A-Za-z0-9.\-:]{0,252})$/.test(s);
 /** An absolute path safe to embed single-quoted in shell and postgresql.conf. */

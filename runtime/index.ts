@@ -21,8 +21,6 @@ export { Worker } from "./jobs/worker";
 export type { TaskContext, TaskHandler, WorkerOptions } from "./jobs/worker";
 export { Scheduler } from "./jobs/scheduler";
 export type { ScheduleEntry, SchedulerOptions } from "./jobs/scheduler";
-export { registerShopTasks, shopSchedule, TASKS } from "./jobs/shopfds-tasks";
-export { placeOrder, OrderInputError } from "./shop/orders";
 export { HealthMonitor } from "./health/health";
 export type { CheckOutcome, CheckResult as HealthCheckResult, HealthCheck, HealthReport, HealthStatus } from "./health/health";
 export { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "./health/checks";

@@ -7,11 +7,12 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { z } from "zod";
+import { RULES } from "./rules";
 
 export const endpointSchema = z
   .object({
     host: z.string().min(1, "must be a host name or address"),
-    port: z.number().int("must be an integer").min(1, "must be at least 1").max(65535, "must be at most 65535"),
+    port: RULES.port.schema,
   })
   .strict();
 
@@ -71,7 +72,7 @@ export const rabbitMqOutputsSchema = z
 export const smtpOutputsSchema = z
   .object({
     host: z.string().min(1, "must be a host name or address"),
-    port: z.number().int("must be an integer").min(1, "must be at least 1").max(65535, "must be at most 65535"),
+    port: RULES.port.schema,
     /** TLS from the start (port 465); otherwise STARTTLS when the server offers it. */
     secure: z.boolean(),
     /** The sender, e.g. `ShopFDS <no-reply@shop.example>`. */

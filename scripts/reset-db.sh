@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/stack-env.sh
-exec node --import tsx scripts/migrate.ts reset "$@"
+exec node --import tsx service/bin/migrate.ts reset "$@"

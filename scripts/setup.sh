@@ -61,7 +61,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 # 4. Images, where a Docker engine runs (the dev stack pulls the rest itself on `pulumi up`).
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-  for image in postgres:15-bookworm redis:7.0-bookworm rabbitmq:3.10-management axllent/mailpit:v1.21 prom/prometheus:v2.42.0 prom/alertmanager:v0.25.0; do
+  # The dev stack's own pins (tests/pulumi/docker-inputs.test.ts checks each is one the dev program pulls).
+  for image in postgres:15.8-bookworm redis:7.0.15-bookworm rabbitmq:3.13.7-management axllent/mailpit:v1.21 prom/prometheus:v2.42.0 prom/alertmanager:v0.25.0; do
     docker image inspect "$image" >/dev/null 2>&1 || { say "pulling $image"; docker pull -q "$image" >/dev/null; }
   done
 fi
@@ -69,6 +70,6 @@ fi
 # 5. Initial migrations, when a development stack is already up (make dev applies them itself).
 if [ -z "${CI:-}" ] && [ -f .local-stack/dev/outputs.json ] && node --import tsx scripts/local-stack.ts status --profile dev >/dev/null 2>&1; then
   say "applying migrations to the running development stack"
-  SHOPFDS_OUTPUTS_FILE="$PWD/.local-stack/dev/outputs.json" node --import tsx scripts/migrate.ts up | sed 's/^/[setup] /' || say "migrations not applied (is the stack running? make dev)"
+  SHOPFDS_OUTPUTS_FILE="$PWD/.local-stack/dev/outputs.json" node --import tsx service/bin/migrate.ts up | sed 's/^/[setup] /' || say "migrations not applied (is the stack running? make dev)"
 fi
 say "ready: 'make dev' starts the development environment, 'make test' runs every test"

@@ -24,6 +24,7 @@ import { randomBytes } from "node:crypto";
 import { request as httpsRequest } from "node:https";
 import { promisify } from "node:util";
 import { Client } from "pg";
+import { imageCommand } from "../components/service/image";
 
 const run = promisify(execFile);
 const arg = (name: string, fallback?: string): string => {
@@ -208,9 +209,9 @@ async function main(target: Target): Promise<void> {
   });
 
   // Data to order with, and an admin for the admin routes (both through the service image's own scripts).
-  await target.inService(["node", "--import", "tsx", "scripts/seed.ts", "--if-empty"]);
+  await target.inService(imageCommand("seed", "--if-empty"));
   const admin = { email: "smoke-admin@shopfds.test", password: randomBytes(18).toString("base64url") };
-  await target.inService(["node", "--import", "tsx", "scripts/create-admin.ts", "--email", admin.email], `${admin.password}\n`);
+  await target.inService(imageCommand("createAdmin", "--email", admin.email), `${admin.password}\n`);
   const token = (await call(service, "POST", "/login", admin)).json.token as string;
   const auth = { authorization: `Bearer ${token}` };
   const userId = Number(await target.sql("SELECT id FROM users ORDER BY id LIMIT 1"));

@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, ExistingSecretFiles, Platform, SERVICE_IMAGE_USER } from "../platform/types";
 import { RABBIT_VHOST, type Broker } from "../rabbitmq/RabbitMq";
+import { imageCommand } from "../service/image";
 
 export const JOB_PATHS = {
   outputs: "/run/secrets/shopfds-outputs.json",
@@ -66,7 +67,7 @@ export class JobRunners extends pulumi.ComponentResource {
         role: "worker",
         instance: name,
         image: args.image,
-        command: ["node", "--import", "tsx", "scripts/worker.ts", "--concurrency", String(args.workers.concurrency), "--alive-file", JOB_PATHS.aliveFile],
+        command: imageCommand("worker", "--concurrency", String(args.workers.concurrency), "--alive-file", JOB_PATHS.aliveFile),
         env,
         secretFiles: outputsFile,
         existingSecretFiles: args.contractFiles ?? [],
@@ -94,7 +95,7 @@ export class JobRunners extends pulumi.ComponentResource {
         role: "scheduler",
         instance: name,
         image: args.image,
-        command: ["node", "--import", "tsx", "scripts/scheduler.ts", "--alive-file", JOB_PATHS.aliveFile],
+        command: imageCommand("scheduler", "--alive-file", JOB_PATHS.aliveFile),
         env,
         secretFiles: outputsFile,
         existingSecretFiles: args.contractFiles ?? [],

@@ -6,7 +6,7 @@
  * run on the build machines; these are tested structurally (see tests/unit/logging-render.test.ts).
  */
 import { stringify } from "yaml";
-import { isPort, isSafePath, Problems } from "../validation";
+import { isPort, isSafePath, Problems, RULES } from "../validation";
 
 export const LOG_INDEX_PREFIX = "shopfds-logs";
 export const ILM_POLICY = "shopfds-logs-30d";
@@ -28,7 +28,7 @@ export interface LogstashPipelineInput {
 export function renderLogstashPipeline(input: LogstashPipelineInput): string {
   const p = new Problems("logstash pipeline");
   p.check(/^https?:\/\/[A-Za-z0-9.-]+:\d+$/.test(input.elasticsearchUrl), "elasticsearchUrl", "must be http(s)://host:port", input.elasticsearchUrl);
-  p.check(isPort(input.tcpPort), "tcpPort", "must be an integer from 1 to 65535", input.tcpPort);
+  p.rule("tcpPort", RULES.port, input.tcpPort);
   p.check(isPort(input.httpPort) && input.httpPort !== input.tcpPort, "httpPort", "must be a port other than tcpPort", input.httpPort);
   if (input.beatsPort !== undefined) p.check(isPort(input.beatsPort) && input.beatsPort !== input.tcpPort && input.beatsPort !== input.httpPort, "beatsPort", "must be a port other than tcpPort and httpPort", input.beatsPort);
   if (input.elasticsearchCaFile !== undefined) p.check(isSafePath(input.elasticsearchCaFile), "elasticsearchCaFile", "must be an absolute path", input.elasticsearchCaFile);
@@ -235,7 +235,7 @@ export function renderFilebeatDockerConfig(input: FilebeatDockerInput): string {
   p.check(/^[a-z0-9][a-z0-9-]*$/.test(input.stack), "stack", "must be a lower-case name (letters, digits, hyphens)", input.stack);
   p.check(/^[A-Za-z0-9.-]+:\d+$/.test(input.logstash) && isPort(Number(input.logstash.split(":")[1])), "logstash", "must be host:port", input.logstash);
   for (const key of ["containersDir", "dockerSocket"] as const) p.check(isSafePath(input[key]), key, "must be an absolute path", input[key]);
-  p.check(isPort(input.httpPort), "httpPort", "must be an integer from 1 to 65535", input.httpPort);
+  p.rule("httpPort", RULES.port, input.httpPort);
   for (const key of ["stack", "logs"] as const) p.check(/^[a-z][a-z-]*$/.test(input.labels[key]), `labels.${key}`, "must be a label name without dots (Filebeat turns dots into underscores)", input.labels[key]);
   p.throwIfAny();
   const config = {

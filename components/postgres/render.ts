@@ -4,7 +4,7 @@
  * (scripts/local-stack) all ship exactly what these functions return, so one test of a renderer covers
  * all three, and the local stack runs the very files a deployment would.
  */
-import { isHost, isIdentifier, isPgSize, isPort, isSafePath, Problems } from "../validation";
+import { isHost, isPgSize, isSafePath, Problems, RULES } from "../validation";
 
 /** The role streaming replicas connect as: REPLICATION, never SUPERUSER. */
 export const DEFAULT_REPLICATION_USER = "replicator";
@@ -73,14 +73,14 @@ export function replicationSlotName(instanceName: string): string {
 
 export function renderPostgresConf(input: PostgresConfInput): string {
   const p = new Problems("postgresql.conf");
-  p.check(isPort(input.port), "port", "must be an integer from 1 to 65535", input.port);
+  p.rule("port", RULES.port, input.port);
   p.check(/^(\*|[A-Za-z0-9.:,\- ]+)$/.test(input.listenAddresses ?? ""), "listenAddresses", "must be `*` or a comma-separated list of addresses", input.listenAddresses);
   p.check(/^[A-Za-z0-9_\-]{1,63}$/.test(input.clusterName ?? ""), "clusterName", "must be 1-63 letters, digits, `_` or `-`", input.clusterName);
   p.check(isSafePath(input.hbaFile), "hbaFile", "must be an absolute path of letters, digits, `._-/`", input.hbaFile);
   p.check(isSafePath(input.unixSocketDirectory), "unixSocketDirectory", "must be an absolute path of letters, digits, `._-/`", input.unixSocketDirectory);
   p.check(Number.isInteger(input.replicas) && input.replicas >= 1 && input.replicas <= 16, "replicas", "must be an integer from 1 to 16", input.replicas);
   p.check(Number.isInteger(input.maxConnections) && input.maxConnections >= 10 && input.maxConnections <= 10000, "maxConnections", "must be an integer from 10 to 10000", input.maxConnections);
-  p.check(isPgSize(input.sharedBuffers), "sharedBuffers", "must be a size such as 128MB (units kB, MB, GB, TB)", input.sharedBuffers);
+  p.rule("sharedBuffers", RULES.pgSize, input.sharedBuffers);
   p.check(isPgSize(input.maxSlotWalKeepSize), "maxSlotWalKeepSize", "must be a size such as 2GB (units kB, MB, GB, TB); -1 (unlimited) is refused", input.maxSlotWalKeepSize);
   p.throwIfAny();
 
@@ -134,7 +134,7 @@ export function renderPgHba(input: PgHbaInput): string {
   for (const [i, cidr] of (input.clientCidrs ?? []).entries()) {
     p.check(CIDR.test(cidr), `clientCidrs[${i}]`, "must be an IPv4 or IPv6 CIDR range such as 10.0.0.0/8", cidr);
   }
-  p.check(isIdentifier(input.replicationUser), "replicationUser", "must be a lower-case SQL identifier", input.replicationUser);
+  p.rule("replicationUser", RULES.identifier, input.replicationUser);
   p.throwIfAny();
 
   const rows: string[][] = [["local", "all", "all", "", "scram-sha-256"]];
@@ -152,9 +152,9 @@ export function renderPgHba(input: PgHbaInput): string {
 
 export function renderPrimaryInitSql(input: PrimaryInitInput): string {
   const p = new Problems("primary init SQL");
-  p.check(isIdentifier(input.replicationUser), "replicationUser", "must be a lower-case SQL identifier", input.replicationUser);
-  p.check(isIdentifier(input.appUser), "appUser", "must be a lower-case SQL identifier", input.appUser);
-  p.check(isIdentifier(input.database), "database", "must be a lower-case SQL identifier", input.database);
+  p.rule("replicationUser", RULES.identifier, input.replicationUser);
+  p.rule("appUser", RULES.identifier, input.appUser);
+  p.rule("database", RULES.identifier, input.database);
   p.check(input.appUser !== input.replicationUser, "appUser", "must differ from replicationUser", input.appUser);
   p.check(!["postgres", "template0", "template1"].includes(input.database), "database", "must not be a system database", input.database);
   p.check(isSafePath(input.replicationPasswordFile), "replicationPasswordFile", "must be an absolute path of letters, digits, `._-/`", input.replicationPasswordFile);
@@ -187,8 +187,8 @@ export function renderPrimaryInitSql(input: PrimaryInitInput): string {
 export function renderReplicaBootstrap(input: ReplicaBootstrapInput): string {
   const p = new Problems("replica bootstrap");
   p.check(isHost(input.primaryHost), "primaryHost", "must be a host name or IP address", input.primaryHost);
-  p.check(isPort(input.primaryPort), "primaryPort", "must be an integer from 1 to 65535", input.primaryPort);
-  p.check(isIdentifier(input.replicationUser), "replicationUser", "must be a lower-case SQL identifier", input.replicationUser);
+  p.rule("primaryPort", RULES.port, input.primaryPort);
+  p.rule("replicationUser", RULES.identifier, input.replicationUser);
   p.check(isSafePath(input.replicationPasswordFile), "replicationPasswordFile", "must be an absolute path of letters, digits, `._-/`", input.replicationPasswordFile);
   p.check(Number.isInteger(input.waitForPrimarySeconds) && input.waitForPrimarySeconds >= 1, "waitForPrimarySeconds", "must be a positive integer", input.waitForPrimarySeconds);
   p.throwIfAny();

@@ -8,7 +8,9 @@ import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, Platform } from "../platform/types";
-import { renderDefinitions, renderEnabledPlugins, renderRabbitConf } from "./render";
+import { RABBIT_VHOST, renderDefinitions, renderEnabledPlugins, renderRabbitConf } from "./render";
+
+export { RABBIT_VHOST };
 
 export const RABBIT_PATHS = {
   config: "/etc/rabbitmq/rabbitmq.conf",
@@ -16,7 +18,6 @@ export const RABBIT_PATHS = {
   definitions: "/run/secrets/rabbitmq-definitions.json",
   data: "/var/lib/rabbitmq",
 } as const;
-export const RABBIT_VHOST = "shopfds";
 const AMQP_PORT = 5672;
 const MANAGEMENT_PORT = 15672;
 const PROMETHEUS_PORT = 15692;

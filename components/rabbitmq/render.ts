@@ -4,20 +4,27 @@
  * task queue with its dead-letter exchange and queue, policies). Docker, Kubernetes and the local stack
  * ship exactly these.
  *
- * The topology is Celery's (see CELERY-NOTES): tasks on the durable queue `celery` (through the default
- * exchange), events on the durable topic exchange `celeryev`, remote control on the non-durable
- * `celery.pidbox` (fanout) and `reply.celery.pidbox` (direct). Declaring any of these with other
- * properties would make Celery's own declarations fail with 406 PRECONDITION_FAILED.
+ * The topology (queue, exchanges, dead-lettering) is the runtime's (runtime/jobs/topology.ts): the
+ * broker declares what the producer and worker use.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { isPort, isSafePath, Problems } from "../validation";
+import {
+  DEAD_LETTER_EXCHANGE,
+  DEAD_LETTER_QUEUE,
+  DEAD_LETTER_ROUTING_KEY,
+  EVENT_EXCHANGE,
+  PIDBOX_EXCHANGE,
+  REPLY_EXCHANGE,
+  TASK_EXCHANGE,
+  TASK_QUEUE,
+  TASK_QUEUE_ARGUMENTS,
+} from "../../runtime/jobs/topology";
+import { isPort, isSafePath, Problems, RULES } from "../validation";
 
-export const TASK_QUEUE = "celery";
-export const DEAD_LETTER_EXCHANGE = "shopfds.dlx";
-export const DEAD_LETTER_QUEUE = "shopfds.dead";
-export const DEAD_LETTER_ROUTING_KEY = "dead";
-/** Arguments of the task queue; Python services must declare `celery` with exactly these. */
-export const TASK_QUEUE_ARGUMENTS = { "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-dead-letter-routing-key": DEAD_LETTER_ROUTING_KEY } as const;
+export { DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DEAD_LETTER_ROUTING_KEY, TASK_QUEUE, TASK_QUEUE_ARGUMENTS };
+
+/** The one vhost of every ShopFDS broker (Docker, Kubernetes and the local stack). */
+export const RABBIT_VHOST = "shopfds";
 
 export interface RabbitConfInput {
   readonly amqpPort: number;
@@ -47,7 +54,7 @@ const isName = (s: unknown): s is string => typeof s === "string" && /^[a-z][a-z
 
 export function renderRabbitConf(input: RabbitConfInput): string {
   const p = new Problems("rabbitmq.conf");
-  for (const key of ["amqpPort", "managementPort", "prometheusPort"] as const) p.check(isPort(input[key]), key, "must be an integer from 1 to 65535", input[key]);
+  for (const key of ["amqpPort", "managementPort", "prometheusPort"] as const) p.rule(key, RULES.port, input[key]);
   p.check(new Set([input.amqpPort, input.managementPort, input.prometheusPort]).size === 3, "managementPort", "the three ports must differ", [input.amqpPort, input.managementPort, input.prometheusPort]);
   p.check(/^(\d{1,3}\.){3}\d{1,3}$/.test(input.bindAddress), "bindAddress", "must be an IPv4 address", input.bindAddress);
   p.check(isSafePath(input.definitionsFile), "definitionsFile", "must be an absolute path", input.definitionsFile);
@@ -109,10 +116,10 @@ export function renderDefinitions(input: DefinitionsInput): string {
     // (reply queues, event and pidbox queues), so within the vhost they need configure rights.
     permissions: input.users.map((u) => ({ user: u.name, vhost, configure: ".*", write: ".*", read: ".*" })),
     exchanges: [
-      { name: "celery", vhost, type: "direct", durable: true, auto_delete: false, internal: false, arguments: {} },
-      { name: "celeryev", vhost, type: "topic", durable: true, auto_delete: false, internal: false, arguments: {} },
-      { name: "celery.pidbox", vhost, type: "fanout", durable: false, auto_delete: false, internal: false, arguments: {} },
-      { name: "reply.celery.pidbox", vhost, type: "direct", durable: false, auto_delete: false, internal: false, arguments: {} },
+      { name: TASK_EXCHANGE, vhost, type: "direct", durable: true, auto_delete: false, internal: false, arguments: {} },
+      { name: EVENT_EXCHANGE, vhost, type: "topic", durable: true, auto_delete: false, internal: false, arguments: {} },
+      { name: PIDBOX_EXCHANGE, vhost, type: "fanout", durable: false, auto_delete: false, internal: false, arguments: {} },
+      { name: REPLY_EXCHANGE, vhost, type: "direct", durable: false, auto_delete: false, internal: false, arguments: {} },
       { name: DEAD_LETTER_EXCHANGE, vhost, type: "direct", durable: true, auto_delete: false, internal: false, arguments: {} },
     ],
     // Classic durable queues: Celery 5.2 workers consume with global QoS, which quorum queues refuse.
@@ -121,7 +128,7 @@ export function renderDefinitions(input: DefinitionsInput): string {
       { name: DEAD_LETTER_QUEUE, vhost, durable: true, auto_delete: false, arguments: {} },
     ],
     bindings: [
-      { source: "celery", vhost, destination: TASK_QUEUE, destination_type: "queue", routing_key: TASK_QUEUE, arguments: {} },
+      { source: TASK_EXCHANGE, vhost, destination: TASK_QUEUE, destination_type: "queue", routing_key: TASK_QUEUE, arguments: {} },
       { source: DEAD_LETTER_EXCHANGE, vhost, destination: DEAD_LETTER_QUEUE, destination_type: "queue", routing_key: DEAD_LETTER_ROUTING_KEY, arguments: {} },
     ],
     policies: [

@@ -7,7 +7,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, Platform, ServiceSpec } from "../platform/types";
-import { renderClusterCreateScript, renderNodeStartScript, renderRedisAuthInclude, renderRedisConf } from "./render";
+import { REDIS_NODE_COUNT, renderClusterCreateScript, renderNodeStartScript, renderRedisAuthInclude, renderRedisConf } from "./render";
+
+export { REDIS_NODE_COUNT };
 
 /** Paths inside the redis image. */
 export const REDIS_PATHS = {
@@ -21,7 +23,6 @@ export const REDIS_PATHS = {
 
 export const REDIS_PORT = 6379;
 export const REDIS_BUS_PORT = 16379;
-export const REDIS_NODE_COUNT = 6;
 /** The redis image's `redis` user. */
 const REDIS_UID = 999;
 

@@ -3,7 +3,10 @@
  * the password, and the idempotent cluster-creation script. Docker, Kubernetes and the local stack all
  * ship what these return (the local stack runs the very same creation script against loopback nodes).
  */
-import { isHost, isPort, isSafePath, Problems } from "../validation";
+import { isHost, isSafePath, Problems, RULES } from "../validation";
+
+/** Nodes of every ShopFDS Redis Cluster: 3 masters, each with 1 replica (the Docker, Kubernetes and local stacks). */
+export const REDIS_NODE_COUNT = 6;
 
 export interface RedisConfInput {
   /** Client port. */
@@ -46,21 +49,15 @@ export interface ClusterCreateInput {
   readonly waitSeconds: number;
 }
 
-const isRedisSize = (s: unknown): s is string => typeof s === "string" && /^\d+(kb|mb|gb)$/.test(s);
 
 export function renderRedisConf(input: RedisConfInput): string {
   const p = new Problems("redis.conf");
-  p.check(isPort(input.port), "port", "must be an integer from 1 to 65535", input.port);
-  p.check(isPort(input.clusterPort), "clusterPort", "must be an integer from 1 to 65535", input.clusterPort);
+  p.rule("port", RULES.port, input.port);
+  p.rule("clusterPort", RULES.port, input.clusterPort);
   p.check(input.clusterPort !== input.port, "clusterPort", "must differ from port", input.clusterPort);
-  p.check(
-    Number.isInteger(input.nodeTimeoutMs) && input.nodeTimeoutMs >= 500 && input.nodeTimeoutMs <= 5000,
-    "nodeTimeoutMs",
-    "must be an integer from 500 to 5000 (failover takes about 1.7 × it + 0.7 s; FR-014 allows 10 s)",
-    input.nodeTimeoutMs,
-  );
+  p.rule("nodeTimeoutMs", RULES.redisNodeTimeoutMs, input.nodeTimeoutMs);
   p.check(isSafePath(input.dataDir), "dataDir", "must be an absolute path", input.dataDir);
-  p.check(isRedisSize(input.maxMemory), "maxMemory", "must be a Redis size such as 256mb", input.maxMemory);
+  p.rule("maxMemory", RULES.redisSize, input.maxMemory);
   p.check(isSafePath(input.authIncludeFile), "authIncludeFile", "must be an absolute path", input.authIncludeFile);
   p.throwIfAny();
   return [
@@ -117,7 +114,7 @@ export function renderClusterCreateScript(input: ClusterCreateInput): string {
   );
   input.nodes.forEach((n, i) => {
     p.check(isHost(n.host), `nodes[${i}].host`, "must be a host name or IP address", n.host);
-    p.check(isPort(n.port), `nodes[${i}].port`, "must be an integer from 1 to 65535", n.port);
+    p.rule(`nodes[${i}].port`, RULES.port, n.port);
   });
   p.check(isSafePath(input.passwordFile), "passwordFile", "must be an absolute path", input.passwordFile);
   p.check(Number.isInteger(input.waitSeconds) && input.waitSeconds > 0, "waitSeconds", "must be a positive integer", input.waitSeconds);

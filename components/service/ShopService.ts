@@ -1,5 +1,5 @@
 /**
- * The reference ShopFDS service (scripts/service.ts): the service image, N identical instances behind one
+ * The reference ShopFDS service (service/bin/service.ts): the service image, N identical instances behind one
  * stable name (a Docker network alias; a Kubernetes ClusterIP Service), reading the stack outputs from a
  * secret file like the workers. Liveness is `/health/live`; Prometheus scrapes `/metrics` on each
  * instance.
@@ -7,6 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DeployedService, Endpoint, ExistingSecretFiles, Platform, SERVICE_IMAGE_USER } from "../platform/types";
 import { JOB_PATHS } from "../jobs/JobRunners";
+import { imageCommand } from "./image";
 
 export const SERVICE_PORT = 8080;
 
@@ -49,7 +50,7 @@ export class ShopService extends pulumi.ComponentResource {
         role: "service",
         instance: name,
         image: args.image,
-        command: ["node", "--import", "tsx", "scripts/service.ts", "--port", String(SERVICE_PORT)],
+        command: imageCommand("service", "--port", String(SERVICE_PORT)),
         env: { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs, SHOPFDS_ENVIRONMENT: args.environment, SHOPFDS_PUBLIC_URL: args.publicUrl ?? inside, NODE_ENV: "production" },
         secretFiles: [{ path: JOB_PATHS.outputs, content: pulumi.secret(args.outputsJson) }],
         existingSecretFiles: args.contractFiles ?? [],

@@ -6,6 +6,7 @@ import { statfs } from "node:fs/promises";
 import type { Cluster } from "ioredis";
 import type { Database } from "../db/router";
 import type { HealthCheck } from "./health";
+import { TASK_QUEUE } from "../jobs/topology";
 
 export function postgresChecks(db: Database, maxLagMs = 10_000): HealthCheck[] {
   const replicas = db.stats().replicas.map(
@@ -59,7 +60,7 @@ export interface BrokerConnectionState {
  * and reconnecting, even if another connection could reach the broker; otherwise reports the task
  * queue's depth, read over that same connection.
  */
-export function rabbitMqCheck(connection: BrokerConnectionState, queue = "celery", name = "rabbitmq:queue"): HealthCheck {
+export function rabbitMqCheck(connection: BrokerConnectionState, queue = TASK_QUEUE, name = "rabbitmq:queue"): HealthCheck {
   return {
     name,
     componentType: "component",

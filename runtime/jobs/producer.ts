@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
-import { TASK_QUEUE } from "../../components/rabbitmq/render";
+import { TASK_QUEUE } from "./topology";
 import { typedTable } from "./amqp-table";
 import { BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { BuildOptions, buildTaskMessage, encodeTaskMessage } from "./protocol";

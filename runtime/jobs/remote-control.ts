@@ -3,6 +3,8 @@
  * `celery inspect`/`celery control` and Flower send, answered with the shapes and texts Celery 5.2's
  * worker/control.py gives (CELERY-NOTES §5–6). Unknown commands answer `KeyError` as Celery does.
  */
+import { WORKER_SOFTWARE } from "./events";
+import { REPLY_EXCHANGE } from "./topology";
 import type { ConsumeMessage } from "amqplib";
 import { pyRepr } from "./protocol";
 import type { TaskRequest, Worker } from "./worker";
@@ -64,7 +66,7 @@ export async function controlReply(w: Worker, msg: ConsumeMessage): Promise<Cont
     result = { error: `${(error as Error).name}(${pyRepr((error as Error).message)})` };
   }
   if (!body.reply_to?.routing_key || !body.ticket) return undefined;
-  return { exchange: body.reply_to.exchange ?? "reply.celery.pidbox", routingKey: body.reply_to.routing_key, ticket: body.ticket, result };
+  return { exchange: body.reply_to.exchange ?? REPLY_EXCHANGE, routingKey: body.reply_to.routing_key, ticket: body.ticket, result };
 }
 
 function requestInfo(w: Worker, r: TaskRequest, active: boolean) {
@@ -214,7 +216,7 @@ export async function control(w: Worker, method: string, args: Record<string, un
     case "disable_events":
       return nok("task events cannot be disabled on this worker");
     case "heartbeat":
-      w.emit("worker-heartbeat", { freq: 5, sw_ident: "shopfds-ts-celery", sw_ver: "1.1.0", sw_sys: "Linux" });
+      w.emit("worker-heartbeat", { freq: 5, ...WORKER_SOFTWARE });
       return NO_REPLY;
     case "active_queues":
       return w.queues.map((name) => ({

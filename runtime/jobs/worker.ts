@@ -19,19 +19,21 @@
  *   An eta further than `holdHorizonMs` away is re-published (same message, same id) every horizon, so
  *   no delivery stays unacknowledged past RabbitMQ's consumer_timeout and no timer overflows; `expires`
  *   and revocation are checked again when the eta comes.
- * - Events on `celeryev` and answers on the pidbox (see remote-control.ts); every header written is
+ * - Events on `celeryev` (events.ts) and answers on the pidbox (pidbox.ts, remote-control.ts); every header written is
  *   typed for py-amqp (amqp-table.ts).
  * - Graceful stop: stops taking tasks, lets running ones finish for `shutdownTimeoutMs`, then returns
  *   the rest to the queue, and says worker-offline.
  */
 import { hostname as osHostname, loadavg } from "node:os";
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
-import { DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, TASK_QUEUE, TASK_QUEUE_ARGUMENTS } from "../../components/rabbitmq/render";
+import { DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, TASK_QUEUE, TASK_QUEUE_ARGUMENTS } from "./topology";
 import { typedTable } from "./amqp-table";
 import { BrokerLink, BrokerUnavailableError } from "./broker-link";
-import { exceptionInfo, isoWithOffset, MalformedTaskError, parseTaskMessage, parseTime, pyRepr, resultBody, TaskMessage, utcoffset } from "./protocol";
+import { EventDispatcher, WORKER_SOFTWARE } from "./events";
+import { startPidbox } from "./pidbox";
+import { exceptionInfo, isoWithOffset, MalformedTaskError, parseTaskMessage, parseTime, pyRepr, resultBody, TaskMessage } from "./protocol";
 import { parseRateLimit } from "./rate-limit";
-import { controlReply, NO_REPLY, type ControlTarget } from "./remote-control";
+import type { ControlTarget } from "./remote-control";
 import { RevokedIds } from "./revoked";
 
 export interface TaskContext {
@@ -79,7 +81,6 @@ export interface WorkerOptions {
 export type TaskOutcome = "succeeded" | "failed" | "retried" | "dead_lettered" | "revoked";
 
 const REDELIVERIES = "x-shopfds-redeliveries";
-const SOFTWARE = { sw_ident: "shopfds-ts-celery", sw_ver: "1.1.0", sw_sys: "Linux" };
 
 /** A delivery and the channel it came on: it can be acknowledged only there. */
 interface Delivery {
@@ -123,11 +124,11 @@ export class Worker implements ControlTarget {
   readonly rateLimits = new Map<string, { gapMs: number; next: number }>();
   readonly timeLimits = new Map<string, [number | null, number | null]>();
   processed = 0;
-  clock = 0;
   startedAt = 0;
+  /** Celery events on celeryev, and the Lamport clock (events.ts). */
+  readonly events: EventDispatcher;
   private link?: BrokerLink;
   private channel?: ConfirmChannel;
-  private events?: ConfirmChannel;
   private readonly consumerTags = new Map<string, string>();
   private readonly closedChannels = new WeakSet<ConfirmChannel>();
   private heartbeat?: NodeJS.Timeout;
@@ -156,6 +157,15 @@ export class Worker implements ControlTarget {
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency: must be a positive integer (got ${options.concurrency})`);
     if (!Number.isInteger(this.o.prefetchMultiplier) || this.o.prefetchMultiplier < 1) throw new RangeError(`prefetchMultiplier: must be a positive integer (got ${options.prefetchMultiplier})`);
     this.queues = [this.o.queue];
+    this.events = new EventDispatcher(this.hostname, this.o.log);
+  }
+
+  /** The Lamport clock of this worker's events (remote control reads and merges it). */
+  get clock(): number {
+    return this.events.clock;
+  }
+  set clock(value: number) {
+    this.events.clock = value;
   }
 
   /** Registers a task by its Celery name (e.g. `shopfds.send_order_email`). */
@@ -218,13 +228,12 @@ export class Worker implements ControlTarget {
     channel.on("close", () => this.closedChannels.add(channel));
     // The same declarations Celery makes, so neither side trips over the other's (406 otherwise).
     for (const q of this.queues) await channel.assertQueue(q, { durable: true, arguments: this.queueArguments(q) });
-    await events.assertExchange("celeryev", "topic", { durable: true });
-    await this.startPidbox(channel);
+    await startPidbox(channel, { target: this, replyChannel: () => this.openChannel(3000), log: (line) => this.o.log(line) });
     // Global QoS, as Celery sets it, so the prefetch can grow while tasks wait for their eta.
     await channel.prefetch(this.prefetch(), true);
     // Deliveries can arrive as soon as a consumer exists: the channel must be the current one by then.
+    await this.events.attach(events);
     this.channel = channel;
-    this.events = events;
     this.consumerTags.clear();
     for (const q of this.queues) await this.consume(channel, q);
     this.emit("worker-online", this.workerFields());
@@ -233,7 +242,7 @@ export class Worker implements ControlTarget {
   /** The connection is gone: what was held or reserved died with its channel (the broker requeues it). */
   private lost(): void {
     this.channel = undefined;
-    this.events = undefined;
+    this.events.detach();
     this.consumerTags.clear();
     for (const h of this.held.values()) clearTimeout(h.timer);
     this.held.clear();
@@ -273,30 +282,19 @@ export class Worker implements ControlTarget {
       }
       for (const r of this.running.values()) this.settle(r.delivery, "requeue");
       this.emit("worker-offline", this.workerFields());
-      await this.events?.waitForConfirms().catch(() => undefined);
+      await this.events.flush();
       await this.link?.close();
     })();
     return this.stopping;
   }
 
   workerFields() {
-    return { freq: this.o.heartbeatSeconds, active: this.running.size, processed: this.processed, loadavg: loadavg().map((n) => Math.round(n * 100) / 100), ...SOFTWARE };
+    return { freq: this.o.heartbeatSeconds, active: this.running.size, processed: this.processed, loadavg: loadavg().map((n) => Math.round(n * 100) / 100), ...WORKER_SOFTWARE };
   }
 
-  /** Publishes one event on celeryev (routing key: the type with dots), as Celery's dispatcher does. */
+  /** Publishes one Celery event (events.ts). */
   emit(type: string, fields: Record<string, unknown>): void {
-    this.clock++;
-    const event = { hostname: this.hostname, utcoffset: utcoffset(), pid: process.pid, clock: this.clock, ...fields, timestamp: Date.now() / 1000, type };
-    try {
-      this.events?.publish("celeryev", type.replace(/-/g, "."), Buffer.from(JSON.stringify(event)), {
-        contentType: "application/json",
-        contentEncoding: "utf-8",
-        deliveryMode: 1,
-        headers: typedTable({ hostname: this.hostname }),
-      });
-    } catch (e) {
-      this.o.log(`event ${type} not sent: ${(e as Error).message}`);
-    }
+    this.events.emit(type, fields);
   }
 
   /** Acknowledges (or requeues) a delivery on the channel it came on; on a dead channel the broker has already requeued it. */
@@ -595,35 +593,6 @@ export class Worker implements ControlTarget {
     const tag = this.consumerTags.get(queue);
     this.consumerTags.delete(queue);
     if (tag) await this.channel?.cancel(tag).catch(() => undefined);
-  }
-
-  // ---- the pidbox -------------------------------------------------------------------------------
-
-  private async startPidbox(channel: ConfirmChannel): Promise<void> {
-    await channel.assertExchange("celery.pidbox", "fanout", { durable: false });
-    await channel.assertExchange("reply.celery.pidbox", "direct", { durable: false });
-    const queue = `${this.hostname}.celery.pidbox`;
-    await channel.assertQueue(queue, { durable: false, autoDelete: true, arguments: { "x-message-ttl": 300_000, "x-expires": 10_000 } });
-    await channel.bindQueue(queue, "celery.pidbox", "");
-    await channel.consume(queue, (m) => m && this.onControl(m), { noAck: true });
-  }
-
-  /** Never throws: a malformed broadcast (bad JSON, an invalid pattern) is logged and ignored. */
-  private onControl(msg: ConsumeMessage): void {
-    void controlReply(this, msg)
-      .then(async (reply) => {
-        if (!reply || reply.result === NO_REPLY) return;
-        // A command that cost the channel (a refused declaration) is answered on the rebuilt one.
-        const channel = await this.openChannel(3000);
-        channel?.publish(reply.exchange, reply.routingKey, Buffer.from(JSON.stringify({ [this.hostname]: reply.result })), {
-          contentType: "application/json",
-          contentEncoding: "utf-8",
-          deliveryMode: 1,
-          priority: 0,
-          headers: typedTable({ ticket: reply.ticket, clock: this.clock }),
-        });
-      })
-      .catch((e: Error) => this.o.log(`control message ignored: ${e.message}`));
   }
 
   /** The task channel once it is open (waiting up to `ms` through a reconnect), or undefined. */

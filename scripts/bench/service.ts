@@ -19,22 +19,14 @@ import autocannon from "autocannon";
 import nodemailer from "nodemailer";
 import { SMTPServer } from "smtp-server";
 import { Database } from "../../runtime/db/router";
-import { Blacklist } from "../../runtime/fds/blacklist";
-import { FraudDetector } from "../../runtime/fds/evaluate";
-import { HealthMonitor } from "../../runtime/health/health";
-import { TaskProducer } from "../../runtime/jobs/producer";
-import { registerShopTasks } from "../../runtime/jobs/shopfds-tasks";
+import { registerShopTasks } from "../../service/tasks";
 import { Worker, type TaskHandler } from "../../runtime/jobs/worker";
 import { createLogger } from "../../runtime/observability/logger";
-import { ServiceMetrics } from "../../runtime/observability/metrics";
 import type { StackOutputs } from "../../runtime/outputs";
-import { connectRedisCluster } from "../../runtime/redis/client";
-import { SessionStore } from "../../runtime/redis/sessions";
-import type { Account } from "../../runtime/shop/accounts";
-import { LoginGuard } from "../../runtime/shop/login-guard";
-import { ORDER_EMAIL_TASK, type OrderTaskSender } from "../../runtime/shop/orders";
+import { ORDER_EMAIL_TASK, type OrderTaskSender } from "../../service/shop/orders";
 import { isAlive, stopPid, waitFor } from "../local-stack/process";
-import { createApp } from "../service/app";
+import { createApp } from "../../service/http/app";
+import { buildServiceDeps } from "../../service/deps";
 
 const SC004_ORDERS = Number(process.env.BENCH_SC004_ORDERS ?? 20);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 10);
@@ -89,12 +81,11 @@ async function sc004(outputs: StackOutputs, db: Database, data: { userIds: numbe
   const smtp = slowSmtp(SMTP_DELAY_MS);
   const smtpPort = await listen(smtp);
   const mailer = nodemailer.createTransport({ host: "127.0.0.1", port: smtpPort, secure: false, ignoreTLS: true, pool: true, maxConnections: 4 });
-  const redis = connectRedisCluster(outputs.redis);
-  const blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys });
-  const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys);
-  const producer = await TaskProducer.connect(outputs.rabbitmq.url);
   const queue = `bench${process.pid}.sc004`;
-  const queued = producer.forQueue(queue);
+  // The service's own wiring (service/deps.ts); /health runs no checks here (not what is measured).
+  const log = createLogger({ service: "bench", environment: "dev", destination: new Writable({ write: (_c, _e, done) => done() }) });
+  const app = await buildServiceDeps(outputs, { service: "bench", log, jobs: { queue }, health: { checks: "none" }, defaultMetrics: false });
+  const queued = app.jobs;
   // Inline: the e-mail task's own code, run before the answer (what the service would do without a queue).
   const handlers = new Map<string, TaskHandler>();
   const deps = { db, mailer, from: "ShopFDS <no-reply@shopfds.local>", reportsBaseUrl: "http://127.0.0.1/reports", sender: queued };
@@ -108,13 +99,9 @@ async function sc004(outputs: StackOutputs, db: Database, data: { userIds: numbe
   const worker = new Worker({ url: outputs.rabbitmq.url, queue, hostname: `bench-sc004-${process.pid}@bench`, concurrency: 8 });
   registerShopTasks(worker, deps);
   await worker.start();
-  const health = new HealthMonitor([]);
-  const metrics = new ServiceMetrics({ service: "bench", db, defaultMetrics: false });
-  const log = createLogger({ service: "bench", environment: "dev", destination: new Writable({ write: (_c, _e, done) => done() }) });
-  const sessions = new SessionStore<Account>(redis);
   const servers = await Promise.all(
     [queued, inline].map(async (jobs) => {
-      const server = createServer(createApp({ db, fds, jobs, blacklist, sessions, loginGuard: new LoginGuard(redis), health, metrics, log }));
+      const server = createServer(createApp({ ...app, jobs }));
       return { server, port: await listen(server) };
     }),
   );
@@ -142,10 +129,9 @@ async function sc004(outputs: StackOutputs, db: Database, data: { userIds: numbe
   } finally {
     for (const { server } of servers) server.close();
     await worker.stop();
-    await producer.close();
+    await app.close();
     mailer.close();
     await new Promise((r) => smtp.close(() => r(undefined)));
-    redis.disconnect();
   }
 }
 
@@ -166,8 +152,8 @@ async function load(outputsFile: string, portBase: number, data: { userIds: numb
   const url = `http://127.0.0.1:${port}`;
   const env: NodeJS.ProcessEnv = { ...process.env, SHOPFDS_OUTPUTS_FILE: outputsFile, SHOPFDS_PUBLIC_URL: url, SHOPFDS_METRICS_HOST: "127.0.0.1" };
   delete env.SHOPFDS_STACK_OUTPUTS;
-  const service = startProcess(["scripts/service.ts", "--port", String(port), "--host", "127.0.0.1"], env);
-  const worker = startProcess(["scripts/worker.ts", "--metrics-port", String(portBase + 81)], env);
+  const service = startProcess(["service/bin/service.ts", "--port", String(port), "--host", "127.0.0.1"], env);
+  const worker = startProcess(["service/bin/worker.ts", "--metrics-port", String(portBase + 81)], env);
   try {
     await waitFor("the bench service", 60_000, async () => {
       if (service.exitCode !== null) throw new Error(`the service exited (${service.exitCode})`);
@@ -182,7 +168,7 @@ async function load(outputsFile: string, portBase: number, data: { userIds: numb
     const after = await dbReads(url);
     const line = (name: string, r: autocannon.Result) =>
       `  ${name.padEnd(18)} ${r.requests.average.toFixed(0).padStart(6)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  max ${r.latency.max} ms  (${r["2xx"]} ok, ${r.non2xx} non-2xx, ${r.errors} errors)`;
-    console.log(`\nload: autocannon on loopback, ${LOAD_CONNECTIONS} connections, ${LOAD_SECONDS} s each, against scripts/service.ts + a worker on the bench stack (2 cores shared by all)`);
+    console.log(`\nload: autocannon on loopback, ${LOAD_CONNECTIONS} connections, ${LOAD_SECONDS} s each, against service/bin/service.ts + a worker on the bench stack (2 cores shared by all)`);
     console.log(line("POST /orders", created));
     console.log(line("GET /orders/:id", got));
     const replica = after.replica - before.replica;

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { Database } from "../../runtime/db/router";
 import type { StackOutputs } from "../../runtime/outputs";
-import { upsertAccount } from "../../runtime/shop/accounts";
+import { upsertAccount } from "../../service/shop/accounts";
 import { isAlive, pidFromFile, spawnDetached, stopPid, waitFor } from "./process";
 
 export interface LocalAppsOptions {
@@ -34,11 +34,11 @@ export const serviceUrl = (o: LocalAppsOptions) => `http://127.0.0.1:${o.service
 function argv(o: LocalAppsOptions, app: App): string[] {
   switch (app) {
     case "service":
-      return ["scripts/service.ts", "--port", String(o.servicePort), "--host", "127.0.0.1"];
+      return ["service/bin/service.ts", "--port", String(o.servicePort), "--host", "127.0.0.1"];
     case "worker":
-      return ["scripts/worker.ts", "--concurrency", "4", "--metrics-port", String(o.workerMetricsPort)];
+      return ["service/bin/worker.ts", "--concurrency", "4", "--metrics-port", String(o.workerMetricsPort)];
     case "scheduler":
-      return ["scripts/scheduler.ts"];
+      return ["service/bin/scheduler.ts"];
   }
 }
 

@@ -74,7 +74,7 @@ export async function startMonitoring(o: LocalMonitoringOptions, log: (m: string
     }),
   );
   log(`prometheus on ${HOST}:${o.prometheusPort}, alertmanager on ${HOST}:${o.alertmanagerPort}, node-exporter on ${HOST}:${o.nodeExporterPort}, slack sink on ${HOST}:${o.webhookPort}`);
-  launch(o, "webhook-sink", process.execPath, ["--import", "tsx", path.join(__dirname, "webhook-sink-server.ts"), String(o.webhookPort), webhookDir(o)]);
+  launch(o, "webhook-sink", process.execPath, ["--import", "tsx", path.join(__dirname, "../../service/bin/webhook-sink.ts"), String(o.webhookPort), webhookDir(o)]);
   launch(o, "node-exporter", "prometheus-node-exporter", [`--web.listen-address=${HOST}:${o.nodeExporterPort}`]);
   launch(o, "alertmanager", "prometheus-alertmanager", [
     `--config.file=${path.join(o.dir, "alertmanager.yml")}`,

@@ -8,7 +8,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import amqp from "amqplib";
-import { renderDefinitions, renderEnabledPlugins, renderRabbitConf } from "../../components/rabbitmq/render";
+import { RABBIT_VHOST, renderDefinitions, renderEnabledPlugins, renderRabbitConf } from "../../components/rabbitmq/render";
+
+export { RABBIT_VHOST };
 import type { RabbitMqOutputs } from "../../runtime/outputs";
 import { pidFromFile, spawnDetached, stopPid, waitFor } from "./process";
 
@@ -20,7 +22,6 @@ export interface LocalRabbitOptions {
   readonly name: string;
 }
 
-export const RABBIT_VHOST = "shopfds";
 const HOST = "127.0.0.1";
 const USERS = ["shopfds", "flower", "admin"] as const;
 type Log = (message: string) => void;

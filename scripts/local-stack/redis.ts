@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import * as path from "node:path";
-import { renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "../../components/redis/render";
+import { REDIS_NODE_COUNT, renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "../../components/redis/render";
 import type { RedisOutputs } from "../../runtime/outputs";
 import { pidFromFile, run, stopPid, waitFor } from "./process";
 
@@ -18,11 +18,12 @@ export interface LocalRedisOptions {
   readonly firstPort: number;
   /** Node `i`'s cluster bus listens on `firstBusPort + i` (set explicitly, see MACHINE-NOTES). */
   readonly firstBusPort: number;
-  /** @default 2000 */
-  readonly nodeTimeoutMs?: number;
+  /** The dev stack's `redis.nodeTimeoutMs` (stack.ts reads it from Pulumi.dev.yaml). */
+  readonly nodeTimeoutMs: number;
+  /** The dev stack's `redis.maxMemory`. */
+  readonly maxMemory: string;
 }
 
-export const REDIS_NODES = 6;
 const HOST = "127.0.0.1";
 type Log = (message: string) => void;
 
@@ -40,16 +41,16 @@ function ensureConfig(o: LocalRedisOptions): void {
   mkdirSync(path.join(o.dir, "secrets"), { recursive: true, mode: 0o700 });
   if (!existsSync(passwordFile(o))) writeFileSync(passwordFile(o), randomBytes(24).toString("hex"), { mode: 0o600 });
   writeFileSync(authInclude(o), renderRedisAuthInclude(readRedisPassword(o)), { mode: 0o600 });
-  for (let i = 0; i < REDIS_NODES; i++) {
+  for (let i = 0; i < REDIS_NODE_COUNT; i++) {
     mkdirSync(nodeDir(o, i), { recursive: true });
     writeFileSync(
       path.join(nodeDir(o, i), "redis.conf"),
       renderRedisConf({
         port: redisNodePort(o, i),
         clusterPort: o.firstBusPort + i,
-        nodeTimeoutMs: o.nodeTimeoutMs ?? 2000,
+        nodeTimeoutMs: o.nodeTimeoutMs,
         dataDir: nodeDir(o, i),
-        maxMemory: "64mb",
+        maxMemory: o.maxMemory,
         authIncludeFile: authInclude(o),
         announceHostnames: false,
       }),
@@ -119,13 +120,13 @@ export async function clusterInfo(o: LocalRedisOptions, i: number): Promise<Reco
 /** Starts the six nodes and forms the cluster with the rendered creation script (idempotent). */
 export async function startRedis(o: LocalRedisOptions, log: Log = () => {}): Promise<RedisOutputs> {
   ensureConfig(o);
-  log(`redis cluster nodes on ${HOST}:${redisNodePort(o, 0)}-${redisNodePort(o, REDIS_NODES - 1)}`);
-  await Promise.all(Array.from({ length: REDIS_NODES }, (_, i) => startRedisNode(o, i)));
+  log(`redis cluster nodes on ${HOST}:${redisNodePort(o, 0)}-${redisNodePort(o, REDIS_NODE_COUNT - 1)}`);
+  await Promise.all(Array.from({ length: REDIS_NODE_COUNT }, (_, i) => startRedisNode(o, i)));
   const script = path.join(o.dir, "cluster-create.sh");
   writeFileSync(
     script,
     renderClusterCreateScript({
-      nodes: Array.from({ length: REDIS_NODES }, (_, i) => ({ host: HOST, port: redisNodePort(o, i) })),
+      nodes: Array.from({ length: REDIS_NODE_COUNT }, (_, i) => ({ host: HOST, port: redisNodePort(o, i) })),
       replicasPerMaster: 1,
       passwordFile: passwordFile(o),
       waitSeconds: 30,
@@ -137,7 +138,7 @@ export async function startRedis(o: LocalRedisOptions, log: Log = () => {}): Pro
   // Ready means replicated: every replica's link to its master is up, so a write confirmed with
   // `WAIT 1` right after start does not time out while a replica is still doing its first sync.
   await waitFor("every Redis replica in sync with its master", 30_000, async () => {
-    for (let i = 0; i < REDIS_NODES; i++) {
+    for (let i = 0; i < REDIS_NODE_COUNT; i++) {
       const info = await run("redis-cli", ["-h", HOST, "-p", String(redisNodePort(o, i)), "info", "replication"], { env: { REDISCLI_AUTH: readRedisPassword(o) } });
       if (/^role:slave\r?$/m.test(info) && !/^master_link_status:up\r?$/m.test(info)) return undefined;
     }
@@ -147,13 +148,13 @@ export async function startRedis(o: LocalRedisOptions, log: Log = () => {}): Pro
 }
 
 export function redisOutputs(o: LocalRedisOptions): RedisOutputs {
-  return { nodes: Array.from({ length: REDIS_NODES }, (_, i) => ({ host: HOST, port: redisNodePort(o, i) })), password: readRedisPassword(o) };
+  return { nodes: Array.from({ length: REDIS_NODE_COUNT }, (_, i) => ({ host: HOST, port: redisNodePort(o, i) })), password: readRedisPassword(o) };
 }
 
 export async function stopRedis(o: LocalRedisOptions): Promise<string[]> {
   const stopped: string[] = [];
   await Promise.all(
-    Array.from({ length: REDIS_NODES }, async (_, i) => {
+    Array.from({ length: REDIS_NODE_COUNT }, async (_, i) => {
       if (await stopRedisNode(o, i)) stopped.push(`node-${i}`);
     }),
   );
@@ -161,5 +162,5 @@ export async function stopRedis(o: LocalRedisOptions): Promise<string[]> {
 }
 
 export function redisStatus(o: LocalRedisOptions): { name: string; port: number; pid?: number }[] {
-  return Array.from({ length: REDIS_NODES }, (_, i) => ({ name: `node-${i}`, port: redisNodePort(o, i), pid: redisNodePid(o, i) }));
+  return Array.from({ length: REDIS_NODE_COUNT }, (_, i) => ({ name: `node-${i}`, port: redisNodePort(o, i), pid: redisNodePid(o, i) }));
 }

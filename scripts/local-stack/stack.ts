@@ -5,6 +5,8 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import { parse } from "yaml";
+import { parseStackConfig, PROJECT, type StackConfig } from "../../components/config";
 import { parseStackOutputs, StackOutputs } from "../../runtime/outputs";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -44,12 +46,23 @@ export function profile(name: string, env: NodeJS.ProcessEnv = process.env): Loc
   return { name, dir: path.resolve(env.SHOPFDS_LOCAL_STACK_DIR ?? path.join(ROOT, ".local-stack", name)), portBase: base };
 }
 
-export function postgresOptions(p: LocalStackProfile): LocalPostgresOptions {
-  return { dir: path.join(p.dir, "postgres"), primaryPort: p.portBase + 32, replicas: 1, database: "shopfds", user: "shopfds" };
+/**
+ * The dev stack's settings (Pulumi.dev.yaml), validated by the same parseStackConfig the Pulumi program
+ * uses: the local stack runs what `pulumi up --stack dev` would (replica count, database and user names,
+ * Redis memory and node timeout), only on loopback ports.
+ */
+export function devStackSettings(file = path.join(ROOT, "Pulumi.dev.yaml")): StackConfig {
+  const config = (parse(readFileSync(file, "utf8")) as { config?: Record<string, unknown> }).config ?? {};
+  const prefix = `${PROJECT}:`;
+  return parseStackConfig(Object.fromEntries(Object.entries(config).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v])));
 }
 
-export function redisOptions(p: LocalStackProfile): LocalRedisOptions {
-  return { dir: path.join(p.dir, "redis"), firstPort: p.portBase + 1, firstBusPort: p.portBase + 11 };
+export function postgresOptions(p: LocalStackProfile, dev = devStackSettings()): LocalPostgresOptions {
+  return { dir: path.join(p.dir, "postgres"), primaryPort: p.portBase + 32, replicas: dev.postgres.replicas, database: dev.postgres.database, user: dev.postgres.user };
+}
+
+export function redisOptions(p: LocalStackProfile, dev = devStackSettings()): LocalRedisOptions {
+  return { dir: path.join(p.dir, "redis"), firstPort: p.portBase + 1, firstBusPort: p.portBase + 11, nodeTimeoutMs: dev.redis.nodeTimeoutMs, maxMemory: dev.redis.maxMemory };
 }
 
 export function rabbitOptions(p: LocalStackProfile): LocalRabbitOptions {

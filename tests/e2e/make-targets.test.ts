@@ -12,9 +12,9 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import pg from "pg";
 import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
-import { migrationNames } from "../../scripts/migrate";
+import { migrationNames } from "../../service/bin/migrate";
 import { Database } from "../../runtime/db/router";
-import { authenticate } from "../../runtime/shop/accounts";
+import { authenticate } from "../../service/shop/accounts";
 import { createMigratedDatabase } from "../support/databases";
 
 const ROOT = path.resolve(__dirname, "../..");

@@ -1,5 +1,5 @@
 /**
- * End to end: the reference service (scripts/service/app.ts) on the test stack — real replica, Redis
+ * End to end: the reference service (service/http/app.ts) on the test stack — real replica, Redis
  * Cluster, RabbitMQ, worker and SMTP sink — exercised over HTTP, each test named after the
  * specification's scenario it proves.
  */
@@ -13,31 +13,24 @@ import nodemailer from "nodemailer";
 import type { Cluster } from "ioredis";
 import { Database } from "../../runtime/db/router";
 import { Blacklist } from "../../runtime/fds/blacklist";
-import { FraudDetector } from "../../runtime/fds/evaluate";
-import { HealthMonitor } from "../../runtime/health/health";
-import { diskCheck, postgresChecks, redisClusterCheck } from "../../runtime/health/checks";
-import { TaskProducer } from "../../runtime/jobs/producer";
-import { registerShopTasks } from "../../runtime/jobs/shopfds-tasks";
+import { registerShopTasks } from "../../service/tasks";
 import { Worker } from "../../runtime/jobs/worker";
 import { createLogger } from "../../runtime/observability/logger";
-import { ServiceMetrics } from "../../runtime/observability/metrics";
 import { loadStackOutputs } from "../../runtime/outputs";
-import { connectRedisCluster } from "../../runtime/redis/client";
 import { SessionStore } from "../../runtime/redis/sessions";
-import { upsertAccount, type Account } from "../../runtime/shop/accounts";
-import { LoginGuard } from "../../runtime/shop/login-guard";
+import { upsertAccount } from "../../service/shop/accounts";
+import { buildServiceDeps, type ServiceDeps } from "../../service/deps";
 import { mailDir } from "../../scripts/local-stack/smtp";
 import { profile, smtpOptions } from "../../scripts/local-stack/stack";
-import { createApp } from "../../scripts/service/app";
+import { createApp } from "../../service/http/app";
 import { createMigratedDatabase, sleep, until } from "../support/databases";
 
 const QUEUE = `t${process.pid}.e2e`;
 let db: Database;
 let redis: Cluster;
-let producer: TaskProducer;
 let worker: Worker;
-let health: HealthMonitor;
 let blacklist: Blacklist;
+let deps: ServiceDeps;
 /** The service's ECS log lines (what Logstash would ship). */
 const logLines: string[] = [];
 /** Sessions end SESSION_MS after login here (30 minutes in the service). */
@@ -71,22 +64,26 @@ before(async () => {
   const outputs = await loadStackOutputs();
   const created = await createMigratedDatabase(outputs, `shopfds_e2e_${process.pid}`);
   dropDb = created.drop;
-  db = await Database.connect({ ...created.postgres, lagCheckIntervalMs: 200 });
-  redis = connectRedisCluster(outputs.redis);
-  blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys, keyPrefix: `e2e${process.pid}:bl:` });
-  const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys, { velocityKeyPrefix: `e2e${process.pid}:vel:`, velocityLimit: 100_000 }); // one buyer places every order here; velocity has its own tests
-  producer = await TaskProducer.connect(outputs.rabbitmq.url);
-  const jobs = producer.forQueue(QUEUE);
-  worker = new Worker({ url: outputs.rabbitmq.url, queue: QUEUE, hostname: `e2e-${process.pid}@test` });
-  registerShopTasks(worker, { db, mailer: nodemailer.createTransport({ host: outputs.smtp!.host, port: outputs.smtp!.port, secure: false, ignoreTLS: true }), from: outputs.smtp!.from, reportsBaseUrl: "http://127.0.0.1/reports", sender: jobs });
-  await worker.start();
-  health = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), diskCheck("/")], { intervalMs: 500 }).start();
-  const metrics = new ServiceMetrics({ service: "e2e", db, blacklist, defaultMetrics: false });
   const log = createLogger({ service: "e2e", environment: "dev", destination: new Writable({ write: (c, _e, done) => (logLines.push(String(c)), done()) }) });
-  const sessions = new SessionStore<Account>(redis, { ttlMs: SESSION_MS, keyPrefix: `e2e${process.pid}:sess:` });
-  // The production limits, on keys of this run.
-  const loginGuard = new LoginGuard(redis, { keyPrefix: `e2e${process.pid}:login` });
-  server = createServer(createApp({ db, fds, jobs, blacklist, sessions, loginGuard, health, metrics, log, publicUrl: "http://shop.test" }));
+  // The service's own wiring (service/deps.ts), on this run's database, queue and Redis keys; sessions
+  // last SESSION_MS; one buyer places every order here, so velocity (tested on its own) is raised.
+  deps = await buildServiceDeps(outputs, {
+    service: "e2e",
+    log,
+    postgres: { ...created.postgres, lagCheckIntervalMs: 200 },
+    keyPrefix: `e2e${process.pid}:`,
+    fds: { velocityLimit: 100_000 },
+    sessions: { ttlMs: SESSION_MS },
+    jobs: { queue: QUEUE },
+    health: { checks: "all", intervalMs: 500 },
+    defaultMetrics: false,
+    publicUrl: "http://shop.test",
+  });
+  ({ db, redis, blacklist } = deps);
+  worker = new Worker({ url: outputs.rabbitmq.url, queue: QUEUE, hostname: `e2e-${process.pid}@test` });
+  registerShopTasks(worker, { db, mailer: nodemailer.createTransport({ host: outputs.smtp!.host, port: outputs.smtp!.port, secure: false, ignoreTLS: true }), from: outputs.smtp!.from, reportsBaseUrl: "http://127.0.0.1/reports", sender: deps.jobs });
+  await worker.start();
+  server = createServer(createApp(deps));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   userId = Number((await db.query("INSERT INTO users (email, password_hash, name) VALUES ($1, 'x', 'E2E Buyer') RETURNING id", [email])).rows[0].id);
@@ -99,11 +96,8 @@ before(async () => {
 
 after(async () => {
   server?.close();
-  health?.stop();
   await worker?.stop();
-  await producer?.close();
-  redis?.disconnect();
-  await db?.close();
+  await deps?.close();
   await dropDb();
 });
 

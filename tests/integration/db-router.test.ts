@@ -162,7 +162,7 @@ describe("bad input", () => {
   it("names an empty replica list and a malformed port, and never echoes the password", async () => {
     await assert.rejects(Database.connect({ ...outputs.postgres, replicas: [], primary: { host: "127.0.0.1", port: 0 } }), (e: unknown) => {
       assert.ok(e instanceof DatabaseOptionsError);
-      assert.deepEqual(e.problems, ["primary.port: must be at least 1", "replicas: must list at least one replica"]);
+      assert.deepEqual(e.problems, ["primary.port: must be an integer from 1 to 65535", "replicas: must list at least one replica"]);
       assert.ok(!e.message.includes(outputs.postgres.password));
       return true;
     });

@@ -12,7 +12,7 @@ import { Client } from "pg";
 import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
 import { superuserClient } from "../../scripts/local-stack/postgres";
 import { postgresOptions, profile } from "../../scripts/local-stack/stack";
-import { appliedMigrations, migrate, MigrationTargetError, migrationNames, targetFromOutputs, verifyServer, type MigrationTarget } from "../../scripts/migrate";
+import { appliedMigrations, migrate, MigrationTargetError, migrationNames, targetFromOutputs, verifyServer, type MigrationTarget } from "../../service/bin/migrate";
 
 const local = postgresOptions(profile("test"));
 const DB = `shopfds_migrations_${process.pid}`;

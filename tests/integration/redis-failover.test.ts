@@ -17,28 +17,27 @@ import { Database } from "../../runtime/db/router";
 import { Blacklist } from "../../runtime/fds/blacklist";
 import { loadStackOutputs, type RedisOutputs, type StackOutputs } from "../../runtime/outputs";
 import { connectRedisCluster } from "../../runtime/redis/client";
-import { clusterInfo, type LocalRedisOptions, REDIS_NODES, redisNodePid, redisNodePort, startRedis, stopRedis, stopRedisNode } from "../../scripts/local-stack/redis";
+import { REDIS_NODE_COUNT } from "../../components/redis/render";
+import { clusterInfo, type LocalRedisOptions, redisNodePid, redisNodePort, startRedis, stopRedis, stopRedisNode } from "../../scripts/local-stack/redis";
 import { createServer, type Server } from "node:http";
 import { Writable } from "node:stream";
-import { FraudDetector } from "../../runtime/fds/evaluate";
-import { HealthMonitor } from "../../runtime/health/health";
 import { createLogger } from "../../runtime/observability/logger";
-import { ServiceMetrics } from "../../runtime/observability/metrics";
-import { SessionStore } from "../../runtime/redis/sessions";
-import { upsertAccount, type Account } from "../../runtime/shop/accounts";
-import { LoginGuard } from "../../runtime/shop/login-guard";
-import { createApp } from "../../scripts/service/app";
+import { upsertAccount } from "../../service/shop/accounts";
+import { buildServiceDeps, type ServiceDeps } from "../../service/deps";
+import { createApp } from "../../service/http/app";
 import { createMigratedDatabase, sleep, until } from "../support/databases";
 import { testPorts } from "../support/ports";
+import { devStackSettings } from "../../scripts/local-stack/stack";
 
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-redis-failover-"));
-const local: LocalRedisOptions = { dir, firstPort: testPorts("redisFailover") + 1, firstBusPort: testPorts("redisFailover") + 11, nodeTimeoutMs: 2000 };
+const local: LocalRedisOptions = { dir, firstPort: testPorts("redisFailover") + 1, firstBusPort: testPorts("redisFailover") + 11, nodeTimeoutMs: devStackSettings().redis.nodeTimeoutMs, maxMemory: devStackSettings().redis.maxMemory };
 const LISTED = Array.from({ length: 30 }, (_, i) => `198.18.0.${i + 1}`);
 let outputs: StackOutputs;
 let redisOutputs: RedisOutputs;
 let redis: Cluster;
 let db: Database;
 let blacklist: Blacklist;
+let deps: ServiceDeps | undefined;
 let dropDb: () => Promise<void> = async () => undefined;
 let server: Server | undefined;
 let base = "";
@@ -104,17 +103,24 @@ before(async () => {
   outputs = await loadStackOutputs();
   const created = await createMigratedDatabase(outputs, `shopfds_failover_${process.pid}`);
   dropDb = created.drop;
-  db = await Database.connect(created.postgres);
   redisOutputs = await startRedis(local);
-  redis = connectRedisCluster(redisOutputs);
-  // A generous WAIT: the whole suite shares 2 cores; the production default (500 ms) is not under test here.
-  blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys, checkTimeoutMs: 300, replicaAckTimeoutMs: 3000 });
+  // The reference service on this cluster, through its own wiring (service/deps.ts): a generous WAIT (the
+  // whole suite shares 2 cores; the production default, 500 ms, is not under test here), the velocity
+  // limit raised (one client sends every request), tasks to nowhere.
+  deps = await buildServiceDeps(outputs, {
+    service: "failover",
+    log: createLogger({ service: "failover", environment: "dev", destination: new Writable({ write: (_c, _e, done) => done() }) }),
+    postgres: created.postgres,
+    redis: redisOutputs,
+    blacklist: { checkTimeoutMs: 300, replicaAckTimeoutMs: 3000 },
+    fds: { velocityLimit: 1_000_000, velocityTimeoutMs: 300 },
+    jobs: { connected: true, send: async () => ({ id: "unused" }), sendOrDefer: async () => ({ id: "unused", deferred: false }) },
+    health: { checks: "none" },
+    defaultMetrics: false,
+  });
+  ({ db, redis, blacklist } = deps);
   for (const ip of LISTED) await blacklist.add({ type: "ip", value: ip, reason: "failover test", source: "test" });
-  // The reference service on this cluster (velocity limit raised: one client sends every request).
-  const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys, { velocityLimit: 1_000_000, velocityTimeoutMs: 300 });
-  const log = createLogger({ service: "failover", environment: "dev", destination: new Writable({ write: (_c, _e, done) => done() }) });
-  const jobs = { connected: true, send: async () => ({ id: "unused" }), sendOrDefer: async () => ({ id: "unused", deferred: false }) };
-  server = createServer(createApp({ db, fds, jobs, blacklist, sessions: new SessionStore<Account>(redis), loginGuard: new LoginGuard(redis, { keyPrefix: `failover${process.pid}` }), health: new HealthMonitor([]), metrics: new ServiceMetrics({ service: "failover", db, defaultMetrics: false }), log }));
+  server = createServer(createApp(deps));
   await new Promise<void>((r) => server!.listen(0, "127.0.0.1", () => r()));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   await upsertAccount(db, { email: "ops@failover.test", password: "a long enough password", name: "Ops", role: "admin" });
@@ -142,10 +148,9 @@ function httpLoop(): { answers: { ip: string; listed: boolean; status: number; d
 after(async () => {
   if (hung) process.kill(hung, "SIGCONT");
   server?.close();
-  redis?.disconnect();
+  await deps?.close();
   await stopRedis(local);
   rmSync(dir, { recursive: true, force: true });
-  await db?.close();
   await dropDb();
 });
 
@@ -174,11 +179,11 @@ describe("Redis Cluster faults during blacklist checks", () => {
       hung = pid;
       process.kill(pid!, "SIGSTOP");
       const stoppedAt = performance.now();
-      const survivor = (victim! + 1) % REDIS_NODES;
+      const survivor = (victim! + 1) % REDIS_NODE_COUNT;
       // Failed over: three masters without the victim (its replica promoted) and every live node reports
       // the cluster ok again (between the victim's FAIL and the promotion every node says fail, and every
       // check falls back: that window is the cluster's, not the client's). The client is measured from there.
-      const live = Array.from({ length: REDIS_NODES }, (_, i) => i).filter((i) => i !== victim);
+      const live = Array.from({ length: REDIS_NODE_COUNT }, (_, i) => i).filter((i) => i !== victim);
       await until("failover", 20_000, async () => (await Promise.all(live.map((i) => clusterInfo(local, i)))).every((info) => info.cluster_state === "ok") && (await masters()).length === 3 && !(await masters()).includes(victim!));
       const failedOverAt = performance.now();
       await until("every checked IP answered by Redis again", 15_000, async () => onVictim.every((ip) => answers.some((a) => a.ip === ip && a.at > failedOverAt && a.source === "redis")));
@@ -218,7 +223,7 @@ describe("Redis Cluster faults during blacklist checks", () => {
     await sleep(300);
     const killedAt = performance.now();
     await stopRedisNode(local, victim!, "SIGKILL");
-    const survivor = (victim! + 1) % REDIS_NODES;
+    const survivor = (victim! + 1) % REDIS_NODE_COUNT;
     // Failed over: the victim's replica holds its slots (the victim no longer counts as a master) and
     // the cluster is ok again.
     const failoverMs = await until("failover", 15_000, async () => {

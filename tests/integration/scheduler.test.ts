@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import amqp, { type Channel, type ChannelModel } from "amqplib";
 import pg from "pg";
 import { Scheduler } from "../../runtime/jobs/scheduler";
-import { shopSchedule, TASKS } from "../../runtime/jobs/shopfds-tasks";
+import { shopSchedule, TASKS } from "../../service/tasks";
 import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
 import { isAlive, stopPid } from "../../scripts/local-stack/process";
 import { createMigratedDatabase, sleep, until } from "../support/databases";

@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { loadStackOutputs, type PostgresOutputs, type StackOutputs } from "../../runtime/outputs";
-import { seedDatabase } from "../../scripts/seed";
+import { seedDatabase } from "../../service/bin/seed";
 import { createMigratedDatabase } from "../support/databases";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -104,7 +104,7 @@ describe("seed", () => {
   it("refuses a production stack without --force-production, writing nothing", async () => {
     const before = await counts();
     await assert.rejects(
-      promisify(execFile)(process.execPath, ["--import", "tsx", "scripts/seed.ts"], { cwd: ROOT, env: { ...process.env, SHOPFDS_PULUMI_STACK: "prod" } }),
+      promisify(execFile)(process.execPath, ["--import", "tsx", "service/bin/seed.ts"], { cwd: ROOT, env: { ...process.env, SHOPFDS_PULUMI_STACK: "prod" } }),
       (e: { code: number; stderr: string }) => e.code === 1 && /refusing to seed Pulumi stack prod: seed data is for development; pass --force-production/.test(e.stderr),
     );
     assert.deepEqual(await counts(), before);

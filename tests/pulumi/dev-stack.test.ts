@@ -191,14 +191,14 @@ describe("dev stack on Docker: RabbitMQ, workers, scheduler and Flower", () => {
     assert.deepEqual(names, ["shopfds-dev-jobs-flower-0", "shopfds-dev-jobs-scheduler-0", "shopfds-dev-jobs-worker-0", "shopfds-dev-jobs-worker-1"]);
     for (const name of ["shopfds-dev-jobs-worker-0", "shopfds-dev-jobs-worker-1"]) {
       const w = h.named(CONTAINER, name).inputs;
-      assert.deepEqual(w.command, ["node", "--import", "tsx", "scripts/worker.ts", "--concurrency", "4", "--alive-file", "/tmp/shopfds-worker.alive"]);
+      assert.deepEqual(w.command, ["node", "service/dist/bin/worker.js", "--concurrency", "4", "--alive-file", "/tmp/shopfds-worker.alive"]);
       assert.ok(w.envs.includes(`SHOPFDS_OUTPUTS_FILE=${JOB_PATHS.outputs}`));
       assert.equal(w.user, "1000:1000");
     }
     const outputs = parseStackOutputs(JSON.parse(upload(h.named(CONTAINER, "shopfds-dev-jobs-worker-0"), JOB_PATHS.outputs)));
     assert.deepEqual(outputs.postgres.primary, { host: "shopfds-dev-pg-primary-0", port: 5432 }, "workers reach the servers by their names inside the network");
     assert.match(outputs.rabbitmq.url, /^amqp:\/\/shopfds:[A-Za-z0-9]+@shopfds-dev-rabbitmq-broker-0:5672\/shopfds$/);
-    assert.deepEqual(h.named(CONTAINER, "shopfds-dev-jobs-scheduler-0").inputs.command.slice(0, 4), ["node", "--import", "tsx", "scripts/scheduler.ts"]);
+    assert.deepEqual(h.named(CONTAINER, "shopfds-dev-jobs-scheduler-0").inputs.command.slice(0, 2), ["node", "service/dist/bin/scheduler.js"]);
   });
 
   it("runs Flower behind basic auth, with every credential in secret files", async () => {
@@ -263,7 +263,7 @@ describe("dev stack on Docker: Sentry switch", () => {
 describe("dev stack on Docker: migrations", () => {
   it("runs the migrations once, as a one-shot container of the service image reading the outputs", () => {
     const m = h.named(CONTAINER, "shopfds-dev-migrate").inputs;
-    assert.deepEqual(m.entrypoints, ["node", "--import", "tsx", "scripts/migrate.ts", "up"]);
+    assert.deepEqual(m.entrypoints, ["node", "service/dist/bin/migrate.js", "up"]);
     assert.equal(m.attach, true, "Pulumi waits for it, so workloads depending on it start after the schema is in place");
     assert.equal(m.restart, "no");
     assert.ok(m.envs.includes(`SHOPFDS_OUTPUTS_FILE=${JOB_PATHS.outputs}`));
@@ -275,7 +275,7 @@ describe("dev stack on Docker: the reference service", () => {
   it("runs the service image's HTTP service on a loopback port, reading the outputs from a secret file, checked on /health/live", async () => {
     const s = h.named(CONTAINER, "shopfds-dev-service-0").inputs;
     assert.match(s.image, /shopfds-service:dev$/, "the image built from this checkout, as the workers run it");
-    assert.deepEqual(s.command, ["node", "--import", "tsx", "scripts/service.ts", "--port", "8080"]);
+    assert.deepEqual(s.command, ["node", "service/dist/bin/service.js", "--port", "8080"]);
     assert.deepEqual(s.ports, [{ internal: 8080, external: 18080, ip: "127.0.0.1" }]);
     assert.match(s.healthcheck.tests.join(" "), /\/health\/live/);
     assert.ok(s.envs.includes(`SHOPFDS_OUTPUTS_FILE=${JOB_PATHS.outputs}`) && s.envs.includes("SHOPFDS_ENVIRONMENT=dev"));

@@ -4,6 +4,8 @@
  * catching a bad value.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { before, describe, it } from "node:test";
 import { dockerCpus } from "../../components/platform/quantity";
 import { dockerInputProblems } from "./docker-inputs";
@@ -98,6 +100,9 @@ describe("dev stack: container inputs as the Docker provider parses them", () =>
     const exact = (r: string) => /:v?\d+\.\d+\.\d+([-.][A-Za-z0-9.-]+)?$|@sha256:[0-9a-f]{64}$/.test(r) || /^postgres:\d+\.\d+-/.test(r);
     const floating = refs.filter((r) => !exact(r) && !/^(ghcr\.io\/shopfds\/)?shopfds-service:/.test(r));
     assert.deepEqual(floating, ["axllent/mailpit:v1.21"], "the one left floating: Mailpit (a dev sink; its patch tags were not verified offline)");
+    // make setup pre-pulls images where a Docker engine runs: the same pins, never older ones.
+    const prePulled = /for image in ([^;]+); do/.exec(readFileSync(path.resolve(__dirname, "../../scripts/setup.sh"), "utf8"))![1]!.trim().split(/\s+/);
+    assert.deepEqual(prePulled.filter((i) => !refs.includes(i)), [], "every image setup.sh pulls is one the dev program runs");
   });
 
   it("converts CPU requests to Docker's decimal CPUs, twice the request", () => {

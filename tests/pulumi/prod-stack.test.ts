@@ -129,7 +129,7 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
       maxReplicas: 6,
       metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 70 } } }],
     });
-    assert.deepEqual(workers.spec.template.spec.containers[0].args.slice(3, 6), ["scripts/worker.ts", "--concurrency", "4"]);
+    assert.deepEqual(workers.spec.template.spec.containers[0].args.slice(1, 4), ["service/dist/bin/worker.js", "--concurrency", "4"]);
     assert.equal(h.named(STS, "shopfds-prod-jobs-scheduler").inputs.spec.replicas, 1);
     const flower = h.named(DEPLOY, "shopfds-prod-jobs-flower").inputs.spec.template.spec.containers[0];
     assert.match(flower.command[2], /--basic_auth="\$\(cat \/run\/secrets\/flower-basic-auth\)"/);
@@ -167,7 +167,7 @@ describe("prod stack: Sentry (FR-024)", () => {
 describe("prod stack on Kubernetes: migrations", () => {
   it("runs the migrations as a Job of the service image, its outputs in a Secret", () => {
     const job = h.named("kubernetes:batch/v1:Job", "shopfds-prod-migrate").inputs;
-    assert.deepEqual(job.spec.template.spec.containers[0].command, ["node", "--import", "tsx", "scripts/migrate.ts", "up"]);
+    assert.deepEqual(job.spec.template.spec.containers[0].command, ["node", "service/dist/bin/migrate.js", "up"]);
     assert.equal(job.metadata.namespace, NS);
     assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", "shopfds-prod-migrate-secrets").rawInputs.stringData), []);
   });
@@ -190,7 +190,7 @@ describe("prod stack on Kubernetes: the reference service", () => {
     assert.equal(h.named(HPA, "shopfds-prod-service").inputs.spec.maxReplicas, 6);
     assert.deepEqual(sts.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
     const c = sts.spec.template.spec.containers[0];
-    assert.deepEqual(c.args, ["node", "--import", "tsx", "scripts/service.ts", "--port", "8080"]);
+    assert.deepEqual(c.args, ["node", "service/dist/bin/service.js", "--port", "8080"]);
     assert.match(JSON.stringify(c.livenessProbe ?? c.readinessProbe), /health\/live/);
     const env = Object.fromEntries(c.env.map((e: { name: string; value: string }) => [e.name, e.value]));
     assert.deepEqual([env.SHOPFDS_ENVIRONMENT, env.SHOPFDS_PUBLIC_URL], ["production", "https://shop.shopfds.example"]);

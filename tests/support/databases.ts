@@ -5,7 +5,7 @@
 import type { PostgresOutputs, StackOutputs } from "../../runtime/outputs";
 import { superuserClient } from "../../scripts/local-stack/postgres";
 import { postgresOptions, profile } from "../../scripts/local-stack/stack";
-import { migrate, targetFromOutputs } from "../../scripts/migrate";
+import { migrate, targetFromOutputs } from "../../service/bin/migrate";
 
 export async function createMigratedDatabase(outputs: StackOutputs, name: string, options: { migrate?: boolean } = {}): Promise<{ postgres: PostgresOutputs; drop: () => Promise<void> }> {
   const su = await superuserClient(postgresOptions(profile("test")), "primary");

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { migrationNames, migrationsWithoutDown, resolveTarget, MigrationTargetError } from "../../scripts/migrate";
+import { migrationNames, migrationsWithoutDown, resolveTarget, MigrationTargetError } from "../../service/bin/migrate";
 
 const configured = { host: "127.0.0.1", port: 15432, database: "shopfds", user: "shopfds", password: "s3cret" };
 

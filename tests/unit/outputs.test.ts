@@ -43,7 +43,7 @@ describe("stack-outputs contract", () => {
           [
             "test outputs do not match the stack-outputs contract:",
             "  - postgres.primary.host: must be a host name or address",
-            "  - postgres.primary.port: must be at least 1",
+            "  - postgres.primary.port: must be an integer from 1 to 65535",
             "  - postgres.replicas: must list at least one replica (FR-001)",
             "  - postgres.password: must not be empty",
             "  - redis.nodes: must list the 6 nodes of the cluster (3 masters, 3 replicas)",

@@ -68,7 +68,7 @@ describe("renderPostgresConf", () => {
           "port: must be an integer from 1 to 65535 (got 70000)",
           "hbaFile: must be an absolute path of letters, digits, `._-/` (got \"pg_hba.conf\")",
           "replicas: must be an integer from 1 to 16 (got 0)",
-          "sharedBuffers: must be a size such as 128MB (units kB, MB, GB, TB) (got \"128mb\")",
+          "sharedBuffers: must be a PostgreSQL size such as 128MB (units kB, MB, GB, TB) (got \"128mb\")",
           "maxSlotWalKeepSize: must be a size such as 2GB (units kB, MB, GB, TB); -1 (unlimited) is refused (got \"-1\")",
         ]);
         assert.match(e.message, /^postgresql\.conf: 5 invalid settings:/);
@@ -103,7 +103,7 @@ describe("renderPgHba", () => {
         "pg_hba.conf: 3 invalid settings:",
         "  - clientCidrs[0]: must be an IPv4 or IPv6 CIDR range such as 10.0.0.0/8 (got \"10.0.0.0/33\")",
         "  - clientCidrs[1]: must be an IPv4 or IPv6 CIDR range such as 10.0.0.0/8 (got \"localhost\")",
-        "  - replicationUser: must be a lower-case SQL identifier (got \"Repl\")",
+        "  - replicationUser: must be a lower-case SQL identifier (letters, digits, _; at most 63) (got \"Repl\")",
       ].join("\n"),
     });
     assert.throws(() => renderPgHba({ clientCidrs: [], replicationUser: "replicator" }), /clientCidrs: must list at least one CIDR range \(got \[\]\)/);
@@ -139,7 +139,7 @@ describe("renderPrimaryInitSql", () => {
         "  - database: must not be a system database (got \"postgres\")",
       ].join("\n"),
     });
-    assert.throws(() => renderPrimaryInitSql({ ...input, database: 'x"; DROP' }), /database: must be a lower-case SQL identifier \(got "x\\"; DROP"\)/);
+    assert.throws(() => renderPrimaryInitSql({ ...input, database: 'x"; DROP' }), /database: must be a lower-case SQL identifier \(letters, digits, _; at most 63\) \(got "x\\"; DROP"\)/);
   });
 });
 

@@ -48,7 +48,7 @@ describe("CI workflow", () => {
     const build = wf.jobs.image.steps.find((s: { uses?: string }) => s.uses?.startsWith("docker/build-push-action"));
     assert.match(build.with.tags, /:\$\{\{ github\.sha \}\}/, "the image job pushes the tag deploy pins");
     assert.equal(build.with.push, "${{ github.event_name == 'push' }}", "pull requests build the image without pushing it");
-    assert.deepEqual(wf.jobs.migrations.steps.slice(-3).map((s: { run: string }) => s.run), ["node --import tsx scripts/migrate.ts up", "node --import tsx scripts/migrate.ts down --all", "node --import tsx scripts/migrate.ts up"]);
+    assert.deepEqual(wf.jobs.migrations.steps.slice(-3).map((s: { run: string }) => s.run), ["node --import tsx service/bin/migrate.ts up", "node --import tsx service/bin/migrate.ts down --all", "node --import tsx service/bin/migrate.ts up"]);
     assert.deepEqual(wf.jobs.preview.strategy.matrix.stack, ["dev", "staging", "prod"]);
   });
 

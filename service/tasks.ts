@@ -12,13 +12,13 @@
  *   shopfds.check_stale_tasks        {}                   every 5 min: re-sends outbox entries, reports tasks waiting > 24 h
  */
 import type { Transporter } from "nodemailer";
-import type { Database } from "../db/router";
-import { reevaluateLastDay } from "../fds/batch";
-import type { FdsRulesOptions } from "../fds/evaluate";
-import { ORDER_EMAIL_TASK, type TaskSender } from "../shop/orders";
-import { REPORT_TASK } from "../shop/reports";
-import type { ScheduleEntry } from "./scheduler";
-import type { TaskContext, Worker } from "./worker";
+import type { Database } from "@shopfds/runtime/db/router";
+import { reevaluateLastDay } from "@shopfds/runtime/fds/batch";
+import type { FdsRulesOptions } from "@shopfds/runtime/fds/evaluate";
+import { ORDER_EMAIL_TASK, type TaskSender } from "./shop/orders";
+import { REPORT_TASK } from "./shop/reports";
+import type { ScheduleEntry } from "@shopfds/runtime/jobs/scheduler";
+import type { TaskContext, Worker } from "@shopfds/runtime/jobs/worker";
 
 export const TASKS = {
   orderEmail: ORDER_EMAIL_TASK,

@@ -19,19 +19,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { isConnectionError, type Database } from "../../runtime/db/router";
-import { Blacklist, BlacklistEntryNotFoundError, BlacklistInputError, type BlacklistEntry } from "../../runtime/fds/blacklist";
-import { BLACKLIST_TYPES, InvalidValueError } from "../../runtime/fds/canonical";
-import type { Evaluation, FraudDetector, Transaction } from "../../runtime/fds/evaluate";
-import type { HealthMonitor } from "../../runtime/health/health";
-import type { ServiceMetrics } from "../../runtime/observability/metrics";
-import { withTraceContext } from "../../runtime/observability/logger";
-import { captureError } from "../../runtime/observability/sentry";
-import type { SessionStore } from "../../runtime/redis/sessions";
-import { authenticate, type Account } from "../../runtime/shop/accounts";
-import type { LoginGuard } from "../../runtime/shop/login-guard";
-import { noRepeatedProduct, OrderInputError, placeOrder, type OrderTaskSender } from "../../runtime/shop/orders";
-import { getReport, reportContent, requestReport, type Report } from "../../runtime/shop/reports";
+import { isConnectionError, type Database } from "@shopfds/runtime/db/router";
+import { Blacklist, BlacklistEntryNotFoundError, BlacklistInputError, type BlacklistEntry } from "@shopfds/runtime/fds/blacklist";
+import { BLACKLIST_TYPES, InvalidValueError } from "@shopfds/runtime/fds/canonical";
+import type { Evaluation, FraudDetector, Transaction } from "@shopfds/runtime/fds/evaluate";
+import type { HealthMonitor } from "@shopfds/runtime/health/health";
+import type { ServiceMetrics } from "@shopfds/runtime/observability/metrics";
+import { withTraceContext } from "@shopfds/runtime/observability/logger";
+import { captureError } from "@shopfds/runtime/observability/sentry";
+import type { SessionStore } from "@shopfds/runtime/redis/sessions";
+import { authenticate, type Account } from "../shop/accounts";
+import type { LoginGuard } from "../shop/login-guard";
+import { noRepeatedProduct, OrderInputError, placeOrder, type OrderTaskSender } from "../shop/orders";
+import { getReport, reportContent, requestReport, type Report } from "../shop/reports";
 
 export interface AppDeps {
   readonly db: Database;

@@ -1,30 +1,20 @@
 /**
- * The reference ShopFDS service process (scripts/service/app.ts on node:http), wired to the stack the
+ * The reference ShopFDS service process (service/http/app.ts on node:http), wired to the stack the
  * outputs describe: the router over the primary and replicas, the Redis Cluster (blacklist, velocity,
  * sessions), the task producer, health checks, metrics, ECS logs on stdout and Sentry when the stack has
  * a project.
  *
- *   node --import tsx scripts/service.ts [--port 8080] [--host 0.0.0.0]
+ *   node --import tsx service/bin/service.ts [--port 8080] [--host 0.0.0.0]
  * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_PUBLIC_URL (where clients reach it, for
  * links), SHOPFDS_ENVIRONMENT (dev/staging/production; default dev), SHOPFDS_RELEASE.
  * SIGTERM/SIGINT: stops accepting, lets open requests finish (up to 10 s), closes its connections.
  */
 import { createServer } from "node:http";
-import { Database } from "../runtime/db/router";
-import { Blacklist } from "../runtime/fds/blacklist";
-import { FraudDetector } from "../runtime/fds/evaluate";
-import { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "../runtime/health/checks";
-import { HealthMonitor } from "../runtime/health/health";
-import { TaskProducer } from "../runtime/jobs/producer";
-import { createLogger } from "../runtime/observability/logger";
-import { ServiceMetrics } from "../runtime/observability/metrics";
-import { flushSentry, initSentry } from "../runtime/observability/sentry";
-import { loadStackOutputs } from "../runtime/outputs";
-import { connectRedisCluster } from "../runtime/redis/client";
-import { SessionStore } from "../runtime/redis/sessions";
-import type { Account } from "../runtime/shop/accounts";
-import { LoginGuard } from "../runtime/shop/login-guard";
-import { createApp } from "./service/app";
+import { createLogger } from "@shopfds/runtime/observability/logger";
+import { flushSentry, initSentry } from "@shopfds/runtime/observability/sentry";
+import { loadStackOutputs } from "@shopfds/runtime/outputs";
+import { buildServiceDeps } from "../deps";
+import { createApp } from "../http/app";
 
 function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -44,18 +34,10 @@ async function main(): Promise<void> {
 
   const outputs = await loadStackOutputs();
   initSentry({ ...(outputs.sentry ? { dsn: outputs.sentry.dsn } : {}), environment, service: "shopfds-service", ...(release ? { release } : {}) });
-  const db = await Database.connect(outputs.postgres);
-  const redis = connectRedisCluster(outputs.redis);
-  const blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys });
-  const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys);
-  // Reconnects by itself after any broker loss; /health reports this very connection.
-  const jobs = await TaskProducer.connect(outputs.rabbitmq.url, { log: (line) => log.warn(`task producer: ${line}`) });
-  const health = await new HealthMonitor([...postgresChecks(db), redisClusterCheck(redis), rabbitMqCheck(jobs), diskCheck("/")]).start();
-  const metrics = new ServiceMetrics({ service: "shopfds-service", db, blacklist });
-  const sessions = new SessionStore<Account>(redis);
   const publicUrl = process.env.SHOPFDS_PUBLIC_URL ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+  const deps = await buildServiceDeps(outputs, { service: "shopfds-service", environment, log, publicUrl });
 
-  const server = createServer(createApp({ db, fds, jobs, blacklist, sessions, loginGuard: new LoginGuard(redis), health, metrics, log, publicUrl }));
+  const server = createServer(createApp(deps));
   server.keepAliveTimeout = 65_000; // longer than the load balancers' idle timeouts
   await new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, host, resolve));
   log.info({ url: { full: publicUrl } }, `shopfds-service listening on ${host}:${port}`);
@@ -64,9 +46,7 @@ async function main(): Promise<void> {
     log.info(`${signal}: stopping`);
     const force = setTimeout(() => process.exit(1), 10_000).unref();
     server.close(async () => {
-      health.stop();
-      await Promise.allSettled([jobs.close(), db.close(), flushSentry()]);
-      redis.disconnect();
+      await Promise.allSettled([deps.close(), flushSentry()]);
       clearTimeout(force);
       process.exit(0);
     });

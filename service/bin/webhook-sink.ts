@@ -3,7 +3,7 @@
  * answering "ok") and keeps each body as a JSON file, so Alertmanager's Slack notifications can be
  * read by people and tests. Started detached and stopped by its PID.
  *
- *   node --import tsx scripts/local-stack/webhook-sink-server.ts <port> <dir>
+ *   node --import tsx service/bin/webhook-sink.ts <port> <dir>
  */
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";

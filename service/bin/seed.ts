@@ -6,14 +6,14 @@
  * (what `make dev` runs, so a restart keeps the orders people placed). Blacklisted IPs also go to Redis
  * (and the ones a rerun removes leave it). Refuses a production stack unless `--force-production`.
  *
- *   node --import tsx scripts/seed.ts [--seed 42] [--append | --if-empty] [--force-production]
+ *   node --import tsx service/bin/seed.ts [--seed 42] [--append | --if-empty] [--force-production]
  */
 import pg from "pg";
-import { pgSsl } from "../runtime/db/tls";
-import { loadStackOutputs, type StackOutputs } from "../runtime/outputs";
-import { connectRedisCluster } from "../runtime/redis/client";
-import { FULL, generate, type SeedCounts } from "./seed/generate";
-import { deleteBatches, insertBatch, lockTables } from "./seed/load";
+import { pgSsl } from "@shopfds/runtime/db/tls";
+import { loadStackOutputs, type StackOutputs } from "@shopfds/runtime/outputs";
+import { connectRedisCluster } from "@shopfds/runtime/redis/client";
+import { FULL, generate, type SeedCounts } from "../seed/generate";
+import { deleteBatches, insertBatch, lockTables } from "../seed/load";
 
 export interface SeedOptions {
   readonly seed?: number;

@@ -3,16 +3,16 @@
  * (FDS batch daily at 00:00, log archive Sundays 02:00, stale-task check every 5 minutes) in
  * SHOPFDS_TIMEZONE (default Asia/Seoul), one firing per slot, with its ledger in PostgreSQL.
  *
- *   node --import tsx scripts/scheduler.ts [--alive-file /tmp/shopfds-worker.alive]
+ *   node --import tsx service/bin/scheduler.ts [--alive-file /tmp/shopfds-worker.alive]
  */
 import { writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import pg from "pg";
-import { TaskProducer } from "../runtime/jobs/producer";
-import { Scheduler } from "../runtime/jobs/scheduler";
-import { shopSchedule } from "../runtime/jobs/shopfds-tasks";
-import { pgSsl } from "../runtime/db/tls";
-import { loadStackOutputs } from "../runtime/outputs";
+import { TaskProducer } from "@shopfds/runtime/jobs/producer";
+import { Scheduler } from "@shopfds/runtime/jobs/scheduler";
+import { shopSchedule } from "../tasks";
+import { pgSsl } from "@shopfds/runtime/db/tls";
+import { loadStackOutputs } from "@shopfds/runtime/outputs";
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf("--alive-file");

@@ -2,7 +2,7 @@
  * The ShopFDS worker process (the stacks run it ≥ 2 times; `make worker` runs one locally): the
  * TypeScript Celery-compatible worker with the ShopFDS tasks, on the stack the outputs describe.
  *
- *   node --import tsx scripts/worker.ts [--concurrency 4] [--alive-file /tmp/shopfds-worker.alive] [--metrics-port 9464]
+ *   node --import tsx service/bin/worker.ts [--concurrency 4] [--alive-file /tmp/shopfds-worker.alive] [--metrics-port 9464]
  * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_PUBLIC_URL (the service, for report links).
  * SIGTERM/SIGINT: finishes running tasks (up to 30 s), returns the rest to the queue, then exits.
  */
@@ -10,12 +10,12 @@ import { writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { createServer } from "node:http";
 import nodemailer from "nodemailer";
-import { ServiceMetrics } from "../runtime/observability/metrics";
-import { Database } from "../runtime/db/router";
-import { TaskProducer } from "../runtime/jobs/producer";
-import { registerShopTasks } from "../runtime/jobs/shopfds-tasks";
-import { Worker } from "../runtime/jobs/worker";
-import { loadStackOutputs } from "../runtime/outputs";
+import { ServiceMetrics } from "@shopfds/runtime/observability/metrics";
+import { Database } from "@shopfds/runtime/db/router";
+import { TaskProducer } from "@shopfds/runtime/jobs/producer";
+import { registerShopTasks } from "../tasks";
+import { Worker } from "@shopfds/runtime/jobs/worker";
+import { loadStackOutputs } from "@shopfds/runtime/outputs";
 
 function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

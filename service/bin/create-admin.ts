@@ -9,10 +9,10 @@
  * process listings); it is stored only as its scrypt hash.
  */
 import { randomBytes } from "node:crypto";
-import { Database } from "../runtime/db/router";
-import { canonicalEmail } from "../runtime/fds/canonical";
-import { loadStackOutputs } from "../runtime/outputs";
-import { upsertAccount } from "../runtime/shop/accounts";
+import { Database } from "@shopfds/runtime/db/router";
+import { canonicalEmail } from "@shopfds/runtime/fds/canonical";
+import { loadStackOutputs } from "@shopfds/runtime/outputs";
+import { upsertAccount } from "../shop/accounts";
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

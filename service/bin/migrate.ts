@@ -7,10 +7,10 @@
  * again that it talks to a primary holding the configured database, so a stray URL can never migrate
  * or wipe another database.
  *
- *   node --import tsx scripts/migrate.ts up                 apply every pending migration
- *   node --import tsx scripts/migrate.ts down [N | --all]   undo the last N (default 1) or all migrations
- *   node --import tsx scripts/migrate.ts status             list applied and pending migrations
- *   node --import tsx scripts/migrate.ts reset              drop everything, then apply every migration
+ *   node --import tsx service/bin/migrate.ts up                 apply every pending migration
+ *   node --import tsx service/bin/migrate.ts down [N | --all]   undo the last N (default 1) or all migrations
+ *   node --import tsx service/bin/migrate.ts status             list applied and pending migrations
+ *   node --import tsx service/bin/migrate.ts reset              drop everything, then apply every migration
  *   options: --url postgres://…  (or DATABASE_URL) to name the target explicitly
  *            --yes  reset without asking (it asks only on a terminal)
  */
@@ -18,12 +18,13 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import pg from "pg";
-import { pgSsl } from "../runtime/db/tls";
-import { loadStackOutputs, type StackOutputs } from "../runtime/outputs";
+import { pgSsl } from "@shopfds/runtime/db/tls";
+import { loadStackOutputs, type StackOutputs } from "@shopfds/runtime/outputs";
 
 export const MIGRATIONS_DIR = path.resolve(__dirname, "..", "migrations");
 export const MIGRATIONS_TABLE = "schema_migrations";
-const MIGRATION_FILE = /^\d{4}_[a-z0-9-_]+\.ts$/;
+/** TypeScript in the repository (tsx), JavaScript in the image (compiled). */
+const MIGRATION_FILE = /^\d{4}_[a-z0-9-_]+\.(ts|js)$/;
 
 export interface MigrationTarget {
   readonly host: string;
@@ -167,8 +168,8 @@ export async function appliedMigrations(target: MigrationTarget): Promise<string
 export async function migrationNames(dir = MIGRATIONS_DIR): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => !f.startsWith(".")).sort();
   const bad = files.filter((f) => !MIGRATION_FILE.test(f));
-  if (bad.length > 0) throw new Error(`${dir}: not named NNNN_name.ts: ${bad.join(", ")}`);
-  return files.map((f) => f.replace(/\.ts$/, ""));
+  if (bad.length > 0) throw new Error(`${dir}: not named NNNN_name.ts (or .js, compiled): ${bad.join(", ")}`);
+  return files.map((f) => f.replace(/\.(ts|js)$/, ""));
 }
 
 /** Migration files that do not export a `down` function (node-pg-migrate would guess or refuse one). */
@@ -176,7 +177,7 @@ export async function migrationsWithoutDown(dir = MIGRATIONS_DIR): Promise<strin
   const missing: string[] = [];
   for (const name of await migrationNames(dir)) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require(path.join(dir, `${name}.ts`)) as { up?: unknown; down?: unknown };
+    const mod = require(path.join(dir, name)) as { up?: unknown; down?: unknown };
     if (typeof mod.up !== "function") throw new Error(`${name}: exports no up function`);
     if (typeof mod.down !== "function") missing.push(name);
   }

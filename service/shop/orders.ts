@@ -10,8 +10,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import type { Database } from "../db/router";
-import { BrokerUnavailableError } from "../jobs/broker-link";
+import type { Database } from "@shopfds/runtime/db/router";
+import { BrokerUnavailableError } from "@shopfds/runtime/jobs/broker-link";
 
 export const ORDER_EMAIL_TASK = "shopfds.send_order_confirmation";
 

@@ -1,0 +1,21 @@
+/**
+ * The service image's entry points (Dockerfile): compiled JavaScript of the reference service package
+ * (service/, built with tsc), run by plain node with production dependencies only. The stacks run every
+ * ShopFDS process through `imageCommand`, so a renamed entry point is a type error here, and
+ * tests/unit/service-image.test.ts checks each one against the built package.
+ */
+export const IMAGE_ENTRY_POINTS = {
+  service: "service/dist/bin/service.js",
+  worker: "service/dist/bin/worker.js",
+  scheduler: "service/dist/bin/scheduler.js",
+  migrate: "service/dist/bin/migrate.js",
+  seed: "service/dist/bin/seed.js",
+  createAdmin: "service/dist/bin/create-admin.js",
+  /** The dev stacks' Slack-compatible webhook sink (alerts land there when no Slack webhook is set). */
+  webhookSink: "service/dist/bin/webhook-sink.js",
+} as const;
+
+/** The command that runs an entry point of the service image with `args`. */
+export function imageCommand(entry: keyof typeof IMAGE_ENTRY_POINTS, ...args: string[]): string[] {
+  return ["node", IMAGE_ENTRY_POINTS[entry], ...args];
+}

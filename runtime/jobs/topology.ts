@@ -1,0 +1,18 @@
+/**
+ * The queue topology the runtime's producer and worker use, and which the broker's definitions declare
+ * (components/rabbitmq/render.ts imports these; never the other way round). It is Celery's (see
+ * CELERY-NOTES): tasks on the durable queue `celery` through the default exchange, events on the
+ * durable topic exchange `celeryev`, remote control on the non-durable `celery.pidbox` (fanout) and
+ * `reply.celery.pidbox` (direct). Declaring any of them with other properties makes Celery's own
+ * declarations fail with 406 PRECONDITION_FAILED, so Python services must use exactly these.
+ */
+export const TASK_QUEUE = "celery";
+export const TASK_EXCHANGE = "celery";
+export const EVENT_EXCHANGE = "celeryev";
+export const PIDBOX_EXCHANGE = "celery.pidbox";
+export const REPLY_EXCHANGE = "reply.celery.pidbox";
+export const DEAD_LETTER_EXCHANGE = "shopfds.dlx";
+export const DEAD_LETTER_QUEUE = "shopfds.dead";
+export const DEAD_LETTER_ROUTING_KEY = "dead";
+/** Arguments of the task queue; Python services must declare `celery` with exactly these. */
+export const TASK_QUEUE_ARGUMENTS = { "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-dead-letter-routing-key": DEAD_LETTER_ROUTING_KEY } as const;
