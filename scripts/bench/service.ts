@@ -13,6 +13,8 @@
  * bench users and one IP per request (from 10.0.0.0/8), as real traffic from many buyers would.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { createServer, type Server } from "node:http";
 import { Writable } from "node:stream";
 import autocannon from "autocannon";
@@ -23,7 +25,8 @@ import { registerShopTasks } from "../../service/tasks";
 import { Worker, type TaskHandler } from "../../runtime/jobs/worker";
 import { createLogger } from "../../runtime/observability/logger";
 import type { StackOutputs } from "../../runtime/outputs";
-import { ORDER_EMAIL_TASK, type OrderTaskSender } from "../../service/shop/orders";
+import { ORDER_EMAIL_TASK, ORDER_READ_SQL, parseOrder, PRICES_SQL, writeOrder, type OrderTaskSender } from "../../service/shop/orders";
+import { median, type BenchReport } from "./report";
 import { isAlive, stopPid, waitFor } from "../local-stack/process";
 import { createApp } from "../../service/http/app";
 import { buildServiceDeps } from "../../service/deps";
@@ -34,8 +37,7 @@ const LOAD_CONNECTIONS = Number(process.env.BENCH_LOAD_CONNECTIONS ?? 8);
 const BENCH_USERS = 20_000;
 const SMTP_DELAY_MS = 500;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const LOAD_ROUNDS = Number(process.env.BENCH_LOAD_ROUNDS ?? 3);
 const listen = (server: Server | SMTPServer) =>
   new Promise<number>((resolve) => {
     const net = server instanceof SMTPServer ? (server as unknown as { server: Server }).server : server;
@@ -77,7 +79,7 @@ async function benchData(db: Database): Promise<{ userIds: number[]; productIds:
 }
 
 /** SC-004: the same POST /orders, e-mail enqueued vs e-mail sent inline to a 500 ms SMTP server. */
-async function sc004(outputs: StackOutputs, db: Database, data: { userIds: number[]; productIds: number[] }): Promise<void> {
+async function sc004(report: BenchReport, outputs: StackOutputs, db: Database, data: { userIds: number[]; productIds: number[] }): Promise<void> {
   const smtp = slowSmtp(SMTP_DELAY_MS);
   const smtpPort = await listen(smtp);
   const mailer = nodemailer.createTransport({ host: "127.0.0.1", port: smtpPort, secure: false, ignoreTLS: true, pool: true, maxConnections: 4 });
@@ -121,10 +123,8 @@ async function sc004(outputs: StackOutputs, db: Database, data: { userIds: numbe
     }
     const [a, s] = times;
     console.log(`\nSC-004: POST /orders, ${SC004_ORDERS} sequential orders per mode, alternating; the SMTP server takes ${SMTP_DELAY_MS} ms per message`);
-    console.log(`  e-mail sent inline (baseline)  mean ${mean(s).toFixed(1)} ms  median ${median(s).toFixed(1)} ms`);
-    console.log(`  e-mail enqueued (the service)  mean ${mean(a).toFixed(1)} ms  median ${median(a).toFixed(1)} ms`);
-    const saved = mean(s) - mean(a);
-    console.log(`  saved per order: ${saved.toFixed(0)} ms on average (×${(mean(s) / mean(a)).toFixed(1)} faster; spec: about 500 ms: ${saved >= 450 ? "met" : "NOT met"})`);
+    report.add("POST /orders, e-mail sent inline", "ms", "lower", s);
+    report.add("POST /orders, e-mail enqueued", "ms", "lower", a, { baseline: "POST /orders, e-mail sent inline", goal: (m) => ({ text: "about 500 ms saved (SC-004)", met: median(s) - m >= 450 }) });
     await waitFor("the queued e-mails sent", 60_000, async () => ((await db.query("SELECT count(*)::int AS n FROM task_log WHERE task_name = $1 AND state <> 'done'", [ORDER_EMAIL_TASK], { fresh: true })).rows[0].n === 0 ? true : undefined));
   } finally {
     for (const { server } of servers) server.close();
@@ -146,45 +146,125 @@ async function dbReads(url: string): Promise<{ primary: number; replica: number 
   return { primary: read("primary"), replica: read("replica") };
 }
 
-/** autocannon against the service and a worker as processes on the bench stack. */
-async function load(outputsFile: string, portBase: number, data: { userIds: number[]; productIds: number[]; orderIds: number[] }): Promise<void> {
+/** `concurrency` loops calling `op` for `seconds`: completions per second and latency percentiles. */
+async function timedLoad(seconds: number, concurrency: number, op: () => Promise<unknown>): Promise<{ perSecond: number; p99: number }> {
+  const latencies: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        await op();
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  latencies.sort((x, y) => x - y);
+  return { perSecond: (latencies.length / (performance.now() - started)) * 1000, p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0 };
+}
+
+/**
+ * The route's database work done bare, in this process, on one pg pool of LOAD_CONNECTIONS against the
+ * primary: the prices read and the order's transaction (writeOrder, with its FDS record: the very
+ * statement placeOrder runs). No HTTP, no FDS evaluation, no task sent: what the service costs on top is the
+ * ratio printed beside it.
+ */
+function bareOrders(pool: pg.Pool, data: { userIds: number[]; productIds: number[] }): () => Promise<void> {
+  return async () => {
+    const body = JSON.parse(orderBody(data.userIds, data.productIds)) as { userId: number; items: { productId: number; quantity: number }[]; ip: string; email: string };
+    const order = parseOrder({ userId: body.userId, items: body.items });
+    const { rows } = await pool.query<{ id: string; price: string }>(PRICES_SQL, [order.items.map((i) => i.productId)]);
+    const amount = order.items.reduce((n, i) => n + Number(rows.find((r) => Number(r.id) === i.productId)!.price) * i.quantity, 0);
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      await writeOrder(client, order, randomUUID(), { amount, ip: body.ip, email: body.email, score: 0, level: "low", decision: "approve", elapsedMs: 0 });
+      await client.query("COMMIT");
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
+  };
+}
+
+/**
+ * The service and a worker as their own processes on the bench stack, under autocannon (LOAD_CONNECTIONS
+ * connections, LOAD_SECONDS each), beside the same database work done bare, LOAD_ROUNDS rounds, the two
+ * alternating which goes first: POST /orders against the bare order work, GET /orders/:id against the
+ * same query on a plain pg pool on the replica.
+ */
+async function load(report: BenchReport, outputs: StackOutputs, outputsFile: string, portBase: number, data: { userIds: number[]; productIds: number[]; orderIds: number[] }): Promise<void> {
   const port = portBase + 80;
   const url = `http://127.0.0.1:${port}`;
   const env: NodeJS.ProcessEnv = { ...process.env, SHOPFDS_OUTPUTS_FILE: outputsFile, SHOPFDS_PUBLIC_URL: url, SHOPFDS_METRICS_HOST: "127.0.0.1" };
   delete env.SHOPFDS_STACK_OUTPUTS;
   const service = startProcess(["service/bin/service.ts", "--port", String(port), "--host", "127.0.0.1"], env);
   const worker = startProcess(["service/bin/worker.ts", "--metrics-port", String(portBase + 81)], env);
+  const pgo = outputs.postgres;
+  const primary = new pg.Pool({ ...pgo.primary, database: pgo.database, user: pgo.user, password: pgo.password, max: LOAD_CONNECTIONS });
+  const replica = new pg.Pool({ ...pgo.replicas[0]!, database: pgo.database, user: pgo.user, password: pgo.password, max: LOAD_CONNECTIONS });
+  for (const p of [primary, replica]) p.on("error", () => undefined);
   try {
     await waitFor("the bench service", 60_000, async () => {
       if (service.exitCode !== null) throw new Error(`the service exited (${service.exitCode})`);
       return (await fetch(`${url}/health/ready`).catch(() => undefined))?.ok ? true : undefined;
     });
-    const run = (opts: Omit<autocannon.Options, "url">) => autocannon({ connections: LOAD_CONNECTIONS, duration: LOAD_SECONDS, ...opts, url });
+    const cannon = async (opts: Omit<autocannon.Options, "url">) => {
+      const r = await autocannon({ connections: LOAD_CONNECTIONS, duration: LOAD_SECONDS, ...opts, url });
+      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${opts.requests?.[0]?.method ?? "GET"}: ${r.non2xx} non-2xx answers and ${r.errors} errors of ${r.requests.total}`);
+      return { perSecond: r.requests.average, p99: r.latency.p99 };
+    };
     const post = { method: "POST" as const, path: "/orders", headers: { "content-type": "application/json" }, setupRequest: (r: any) => ({ ...r, body: orderBody(data.userIds, data.productIds) }) };
-    await run({ duration: 2, requests: [post] }); // warm-up
-    const created = await run({ requests: [post] });
+    const randomOrder = () => data.orderIds[Math.floor(Math.random() * data.orderIds.length)]!;
+    const servicePosts = () => cannon({ requests: [post] });
+    const serviceGets = () => cannon({ requests: [{ method: "GET", setupRequest: (r: any) => ({ ...r, path: `/orders/${randomOrder()}` }) }] });
+    const barePosts = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, bareOrders(primary, data));
+    const bareGets = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, () => replica.query(ORDER_READ_SQL, [randomOrder()]));
+    await cannon({ duration: 2, requests: [post] }); // warm-up
+    await timedLoad(2, LOAD_CONNECTIONS, bareOrders(primary, data));
+    const runs = { bareOrder: [] as { perSecond: number; p99: number }[], post: [] as { perSecond: number; p99: number }[], bareRead: [] as { perSecond: number; p99: number }[], get: [] as { perSecond: number; p99: number }[] };
     const before = await dbReads(url);
-    const got = await run({ requests: [{ method: "GET", setupRequest: (r: any) => ({ ...r, path: `/orders/${data.orderIds[Math.floor(Math.random() * data.orderIds.length)]}` }) }] });
+    for (let round = 0; round < LOAD_ROUNDS; round++) {
+      const pairs: [() => Promise<{ perSecond: number; p99: number }>, keyof typeof runs][] = [
+        [barePosts, "bareOrder"],
+        [servicePosts, "post"],
+        [bareGets, "bareRead"],
+        [serviceGets, "get"],
+      ];
+      // Alternate which of each pair goes first, so neither always gets the warmer (or noisier) slot.
+      const order = round % 2 === 0 ? [0, 1, 2, 3] : [1, 0, 3, 2];
+      for (const i of order) runs[pairs[i]![1]].push(await pairs[i]![0]());
+      process.stderr.write(`load round ${round + 1}/${LOAD_ROUNDS} done\n`);
+    }
     const after = await dbReads(url);
-    const line = (name: string, r: autocannon.Result) =>
-      `  ${name.padEnd(18)} ${r.requests.average.toFixed(0).padStart(6)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  max ${r.latency.max} ms  (${r["2xx"]} ok, ${r.non2xx} non-2xx, ${r.errors} errors)`;
-    console.log(`\nload: autocannon on loopback, ${LOAD_CONNECTIONS} connections, ${LOAD_SECONDS} s each, against service/bin/service.ts + a worker on the bench stack (2 cores shared by all)`);
-    console.log(line("POST /orders", created));
-    console.log(line("GET /orders/:id", got));
-    const replica = after.replica - before.replica;
-    const primary = after.primary - before.primary;
-    console.log(`  reads during GET /orders/:id: ${replica} on the replica, ${primary} on the primary — ${((replica / Math.max(1, replica + primary)) * 100).toFixed(1)} % served by the replica (SC-001 goal ≥ 80 %)`);
+    console.log(`\nload: ${LOAD_CONNECTIONS} connections, ${LOAD_SECONDS} s each, ${LOAD_ROUNDS} rounds: service/bin/service.ts + a worker as processes (autocannon on loopback), beside the same database work done bare (2 cores shared by all)`);
+    const rate = (xs: { perSecond: number }[]) => xs.map((x) => x.perSecond);
+    const p99 = (xs: { p99: number }[]) => xs.map((x) => x.p99);
+    report.add("bare order transaction", "orders/s", "higher", rate(runs.bareOrder));
+    report.add("POST /orders", "req/s", "higher", rate(runs.post), { baseline: "bare order transaction", goal: (_m, ratio) => ({ text: "≥ ×0.5 of bare", met: (ratio ?? 0) >= 0.5 }) });
+    report.add("bare order transaction p99", "ms", "lower", p99(runs.bareOrder));
+    report.add("POST /orders p99", "ms", "lower", p99(runs.post), { baseline: "bare order transaction p99", goal: (m) => ({ text: "< 50 ms", met: m < 50 }) });
+    report.add("bare replica read (GET's query)", "reads/s", "higher", rate(runs.bareRead));
+    report.add("GET /orders/:id", "req/s", "higher", rate(runs.get), { baseline: "bare replica read (GET's query)", goal: (_m, ratio) => ({ text: "≥ ×0.7 of bare", met: (ratio ?? 0) >= 0.7 }) });
+    report.add("GET /orders/:id p99", "ms", "lower", p99(runs.get));
+    const replicaReads = after.replica - before.replica;
+    const primaryReads = after.primary - before.primary;
+    report.add("GET /orders/:id reads on the replica", "%", "higher", [(replicaReads / Math.max(1, replicaReads + primaryReads)) * 100], { goal: (m) => ({ text: "≥ 80 % (SC-001)", met: m >= 80 }) });
   } finally {
+    await Promise.allSettled([primary.end(), replica.end()]);
     for (const child of [service, worker]) if (child.pid && isAlive(child.pid)) await stopPid(child.pid, "SIGTERM", 35_000);
   }
 }
 
-export async function serviceBench(outputs: StackOutputs, outputsFile: string, portBase: number): Promise<void> {
+export async function serviceBench(report: BenchReport, outputs: StackOutputs, outputsFile: string, portBase: number): Promise<void> {
   const db = await Database.connect(outputs.postgres);
   try {
     const data = await benchData(db);
-    await sc004(outputs, db, data);
-    await load(outputsFile, portBase, data);
+    await sc004(report, outputs, db, data);
+    await load(report, outputs, outputsFile, portBase, data);
   } finally {
     await db.close();
   }

@@ -30,7 +30,7 @@ import { captureError } from "@shopfds/runtime/observability/sentry";
 import type { SessionStore } from "@shopfds/runtime/redis/sessions";
 import { authenticate, type Account } from "../shop/accounts";
 import type { LoginGuard } from "../shop/login-guard";
-import { noRepeatedProduct, OrderInputError, placeOrder, type OrderTaskSender } from "../shop/orders";
+import { FDS_RECORD_SQL, noRepeatedProduct, ORDER_READ_SQL, OrderInputError, placeOrder, PRICES_SQL, type OrderTaskSender } from "../shop/orders";
 import { getReport, reportContent, requestReport, type Report } from "../shop/reports";
 
 export interface AppDeps {
@@ -172,32 +172,31 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   async function createOrder(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = parse(orderBody, await readJson(req));
     const ids = body.items.map((i) => i.productId);
-    const { rows } = await db.query<{ id: string; price: string }>("SELECT id, price FROM products WHERE id = ANY($1::bigint[])", [ids], { fresh: true });
+    const { rows } = await db.query<{ id: string; price: string }>(PRICES_SQL, [ids], { fresh: true });
     const price = new Map(rows.map((r) => [Number(r.id), Number(r.price)]));
     const missing = body.items.findIndex((i) => !price.has(i.productId));
     if (missing >= 0) throw new HttpError(422, "UNKNOWN_PRODUCT", `items.${missing}.productId: product ${body.items[missing]!.productId} does not exist`, `items.${missing}.productId`);
     const amount = body.items.reduce((n, i) => n + price.get(i.productId)! * i.quantity, 0);
     const evaluation = await evaluate(req, { userId: body.userId, amount, ip: body.ip, email: body.email, ...(body.card ? { card: body.card } : {}) });
-    const record = (orderId: number | null) =>
+    const recordBlocked = () =>
       db.query(
-        "INSERT INTO fds_transactions (order_id, user_id, amount, ip_address, email, risk_score, risk_level, decision, evaluation_ms) VALUES ($1, $2, $3, $4::inet, $5, $6, $7, $8, $9)",
-        [orderId, body.userId, amount, body.ip.trim(), body.email.trim().toLowerCase(), evaluation.score, evaluation.level, evaluation.decision, evaluation.elapsedMs],
+        FDS_RECORD_SQL,
+        [null, body.userId, amount, body.ip.trim(), body.email.trim().toLowerCase(), evaluation.score, evaluation.level, evaluation.decision, evaluation.elapsedMs],
       );
     const fdsView = { score: evaluation.score, level: evaluation.level, decision: evaluation.decision, reasons: evaluation.factors.map((f) => f.rule) };
     if (evaluation.decision === "block") {
-      await record(null);
+      await recordBlocked();
       send(res, 403, { error: { code: "FDS_BLOCKED", message: "the transaction was blocked by fraud detection" }, fds: fdsView });
       return;
     }
-    const placed = await placeOrder(db, deps.jobs, { userId: body.userId, items: body.items, ...(body.shippingAddress ? { shippingAddress: body.shippingAddress } : {}) });
-    await record(placed.orderId);
+    // The FDS record is written with the order, in its transaction: no order without its decision on record.
+    const fdsRecord = { amount, ip: body.ip.trim(), email: body.email.trim().toLowerCase(), score: evaluation.score, level: evaluation.level, decision: evaluation.decision, elapsedMs: evaluation.elapsedMs };
+    const placed = await placeOrder(db, deps.jobs, { userId: body.userId, items: body.items, ...(body.shippingAddress ? { shippingAddress: body.shippingAddress } : {}) }, fdsRecord);
     send(res, 201, { orderId: placed.orderId, total: placed.total, fds: fdsView, emailTaskId: placed.emailTaskId });
   }
 
   async function getOrder(id: number, res: ServerResponse): Promise<void> {
-    const sql = `SELECT o.id, o.user_id, o.status, o.total_amount, o.created_at, pg_is_in_recovery() AS from_replica,
-                   (SELECT json_agg(json_build_object('productId', product_id, 'quantity', quantity, 'unitPrice', unit_price) ORDER BY product_id) FROM order_items WHERE order_id = o.id) AS items
-                 FROM orders o WHERE o.id = $1`;
+    const sql = ORDER_READ_SQL;
     let { rows } = await db.query(sql, [id]);
     // Not yet on the replica (just created): the primary has it.
     if (rows.length === 0) ({ rows } = await db.query(sql, [id], { fresh: true }));

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
+import type { QueryResult, QueryResultRow } from "pg";
 import type { Database } from "@shopfds/runtime/db/router";
 import { BrokerUnavailableError } from "@shopfds/runtime/jobs/broker-link";
 
@@ -63,6 +64,115 @@ export class OrderInputError extends Error {
   }
 }
 
+/** What runs statements: a pg client inside a transaction (the router's `transaction`, or a bare pool client). */
+export interface Queryable {
+  query<R extends QueryResultRow = any>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
+}
+
+/** The prices of the ordered products, read before the FDS evaluation (it needs the amount). */
+export const PRICES_SQL = "SELECT id, price FROM products WHERE id = ANY($1::bigint[])";
+
+/** One order with its items, as GET /orders/:id answers it; `from_replica` says which server answered. */
+export const ORDER_READ_SQL = `SELECT o.id, o.user_id, o.status, o.total_amount, o.created_at, pg_is_in_recovery() AS from_replica,
+    (SELECT json_agg(json_build_object('productId', product_id, 'quantity', quantity, 'unitPrice', unit_price) ORDER BY product_id) FROM order_items WHERE order_id = o.id) AS items
+  FROM orders o WHERE o.id = $1`;
+
+/** One FDS decision on record (`fds_transactions`), with its order or none (blocked). */
+export const FDS_RECORD_SQL =
+  "INSERT INTO fds_transactions (order_id, user_id, amount, ip_address, email, risk_score, risk_level, decision, evaluation_ms) VALUES ($1, $2, $3, $4::inet, $5, $6, $7, $8, $9)";
+
+/** An order's FDS decision, written with the order (same transaction) to `fds_transactions`. */
+export interface FdsRecord {
+  readonly amount: number;
+  readonly ip: string;
+  readonly email: string;
+  readonly score: number;
+  readonly level: string;
+  readonly decision: string;
+  readonly elapsedMs: number;
+}
+
+/**
+ * One statement for the whole order (one round trip, where a statement per item and per table took
+ * 5 + items): the products are locked in id order (two orders for the same products never wait on each
+ * other in a cycle), the stock taken where there is enough, and only if every item was taken, the order,
+ * its items, the e-mail's outbox row and the FDS record written. `taken` says which products were taken,
+ * so a refused order names its first item that could not be.
+ */
+const WRITE_ORDER_SQL = `WITH wanted AS (
+    SELECT * FROM unnest($2::bigint[], $3::int[]) AS w(product_id, quantity)
+  ), locked AS (
+    SELECT p.id FROM products p WHERE p.id = ANY($2::bigint[]) ORDER BY p.id FOR UPDATE
+  ), taken AS (
+    UPDATE products p SET stock = p.stock - w.quantity, updated_at = now()
+      FROM wanted w
+     WHERE p.id = w.product_id AND p.id IN (SELECT id FROM locked) AND p.is_active AND p.stock >= w.quantity
+    RETURNING p.id, p.price, w.quantity
+  ), placed AS (
+    INSERT INTO orders (user_id, total_amount, shipping_address)
+    SELECT $1, sum(price * quantity), $4 FROM taken HAVING count(*) = cardinality($2::bigint[])
+    RETURNING id, total_amount
+  ), items AS (
+    INSERT INTO order_items (order_id, product_id, quantity, unit_price)
+    SELECT placed.id, taken.id, taken.quantity, taken.price FROM placed, taken
+  ), outbox AS (
+    INSERT INTO task_log (task_id, task_type, task_name, state, args)
+    SELECT $5, 'email', $6, 'pending', jsonb_build_array(placed.id) FROM placed
+  ), fds AS (
+    INSERT INTO fds_transactions (order_id, user_id, amount, ip_address, email, risk_score, risk_level, decision, evaluation_ms)
+    SELECT placed.id, $1, $8, $9::inet, $10, $11, $12, $13, $14 FROM placed WHERE $7
+  )
+  SELECT (SELECT id FROM placed) AS id, (SELECT total_amount FROM placed) AS total_amount, ARRAY(SELECT id FROM taken) AS taken`;
+
+/**
+ * The order's database work, on `tx` inside a transaction the caller opened: takes the stock, writes the
+ * order, its items, the e-mail's outbox row (`task_log`, pending) and, when given, its FDS record.
+ * Exported so the benchmark's bare baseline runs exactly this.
+ */
+export async function writeOrder(tx: Queryable, order: z.output<typeof orderSchema>, emailTaskId: string, fds?: FdsRecord): Promise<{ orderId: number; total: string }> {
+  const ids = order.items.map((i) => i.productId);
+  const { rows } = await tx
+    .query<{ id: string | null; total_amount: string | null; taken: string[] }>(WRITE_ORDER_SQL, [
+      order.userId,
+      ids,
+      order.items.map((i) => i.quantity),
+      order.shippingAddress,
+      emailTaskId,
+      ORDER_EMAIL_TASK,
+      fds !== undefined,
+      fds?.amount ?? 0,
+      fds?.ip ?? "0.0.0.0",
+      fds?.email ?? "",
+      fds?.score ?? 0,
+      fds?.level ?? "low",
+      fds?.decision ?? "approve",
+      fds?.elapsedMs ?? 0,
+    ])
+    .catch((e: { code?: string; constraint?: string }) => {
+      if (e.code === "23503" && /user/.test(e.constraint ?? "")) throw new OrderInputError("userId", `user ${order.userId} does not exist`);
+      throw e;
+    });
+  const row = rows[0]!;
+  if (row.id !== null) return { orderId: Number(row.id), total: row.total_amount! };
+  // Not placed: name the first item that could not be taken (the caller's transaction rolls the rest back).
+  const taken = new Set(row.taken.map(Number));
+  const i = order.items.findIndex((item) => !taken.has(item.productId));
+  const item = order.items[i]!;
+  const { rows: found } = await tx.query<{ stock: number; is_active: boolean }>("SELECT stock, is_active FROM products WHERE id = $1", [item.productId]);
+  const f = found[0];
+  throw new OrderInputError(`items.${i}`, !f ? `product ${item.productId} does not exist` : !f.is_active ? `product ${item.productId} is not for sale` : `only ${f.stock} of product ${item.productId} in stock`);
+}
+
+/** Validates an order's input, naming the first bad field. */
+export function parseOrder(input: OrderInput): z.output<typeof orderSchema> {
+  const parsed = orderSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new OrderInputError(issue.path.map(String).join(".") || "order", issue.message);
+  }
+  return parsed.data;
+}
+
 export interface PlacedOrder {
   readonly orderId: number;
   readonly total: string;
@@ -78,46 +188,11 @@ export interface PlacedOrder {
  *   producer keeps the task and sends it the moment the broker is back (`emailDeferred: true`), and the
  *   stale-task check re-sends it should this process die first. The caller gets its order, not an error.
  */
-export async function placeOrder(db: Database, jobs: OrderTaskSender, input: OrderInput): Promise<PlacedOrder> {
-  const parsed = orderSchema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new OrderInputError(issue.path.map(String).join(".") || "order", issue.message);
-  }
-  const order = parsed.data;
+export async function placeOrder(db: Database, jobs: OrderTaskSender, input: OrderInput, fds?: FdsRecord): Promise<PlacedOrder> {
+  const order = parseOrder(input);
   if (!jobs.connected) throw new BrokerUnavailableError("the order was not placed: the task broker (RabbitMQ) is not reachable now; retry shortly");
   const emailTaskId = randomUUID();
-  const placed = await db.transaction(async (tx) => {
-    let total = 0;
-    const lines: { productId: number; quantity: number; price: string }[] = [];
-    for (const [i, item] of order.items.entries()) {
-      const { rows } = await tx.query<{ price: string }>(
-        "UPDATE products SET stock = stock - $2, updated_at = now() WHERE id = $1 AND is_active AND stock >= $2 RETURNING price",
-        [item.productId, item.quantity],
-      );
-      if (rows.length === 0) {
-        const { rows: found } = await tx.query<{ stock: number; is_active: boolean }>("SELECT stock, is_active FROM products WHERE id = $1", [item.productId]);
-        const f = found[0];
-        throw new OrderInputError(`items.${i}`, !f ? `product ${item.productId} does not exist` : !f.is_active ? `product ${item.productId} is not for sale` : `only ${f.stock} of product ${item.productId} in stock`);
-      }
-      lines.push({ ...item, price: rows[0]!.price });
-      total += Number(rows[0]!.price) * item.quantity;
-    }
-    const { rows } = await tx.query<{ id: string; total_amount: string }>(
-      "INSERT INTO orders (user_id, total_amount, shipping_address) VALUES ($1, $2, $3) RETURNING id, total_amount",
-      [order.userId, total.toFixed(2), order.shippingAddress],
-    ).catch((e: { code?: string }) => {
-      if (e.code === "23503") throw new OrderInputError("userId", `user ${order.userId} does not exist`);
-      throw e;
-    });
-    const orderId = Number(rows[0]!.id);
-    await tx.query(
-      "INSERT INTO order_items (order_id, product_id, quantity, unit_price) SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::numeric[])",
-      [orderId, lines.map((l) => l.productId), lines.map((l) => l.quantity), lines.map((l) => l.price)],
-    );
-    await tx.query("INSERT INTO task_log (task_id, task_type, task_name, state, args) VALUES ($1, 'email', $2, 'pending', $3)", [emailTaskId, ORDER_EMAIL_TASK, JSON.stringify([orderId])]);
-    return { orderId, total: rows[0]!.total_amount };
-  });
+  const placed = await db.transaction((tx) => writeOrder(tx, order, emailTaskId, fds));
   // After the commit (the worker must find the order): sent now, or kept for the broker's return.
   const sent = await jobs.sendOrDefer(ORDER_EMAIL_TASK, [placed.orderId], {}, { id: emailTaskId });
   return { ...placed, emailTaskId, emailDeferred: sent.deferred };

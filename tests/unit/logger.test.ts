@@ -1,5 +1,6 @@
 /** Layer 1: the services' log lines are ECS JSON that Logstash indexes as they are, with no secrets. */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { createLogger, withTraceContext } from "../../runtime/observability/logger";
@@ -46,4 +47,31 @@ describe("logger", () => {
     withTraceContext(createLogger({ service: "x", environment: "dev", destination }), "garbage").info("hello");
     assert.equal(lines[0]!.trace, undefined);
   });
+});
+
+describe("logger on standard output (asynchronous, shared)", () => {
+  // A child process logs through two loggers on the default destination, then leaves at once: by
+  // process.exit, or by an uncaught exception. Every line must be there, whole.
+  const child = (ending: string) => {
+    const code = `
+      const { createLogger } = require(${JSON.stringify(require.resolve("../../runtime/observability/logger"))});
+      const a = createLogger({ service: "a", environment: "dev" });
+      const b = createLogger({ service: "b", environment: "dev" });
+      for (let i = 0; i < 5000; i++) (i % 2 ? a : b).info({ labels: { i } }, "line " + i + " " + "x".repeat(200));
+      ${ending}`;
+    return spawnSync(process.execPath, ["--import", "tsx", "-e", code], { encoding: "utf8", maxBuffer: 64 << 20 });
+  };
+  for (const [what, ending, status] of [
+    ["process.exit", "process.exit(0);", 0],
+    ["an uncaught exception", "throw new Error('crash');", 1],
+  ] as const) {
+    it(`loses no line when the process ends by ${what}, and interleaves none`, () => {
+      const r = child(ending);
+      assert.equal(r.status, status, r.stderr.slice(-500));
+      const lines = r.stdout.trim().split("\n");
+      assert.equal(lines.length, 5000);
+      const seen = lines.map((l) => (JSON.parse(l) as { labels: { i: number } }).labels.i).sort((x, y) => x - y);
+      assert.deepEqual(seen, Array.from({ length: 5000 }, (_, i) => i));
+    });
+  }
 });
