@@ -27,3 +27,6 @@ export { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "./h
 export { createLogger, withTraceContext } from "./observability/logger";
 export { ServiceMetrics } from "./observability/metrics";
 export { captureError, flushSentry, initSentry } from "./observability/sentry";
+export { errorResponse, HttpError, isUnavailable, validate } from "./http/errors";
+export type { ErrorBody, ErrorResponse } from "./http/errors";
+export { RULES } from "./rules";

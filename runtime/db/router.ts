@@ -70,8 +70,16 @@ interface Replica {
 }
 
 interface Session {
+  /** Where the primary's WAL stood after this scope's last write: replicas behind it are skipped. */
   minLsn?: bigint;
+  /** A write happened since minLsn was read: the next read asks the primary first (a write-only scope never asks). */
+  wrote?: boolean;
+  /** That question, while it is out: concurrent reads of the scope wait for the same answer. */
+  pending?: Promise<void>;
 }
+
+/** Past every LSN: when the primary cannot say where it stands, no replica qualifies (the read goes to the primary). */
+const BEYOND_ANY_LSN = 2n ** 64n;
 
 export class Database {
   private readonly options: ResolvedOptions;
@@ -141,6 +149,14 @@ export class Database {
     const read = target === "replica" || this.classify(sql);
     if (!read) return this.write<R>(sql, params);
     if (target === "primary" || options.fresh) return this.primaryRead<R>(sql, params);
+    if (this.sessionsUsed) {
+      const session = this.sessions.getStore();
+      if (session && (session.wrote || session.pending)) return this.positionAfterWrite(session).then(() => this.replicaRead<R>(sql, params));
+    }
+    return this.replicaRead<R>(sql, params);
+  }
+
+  private replicaRead<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
     const replica = this.pick();
     if (!replica) {
       this.counts.fallbacks++;
@@ -163,7 +179,7 @@ export class Database {
   private async write<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
     const result = await this.primaryPool.query<R>(sql, params);
     this.counts.writes++;
-    await this.rememberWriteLsn();
+    this.rememberWriteLsn();
     return result;
   }
 
@@ -195,7 +211,7 @@ export class Database {
       const result = await fn(client);
       await client.query("COMMIT");
       this.counts.writes++;
-      await this.rememberWriteLsn(client);
+      this.rememberWriteLsn();
       return result;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
@@ -253,12 +269,34 @@ export class Database {
     return undefined;
   }
 
-  /** Inside a session, remembers where the primary's WAL stands after a write (read-your-writes). */
-  private async rememberWriteLsn(client?: pg.PoolClient): Promise<void> {
-    const session = this.sessions.getStore();
-    if (!session) return;
-    const { rows } = await (client ?? this.primaryPool).query("SELECT pg_current_wal_insert_lsn()::text AS lsn");
-    session.minLsn = parseLsn(rows[0].lsn);
+  /**
+   * Inside a session, notes that a write happened (read-your-writes). Where the primary's WAL stands is
+   * asked only when the scope reads next (positionAfterWrite): any position read after the commit is at
+   * or past the write's, and a scope that only writes (an order placed) costs no extra round trip.
+   */
+  private rememberWriteLsn(): void {
+    const session = this.sessionsUsed ? this.sessions.getStore() : undefined;
+    if (session) session.wrote = true;
+  }
+
+  /** The primary's WAL position after the scope's writes, asked once however many reads wait for it. */
+  private positionAfterWrite(session: Session): Promise<void> {
+    if (session.wrote) {
+      session.wrote = false;
+      const asked: Promise<void> = this.primaryPool.query("SELECT pg_current_wal_insert_lsn()::text AS lsn").then(
+        ({ rows }) => {
+          session.minLsn = parseLsn(rows[0].lsn);
+        },
+        () => {
+          session.minLsn = BEYOND_ANY_LSN;
+        },
+      );
+      session.pending = asked;
+      void asked.then(() => {
+        if (session.pending === asked) session.pending = undefined;
+      });
+    }
+    return session.pending ?? Promise.resolve();
   }
 
   /** Samples the primary's position and measures every healthy replica against it. */

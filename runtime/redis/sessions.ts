@@ -22,7 +22,11 @@ export interface Session<T> {
   readonly expiresAt: Date;
 }
 
-const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
+/**
+ * Ids this store issues (43 characters, 256 bits) and those the web frameworks' session libraries issue
+ * (express-session, @fastify/session: 32 characters): URL-safe base64, at least 128 bits.
+ */
+const SESSION_ID = /^[A-Za-z0-9_-]{22,128}$/;
 
 export class SessionStore<T = Record<string, unknown>> {
   readonly ttlMs: number;
@@ -46,6 +50,15 @@ export class SessionStore<T = Record<string, unknown>> {
     const ok = await this.bounded(this.redis.set(this.prefix + id, JSON.stringify(data), "PX", this.ttlMs, "NX"), "create");
     if (ok !== "OK") throw new Error("session id collision; try again");
     return { id, data, expiresAt: new Date(Date.now() + this.ttlMs) };
+  }
+
+  /**
+   * Stores `data` under an id someone else issued (a framework's session library), for the full TTL from
+   * now: a session library saves on every request it changes (or, rolling, touches) the session.
+   */
+  async save(id: string, data: T): Promise<void> {
+    if (!SESSION_ID.test(id)) throw new RangeError("session id: must be 22 to 128 URL-safe base64 characters");
+    await this.bounded(this.redis.set(this.prefix + id, JSON.stringify(data), "PX", this.ttlMs), "save");
   }
 
   /** The session's data, or undefined when it expired, was destroyed, or the id is malformed. */

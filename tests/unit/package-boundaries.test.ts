@@ -16,9 +16,11 @@ const runtime = pkg("runtime");
 const service = pkg("service");
 
 describe("@shopfds/runtime", () => {
-  it("imports nothing outside runtime/ and only the packages it declares", () => {
+  it("imports nothing outside runtime/ and only the packages it declares (the web frameworks as optional peers)", () => {
     assert.ok(sourcesOf(path.join(ROOT, "runtime")).length >= 25, "the sources were read");
-    assert.deepEqual(importProblems(path.join(ROOT, "runtime"), Object.keys(runtime.dependencies)), []);
+    assert.deepEqual(importProblems(path.join(ROOT, "runtime"), [...Object.keys(runtime.dependencies), ...Object.keys(runtime.peerDependencies)]), []);
+    assert.deepEqual(Object.keys(runtime.peerDependencies).sort(), ["express", "express-session", "fastify"]);
+    for (const peer of Object.keys(runtime.peerDependencies)) assert.equal(runtime.peerDependenciesMeta[peer]?.optional, true, `${peer} is optional: a service on one framework installs only that one`);
   });
 
   it("declares no Pulumi package, and only what it needs at run time", () => {
