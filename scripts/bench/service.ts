@@ -103,7 +103,7 @@ async function sc004(report: BenchReport, outputs: StackOutputs, db: Database, d
   await worker.start();
   const servers = await Promise.all(
     [queued, inline].map(async (jobs) => {
-      const server = createServer(createApp({ ...app, jobs }));
+      const server = createServer(await createApp({ ...app, jobs }));
       return { server, port: await listen(server) };
     }),
   );

@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const publicUrl = process.env.SHOPFDS_PUBLIC_URL ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
   const deps = await buildServiceDeps(outputs, { service: "shopfds-service", environment, log, publicUrl });
 
-  const server = createServer(createApp(deps));
+  const server = createServer(await createApp(deps));
   server.keepAliveTimeout = 65_000; // longer than the load balancers' idle timeouts
   await new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, host, resolve));
   log.info({ url: { full: publicUrl } }, `shopfds-service listening on ${host}:${port}`);

@@ -83,7 +83,7 @@ before(async () => {
   worker = new Worker({ url: outputs.rabbitmq.url, queue: QUEUE, hostname: `e2e-${process.pid}@test` });
   registerShopTasks(worker, { db, mailer: nodemailer.createTransport({ host: outputs.smtp!.host, port: outputs.smtp!.port, secure: false, ignoreTLS: true }), from: outputs.smtp!.from, reportsBaseUrl: "http://127.0.0.1/reports", sender: deps.jobs });
   await worker.start();
-  server = createServer(createApp(deps));
+  server = createServer(await createApp(deps));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   userId = Number((await db.query("INSERT INTO users (email, password_hash, name) VALUES ($1, 'x', 'E2E Buyer') RETURNING id", [email])).rows[0].id);

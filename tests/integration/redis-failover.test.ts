@@ -120,7 +120,7 @@ before(async () => {
   });
   ({ db, redis, blacklist } = deps);
   for (const ip of LISTED) await blacklist.add({ type: "ip", value: ip, reason: "failover test", source: "test" });
-  server = createServer(createApp(deps));
+  server = createServer(await createApp(deps));
   await new Promise<void>((r) => server!.listen(0, "127.0.0.1", () => r()));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   await upsertAccount(db, { email: "ops@failover.test", password: "a long enough password", name: "Ops", role: "admin" });
