@@ -13,7 +13,6 @@
  * bench users and one IP per request (from 10.0.0.0/8), as real traffic from many buyers would.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { createServer, type Server } from "node:http";
 import { Writable } from "node:stream";
@@ -25,7 +24,8 @@ import { registerShopTasks } from "../../service/tasks";
 import { Worker, type TaskHandler } from "../../runtime/jobs/worker";
 import { createLogger } from "../../runtime/observability/logger";
 import type { StackOutputs } from "../../runtime/outputs";
-import { ORDER_EMAIL_TASK, ORDER_READ_SQL, parseOrder, PRICES_SQL, writeOrder, type OrderTaskSender } from "../../service/shop/orders";
+import { ORDER_EMAIL_TASK, ORDER_READ_SQL, type OrderTaskSender } from "../../service/shop/orders";
+import { bareOrderWork } from "./bare";
 import { median, type BenchReport } from "./report";
 import { isAlive, stopPid, waitFor } from "../local-stack/process";
 import { createApp } from "../../service/http/app";
@@ -164,30 +164,9 @@ async function timedLoad(seconds: number, concurrency: number, op: () => Promise
   return { perSecond: (latencies.length / (performance.now() - started)) * 1000, p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0 };
 }
 
-/**
- * The route's database work done bare, in this process, on one pg pool of LOAD_CONNECTIONS against the
- * primary: the prices read and the order's transaction (writeOrder, with its FDS record: the very
- * statement placeOrder runs). No HTTP, no FDS evaluation, no task sent: what the service costs on top is the
- * ratio printed beside it.
- */
+/** The route's database work done bare in this process, on `pool` (bare.ts), for generated orders. */
 function bareOrders(pool: pg.Pool, data: { userIds: number[]; productIds: number[] }): () => Promise<void> {
-  return async () => {
-    const body = JSON.parse(orderBody(data.userIds, data.productIds)) as { userId: number; items: { productId: number; quantity: number }[]; ip: string; email: string };
-    const order = parseOrder({ userId: body.userId, items: body.items });
-    const { rows } = await pool.query<{ id: string; price: string }>(PRICES_SQL, [order.items.map((i) => i.productId)]);
-    const amount = order.items.reduce((n, i) => n + Number(rows.find((r) => Number(r.id) === i.productId)!.price) * i.quantity, 0);
-    const client = await pool.connect();
-    try {
-      await client.query("BEGIN");
-      await writeOrder(client, order, randomUUID(), { amount, ip: body.ip, email: body.email, score: 0, level: "low", decision: "approve", elapsedMs: 0 });
-      await client.query("COMMIT");
-    } catch (e) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    } finally {
-      client.release();
-    }
-  };
+  return async () => void (await bareOrderWork(pool, JSON.parse(orderBody(data.userIds, data.productIds))));
 }
 
 /**
@@ -203,6 +182,8 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
   delete env.SHOPFDS_STACK_OUTPUTS;
   const service = startProcess(["service/bin/service.ts", "--port", String(port), "--host", "127.0.0.1"], env);
   const worker = startProcess(["service/bin/worker.ts", "--metrics-port", String(portBase + 81)], env);
+  const bareUrl = `http://127.0.0.1:${portBase + 82}`;
+  const bare = startProcess(["scripts/bench/bare.ts", String(portBase + 82)], env);
   const pgo = outputs.postgres;
   const primary = new pg.Pool({ ...pgo.primary, database: pgo.database, user: pgo.user, password: pgo.password, max: LOAD_CONNECTIONS });
   const replica = new pg.Pool({ ...pgo.replicas[0]!, database: pgo.database, user: pgo.user, password: pgo.password, max: LOAD_CONNECTIONS });
@@ -212,8 +193,12 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
       if (service.exitCode !== null) throw new Error(`the service exited (${service.exitCode})`);
       return (await fetch(`${url}/health/ready`).catch(() => undefined))?.ok ? true : undefined;
     });
-    const cannon = async (opts: Omit<autocannon.Options, "url">) => {
-      const r = await autocannon({ connections: LOAD_CONNECTIONS, duration: LOAD_SECONDS, ...opts, url });
+    await waitFor("the bare HTTP server", 30_000, async () => {
+      if (bare.exitCode !== null) throw new Error(`the bare HTTP server exited (${bare.exitCode})`);
+      return (await fetch(`${bareUrl}/ready`).catch(() => undefined))?.ok ? true : undefined;
+    });
+    const cannon = async (opts: Omit<autocannon.Options, "url">, target = url) => {
+      const r = await autocannon({ connections: LOAD_CONNECTIONS, duration: LOAD_SECONDS, ...opts, url: target });
       if (r.non2xx > 0 || r.errors > 0) throw new Error(`${opts.requests?.[0]?.method ?? "GET"}: ${r.non2xx} non-2xx answers and ${r.errors} errors of ${r.requests.total}`);
       return { perSecond: r.requests.average, p99: r.latency.p99 };
     };
@@ -223,19 +208,25 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     const serviceGets = () => cannon({ requests: [{ method: "GET", setupRequest: (r: any) => ({ ...r, path: `/orders/${randomOrder()}` }) }] });
     const barePosts = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, bareOrders(primary, data));
     const bareGets = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, () => replica.query(ORDER_READ_SQL, [randomOrder()]));
+    // The same work behind a bare node:http server in its own process (bare.ts): what HTTP alone costs here.
+    const bareHttpPosts = () => cannon({ requests: [post] }, bareUrl);
+    const bareHttpGets = () => cannon({ requests: [{ method: "GET", setupRequest: (r: any) => ({ ...r, path: `/orders/${randomOrder()}` }) }] }, bareUrl);
     await cannon({ duration: 2, requests: [post] }); // warm-up
     await timedLoad(2, LOAD_CONNECTIONS, bareOrders(primary, data));
-    const runs = { bareOrder: [] as { perSecond: number; p99: number }[], post: [] as { perSecond: number; p99: number }[], bareRead: [] as { perSecond: number; p99: number }[], get: [] as { perSecond: number; p99: number }[] };
+    type Run = { perSecond: number; p99: number };
+    const runs = { bareOrder: [] as Run[], bareHttpOrder: [] as Run[], post: [] as Run[], bareRead: [] as Run[], bareHttpRead: [] as Run[], get: [] as Run[] };
     const before = await dbReads(url);
     for (let round = 0; round < LOAD_ROUNDS; round++) {
-      const pairs: [() => Promise<{ perSecond: number; p99: number }>, keyof typeof runs][] = [
+      const pairs: [() => Promise<Run>, keyof typeof runs][] = [
         [barePosts, "bareOrder"],
+        [bareHttpPosts, "bareHttpOrder"],
         [servicePosts, "post"],
         [bareGets, "bareRead"],
+        [bareHttpGets, "bareHttpRead"],
         [serviceGets, "get"],
       ];
-      // Alternate which of each pair goes first, so neither always gets the warmer (or noisier) slot.
-      const order = round % 2 === 0 ? [0, 1, 2, 3] : [1, 0, 3, 2];
+      // Alternate the order within each group, so none always gets the warmer (or noisier) slot.
+      const order = round % 2 === 0 ? [0, 1, 2, 3, 4, 5] : [2, 1, 0, 5, 4, 3];
       for (const i of order) runs[pairs[i]![1]].push(await pairs[i]![0]());
       process.stderr.write(`load round ${round + 1}/${LOAD_ROUNDS} done\n`);
     }
@@ -245,17 +236,21 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     const p99 = (xs: { p99: number }[]) => xs.map((x) => x.p99);
     report.add("bare order transaction", "orders/s", "higher", rate(runs.bareOrder));
     report.add("POST /orders", "req/s", "higher", rate(runs.post), { baseline: "bare order transaction", goal: (_m, ratio) => ({ text: "≥ ×0.5 of bare", met: (ratio ?? 0) >= 0.5 }) });
+    report.add("bare HTTP server, same order work", "req/s", "higher", rate(runs.bareHttpOrder), { baseline: "bare order transaction" });
+    report.add("POST /orders vs bare HTTP", "req/s", "higher", rate(runs.post), { baseline: "bare HTTP server, same order work" });
     report.add("bare order transaction p99", "ms", "lower", p99(runs.bareOrder));
     report.add("POST /orders p99", "ms", "lower", p99(runs.post), { baseline: "bare order transaction p99", goal: (m) => ({ text: "< 50 ms", met: m < 50 }) });
     report.add("bare replica read (GET's query)", "reads/s", "higher", rate(runs.bareRead));
     report.add("GET /orders/:id", "req/s", "higher", rate(runs.get), { baseline: "bare replica read (GET's query)", goal: (_m, ratio) => ({ text: "≥ ×0.7 of bare", met: (ratio ?? 0) >= 0.7 }) });
+    report.add("bare HTTP server, same query", "req/s", "higher", rate(runs.bareHttpRead), { baseline: "bare replica read (GET's query)" });
+    report.add("GET /orders/:id vs bare HTTP", "req/s", "higher", rate(runs.get), { baseline: "bare HTTP server, same query" });
     report.add("GET /orders/:id p99", "ms", "lower", p99(runs.get));
     const replicaReads = after.replica - before.replica;
     const primaryReads = after.primary - before.primary;
     report.add("GET /orders/:id reads on the replica", "%", "higher", [(replicaReads / Math.max(1, replicaReads + primaryReads)) * 100], { goal: (m) => ({ text: "≥ 80 % (SC-001)", met: m >= 80 }) });
   } finally {
     await Promise.allSettled([primary.end(), replica.end()]);
-    for (const child of [service, worker]) if (child.pid && isAlive(child.pid)) await stopPid(child.pid, "SIGTERM", 35_000);
+    for (const child of [service, worker, bare]) if (child.pid && isAlive(child.pid)) await stopPid(child.pid, "SIGTERM", 35_000);
   }
 }
 
