@@ -20,6 +20,10 @@ IMAGE=shopfds-service:kind
 export PULUMI_BACKEND_URL="file://${PWD}/.pulumi-kind"
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-kind-only-passphrase}"
 mkdir -p .pulumi-kind
+# `pulumi stack init` writes the passphrase's salt into Pulumi.kind.yaml and the run sets a secret there:
+# the checkout's file is kept aside and put back at the end (the run's own is left in .pulumi-kind/).
+KEPT=".pulumi-kind/Pulumi.$STACK.yaml.checkout"
+cp "Pulumi.$STACK.yaml" "$KEPT"
 step() { printf '\n[e2e-kind %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 cleanup() {
@@ -32,6 +36,8 @@ cleanup() {
     step "deleting the kind cluster"
     kind delete cluster --name "$CLUSTER" || true
   fi
+  cp "Pulumi.$STACK.yaml" ".pulumi-kind/Pulumi.$STACK.yaml"
+  cp "$KEPT" "Pulumi.$STACK.yaml"
   exit "$status"
 }
 

@@ -66,6 +66,7 @@ describe("CI workflow", () => {
     assert.ok(at('pulumi up --yes --stack "$STACK"') < at("node --import tsx scripts/smoke.ts --target kind"));
     assert.ok(at("cleanup() {") < at('pulumi destroy --yes --stack "$STACK"') && at('pulumi destroy --yes --stack "$STACK"') < at("trap cleanup EXIT"), "destroy is in the exit trap");
     assert.match(script, /^STACK=kind$/m);
+    assert.ok(at('cp "Pulumi.$STACK.yaml" "$KEPT"') < at("trap cleanup EXIT") && at('cp "$KEPT" "Pulumi.$STACK.yaml"') < at("trap cleanup EXIT"), "the checkout's stack file is kept aside and put back");
     assert.match(readFileSync(path.resolve(__dirname, "../../Makefile"), "utf8"), /^e2e-kind:.*\n\tbash scripts\/e2e-kind\.sh$/m);
   });
 
