@@ -22,6 +22,7 @@ import type { ServiceMetrics } from "../observability/metrics";
 import { withTraceContext } from "../observability/logger";
 import { captureError } from "../observability/sentry";
 import type { SessionStore } from "../redis/sessions";
+import { logAccess } from "./access";
 import { errorResponse } from "./errors";
 
 export interface ShopfdsExpressOptions {
@@ -32,7 +33,6 @@ export interface ShopfdsExpressOptions {
   readonly db?: Database;
 }
 
-const quiet = (route: string) => route.startsWith("/health") || route === "/metrics";
 /** The route a request matched, as Express knows it once a handler ran (`/orders/:id`). */
 const routeOf = (req: Request) => (req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : "(no route)");
 
@@ -51,17 +51,7 @@ export function shopfdsExpress(o: ShopfdsExpressOptions): RequestHandler {
     res.locals.logLabels = {};
     res.once("finish", () => {
       const route = probes[req.path] && req.method === "GET" ? req.path : routeOf(req);
-      const seconds = (performance.now() - started) / 1000;
-      o.metrics.observeHttp(req.method, route, res.statusCode, seconds);
-      if (quiet(route) && !log.isLevelEnabled("debug")) return;
-      const line = {
-        http: { request: { method: req.method }, response: { status_code: res.statusCode } },
-        url: { path: req.path },
-        event: { duration: Math.round(seconds * 1e9) },
-        labels: { route, ...(res.locals.logLabels as Record<string, string>) },
-      };
-      if (quiet(route)) log.debug(line, `${req.method} ${route} ${res.statusCode}`);
-      else log.info(line, `${req.method} ${route} ${res.statusCode}`);
+      logAccess(log, o.metrics, { method: req.method, path: req.path, route, status: res.statusCode, seconds: (performance.now() - started) / 1000, labels: res.locals.logLabels as Record<string, string> });
     });
     const probe = req.method === "GET" ? probes[req.path] : undefined;
     if (probe) return probe(req, res);

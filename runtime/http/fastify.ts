@@ -24,6 +24,7 @@ import type { ServiceMetrics } from "../observability/metrics";
 import { withTraceContext } from "../observability/logger";
 import { captureError } from "../observability/sentry";
 import type { SessionStore } from "../redis/sessions";
+import { logAccess } from "./access";
 import { errorResponse, fieldPath } from "./errors";
 
 export interface ShopfdsFastifyOptions {
@@ -42,8 +43,6 @@ declare module "fastify" {
     traceLog: Logger;
   }
 }
-
-const quiet = (route: string) => route.startsWith("/health") || route === "/metrics";
 
 /** A Fastify error as the project's body: its status and code, and the field when validation names one. */
 function frameworkError(error: FastifyError): { status: number; code: string; field?: string; message: string } | undefined {
@@ -85,18 +84,7 @@ export async function shopfdsFastify(app: FastifyInstance, o: ShopfdsFastifyOpti
 
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "(no route)";
-    const seconds = reply.elapsedTime / 1000;
-    o.metrics.observeHttp(request.method, route, reply.statusCode, seconds);
-    const log = request.traceLog ?? o.log;
-    if (quiet(route) && !log.isLevelEnabled("debug")) return;
-    const line = {
-      http: { request: { method: request.method }, response: { status_code: reply.statusCode } },
-      url: { path: request.url.split("?")[0] },
-      event: { duration: Math.round(seconds * 1e9) },
-      labels: { route, ...request.logLabels },
-    };
-    if (quiet(route)) log.debug(line, `${request.method} ${route} ${reply.statusCode}`);
-    else log.info(line, `${request.method} ${route} ${reply.statusCode}`);
+    logAccess(request.traceLog ?? o.log, o.metrics, { method: request.method, path: request.url.split("?")[0]!, route, status: reply.statusCode, seconds: reply.elapsedTime / 1000, labels: request.logLabels ?? {} });
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
