@@ -23,14 +23,13 @@ async function main(): Promise<void> {
   // The dev admin's password: generated once, kept in a 0600 file beside the local stack's data (never printed).
   const dir = path.resolve(__dirname, "..", ".local-stack", `${stack}-docker`);
   mkdirSync(dir, { recursive: true });
-  const apps = { dir, outputsFile: "", servicePort: 0, workerMetricsPort: 0, targetsFile: "" };
-  await provisionDevAdmin(apps, outputs);
+  await provisionDevAdmin({ dir }, outputs);
   const versions = await serverVersions(outputs);
   console.log(
     [
       `ShopFDS dev stack "${stack}" is up on Docker (pulumi stack ${stack}; containers shopfds-${stack}-*):`,
       ...stackLines(outputs, versions, { smtp: "Mailpit: the mail in its UI, http://127.0.0.1:18025", monitoring: "alerts to the stack's Slack-compatible sink unless slackWebhookUrl is set" }),
-      ...(serviceUrl ? serviceLines(serviceUrl, DEV_ADMIN_EMAIL, adminPasswordFile(apps)) : ["  Service              off (shopfds:service.enabled)"]),
+      ...(serviceUrl ? serviceLines(serviceUrl, DEV_ADMIN_EMAIL, adminPasswordFile({ dir })) : ["  Service              off (shopfds:service.enabled)"]),
       `  Workers, scheduler   containers shopfds-${stack}-jobs-*${flower ? `; Flower ${flower.url} (user ${flower.user}; password: pulumi stack output flower --show-secrets)` : ""}`,
       `  Outputs (with the passwords): pulumi stack output --stack ${stack} --json --show-secrets  — or \`make outputs\``,
       `  Services find it with SHOPFDS_PULUMI_STACK=${stack}`,

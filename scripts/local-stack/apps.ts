@@ -27,7 +27,7 @@ const APPS = ["service", "worker", "scheduler"] as const;
 type App = (typeof APPS)[number];
 const pidFile = (o: LocalAppsOptions, app: App) => path.join(o.dir, `${app}.pid`);
 export const appLogFile = (o: LocalAppsOptions, app: App) => path.join(o.dir, `${app}.log`);
-export const adminPasswordFile = (o: LocalAppsOptions) => path.join(o.dir, "admin-password");
+export const adminPasswordFile = (o: Pick<LocalAppsOptions, "dir">) => path.join(o.dir, "admin-password");
 export const DEV_ADMIN_EMAIL = "admin@shopfds.local";
 export const serviceUrl = (o: LocalAppsOptions) => `http://127.0.0.1:${o.servicePort}`;
 
@@ -54,7 +54,7 @@ async function ready(o: LocalAppsOptions, app: App, pid: number, what: string, p
 const httpOk = (url: string) => async () => ((await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined))?.ok ? true : undefined);
 
 /** The dev admin (admin@shopfds.local); its password is generated on first use and kept in a 0600 file. */
-export async function provisionDevAdmin(o: LocalAppsOptions, outputs: StackOutputs): Promise<void> {
+export async function provisionDevAdmin(o: Pick<LocalAppsOptions, "dir">, outputs: StackOutputs): Promise<void> {
   const file = adminPasswordFile(o);
   if (!existsSync(file)) writeFileSync(file, randomBytes(18).toString("base64url"), { mode: 0o600 });
   const db = await Database.connect(outputs.postgres);
