@@ -14,7 +14,8 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
 # 2. Debian packages: the PostgreSQL ≥ 15 server binaries, redis-server/redis-cli (≥ 7.0) and
 #    rabbitmq-server for the local stack (the machine's own services on 5432, 6379 and 5672 are never
 #    touched), python3-celery for the interop tests, Prometheus, Alertmanager and node-exporter (with
-#    promtool and amtool) for the monitoring tests, and make. None of their services is started.
+#    promtool and amtool) for the monitoring tests, wrk for the benchmark, and make. None of their
+#    services is started.
 have_pg() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ "$(ls /usr/lib/postgresql | sort -n | tail -1)" -ge 15 ]; }
 missing=()
 have_pg || missing+=(postgresql-15)
@@ -30,6 +31,8 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
+# wrk: the benchmark's HTTP load generator (C, a process of its own; tests/unit/bench-tools.test.ts).
+command -v wrk >/dev/null || missing+=(wrk)
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
   say "installing Debian packages: ${missing[*]}"

@@ -69,11 +69,12 @@ export async function once<T>(db: Database, type: TaskType, ctx: TaskContext, ar
        WHERE task_log.state <> 'done'
      RETURNING task_id`,
     [ctx.id, type, ctx.name, ctx.retries, JSON.stringify(args), ctx.hostname],
+    { prepare: "tasks.claim" },
   );
   if (claimed.rowCount === 0) return { skipped: "done before" };
   try {
     const result = await fn();
-    await db.query("UPDATE task_log SET state = 'done', finished_at = now(), error = NULL WHERE task_id = $1", [ctx.id]);
+    await db.query("UPDATE task_log SET state = 'done', finished_at = now(), error = NULL WHERE task_id = $1", [ctx.id], { prepare: "tasks.done" });
     return result;
   } catch (error) {
     await db.query("UPDATE task_log SET state = 'failed', finished_at = now(), error = $2 WHERE task_id = $1", [ctx.id, String((error as Error).message).slice(0, 2000)]).catch(() => undefined);
@@ -99,7 +100,7 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
          FROM orders o JOIN users u ON u.id = o.user_id JOIN order_items i ON i.order_id = o.id JOIN products p ON p.id = i.product_id
          WHERE o.id = $1 GROUP BY o.id, u.id`,
         [orderId],
-        { fresh: true },
+        { fresh: true, prepare: "tasks.order-email" },
       );
       const order = rows[0];
       if (!order) throw new Error(`order ${orderId} does not exist`);
@@ -178,7 +179,8 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
       [],
       { fresh: true },
     );
-    for (const t of pending.rows) await deps.sender.send(t.task_name, t.args, {}, { id: t.task_id });
+    // As first sent: task_log records the outcome, no result message is wanted.
+    for (const t of pending.rows) await deps.sender.send(t.task_name, t.args, {}, { id: t.task_id, ignoreResult: true });
     const stale = await db.query("SELECT count(*)::int AS n FROM task_log WHERE state IN ('pending', 'running') AND created_at < now() - interval '24 hours'", [], { fresh: true });
     deps.onStaleTasks?.(stale.rows[0].n);
     if (stale.rows[0].n > 0) deps.log?.(`ALERT: ${stale.rows[0].n} task(s) waiting more than 24 hours`);

@@ -15,6 +15,8 @@ export const WORKER_SOFTWARE = { sw_ident: "shopfds-ts-celery", sw_ver: "1.1.0",
 export class EventDispatcher {
   /** The Lamport clock: one tick per event sent, merged with a remote clock on each control message. */
   clock = 0;
+  /** Whether `task-*` events are sent (Celery's `task` group: `-E`, `enable_events`); worker events always are. */
+  taskEvents = false;
   private channel?: ConfirmChannel;
 
   constructor(
@@ -38,8 +40,9 @@ export class EventDispatcher {
     this.clock = Number.isFinite(remote) ? Math.max(this.clock, remote) + 1 : this.clock + 1;
   }
 
-  /** Publishes one event; never throws (an event not sent is logged). */
+  /** Publishes one event (a `task-*` one only while task events are on); never throws (an event not sent is logged). */
   emit(type: string, fields: Record<string, unknown>): void {
+    if (!this.taskEvents && type.startsWith("task-")) return;
     this.clock++;
     const event = { hostname: this.hostname, utcoffset: utcoffset(), pid: process.pid, clock: this.clock, ...fields, timestamp: Date.now() / 1000, type };
     try {

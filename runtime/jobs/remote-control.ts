@@ -206,15 +206,22 @@ export async function control(w: Worker, method: string, args: Record<string, un
         task_reject_on_worker_lost: true,
         worker_concurrency: w.concurrency,
         worker_prefetch_multiplier: w.prefetchMultiplier,
-        worker_send_task_events: true,
+        worker_send_task_events: w.events.taskEvents,
         task_send_sent_event: false,
         enable_utc: true,
         timezone: "UTC",
       };
+    // As Celery's: toggles the `task` event group; worker events go on regardless.
     case "enable_events":
-      return ok("task events already enabled");
+      if (w.events.taskEvents) return ok("task events already enabled");
+      w.events.taskEvents = true;
+      w.log("task events enabled by remote control");
+      return ok("task events enabled");
     case "disable_events":
-      return nok("task events cannot be disabled on this worker");
+      if (!w.events.taskEvents) return ok("task events already disabled");
+      w.events.taskEvents = false;
+      w.log("task events disabled by remote control");
+      return ok("task events disabled");
     case "heartbeat":
       w.emit("worker-heartbeat", { freq: 5, ...WORKER_SOFTWARE });
       return NO_REPLY;

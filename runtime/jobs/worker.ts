@@ -64,6 +64,14 @@ export interface WorkerOptions {
   readonly maxRedeliveries?: number;
   /** @default 2 */
   readonly heartbeatSeconds?: number;
+  /**
+   * Send task events (task-received, -started, -succeeded …) from the start, as Celery's `-E`.
+   * @default false: as a Celery worker, only worker events (online, heartbeats, offline) until a
+   * monitor asks for task events with the `enable_events` control command (Flower does every 5 s);
+   * `disable_events` stops them again. Without a monitor they are routed nowhere, three messages per
+   * task the broker takes for nothing.
+   */
+  readonly taskEvents?: boolean;
   /** @default 30000 */
   readonly shutdownTimeoutMs?: number;
   /** An eta further away than this is re-published each horizon instead of held (RabbitMQ's consumer_timeout is 1 h). @default 20 minutes */
@@ -105,7 +113,7 @@ class TimeLimitExceeded extends Error {
 
 export class Worker implements ControlTarget {
   readonly hostname: string;
-  private readonly o: Required<Omit<WorkerOptions, "hostname" | "log" | "onHeartbeat" | "onTaskDone" | "concurrency">> & {
+  private readonly o: Required<Omit<WorkerOptions, "hostname" | "log" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents">> & {
     log: (line: string) => void;
     onHeartbeat?: () => void;
     onTaskDone: (task: string, outcome: TaskOutcome, seconds?: number) => void;
@@ -158,6 +166,7 @@ export class Worker implements ControlTarget {
     if (!Number.isInteger(this.o.prefetchMultiplier) || this.o.prefetchMultiplier < 1) throw new RangeError(`prefetchMultiplier: must be a positive integer (got ${options.prefetchMultiplier})`);
     this.queues = [this.o.queue];
     this.events = new EventDispatcher(this.hostname, this.o.log);
+    this.events.taskEvents = options.taskEvents ?? false;
   }
 
   /** The Lamport clock of this worker's events (remote control reads and merges it). */

@@ -1,16 +1,16 @@
 /**
  * The bench's bare baselines for the order path: the route's database work with nothing around it
  * (`bareOrderWork`: the prices read and the order's transaction through writeOrder, the very statement
- * placeOrder runs, with its FDS record), and, run as a process of its own
- * (`tsx scripts/bench/bare.ts <port>`), the same work behind a bare node:http server: POST /orders and
- * GET /orders/:id with no framework, no FDS evaluation, no task, no logs. Beside the service's figures,
+ * placeOrder runs, with its FDS record, both prepared under the service's names), and, run as a process of
+ * its own (`tsx scripts/bench/bare.ts <port>`), the same work behind a bare node:http server: POST /orders
+ * and GET /orders/:id (the service's prepared read) with no framework, no FDS evaluation, no task, no logs. Beside the service's figures,
  * they say what the database costs, what HTTP costs on this machine, and what the service adds.
  */
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import pg from "pg";
 import { loadStackOutputs } from "../../runtime/outputs";
-import { ORDER_READ_SQL, parseOrder, PRICES_SQL, writeOrder } from "../../service/shop/orders";
+import { ORDER_READ_SQL, parseOrder, PRICES_SQL, STATEMENT, writeOrder } from "../../service/shop/orders";
 
 export interface BareOrder {
   readonly userId: number;
@@ -22,7 +22,7 @@ export interface BareOrder {
 /** One order's database work on `pool`; resolves with the order id. */
 export async function bareOrderWork(pool: pg.Pool, body: BareOrder): Promise<number> {
   const order = parseOrder({ userId: body.userId, items: body.items });
-  const { rows } = await pool.query<{ id: string; price: string }>(PRICES_SQL, [order.items.map((i) => i.productId)]);
+  const { rows } = await pool.query<{ id: string; price: string }>({ name: STATEMENT.prices, text: PRICES_SQL, values: [order.items.map((i) => i.productId)] });
   const amount = order.items.reduce((n, i) => n + Number(rows.find((r) => Number(r.id) === i.productId)!.price) * i.quantity, 0);
   const client = await pool.connect();
   try {
@@ -49,7 +49,7 @@ async function main(port: number): Promise<void> {
     const fail = (e: Error) => reply(500, { error: e.message });
     if (req.method === "GET" && req.url === "/ready") return reply(200, {});
     if (req.method === "GET" && req.url?.startsWith("/orders/")) {
-      void pools.replica.query(ORDER_READ_SQL, [Number(req.url.slice("/orders/".length))]).then(({ rows }) => reply(rows[0] ? 200 : 404, rows[0] ?? {}), fail);
+      void pools.replica.query({ name: STATEMENT.read, text: ORDER_READ_SQL, values: [Number(req.url.slice("/orders/".length))] }).then(({ rows }) => reply(rows[0] ? 200 : 404, rows[0] ?? {}), fail);
       return;
     }
     if (req.method === "POST" && req.url === "/orders") {

@@ -4,19 +4,20 @@
  * - SC-004: POST /orders with the confirmation e-mail enqueued (a worker sends it) against the same
  *   handler with the e-mail sent inline, through the same task code, to an SMTP server that takes
  *   500 ms per message; sequential requests, the two modes alternating, in one run.
- * - Load: autocannon on loopback against the service and a worker running as their own processes on the
- *   bench stack, for POST /orders and GET /orders/:id, bounded in time (BENCH_LOAD_SECONDS, default 10
+ * - Load: wrk (scripts/bench/wrk.ts, a process of its own) on loopback against the service and a worker
+ *   running as their own processes on the bench stack, for POST /orders and GET /orders/:id, bounded in time (BENCH_LOAD_SECONDS, default 10
  *   each); orders per second, latency percentiles, and the share of reads the replica served (from the
  *   service's own /metrics).
  *
  * The velocity rule allows 5 orders per user and per IP in 10 minutes, so the load spreads over 20 000
  * bench users and one IP per request (from 10.0.0.0/8), as real traffic from many buyers would.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import path from "node:path";
 import pg from "pg";
 import { createServer, type Server } from "node:http";
 import { Writable } from "node:stream";
-import autocannon from "autocannon";
 import nodemailer from "nodemailer";
 import { SMTPServer } from "smtp-server";
 import { Database } from "../../runtime/db/router";
@@ -24,9 +25,12 @@ import { registerShopTasks } from "../../service/tasks";
 import { Worker, type TaskHandler } from "../../runtime/jobs/worker";
 import { createLogger } from "../../runtime/observability/logger";
 import type { StackOutputs } from "../../runtime/outputs";
-import { ORDER_EMAIL_TASK, ORDER_READ_SQL, type OrderTaskSender } from "../../service/shop/orders";
+import { ORDER_EMAIL_TASK, ORDER_READ_SQL, STATEMENT, type OrderTaskSender } from "../../service/shop/orders";
 import { bareOrderWork } from "./bare";
+import { wrk, type LoadRequest, type LoadResult } from "./wrk";
+import { cpuPerRequest, cpuSnapshot, formatCpu } from "./cpu";
 import { median, type BenchReport } from "./report";
+import { BENCH_DIR } from "./compare";
 import { isAlive, stopPid, waitFor } from "../local-stack/process";
 import { createApp } from "../../service/http/app";
 import { buildServiceDeps } from "../../service/deps";
@@ -37,6 +41,7 @@ const LOAD_CONNECTIONS = Number(process.env.BENCH_LOAD_CONNECTIONS ?? 8);
 const BENCH_USERS = 20_000;
 const SMTP_DELAY_MS = 500;
 
+const LOG_DIR = path.join(BENCH_DIR, "logs");
 const LOAD_ROUNDS = Number(process.env.BENCH_LOAD_ROUNDS ?? 3);
 const listen = (server: Server | SMTPServer) =>
   new Promise<number>((resolve) => {
@@ -135,9 +140,19 @@ async function sc004(report: BenchReport, outputs: StackOutputs, db: Database, d
   }
 }
 
-function startProcess(script: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", ...script], { env, stdio: ["ignore", "ignore", "inherit"] });
-  return child;
+/**
+ * A TypeScript script run through tsx, or (`.js`) a compiled entry point run by node as the image does;
+ * its output (the ECS log lines) goes to `.bench/logs/<name>.log`, kept after the run.
+ */
+function startProcess(name: string, script: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const args = script[0]!.endsWith(".js") ? script : ["--import", "tsx", ...script];
+  mkdirSync(LOG_DIR, { recursive: true });
+  const out = openSync(path.join(LOG_DIR, `${name}.log`), "w");
+  try {
+    return spawn(process.execPath, args, { env, stdio: ["ignore", out, out] });
+  } finally {
+    closeSync(out);
+  }
 }
 
 async function dbReads(url: string): Promise<{ primary: number; replica: number }> {
@@ -170,20 +185,24 @@ function bareOrders(pool: pg.Pool, data: { userIds: number[]; productIds: number
 }
 
 /**
- * The service and a worker as their own processes on the bench stack, under autocannon (LOAD_CONNECTIONS
+ * The service and a worker as their own processes on the bench stack, under wrk (LOAD_CONNECTIONS
  * connections, LOAD_SECONDS each), beside the same database work done bare, LOAD_ROUNDS rounds, the two
  * alternating which goes first: POST /orders against the bare order work, GET /orders/:id against the
  * same query on a plain pg pool on the replica.
  */
-async function load(report: BenchReport, outputs: StackOutputs, outputsFile: string, portBase: number, data: { userIds: number[]; productIds: number[]; orderIds: number[] }): Promise<void> {
+async function load(report: BenchReport, outputs: StackOutputs, outputsFile: string, portBase: number, data: { userIds: number[]; productIds: number[]; orderIds: number[] }, db: Database): Promise<void> {
   const port = portBase + 80;
   const url = `http://127.0.0.1:${port}`;
   const env: NodeJS.ProcessEnv = { ...process.env, SHOPFDS_OUTPUTS_FILE: outputsFile, SHOPFDS_PUBLIC_URL: url, SHOPFDS_METRICS_HOST: "127.0.0.1" };
   delete env.SHOPFDS_STACK_OUTPUTS;
-  const service = startProcess(["service/bin/service.ts", "--port", String(port), "--host", "127.0.0.1"], env);
-  const worker = startProcess(["service/bin/worker.ts", "--metrics-port", String(portBase + 81)], env);
+  // The service and the worker as the image runs them: compiled (npm run build), NODE_ENV=production.
+  process.stderr.write("building the service as the image does (npm run build)\n");
+  execFileSync("npm", ["run", "build"], { stdio: ["ignore", "ignore", "inherit"] });
+  const prodEnv = { ...env, NODE_ENV: "production" };
+  const service = startProcess("service", ["service/dist/bin/service.js", "--port", String(port), "--host", "127.0.0.1"], prodEnv);
+  const worker = startProcess("worker", ["service/dist/bin/worker.js", "--metrics-port", String(portBase + 81)], prodEnv);
   const bareUrl = `http://127.0.0.1:${portBase + 82}`;
-  const bare = startProcess(["scripts/bench/bare.ts", String(portBase + 82)], env);
+  const bare = startProcess("bare-http", ["scripts/bench/bare.ts", String(portBase + 82)], env);
   const pgo = outputs.postgres;
   const primary = new pg.Pool({ ...pgo.primary, database: pgo.database, user: pgo.user, password: pgo.password, max: LOAD_CONNECTIONS });
   const replica = new pg.Pool({ ...pgo.replicas[0]!, database: pgo.database, user: pgo.user, password: pgo.password, max: LOAD_CONNECTIONS });
@@ -197,24 +216,60 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
       if (bare.exitCode !== null) throw new Error(`the bare HTTP server exited (${bare.exitCode})`);
       return (await fetch(`${bareUrl}/ready`).catch(() => undefined))?.ok ? true : undefined;
     });
-    const cannon = async (opts: Omit<autocannon.Options, "url">, target = url) => {
-      const r = await autocannon({ connections: LOAD_CONNECTIONS, duration: LOAD_SECONDS, ...opts, url: target });
-      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${opts.requests?.[0]?.method ?? "GET"}: ${r.non2xx} non-2xx answers and ${r.errors} errors of ${r.requests.total}`);
-      return { perSecond: r.requests.average, p99: r.latency.p99 };
-    };
-    const post = { method: "POST" as const, path: "/orders", headers: { "content-type": "application/json" }, setupRequest: (r: any) => ({ ...r, body: orderBody(data.userIds, data.productIds) }) };
+    // Each run replays fresh requests: new orders (users, IPs, products as orderBody spreads them) and
+    // random existing orders to read; more than wrk can send in the run, so none repeats.
+    const perRun = LOAD_SECONDS * 5_000;
+    const posts = (): LoadRequest[] => Array.from({ length: perRun }, () => ({ method: "POST", path: "/orders", body: orderBody(data.userIds, data.productIds) }));
     const randomOrder = () => data.orderIds[Math.floor(Math.random() * data.orderIds.length)]!;
-    const servicePosts = () => cannon({ requests: [post] });
-    const serviceGets = () => cannon({ requests: [{ method: "GET", setupRequest: (r: any) => ({ ...r, path: `/orders/${randomOrder()}` }) }] });
+    const gets = (): LoadRequest[] => Array.from({ length: perRun * 4 }, () => ({ method: "GET", path: `/orders/${randomOrder()}` }));
+    const load = (target: string, requests: LoadRequest[], seconds = LOAD_SECONDS) => wrk(target, requests, { seconds, connections: LOAD_CONNECTIONS });
+    // Where the machine's CPU went per request, by process (cpu.ts), summed over the rounds.
+    const group = (pid: number, name: string) =>
+      pid === service.pid ? "service" : pid === worker.pid ? "worker" : pid === bare.pid ? "bare HTTP server" : pid === process.pid ? "bench" : name.startsWith("postgres") ? "postgres" : name === "beam.smp" ? "rabbitmq" : name === "redis-server" ? "redis" : /^(kworker|kdamond|ksoftirq)/.test(name) ? "kernel" : name === "node" ? "other node (SMTP sink…)" : name;
+    const cpu = new Map<string, { perRequest: Map<string, number>[] }>();
+    const measured = async (what: string, run: () => Promise<LoadResult>) => {
+      const before = cpuSnapshot();
+      const result = await run();
+      const perRequest = cpuPerRequest(before, cpuSnapshot(), result.requests, group);
+      cpu.set(what, { perRequest: [...(cpu.get(what)?.perRequest ?? []), perRequest] });
+      return result;
+    };
+    // The e-mails a POST run enqueued are sent by the worker during the run and after it: the next
+    // run starts once they are all sent (else it would pay for them), and how long that took is shown.
+    // (Only the run's own: the bare baselines write the same outbox rows, which nothing sends.)
+    const drains: number[] = [];
+    const dbNow = async () => (await db.query<{ now: Date }>("SELECT now()", [], { target: "primary" })).rows[0]!.now;
+    const drained = async (since: Date) => {
+      const t = performance.now();
+      const left = async () => (await db.query<{ state: string; n: number; error: string | null }>("SELECT state, count(*)::int AS n, max(error) AS error FROM task_log WHERE task_name = $1 AND state <> 'done' AND created_at >= $2 GROUP BY state", [ORDER_EMAIL_TASK, since], { fresh: true })).rows;
+      await waitFor("the e-mails of the run sent", 120_000, async () => ((await left()).length === 0 ? true : undefined)).catch(async (e: Error) => {
+        throw new Error(`${e.message}: ${(await left()).map((r) => `${r.n} ${r.state}${r.error ? ` (${r.error})` : ""}`).join(", ")}`);
+      });
+      drains.push((performance.now() - t) / 1000);
+    };
+    const servicePosts = async () => {
+      const since = await dbNow();
+      const result = await measured("POST /orders", () => load(url, posts()));
+      await drained(since);
+      return result;
+    };
+    const serviceGets = () => measured("GET /orders/:id", () => load(url, gets()));
     const barePosts = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, bareOrders(primary, data));
+    // The issue's baseline: the GET's query as a plain pg read (parsed and planned at each call) …
     const bareGets = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, () => replica.query(ORDER_READ_SQL, [randomOrder()]));
+    // … and as the service runs it, a named prepared statement: the database's share of the service's read.
+    const barePreparedGets = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, () => replica.query({ name: STATEMENT.read, text: ORDER_READ_SQL, values: [randomOrder()] }));
     // The same work behind a bare node:http server in its own process (bare.ts): what HTTP alone costs here.
-    const bareHttpPosts = () => cannon({ requests: [post] }, bareUrl);
-    const bareHttpGets = () => cannon({ requests: [{ method: "GET", setupRequest: (r: any) => ({ ...r, path: `/orders/${randomOrder()}` }) }] }, bareUrl);
-    await cannon({ duration: 2, requests: [post] }); // warm-up
+    const bareHttpPosts = () => measured("bare HTTP server, POST", () => load(bareUrl, posts()));
+    const bareHttpGets = () => measured("bare HTTP server, GET", () => load(bareUrl, gets()));
+    const warmUp = await dbNow();
+    await load(url, posts(), 2);
+    await drained(warmUp);
+    await load(url, gets(), 2);
     await timedLoad(2, LOAD_CONNECTIONS, bareOrders(primary, data));
+    drains.length = 0;
     type Run = { perSecond: number; p99: number };
-    const runs = { bareOrder: [] as Run[], bareHttpOrder: [] as Run[], post: [] as Run[], bareRead: [] as Run[], bareHttpRead: [] as Run[], get: [] as Run[] };
+    const runs = { bareOrder: [] as Run[], bareHttpOrder: [] as Run[], post: [] as Run[], bareRead: [] as Run[], barePreparedRead: [] as Run[], bareHttpRead: [] as Run[], get: [] as Run[] };
     const before = await dbReads(url);
     for (let round = 0; round < LOAD_ROUNDS; round++) {
       const pairs: [() => Promise<Run>, keyof typeof runs][] = [
@@ -222,16 +277,17 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
         [bareHttpPosts, "bareHttpOrder"],
         [servicePosts, "post"],
         [bareGets, "bareRead"],
+        [barePreparedGets, "barePreparedRead"],
         [bareHttpGets, "bareHttpRead"],
         [serviceGets, "get"],
       ];
       // Alternate the order within each group, so none always gets the warmer (or noisier) slot.
-      const order = round % 2 === 0 ? [0, 1, 2, 3, 4, 5] : [2, 1, 0, 5, 4, 3];
+      const order = round % 2 === 0 ? [0, 1, 2, 3, 4, 5, 6] : [2, 1, 0, 6, 5, 4, 3];
       for (const i of order) runs[pairs[i]![1]].push(await pairs[i]![0]());
       process.stderr.write(`load round ${round + 1}/${LOAD_ROUNDS} done\n`);
     }
     const after = await dbReads(url);
-    console.log(`\nload: ${LOAD_CONNECTIONS} connections, ${LOAD_SECONDS} s each, ${LOAD_ROUNDS} rounds: service/bin/service.ts + a worker as processes (autocannon on loopback), beside the same database work done bare (2 cores shared by all)`);
+    console.log(`\nload: ${LOAD_CONNECTIONS} connections, ${LOAD_SECONDS} s each, ${LOAD_ROUNDS} rounds: the compiled service + a worker as processes (wrk on loopback), beside the same database work done bare (2 cores shared by all)`);
     const rate = (xs: { perSecond: number }[]) => xs.map((x) => x.perSecond);
     const p99 = (xs: { p99: number }[]) => xs.map((x) => x.p99);
     report.add("bare order transaction", "orders/s", "higher", rate(runs.bareOrder));
@@ -242,9 +298,19 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     report.add("POST /orders p99", "ms", "lower", p99(runs.post), { baseline: "bare order transaction p99", goal: (m) => ({ text: "< 50 ms", met: m < 50 }) });
     report.add("bare replica read (GET's query)", "reads/s", "higher", rate(runs.bareRead));
     report.add("GET /orders/:id", "req/s", "higher", rate(runs.get), { baseline: "bare replica read (GET's query)", goal: (_m, ratio) => ({ text: "≥ ×0.7 of bare", met: (ratio ?? 0) >= 0.7 }) });
+    report.add("bare replica read, prepared (as the service)", "reads/s", "higher", rate(runs.barePreparedRead), { baseline: "bare replica read (GET's query)" });
+    report.add("GET /orders/:id vs prepared read", "req/s", "higher", rate(runs.get), { baseline: "bare replica read, prepared (as the service)" });
     report.add("bare HTTP server, same query", "req/s", "higher", rate(runs.bareHttpRead), { baseline: "bare replica read (GET's query)" });
     report.add("GET /orders/:id vs bare HTTP", "req/s", "higher", rate(runs.get), { baseline: "bare HTTP server, same query" });
     report.add("GET /orders/:id p99", "ms", "lower", p99(runs.get));
+    report.add("POST /orders: e-mails of a run all sent", "s after", "lower", drains);
+    console.log("\nwhere the machine's CPU went, per request (all processes, /proc; median of the rounds):");
+    for (const [what, { perRequest }] of cpu) {
+      const groups = new Set(perRequest.flatMap((m) => [...m.keys()]));
+      const medians = new Map([...groups].map((g) => [g, median(perRequest.map((m) => m.get(g) ?? 0))] as const).sort((a, b) => b[1] - a[1]));
+      console.log(`  ${what.padEnd(26)} ${formatCpu(medians)}`);
+      report.add(`${what}: machine CPU per request`, "ms", "lower", perRequest.map((m) => [...m.values()].reduce((a, b) => a + b, 0)));
+    }
     const replicaReads = after.replica - before.replica;
     const primaryReads = after.primary - before.primary;
     report.add("GET /orders/:id reads on the replica", "%", "higher", [(replicaReads / Math.max(1, replicaReads + primaryReads)) * 100], { goal: (m) => ({ text: "≥ 80 % (SC-001)", met: m >= 80 }) });
@@ -259,7 +325,7 @@ export async function serviceBench(report: BenchReport, outputs: StackOutputs, o
   try {
     const data = await benchData(db);
     await sc004(report, outputs, db, data);
-    await load(report, outputs, outputsFile, portBase, data);
+    await load(report, outputs, outputsFile, portBase, data, db);
   } finally {
     await db.close();
   }

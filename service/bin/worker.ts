@@ -2,7 +2,9 @@
  * The ShopFDS worker process (the stacks run it ≥ 2 times; `make worker` runs one locally): the
  * TypeScript Celery-compatible worker with the ShopFDS tasks, on the stack the outputs describe.
  *
- *   node --import tsx service/bin/worker.ts [--concurrency 4] [--alive-file /tmp/shopfds-worker.alive] [--metrics-port 9464]
+ *   node --import tsx service/bin/worker.ts [--concurrency 4] [--alive-file /tmp/shopfds-worker.alive] [--metrics-port 9464] [--task-events]
+ * --task-events (Celery's -E): task events from the start; without it, as Celery, they start when a
+ * monitor sends enable_events (Flower does).
  * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_PUBLIC_URL (the service, for report links).
  * SIGTERM/SIGINT: finishes running tasks (up to 30 s), returns the rest to the queue, then exits.
  */
@@ -38,13 +40,18 @@ async function main(): Promise<void> {
     url: outputs.rabbitmq.url,
     hostname: `shopfds-worker-${process.pid}@${hostname()}`,
     concurrency,
+    taskEvents: process.argv.includes("--task-events") || process.argv.includes("-E"),
     log,
     onHeartbeat: aliveFile ? () => writeFileSync(aliveFile, String(Date.now())) : undefined,
   });
   const { smtp } = outputs;
+  // Pooled: up to one SMTP connection per concurrent task, each kept for up to 100 messages, instead of
+  // a connection (TCP, greeting, EHLO, TLS, AUTH, QUIT) per e-mail; nodemailer reconnects when the relay
+  // closes an idle one.
+  const mailer = nodemailer.createTransport({ pool: true, maxConnections: concurrency, maxMessages: 100, host: smtp.host, port: smtp.port, secure: smtp.secure, ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password } } : {}) });
   registerShopTasks(worker, {
     db,
-    mailer: nodemailer.createTransport({ host: smtp.host, port: smtp.port, secure: smtp.secure, ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password } } : {}) }),
+    mailer,
     from: smtp.from,
     // Download links point at the service (SHOPFDS_PUBLIC_URL: where clients reach it).
     reportsBaseUrl: `${(process.env.SHOPFDS_PUBLIC_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "")}/reports`,
@@ -65,7 +72,7 @@ async function main(): Promise<void> {
   const shutdown = () =>
     void worker
       .stop()
-      .then(() => Promise.all([producer.close(), db.close(), new Promise((r) => server.close(r))]))
+      .then(() => Promise.all([producer.close(), db.close(), new Promise((r) => server.close(r)), mailer.close()]))
       .then(() => process.exit(0));
   process.once("SIGTERM", shutdown);
   process.once("SIGINT", shutdown);

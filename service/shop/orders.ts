@@ -17,13 +17,13 @@ import { BrokerUnavailableError } from "@shopfds/runtime/jobs/broker-link";
 export const ORDER_EMAIL_TASK = "shopfds.send_order_confirmation";
 
 export interface TaskSender {
-  send(name: string, args?: readonly unknown[], kwargs?: Readonly<Record<string, unknown>>, options?: { id?: string }): Promise<{ id: string }>;
+  send(name: string, args?: readonly unknown[], kwargs?: Readonly<Record<string, unknown>>, options?: { id?: string; ignoreResult?: boolean }): Promise<{ id: string }>;
 }
 
 /** What placing an order needs of the producer (TaskProducer fits): whether the broker is there, and a send that survives its absence. */
 export interface OrderTaskSender extends TaskSender {
   readonly connected: boolean;
-  sendOrDefer(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: { id: string }): Promise<{ id: string; deferred: boolean }>;
+  sendOrDefer(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: { id: string; ignoreResult?: boolean }): Promise<{ id: string; deferred: boolean }>;
 }
 
 /** An order lists each product once (its quantity says how many); order_items is unique per product. */
@@ -67,7 +67,15 @@ export class OrderInputError extends Error {
 /** What runs statements: a pg client inside a transaction (the router's `transaction`, or a bare pool client). */
 export interface Queryable {
   query<R extends QueryResultRow = any>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
+  query<R extends QueryResultRow = any>(config: { name: string; text: string; values: unknown[] }): Promise<QueryResult<R>>;
 }
+
+/**
+ * The order path's hot statements run as named prepared statements (parsed and planned once per
+ * connection; the router's `prepare` option), under these names wherever they run, the bench's bare
+ * baselines included.
+ */
+export const STATEMENT = { prices: "shop.order-prices", write: "shop.order-write", read: "shop.order-read" } as const;
 
 /** The prices of the ordered products, read before the FDS evaluation (it needs the amount). */
 export const PRICES_SQL = "SELECT id, price FROM products WHERE id = ANY($1::bigint[])";
@@ -132,22 +140,26 @@ const WRITE_ORDER_SQL = `WITH wanted AS (
 export async function writeOrder(tx: Queryable, order: z.output<typeof orderSchema>, emailTaskId: string, fds?: FdsRecord): Promise<{ orderId: number; total: string }> {
   const ids = order.items.map((i) => i.productId);
   const { rows } = await tx
-    .query<{ id: string | null; total_amount: string | null; taken: string[] }>(WRITE_ORDER_SQL, [
-      order.userId,
-      ids,
-      order.items.map((i) => i.quantity),
-      order.shippingAddress,
-      emailTaskId,
-      ORDER_EMAIL_TASK,
-      fds !== undefined,
-      fds?.amount ?? 0,
-      fds?.ip ?? "0.0.0.0",
-      fds?.email ?? "",
-      fds?.score ?? 0,
-      fds?.level ?? "low",
-      fds?.decision ?? "approve",
-      fds?.elapsedMs ?? 0,
-    ])
+    .query<{ id: string | null; total_amount: string | null; taken: string[] }>({
+      name: STATEMENT.write,
+      text: WRITE_ORDER_SQL,
+      values: [
+        order.userId,
+        ids,
+        order.items.map((i) => i.quantity),
+        order.shippingAddress,
+        emailTaskId,
+        ORDER_EMAIL_TASK,
+        fds !== undefined,
+        fds?.amount ?? 0,
+        fds?.ip ?? "0.0.0.0",
+        fds?.email ?? "",
+        fds?.score ?? 0,
+        fds?.level ?? "low",
+        fds?.decision ?? "approve",
+        fds?.elapsedMs ?? 0,
+      ],
+    })
     .catch((e: { code?: string; constraint?: string }) => {
       if (e.code === "23503" && /user/.test(e.constraint ?? "")) throw new OrderInputError("userId", `user ${order.userId} does not exist`);
       throw e;
@@ -194,6 +206,8 @@ export async function placeOrder(db: Database, jobs: OrderTaskSender, input: Ord
   const emailTaskId = randomUUID();
   const placed = await db.transaction((tx) => writeOrder(tx, order, emailTaskId, fds));
   // After the commit (the worker must find the order): sent now, or kept for the broker's return.
-  const sent = await jobs.sendOrDefer(ORDER_EMAIL_TASK, [placed.orderId], {}, { id: emailTaskId });
+  // Nobody waits for the e-mail's result (task_log records how it went): the worker sends none back
+  // (Celery's ignore_result), which spares the broker, the worker and this service a message per order.
+  const sent = await jobs.sendOrDefer(ORDER_EMAIL_TASK, [placed.orderId], {}, { id: emailTaskId, ignoreResult: true });
   return { ...placed, emailTaskId, emailDeferred: sent.deferred };
 }

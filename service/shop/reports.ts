@@ -54,8 +54,9 @@ export async function requestReport(db: Database, jobs: OrderTaskSender, input: 
     await tx.query("INSERT INTO task_log (task_id, task_type, task_name, state, args) VALUES ($1, 'report', $2, 'pending', $3)", [taskId, REPORT_TASK, JSON.stringify([rows[0].id])]);
     return fromRow(rows[0]);
   });
-  // Committed: sent now, or kept for the broker's return (as an order's e-mail is).
-  await jobs.sendOrDefer(REPORT_TASK, [report.id], {}, { id: taskId });
+  // Committed: sent now, or kept for the broker's return (as an order's e-mail is). Its outcome is the
+  // report's row, which callers poll: no result message.
+  await jobs.sendOrDefer(REPORT_TASK, [report.id], {}, { id: taskId, ignoreResult: true });
   return report;
 }
 

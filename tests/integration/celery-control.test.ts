@@ -202,6 +202,46 @@ describe("remote control (what Flower's worker page sends)", () => {
   });
 });
 
+describe("task events (Celery's `task` group: off without -E, toggled by enable_events/disable_events)", () => {
+  it("sends worker events only, until Celery's enable_events turns task events on; disable_events turns them off; conf says which", async () => {
+    // What a monitor bound to celeryev with "#" (as Flower's EventReceiver) receives from this worker.
+    const ch = await conn.createChannel();
+    const { queue } = await ch.assertQueue("", { exclusive: true, autoDelete: true });
+    await ch.bindQueue(queue, "celeryev", "#");
+    const seen: { type: string; uuid?: string }[] = [];
+    await ch.consume(queue, (m) => m && (m.properties.headers?.hostname === TS_HOST ? seen.push(...[JSON.parse(m.content.toString())].flat()) : undefined), { noAck: true });
+    const control = async (command: "enable_events" | "disable_events") => lastJson(await python(env, `import json; from celery_app import app\nprint(json.dumps(app.control.broadcast("${command}", destination=["${TS_HOST}"], reply=True, timeout=3)))`));
+    const sendsEvents = async () => lastJson(await celery(env, ["inspect", "conf", "-d", TS_HOST, "--timeout", "3", "--json"]))[TS_HOST].worker_send_task_events as boolean;
+    const runEcho = async (text: string) => {
+      const task = await producer.send("ctl.echo", [text], {}, { queue: `${PREFIX}.ts` });
+      assert.equal(await task.result(5000), text);
+      return task.id;
+    };
+    try {
+      assert.equal(await sendsEvents(), false);
+      const quiet = await runEcho("no-events");
+      await until("a heartbeat (worker events go on)", 5000, async () => seen.some((e) => e.type === "worker-heartbeat"));
+      assert.deepEqual(seen.filter((e) => e.uuid === quiet), [], "no task event without -E");
+
+      assert.deepEqual(await control("enable_events"), [{ [TS_HOST]: { ok: "task events enabled" } }]);
+      assert.deepEqual(await control("enable_events"), [{ [TS_HOST]: { ok: "task events already enabled" } }]);
+      assert.equal(await sendsEvents(), true);
+      const loud = await runEcho("events");
+      await until("the task's events", 5000, async () => seen.some((e) => e.uuid === loud && e.type === "task-succeeded"));
+      assert.deepEqual(seen.filter((e) => e.uuid === loud).map((e) => e.type), ["task-received", "task-started", "task-succeeded"]);
+
+      assert.deepEqual(await control("disable_events"), [{ [TS_HOST]: { ok: "task events disabled" } }]);
+      assert.deepEqual(await control("disable_events"), [{ [TS_HOST]: { ok: "task events already disabled" } }]);
+      const again = await runEcho("quiet-again");
+      const beats = seen.filter((e) => e.type === "worker-heartbeat").length;
+      await until("another heartbeat", 5000, async () => seen.filter((e) => e.type === "worker-heartbeat").length > beats);
+      assert.deepEqual(seen.filter((e) => e.uuid === again), []);
+    } finally {
+      await ch.close();
+    }
+  });
+});
+
 describe("scheduling edge cases", () => {
   it("an eta 30 days ahead (past setTimeout's 24.8-day range) waits instead of running at once", async () => {
     const far = await producer.send("ctl.echo", ["far-future"], {}, { queue: `${PREFIX}.ts`, eta: new Date(Date.now() + 30 * 86_400_000) });

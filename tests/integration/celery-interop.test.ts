@@ -25,7 +25,8 @@ const ran: { args: unknown[]; kwargs: Record<string, unknown> }[] = [];
 before(async () => {
   outputs = await loadStackOutputs();
   env = celeryEnv(outputs.rabbitmq.url, PREFIX);
-  worker = new Worker({ url: outputs.rabbitmq.url, hostname: TS_HOST, queue: `${PREFIX}.ts`, heartbeatSeconds: 1 });
+  // Task events on from the start, as a Celery worker started with -E (the monitor below does not ask for them).
+  worker = new Worker({ url: outputs.rabbitmq.url, hostname: TS_HOST, queue: `${PREFIX}.ts`, heartbeatSeconds: 1, taskEvents: true });
   worker.register("interop.ts_concat", (args, kwargs) => {
     ran.push({ args, kwargs });
     return { joined: (args as string[]).join(String(kwargs.sep ?? "")), ran_on: "typescript" };

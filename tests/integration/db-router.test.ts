@@ -146,6 +146,27 @@ describe("read/write routing", () => {
     replicaSu.on("error", () => {});
   });
 
+  it("runs a named prepared statement where it belongs, prepared once per connection and reused", async () => {
+    const one = await Database.connect({ ...outputs.postgres, poolSize: 1, lagCheckIntervalMs: 100 });
+    try {
+      const read = "SELECT pg_is_in_recovery() AS r, $1::int * 2 AS twice";
+      for (const n of [1, 2, 3]) assert.deepEqual((await one.query(read, [n], { prepare: "probe.read" })).rows[0], { r: true, twice: n * 2 });
+      // The replica's one connection holds the statement once, under its name and text.
+      const held = async (target: "replica" | "primary") => (await one.query("SELECT name, statement FROM pg_prepared_statements", [], { target })).rows;
+      assert.deepEqual(await held("replica"), [{ name: "probe.read", statement: read }]);
+      // A write under a name runs on the primary, and so does a fresh read under the same name.
+      await one.query(`INSERT INTO ${TABLE} (note) VALUES ($1)`, ["prepared"], { prepare: "probe.write" });
+      assert.equal((await one.query(read, [5], { prepare: "probe.read", fresh: true })).rows[0].r, false);
+      assert.deepEqual((await held("primary")).map((r) => r.name).sort(), ["probe.read", "probe.write"]);
+      // One name, one text: pg refuses the name for another statement; a bad name is refused before sending.
+      await assert.rejects(one.query("SELECT 2 AS other", [], { prepare: "probe.read" }), /Prepared statements must be unique - 'probe.read'/);
+      await assert.rejects(one.query(read, [1], { prepare: "" }), { name: "TypeError", message: 'prepare: must be a statement name of 1–63 characters (A–Z, a–z, 0–9, _ . -), got ""' });
+      await assert.rejects(one.query(read, [1], { prepare: "x".repeat(64) }), /^TypeError: prepare: must be a statement name of 1–63 characters/);
+    } finally {
+      await one.close();
+    }
+  });
+
   it("counts reads per target for the metrics", () => {
     const s = db.stats();
     assert.ok(s.reads.replicas > 0 && s.reads.primary > 0 && s.writes > 0);

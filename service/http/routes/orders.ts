@@ -3,7 +3,7 @@ import type { FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Evaluation, Transaction } from "@shopfds/runtime/fds/evaluate";
 import { HttpError } from "@shopfds/runtime/http/errors";
-import { FDS_RECORD_SQL, noRepeatedProduct, ORDER_READ_SQL, placeOrder, PRICES_SQL } from "../../shop/orders";
+import { FDS_RECORD_SQL, noRepeatedProduct, ORDER_READ_SQL, placeOrder, PRICES_SQL, STATEMENT } from "../../shop/orders";
 import type { App, AppDeps } from "../app";
 
 const orderBody = z
@@ -34,7 +34,7 @@ export function orderRoutes(deps: AppDeps) {
     app.post("/orders", { schema: { body: orderBody } }, async (request, reply) => {
       const body = request.body;
       const ids = body.items.map((i) => i.productId);
-      const { rows } = await db.query<{ id: string; price: string }>(PRICES_SQL, [ids], { fresh: true });
+      const { rows } = await db.query<{ id: string; price: string }>(PRICES_SQL, [ids], { fresh: true, prepare: STATEMENT.prices });
       const price = new Map(rows.map((r) => [Number(r.id), Number(r.price)]));
       const missing = body.items.findIndex((i) => !price.has(i.productId));
       if (missing >= 0) throw new HttpError(422, "UNKNOWN_PRODUCT", `items.${missing}.productId: product ${body.items[missing]!.productId} does not exist`, `items.${missing}.productId`);
@@ -53,9 +53,9 @@ export function orderRoutes(deps: AppDeps) {
 
     app.get("/orders/:id(^\\d{1,18}$)", async (request, reply) => {
       const id = Number((request.params as { id: string }).id);
-      let { rows } = await db.query(ORDER_READ_SQL, [id]);
+      let { rows } = await db.query(ORDER_READ_SQL, [id], { prepare: STATEMENT.read });
       // Not yet on the replica (just created): the primary has it.
-      if (rows.length === 0) ({ rows } = await db.query(ORDER_READ_SQL, [id], { fresh: true }));
+      if (rows.length === 0) ({ rows } = await db.query(ORDER_READ_SQL, [id], { fresh: true, prepare: STATEMENT.read }));
       const o = rows[0];
       if (!o) throw new HttpError(404, "ORDER_NOT_FOUND", `order ${id} does not exist`, "id");
       return reply.send({ id: Number(o.id), userId: Number(o.user_id), status: o.status, total: o.total_amount, createdAt: o.created_at, items: o.items ?? [], servedBy: o.from_replica ? "replica" : "primary" });
