@@ -47,6 +47,8 @@ function environment(o: LocalRabbitOptions): NodeJS.ProcessEnv {
     RABBITMQ_ENABLED_PLUGINS_FILE: path.join(o.dir, "enabled_plugins"),
     RABBITMQ_MNESIA_BASE: path.join(o.dir, "mnesia"),
     RABBITMQ_LOG_BASE: path.join(o.dir, "log"),
+    // A node that dies at boot writes its crash dump beside its logs, not into the caller's directory.
+    ERL_CRASH_DUMP: path.join(o.dir, "log", "erl_crash.dump"),
     RABBITMQ_PID_FILE: pidFiles(o).node,
     ERL_EPMD_PORT: String(p.epmd),
     ERL_EPMD_ADDRESS: HOST,
