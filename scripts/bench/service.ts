@@ -230,9 +230,10 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     const group = (pid: number, name: string) =>
       pid === service.pid ? "service" : pid === worker.pid ? "worker" : pid === bare.pid ? "bare HTTP server" : pid === process.pid ? "bench" : name.startsWith("postgres") ? "postgres" : name === "beam.smp" ? "rabbitmq" : name === "redis-server" ? "redis" : /^(kworker|kdamond|ksoftirq)/.test(name) ? "kernel" : name === "node" ? "other node (SMTP sink…)" : name;
     const cpu = new Map<string, { perRequest: Map<string, number>[] }>();
-    const measured = async (what: string, run: () => Promise<LoadResult>) => {
+    // One wrk run of `requests` (made beforehand, outside the measured window) against `target`.
+    const measured = async (what: string, target: string, requests: LoadRequest[]): Promise<LoadResult> => {
       const before = cpuSnapshot();
-      const result = await run();
+      const result = await load(target, requests);
       const perRequest = cpuPerRequest(before, cpuSnapshot(), result.requests, group);
       cpu.set(what, { perRequest: [...(cpu.get(what)?.perRequest ?? []), perRequest] });
       return result;
@@ -254,7 +255,7 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     const servicePosts = async () => {
       const requests = posts();
       const since = await dbNow();
-      const result = await measured("POST /orders", () => load(url, requests));
+      const result = await measured("POST /orders", url, requests);
       await drained(since);
       return result;
     };
@@ -266,30 +267,21 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
       const since = await dbNow();
       process.kill(worker.pid!, "SIGSTOP");
       try {
-        return await measured("POST /orders, worker away", () => load(url, requests));
+        return await measured("POST /orders, worker away", url, requests);
       } finally {
         process.kill(worker.pid!, "SIGCONT");
         await drained(since, drainsAfterAway);
       }
     };
-    const serviceGets = () => {
-      const requests = gets();
-      return measured("GET /orders/:id", () => load(url, requests));
-    };
+    const serviceGets = () => measured("GET /orders/:id", url, gets());
     const barePosts = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, bareOrders(primary, data));
     // The issue's baseline: the GET's query as a plain pg read (parsed and planned at each call) …
     const bareGets = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, () => replica.query(ORDER_READ_SQL, [randomOrder()]));
     // … and as the service runs it, a named prepared statement: the database's share of the service's read.
     const barePreparedGets = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, () => replica.query({ name: STATEMENT.read, text: ORDER_READ_SQL, values: [randomOrder()] }));
     // The same work behind a bare node:http server in its own process (bare.ts): what HTTP alone costs here.
-    const bareHttpPosts = () => {
-      const requests = posts();
-      return measured("bare HTTP server, POST", () => load(bareUrl, requests));
-    };
-    const bareHttpGets = () => {
-      const requests = gets();
-      return measured("bare HTTP server, GET", () => load(bareUrl, requests));
-    };
+    const bareHttpPosts = () => measured("bare HTTP server, POST", bareUrl, posts());
+    const bareHttpGets = () => measured("bare HTTP server, GET", bareUrl, gets());
     // Warm-up: the JIT, every pool connection with its prepared statements, the worker's SMTP pool.
     const warmUp = await dbNow();
     await load(url, posts(), 5);
