@@ -57,23 +57,55 @@ export function shopSchedule(timezone: string): ScheduleEntry[] {
   ];
 }
 
-/**
- * Runs `fn` once per task id: marks the task running (unless it is done already, then returns
- * `{ skipped: "done before" }`), then done or failed.
- */
-export async function once<T>(db: Database, type: TaskType, ctx: TaskContext, args: unknown[], fn: () => Promise<T>): Promise<T | { skipped: string }> {
-  const claimed = await db.query(
-    `INSERT INTO task_log (task_id, task_type, task_name, state, retries, args, started_at, worker)
+const CLAIM_SQL = `INSERT INTO task_log (task_id, task_type, task_name, state, retries, args, started_at, worker)
      VALUES ($1, $2, $3, 'running', $4, $5, now(), $6)
      ON CONFLICT (task_id) DO UPDATE SET state = 'running', retries = EXCLUDED.retries, started_at = now(), worker = EXCLUDED.worker
        WHERE task_log.state <> 'done'
-     RETURNING task_id`,
-    [ctx.id, type, ctx.name, ctx.retries, JSON.stringify(args), ctx.hostname],
-    { prepare: "tasks.claim" },
-  );
-  if (claimed.rowCount === 0) return { skipped: "done before" };
+     RETURNING task_id`;
+
+/**
+ * A read the task needs first, made in its claim's statement (one round trip where two were): `sql` is a
+ * SELECT of at most one row whose parameters start at `$7` (the claim's are `$1`–`$6`); it runs whether or
+ * not the task is claimed, and its row (or none) is handed to the task.
+ */
+export interface ClaimRead {
+  readonly sql: string;
+  readonly params: readonly unknown[];
+  /** The prepared statement's name (the router's `prepare`). */
+  readonly prepare: string;
+}
+
+/**
+ * Runs `fn` once per task id: marks the task running (unless it is done already, then returns
+ * `{ skipped: "done before" }`), then done or failed. With `read`, the row it selects, read in the
+ * claim's statement, is passed to `fn` (undefined when it selects none).
+ */
+export async function once<T, R extends Record<string, unknown> = Record<string, unknown>>(
+  db: Database,
+  type: TaskType,
+  ctx: TaskContext,
+  args: unknown[],
+  fn: (row: R | undefined) => Promise<T>,
+  read?: ClaimRead,
+): Promise<T | { skipped: string }> {
+  const claim = [ctx.id, type, ctx.name, ctx.retries, JSON.stringify(args), ctx.hostname];
+  let row: R | undefined;
+  if (read === undefined) {
+    const claimed = await db.query(CLAIM_SQL, claim, { prepare: "tasks.claim" });
+    if (claimed.rowCount === 0) return { skipped: "done before" };
+  } else {
+    const { rows } = await db.query<{ claimed: boolean } & R>(
+      `WITH claimed AS (${CLAIM_SQL}) SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, r.* FROM (SELECT 1) AS one LEFT JOIN LATERAL (${read.sql}) AS r ON true`,
+      [...claim, ...read.params],
+      { target: "primary", prepare: read.prepare },
+    );
+    const { claimed, ...rest } = rows[0]!;
+    if (!claimed) return { skipped: "done before" };
+    // No row selected: the LEFT JOIN gives its columns as nulls, all of them.
+    row = Object.values(rest).every((v) => v === null) ? undefined : (rest as unknown as R);
+  }
   try {
-    const result = await fn();
+    const result = await fn(row);
     await db.query("UPDATE task_log SET state = 'done', finished_at = now(), error = NULL WHERE task_id = $1", [ctx.id], { prepare: "tasks.done" });
     return result;
   } catch (error) {
@@ -81,6 +113,13 @@ export async function once<T>(db: Database, type: TaskType, ctx: TaskContext, ar
     throw error;
   }
 }
+
+/** The order and what its confirmation e-mail says, read with the e-mail task's claim. */
+const ORDER_EMAIL_READ_SQL = `SELECT o.id, o.total_amount, o.currency, u.email, u.name,
+         json_agg(json_build_object('name', p.name, 'quantity', i.quantity, 'price', i.unit_price) ORDER BY p.name) AS items
+    FROM orders o JOIN users u ON u.id = o.user_id JOIN order_items i ON i.order_id = o.id JOIN products p ON p.id = i.product_id
+   WHERE o.id = $7 GROUP BY o.id, u.id`;
+type OrderEmailRow = { id: string; total_amount: string; currency: string; email: string; name: string; items: { name: string; quantity: number; price: string }[] };
 
 const positiveId = (value: unknown, what: string): number => {
   const n = Number(value);
@@ -91,31 +130,32 @@ const positiveId = (value: unknown, what: string): number => {
 export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
   const { db } = deps;
 
-  worker.register(TASKS.orderEmail, (args, _kwargs, ctx) =>
-    once(db, "email", ctx, args, async () => {
-      const orderId = positiveId(args[0], "orderId");
-      const { rows } = await db.query(
-        `SELECT o.id, o.total_amount, o.currency, u.email, u.name,
-                json_agg(json_build_object('name', p.name, 'quantity', i.quantity, 'price', i.unit_price) ORDER BY p.name) AS items
-         FROM orders o JOIN users u ON u.id = o.user_id JOIN order_items i ON i.order_id = o.id JOIN products p ON p.id = i.product_id
-         WHERE o.id = $1 GROUP BY o.id, u.id`,
-        [orderId],
-        { fresh: true, prepare: "tasks.order-email" },
-      );
-      const order = rows[0];
-      if (!order) throw new Error(`order ${orderId} does not exist`);
-      const lines = (order.items as { name: string; quantity: number; price: string }[]).map((i) => `  ${i.quantity} × ${i.name} @ ${i.price}`);
-      const info = await deps.mailer.sendMail({
-        from: deps.from,
-        to: order.email,
-        subject: `ShopFDS order #${order.id} confirmed`,
-        // Stable per order: a mail client shows a re-send as the same message.
-        messageId: `<order-${order.id}@shopfds>`,
-        text: [`Hello ${order.name},`, "", `thank you for your order #${order.id}:`, ...lines, "", `Total: ${order.total_amount} ${order.currency}`].join("\n"),
-      });
-      return { orderId, to: order.email, messageId: info.messageId };
-    }),
-  );
+  worker.register(TASKS.orderEmail, (args, _kwargs, ctx) => {
+    // A bad id fails inside the claimed task (task_log records why), with no read.
+    const id = Number(args[0]);
+    const valid = Number.isInteger(id) && id > 0;
+    return once<{ orderId: number; to: string; messageId: string }, OrderEmailRow>(
+      db,
+      "email",
+      ctx,
+      args,
+      async (order) => {
+        const orderId = positiveId(args[0], "orderId");
+        if (!order) throw new Error(`order ${orderId} does not exist`);
+        const lines = order.items.map((i) => `  ${i.quantity} × ${i.name} @ ${i.price}`);
+        const info = await deps.mailer.sendMail({
+          from: deps.from,
+          to: order.email,
+          subject: `ShopFDS order #${order.id} confirmed`,
+          // Stable per order: a mail client shows a re-send as the same message.
+          messageId: `<order-${order.id}@shopfds>`,
+          text: [`Hello ${order.name},`, "", `thank you for your order #${order.id}:`, ...lines, "", `Total: ${order.total_amount} ${order.currency}`].join("\n"),
+        });
+        return { orderId, to: order.email, messageId: info.messageId };
+      },
+      valid ? { sql: ORDER_EMAIL_READ_SQL, params: [id], prepare: "tasks.order-email" } : undefined,
+    );
+  });
 
   worker.register(TASKS.fdsBatch, (args, kwargs, ctx) =>
     once(db, "batch", ctx, args, async () => {

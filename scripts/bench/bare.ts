@@ -1,7 +1,7 @@
 /**
  * The bench's bare baselines for the order path: the route's database work with nothing around it
- * (`bareOrderWork`: the prices read and the order's transaction through writeOrder, the very statement
- * placeOrder runs, with its FDS record, both prepared under the service's names), and, run as a process of
+ * (`bareOrderWork`: the prices read and the order's statement through writeOrder, the very statement
+ * placeOrder runs (its own transaction), with its FDS record, both prepared under the service's names), and, run as a process of
  * its own (`tsx scripts/bench/bare.ts <port>`), the same work behind a bare node:http server: POST /orders
  * and GET /orders/:id (the service's prepared read) with no framework, no FDS evaluation, no task, no logs. Beside the service's figures,
  * they say what the database costs, what HTTP costs on this machine, and what the service adds.
@@ -24,18 +24,8 @@ export async function bareOrderWork(pool: pg.Pool, body: BareOrder): Promise<num
   const order = parseOrder({ userId: body.userId, items: body.items });
   const { rows } = await pool.query<{ id: string; price: string }>({ name: STATEMENT.prices, text: PRICES_SQL, values: [order.items.map((i) => i.productId)] });
   const amount = order.items.reduce((n, i) => n + Number(rows.find((r) => Number(r.id) === i.productId)!.price) * i.quantity, 0);
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN");
-    const { orderId } = await writeOrder(client, order, randomUUID(), { amount, ip: body.ip, email: body.email, score: 0, level: "low", decision: "approve", elapsedMs: 0 });
-    await client.query("COMMIT");
-    return orderId;
-  } catch (e) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw e;
-  } finally {
-    client.release();
-  }
+  const { orderId } = await writeOrder((c) => pool.query(c), order, randomUUID(), { amount, ip: body.ip, email: body.email, score: 0, level: "low", decision: "approve", elapsedMs: 0 });
+  return orderId;
 }
 
 async function main(port: number): Promise<void> {

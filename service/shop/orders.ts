@@ -64,11 +64,8 @@ export class OrderInputError extends Error {
   }
 }
 
-/** What runs statements: a pg client inside a transaction (the router's `transaction`, or a bare pool client). */
-export interface Queryable {
-  query<R extends QueryResultRow = any>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
-  query<R extends QueryResultRow = any>(config: { name: string; text: string; values: unknown[] }): Promise<QueryResult<R>>;
-}
+/** Runs one named (prepared) statement: the router on the primary in the service, a bare pool in the bench's baseline. */
+export type RunStatement = <R extends QueryResultRow = any>(config: { name: string; text: string; values: unknown[] }) => Promise<QueryResult<R>>;
 
 /**
  * The order path's hot statements run as named prepared statements (parsed and planned once per
@@ -101,20 +98,30 @@ export interface FdsRecord {
 }
 
 /**
- * One statement for the whole order (one round trip, where a statement per item and per table took
- * 5 + items): the products are locked in id order (two orders for the same products never wait on each
- * other in a cycle), the stock taken where there is enough, and only if every item was taken, the order,
- * its items, the e-mail's outbox row and the FDS record written. `taken` says which products were taken,
- * so a refused order names its first item that could not be.
+ * One statement for the whole order, and so one transaction of its own (one round trip, where a
+ * transaction around it added BEGIN and COMMIT, and a statement per item and per table took 5 + items):
+ * the products are locked in id order (two orders for the same products never wait on each other in a
+ * cycle), and only when every item can be taken (the product exists, is for sale, has the stock, as the
+ * locked rows say) the stock is taken and the order, its items, the e-mail's outbox row and the FDS
+ * record written; otherwise nothing is written and `short` names the first item that could not be taken
+ * and why, so a refused order costs no second statement.
+ *
+ * Under READ COMMITTED a row another order changed meanwhile is locked in its committed version (FOR
+ * UPDATE re-reads it), so the check and the UPDATE see the stock as it is.
  */
 const WRITE_ORDER_SQL = `WITH wanted AS (
-    SELECT * FROM unnest($2::bigint[], $3::int[]) AS w(product_id, quantity)
+    SELECT * FROM unnest($2::bigint[], $3::int[]) WITH ORDINALITY AS w(product_id, quantity, i)
   ), locked AS (
-    SELECT p.id FROM products p WHERE p.id = ANY($2::bigint[]) ORDER BY p.id FOR UPDATE
+    SELECT p.id, p.stock, p.is_active FROM products p WHERE p.id = ANY($2::bigint[]) ORDER BY p.id FOR UPDATE
+  ), short AS (
+    SELECT w.i, l.id IS NOT NULL AS found, coalesce(l.is_active, false) AS is_active, coalesce(l.stock, 0) AS stock
+      FROM wanted w LEFT JOIN locked l ON l.id = w.product_id
+     WHERE l.id IS NULL OR NOT l.is_active OR l.stock < w.quantity
+     ORDER BY w.i LIMIT 1
   ), taken AS (
     UPDATE products p SET stock = p.stock - w.quantity, updated_at = now()
       FROM wanted w
-     WHERE p.id = w.product_id AND p.id IN (SELECT id FROM locked) AND p.is_active AND p.stock >= w.quantity
+     WHERE p.id = w.product_id AND p.id IN (SELECT id FROM locked) AND NOT EXISTS (SELECT 1 FROM short)
     RETURNING p.id, p.price, w.quantity
   ), placed AS (
     INSERT INTO orders (user_id, total_amount, shipping_address)
@@ -130,49 +137,46 @@ const WRITE_ORDER_SQL = `WITH wanted AS (
     INSERT INTO fds_transactions (order_id, user_id, amount, ip_address, email, risk_score, risk_level, decision, evaluation_ms)
     SELECT placed.id, $1, $8, $9::inet, $10, $11, $12, $13, $14 FROM placed WHERE $7
   )
-  SELECT (SELECT id FROM placed) AS id, (SELECT total_amount FROM placed) AS total_amount, ARRAY(SELECT id FROM taken) AS taken`;
+  SELECT (SELECT id FROM placed) AS id, (SELECT total_amount FROM placed) AS total_amount, (SELECT row_to_json(short) FROM short) AS short`;
 
 /**
- * The order's database work, on `tx` inside a transaction the caller opened: takes the stock, writes the
- * order, its items, the e-mail's outbox row (`task_log`, pending) and, when given, its FDS record.
- * Exported so the benchmark's bare baseline runs exactly this.
+ * The order's database work, as one statement through `run` (its own transaction): takes the stock,
+ * writes the order, its items, the e-mail's outbox row (`task_log`, pending) and, when given, its FDS
+ * record; or, when an item cannot be taken, writes nothing and names it. Exported so the benchmark's bare
+ * baseline runs exactly this.
  */
-export async function writeOrder(tx: Queryable, order: z.output<typeof orderSchema>, emailTaskId: string, fds?: FdsRecord): Promise<{ orderId: number; total: string }> {
+export async function writeOrder(run: RunStatement, order: z.output<typeof orderSchema>, emailTaskId: string, fds?: FdsRecord): Promise<{ orderId: number; total: string }> {
   const ids = order.items.map((i) => i.productId);
-  const { rows } = await tx
-    .query<{ id: string | null; total_amount: string | null; taken: string[] }>({
-      name: STATEMENT.write,
-      text: WRITE_ORDER_SQL,
-      values: [
-        order.userId,
-        ids,
-        order.items.map((i) => i.quantity),
-        order.shippingAddress,
-        emailTaskId,
-        ORDER_EMAIL_TASK,
-        fds !== undefined,
-        fds?.amount ?? 0,
-        fds?.ip ?? "0.0.0.0",
-        fds?.email ?? "",
-        fds?.score ?? 0,
-        fds?.level ?? "low",
-        fds?.decision ?? "approve",
-        fds?.elapsedMs ?? 0,
-      ],
-    })
-    .catch((e: { code?: string; constraint?: string }) => {
-      if (e.code === "23503" && /user/.test(e.constraint ?? "")) throw new OrderInputError("userId", `user ${order.userId} does not exist`);
-      throw e;
-    });
+  const { rows } = await run<{ id: string | null; total_amount: string | null; short: { i: number; found: boolean; is_active: boolean; stock: number } | null }>({
+    name: STATEMENT.write,
+    text: WRITE_ORDER_SQL,
+    values: [
+      order.userId,
+      ids,
+      order.items.map((i) => i.quantity),
+      order.shippingAddress,
+      emailTaskId,
+      ORDER_EMAIL_TASK,
+      fds !== undefined,
+      fds?.amount ?? 0,
+      fds?.ip ?? "0.0.0.0",
+      fds?.email ?? "",
+      fds?.score ?? 0,
+      fds?.level ?? "low",
+      fds?.decision ?? "approve",
+      fds?.elapsedMs ?? 0,
+    ],
+  }).catch((e: { code?: string; constraint?: string }) => {
+    if (e.code === "23503" && /user/.test(e.constraint ?? "")) throw new OrderInputError("userId", `user ${order.userId} does not exist`);
+    throw e;
+  });
   const row = rows[0]!;
   if (row.id !== null) return { orderId: Number(row.id), total: row.total_amount! };
-  // Not placed: name the first item that could not be taken (the caller's transaction rolls the rest back).
-  const taken = new Set(row.taken.map(Number));
-  const i = order.items.findIndex((item) => !taken.has(item.productId));
-  const item = order.items[i]!;
-  const { rows: found } = await tx.query<{ stock: number; is_active: boolean }>("SELECT stock, is_active FROM products WHERE id = $1", [item.productId]);
-  const f = found[0];
-  throw new OrderInputError(`items.${i}`, !f ? `product ${item.productId} does not exist` : !f.is_active ? `product ${item.productId} is not for sale` : `only ${f.stock} of product ${item.productId} in stock`);
+  // Not placed, nothing written: the first item that could not be taken, as the locked rows said.
+  const short = row.short!;
+  const i = short.i - 1;
+  const productId = order.items[i]!.productId;
+  throw new OrderInputError(`items.${i}`, !short.found ? `product ${productId} does not exist` : !short.is_active ? `product ${productId} is not for sale` : `only ${short.stock} of product ${productId} in stock`);
 }
 
 /** Validates an order's input, naming the first bad field. */
@@ -204,7 +208,7 @@ export async function placeOrder(db: Database, jobs: OrderTaskSender, input: Ord
   const order = parseOrder(input);
   if (!jobs.connected) throw new BrokerUnavailableError("the order was not placed: the task broker (RabbitMQ) is not reachable now; retry shortly");
   const emailTaskId = randomUUID();
-  const placed = await db.transaction((tx) => writeOrder(tx, order, emailTaskId, fds));
+  const placed = await writeOrder((c) => db.query(c.text, c.values, { target: "primary", prepare: c.name }), order, emailTaskId, fds);
   // After the commit (the worker must find the order): sent now, or kept for the broker's return.
   // Nobody waits for the e-mail's result (task_log records how it went): the worker sends none back
   // (Celery's ignore_result), which spares the broker, the worker and this service a message per order.

@@ -80,12 +80,33 @@ describe("ShopFDS tasks", () => {
     assert.equal(mailsTo(email).length, 1);
   });
 
+  it("an e-mail task for an order that does not exist, or with a bad id, fails on record after its retries and sends nothing", async () => {
+    const before = readdirSync(sink).length;
+    const missing = await sender.send(TASKS.orderEmail, [987654], {}, { ignoreResult: true });
+    const bad = await sender.send(TASKS.orderEmail, ["abc"], {}, { ignoreResult: true });
+    const row = async (id: string) => (await db.query("SELECT state, retries, error FROM task_log WHERE task_id = $1", [id], { fresh: true })).rows[0];
+    await until("both tasks failed after their last retry", 10_000, async () => (await row(missing.id))?.retries === 3 && (await row(bad.id))?.retries === 3 && (await row(bad.id)).state === "failed" && (await row(missing.id)).state === "failed");
+    assert.deepEqual(await row(missing.id), { state: "failed", retries: 3, error: "order 987654 does not exist" });
+    assert.deepEqual(await row(bad.id), { state: "failed", retries: 3, error: 'orderId: must be a positive integer (got "abc")' });
+    assert.equal(readdirSync(sink).length, before, "no e-mail was sent");
+  });
+
   it("refuses a bad order naming the field, and takes no stock", async () => {
     await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: 2, quantity: 5 }] }), (e: Error) => e instanceof OrderInputError && e.message === "items.0: only 0 of product 2 in stock");
+    // The order is one statement (its own transaction): an item that can be taken, listed before one that
+    // cannot, keeps its stock; so do the items after a product that is missing or not for sale.
+    await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: 1, quantity: 3 }, { productId: 2, quantity: 1 }] }), { message: "items.1: only 0 of product 2 in stock" });
+    await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: 1, quantity: 1 }, { productId: 424242, quantity: 1 }] }), { message: "items.1: product 424242 does not exist" });
+    await db.query("INSERT INTO products (sku, name, category, price, stock, is_active) VALUES ('sku-off', 'Retired', 'pc', 10, 50, false)");
+    const retired = Number((await db.query("SELECT id FROM products WHERE sku = 'sku-off'", [], { fresh: true })).rows[0].id);
+    await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: retired, quantity: 1 }, { productId: 1, quantity: 1 }] }), { message: `items.0: product ${retired} is not for sale` });
+    const orders = Number((await db.query("SELECT count(*) FROM orders", [], { fresh: true })).rows[0].count);
+    assert.equal(orders, 1, "no refused order was written");
     await assert.rejects(placeOrder(db, sender, { userId: 1, items: [] }), { message: "items: must hold at least one item" });
     await assert.rejects(placeOrder(db, sender, { userId: 999, items: [{ productId: 1, quantity: 1 }] }), { message: "userId: user 999 does not exist" });
     await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: 1, quantity: 1 }, { productId: 1, quantity: 1 }] }), { message: "items.1.productId: product 1 is listed twice: give it once with its quantity" });
     assert.equal((await db.query("SELECT stock FROM products WHERE id = 1", [], { fresh: true })).rows[0].stock, 8, "the failed orders took nothing");
+    assert.equal((await db.query("SELECT stock FROM products WHERE sku = 'sku-off'", [], { fresh: true })).rows[0].stock, 50);
   });
 
   it("FR-018: generates a report and its download link", async () => {
