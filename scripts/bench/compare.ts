@@ -1,7 +1,9 @@
 /**
  * npm run bench:compare [before.json] [after.json]: how each figure moved between two benchmark runs
- * (default: the two latest files in .bench/), flagging what moved beyond the noise (the larger of the
- * two runs' spreads). Exits 1 when a figure got worse beyond the noise, so a script can stop on it.
+ * (default: the two latest files in .bench/), flagging what moved beyond the noise (the medians further
+ * apart than the larger of the two runs' spreads, and the runs' samples not overlapping), with the chance
+ * of so large a move between two runs of the same code. Exits 1 when a figure got worse beyond the
+ * noise, so a script can stop on it.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -33,9 +35,11 @@ function main(argv: string[]): number {
   console.log(`before: ${path.basename(files[0]!)} (commit ${before.commit}${before.dirty ? ", uncommitted changes" : ""})`);
   console.log(`after:  ${path.basename(files[1]!)} (commit ${after.commit}${after.dirty ? ", uncommitted changes" : ""})`);
   const rows = compareRuns(before, after);
+  console.log("a change: medians further apart than the larger spread, and no sample of one run inside the other's range (chance: of that between two runs of the same code)");
   const n = (x?: number) => (x === undefined ? "—" : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(2));
   for (const r of rows) {
-    const mark = { better: "▲ better", worse: "▼ WORSE", noise: "  within noise", new: "  new", gone: "  gone" }[r.verdict];
+    const chance = r.chance === undefined ? "" : ` (chance ${r.chance >= 0.01 ? `${Math.round(r.chance * 100)} %` : `${(r.chance * 100).toFixed(1)} %`})`;
+    const mark = { better: "▲ better", worse: "▼ WORSE", noise: "  within noise", new: "  new", gone: "  gone" }[r.verdict] + chance;
     const change = r.changePercent === undefined ? "" : `${r.changePercent >= 0 ? "+" : ""}${r.changePercent.toFixed(1)} %`;
     console.log(`  ${r.name.padEnd(46)} ${n(r.before).padStart(8)} → ${n(r.after).padStart(8)} ${r.unit.padEnd(9)} ${change.padStart(9)}  ${mark}`);
   }

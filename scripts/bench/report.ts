@@ -100,12 +100,37 @@ export function formatFigure(f: Figure): string {
 
 export type Verdict = "better" | "worse" | "noise" | "new" | "gone";
 
+/** How many ways to choose k of n (exact for the sample counts a bench takes). */
+const choose = (n: number, k: number): number => {
+  let c = 1;
+  for (let i = 1; i <= k; i++) c = (c * (n - k + i)) / i;
+  return c;
+};
+
+export interface Comparison {
+  readonly name: string;
+  readonly unit: string;
+  readonly before?: number;
+  readonly after?: number;
+  readonly changePercent?: number;
+  readonly verdict: Verdict;
+  /**
+   * For a change: how often two runs of the same code would be this far apart by chance, when each
+   * run's samples are as likely to come out in any order: 2 / C(n + m, n) for n and m samples (10 % for
+   * 3 and 3, 0.8 % for 5 and 5). None for a figure of one sample.
+   */
+  readonly chance?: number;
+}
+
 /**
- * How each figure moved from `before` to `after`: beyond the noise when the medians differ by more
- * than the larger of the two spreads (and by more than 1 %), else noise.
+ * How each figure moved from `before` to `after`. A change must clear the noise twice: the medians
+ * differ by more than the larger of the two spreads (and by more than 1 %), and the two runs' samples
+ * do not overlap (every sample of one run beyond every sample of the other). The first alone flagged
+ * runs of the same code a few minutes apart (GET 4467 → 5455 req/s, samples 3985–5046 and 4074–5916):
+ * on this VM runs drift by more than one run's own spread.
  */
-export function compareRuns(before: RunReport, after: RunReport): { name: string; unit: string; before?: number; after?: number; changePercent?: number; verdict: Verdict }[] {
-  const rows: { name: string; unit: string; before?: number; after?: number; changePercent?: number; verdict: Verdict }[] = [];
+export function compareRuns(before: RunReport, after: RunReport): Comparison[] {
+  const rows: Comparison[] = [];
   for (const a of after.figures) {
     const b = before.figures.find((f) => f.name === a.name && f.unit === a.unit);
     if (!b) {
@@ -114,9 +139,20 @@ export function compareRuns(before: RunReport, after: RunReport): { name: string
     }
     const delta = a.median - b.median;
     const changePercent = b.median === 0 ? 0 : (delta / b.median) * 100;
-    const beyond = Math.abs(delta) > Math.max(a.spread, b.spread) && Math.abs(changePercent) > 1;
+    // A figure of one sample (a share over the whole run) has no noise to measure: the medians decide.
+    const single = a.samples.length < 2 || b.samples.length < 2;
+    const apart = single || Math.min(...a.samples) > Math.max(...b.samples) || Math.max(...a.samples) < Math.min(...b.samples);
+    const beyond = apart && Math.abs(delta) > Math.max(a.spread, b.spread) && Math.abs(changePercent) > 1;
     const improved = a.better === "lower" ? delta < 0 : delta > 0;
-    rows.push({ name: a.name, unit: a.unit, before: b.median, after: a.median, changePercent, verdict: beyond ? (improved ? "better" : "worse") : "noise" });
+    rows.push({
+      name: a.name,
+      unit: a.unit,
+      before: b.median,
+      after: a.median,
+      changePercent,
+      verdict: beyond ? (improved ? "better" : "worse") : "noise",
+      ...(beyond && !single ? { chance: 2 / choose(a.samples.length + b.samples.length, b.samples.length) } : {}),
+    });
   }
   for (const b of before.figures) if (!after.figures.some((f) => f.name === b.name && f.unit === b.unit)) rows.push({ name: b.name, unit: b.unit, before: b.median, verdict: "gone" });
   return rows;

@@ -34,5 +34,19 @@ describe("bench figures", () => {
     const after = run([fig("start", "lower", [2.0, 2.1, 2.2]), fig("rate", "higher", [90, 91, 92]), fig("p99", "lower", [10.5, 11.5, 11]), fig("fresh", "lower", [1])]);
     const verdicts = Object.fromEntries(compareRuns(before, after).map((r) => [r.name, r.verdict]));
     assert.deepEqual(verdicts, { start: "better", rate: "worse", p99: "noise", fresh: "new", old: "gone" });
+    assert.equal(compareRuns(before, after).find((r) => r.name === "start")?.chance, 0.1, "3 and 3 samples apart: 2 of the 20 orders of 6 samples");
+  });
+
+  it("compare: medians beyond the spread but samples overlapping is noise (two runs of the same code, measured here); one sample is judged by its median", () => {
+    const fig = (name: string, better: "lower" | "higher", samples: number[]) => ({ name, unit: "u", better, samples, median: median(samples), spread: spread(samples) });
+    // GET /orders/:id in two bench runs of the same code minutes apart: medians 4467 and 5455 (+22 %),
+    // more than either run's spread (531 and 921), but each run's samples reach into the other's range.
+    const before = run([fig("GET", "higher", [5046, 4467, 3985]), fig("share", "higher", [85.5]), fig("five", "lower", [10, 11, 12, 11, 10.5])]);
+    const after = run([fig("GET", "higher", [5916, 5455, 4074]), fig("share", "higher", [80]), fig("five", "lower", [8, 8.5, 9, 8.2, 8.8])]);
+    const rows = Object.fromEntries(compareRuns(before, after).map((r) => [r.name, r]));
+    assert.equal(rows.GET?.verdict, "noise");
+    assert.deepEqual([rows.share?.verdict, rows.share?.chance], ["worse", undefined]);
+    assert.equal(rows.five?.verdict, "better");
+    assert.ok(Math.abs(rows.five!.chance! - 2 / 252) < 1e-12, "5 and 5 samples apart: 2 of 252");
   });
 });
