@@ -121,9 +121,10 @@ const ORDER_EMAIL_READ_SQL = `SELECT o.id, o.total_amount, o.currency, u.email, 
    WHERE o.id = $7 GROUP BY o.id, u.id`;
 type OrderEmailRow = { id: string; total_amount: string; currency: string; email: string; name: string; items: { name: string; quantity: number; price: string }[] };
 
+const isPositiveId = (n: number): boolean => Number.isInteger(n) && n > 0;
 const positiveId = (value: unknown, what: string): number => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new TypeError(`${what}: must be a positive integer (got ${JSON.stringify(value)})`);
+  if (!isPositiveId(n)) throw new TypeError(`${what}: must be a positive integer (got ${JSON.stringify(value)})`);
   return n;
 };
 
@@ -133,7 +134,6 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
   worker.register(TASKS.orderEmail, (args, _kwargs, ctx) => {
     // A bad id fails inside the claimed task (task_log records why), with no read.
     const id = Number(args[0]);
-    const valid = Number.isInteger(id) && id > 0;
     return once<{ orderId: number; to: string; messageId: string }, OrderEmailRow>(
       db,
       "email",
@@ -153,7 +153,7 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
         });
         return { orderId, to: order.email, messageId: info.messageId };
       },
-      valid ? { sql: ORDER_EMAIL_READ_SQL, params: [id], prepare: "tasks.order-email" } : undefined,
+      isPositiveId(id) ? { sql: ORDER_EMAIL_READ_SQL, params: [id], prepare: "tasks.order-email" } : undefined,
     );
   });
 

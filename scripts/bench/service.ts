@@ -330,17 +330,18 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     report.add("GET /orders/:id p99", "ms", "lower", p99(runs.get));
     report.add("POST /orders: e-mails of a run all sent", "s after", "lower", drains);
     report.add("POST /orders, worker away: its e-mails all sent", "s after SIGCONT", "lower", drainsAfterAway);
+    // A run's machine CPU per request, all processes summed, per round.
+    const totals = (what: string) => (cpu.get(what)?.perRequest ?? []).map((m) => [...m.values()].reduce((a, b) => a + b, 0));
     console.log("\nwhere the machine's CPU went, per request (all processes, /proc; median of the rounds):");
     for (const [what, { perRequest }] of cpu) {
       const groups = new Set(perRequest.flatMap((m) => [...m.keys()]));
       const medians = new Map([...groups].map((g) => [g, median(perRequest.map((m) => m.get(g) ?? 0))] as const).sort((a, b) => b[1] - a[1]));
       console.log(`  ${what.padEnd(26)} ${formatCpu(medians)}`);
-      report.add(`${what}: machine CPU per request`, "ms", "lower", perRequest.map((m) => [...m.values()].reduce((a, b) => a + b, 0)));
+      report.add(`${what}: machine CPU per request`, "ms", "lower", totals(what));
     }
     // Every run above is CPU-bound (wrk keeps 8 requests in flight on 2 cores), so a throughput ratio is
     // about the inverse ratio of CPU per request: the figures below say what ×0.5 of the bare order work
     // would allow per order, and what the order's parts spend of it, per round.
-    const totals = (what: string) => (cpu.get(what)?.perRequest ?? []).map((m) => [...m.values()].reduce((a, b) => a + b, 0));
     const [bareCpu, postCpu, awayCpu] = [totals("bare HTTP server, POST"), totals("POST /orders"), totals("POST /orders, worker away")];
     if (bareCpu.length > 0 && postCpu.length === bareCpu.length && awayCpu.length === bareCpu.length) {
       console.log("\nthe CPU budget of an order at ×0.5 of the bare order work (runs CPU-bound: ×0.5 the throughput is ×2 the CPU per order):");
