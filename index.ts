@@ -62,7 +62,7 @@ const prefix = `shopfds-${pulumi.getStack()}`;
 const platform: Platform =
   settings.platform === "docker"
     ? new DockerPlatform(prefix, { subnet: "172.28.0.0/16", host: settings.docker.host })
-    : new KubernetesPlatform(prefix, { namespace: settings.kubernetes!.namespace, storageClass: settings.kubernetes!.storageClass, context: settings.kubernetes!.context, kubeconfig: settings.kubernetes!.kubeconfig, protect: settings.kubernetes!.protect });
+    : new KubernetesPlatform(prefix, { namespace: settings.kubernetes!.namespace, storageClass: settings.kubernetes!.storageClass, clusterDomain: settings.kubernetes!.clusterDomain, context: settings.kubernetes!.context, kubeconfig: settings.kubernetes!.kubeconfig, protect: settings.kubernetes!.protect });
 
 // Kubernetes stacks stand on the field's operators (components/k8s/operators.ts).
 const grafanaAdminPassword =
@@ -72,7 +72,7 @@ const operators =
     ? new ClusterOperators(`${prefix}-operators`, {
         platform,
         mode: settings.kubernetes!.operators,
-        prometheusStackValues: prometheusStackValues({ storageSize: settings.monitoring.storageSize, storageClass: settings.kubernetes!.storageClass, grafanaAdminPassword: pulumi.secret(grafanaAdminPassword!) }),
+        prometheusStackValues: prometheusStackValues({ storageSize: settings.monitoring.storageSize, size: settings.monitoring.size, storageClass: settings.kubernetes!.storageClass, grafanaAdminPassword: pulumi.secret(grafanaAdminPassword!) }),
       })
     : undefined;
 
@@ -193,13 +193,15 @@ const sentryProject = settings.sentry.enabled
 const POSTGRES_CA_DIR = "/run/secrets/postgres-ca";
 const contractFiles: ExistingSecretFiles[] = db instanceof CnpgPostgres ? [{ secretName: db.caSecretName, keys: ["ca.crt"], directory: POSTGRES_CA_DIR }] : [];
 const postgresTls = db instanceof CnpgPostgres ? { tls: { caFile: `${POSTGRES_CA_DIR}/ca.crt` } } : {};
+// On Kubernetes the router finds the replica pods by DNS, the `-ro` Service the fallback (CnpgPostgres).
+const replicaDiscovery = db instanceof CnpgPostgres ? { replicaDiscovery: db.replicaDiscovery } : {};
 
 // Workloads inside the stack read the same contract, with the addresses they see from inside.
 const insideOutputs: pulumi.Output<string> = pulumi
   .all([db.password, cache.password, cardHashKeyOutputs, mq.internalUrl, smtpFor(true), sentryProject ? pulumi.all([sentryProject.dsn, sentryProject.environment]) : undefined])
   .apply(([pgPassword, redisPassword, keys, amqpUrl, smtp, sentry]) =>
     JSON.stringify({
-      postgres: { primary: db.internal.primary, replicas: db.internal.replicas, database: db.database, user: db.user, password: pgPassword, ...postgresTls },
+      postgres: { primary: db.internal.primary, replicas: db.internal.replicas, ...replicaDiscovery, database: db.database, user: db.user, password: pgPassword, ...postgresTls },
       redis: { nodes: cache.internalNodes, password: redisPassword },
       fds: { cardHashKeys: keys },
       rabbitmq: { url: amqpUrl, managementUrl: mq.internalManagementUrl },
@@ -265,6 +267,7 @@ const elk = !settings.logging.enabled
         nodes: settings.logging.nodes,
         storageSize: settings.logging.storageSize,
         resources: settings.logging.resources,
+        memory: { kibana: settings.logging.kibanaMemory, logstash: settings.logging.logstashMemory, filebeat: settings.logging.filebeatMemory },
         operator: operators?.ready.eck ?? [],
         images: { setup: "curlimages/curl:8.7.1", exporter: ES_EXPORTER_IMAGE },
       })
@@ -377,6 +380,7 @@ type Exported<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 export const postgres: Exported<StackOutputs["postgres"]> = {
   primary: db.primary,
   replicas: db.replicaEndpoints,
+  ...replicaDiscovery,
   database: db.database,
   user: db.user,
   password: db.password,

@@ -166,6 +166,12 @@ export const monitoringConfigSchema = z
     storageSize: k8sQuantity.default("10Gi"),
     /** Docker only: Prometheus on 127.0.0.1:hostPort, Alertmanager on hostPort + 1. */
     hostPort: port.default(19090),
+    /**
+     * Kubernetes: the memory of the Prometheus stack's pods (components/k8s/alerting.ts
+     * PROMETHEUS_STACK_MEMORY): `small` for a throw-away cluster, `production` otherwise. The chart
+     * itself sets none (its values are `{}`), so without these they would be unbounded.
+     */
+    size: z.enum(["small", "production"], { error: 'must be "small" or "production"' }).default("production"),
   })
   .strict();
 
@@ -177,6 +183,14 @@ export const loggingConfigSchema = z
     nodes: z.number().int("must be an integer").min(1, "must be at least 1").max(9, "must be at most 9").default(3),
     storageSize: k8sQuantity.default("20Gi"),
     resources: resourcesSchema.default({ cpu: "500m", memory: "2Gi" }),
+    /**
+     * Kubernetes: memory (request = limit) of Kibana, Logstash (its JVM heap is half of it: Logstash's
+     * own default heap is a fixed 1g, which a 1Gi pod cannot hold) and each node's Filebeat. The
+     * defaults are ECK 3.5.0's own defaults (tests/fixtures/upstream/facts.yaml).
+     */
+    kibanaMemory: k8sQuantity.default("2Gi"),
+    logstashMemory: k8sQuantity.default("2Gi"),
+    filebeatMemory: k8sQuantity.default("300Mi"),
     /** Docker only: Kibana on 127.0.0.1:hostPort, Logstash's JSON input on hostPort + 1. */
     hostPort: port.default(15601),
   })
@@ -222,6 +236,8 @@ export const stackConfigSchema = z
         operators: z.enum(["install", "existing"], { error: 'must be "install" or "existing"' }).default("install"),
         /** The ingress controller's namespace: the only one allowed to reach the service's HTTP port. */
         ingressNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS-1123 label").default("ingress-nginx"),
+        /** The cluster's DNS domain (kubelet's --cluster-domain): fully qualified names are built on it. */
+        clusterDomain: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, "must be a DNS domain such as cluster.local").default("cluster.local"),
       })
       .strict()
       .optional(),

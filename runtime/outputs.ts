@@ -25,6 +25,11 @@ export const postgresOutputsSchema = z
     password: z.string().min(1, "must not be empty"),
     /** Connect with TLS, verifying the server against this CA (Kubernetes stacks: CloudNativePG's CA). */
     tls: z.object({ caFile: z.string().regex(/^\//, "must be an absolute path") }).strict().optional(),
+    /**
+     * Kubernetes stacks: a name with one address per replica pod (a headless Service), so the router
+     * measures and reads each replica on its own; `replicas` (the `-ro` Service) is then the fallback.
+     */
+    replicaDiscovery: z.object({ host: z.string().min(1, "must be a DNS name"), port: RULES.port.schema, serverName: z.string().min(1).optional() }).strict().optional(),
   })
   .strict();
 

@@ -60,8 +60,10 @@ pulumi up --yes --stack "$STACK" --skip-preview
 step "waiting until every workload is ready"
 for ns in shopfds-kind monitoring; do
   kubectl --context "kind-$CLUSTER" -n "$ns" wait --for=condition=Available deployment --all --timeout=10m
-  for sts in $(kubectl --context "kind-$CLUSTER" -n "$ns" get statefulset -o name); do
-    kubectl --context "kind-$CLUSTER" -n "$ns" rollout status "$sts" --timeout=10m
+  # `rollout status` answers only for the RollingUpdate strategy (kubectl exits 1 on any other); ECK's
+  # Elasticsearch sets are OnDelete and are waited for by ECK's phase below (tests/fixtures/upstream).
+  for sts in $(kubectl --context "kind-$CLUSTER" -n "$ns" get statefulset -o jsonpath='{range .items[?(@.spec.updateStrategy.type=="RollingUpdate")]}{.metadata.name}{"\n"}{end}'); do
+    kubectl --context "kind-$CLUSTER" -n "$ns" rollout status "statefulset/$sts" --timeout=10m
   done
 done
 kubectl --context "kind-$CLUSTER" -n shopfds-kind wait --for=condition=Ready cluster.postgresql.cnpg.io --all --timeout=10m

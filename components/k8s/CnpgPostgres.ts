@@ -5,8 +5,12 @@
  * operator owns what the Docker stack's renderers do by hand (initdb, pg_hba, replication slots,
  * pg_basebackup, PGDATA permissions), so none of that is declared here.
  *
- * Outputs keep the contract's shape: the `-rw` Service is the primary, the `-ro` Service (all replicas)
- * the one replica endpoint; the router's lag checks and fallback work through them unchanged.
+ * Outputs: the `-rw` Service is the primary. Replicas are found per pod: a headless Service over the
+ * operator's replica pods (selected by the labels CloudNativePG puts on them, REPLICA_POD_LABELS) gives
+ * one DNS address per ready replica, which the router resolves again and again (`replicaDiscovery`), so
+ * its lag check and its reads go to the same server; the `-ro` Service, which balances over every
+ * replica, is only the fallback while that name lists none. TLS to a pod address is verified against
+ * the `-ro` name, which the operator's one server certificate carries for every instance.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -16,6 +20,12 @@ import type { DeployedService, Endpoint } from "../platform/types";
 import type { PostgresSettings } from "../postgres/PostgresReplicatedPair";
 
 const PORT = 5432;
+
+/**
+ * The labels CloudNativePG sets on a replica's pod (and moves on failover), which its own `-ro` Service
+ * selects: tests/fixtures/upstream records where they were read (cloudnative-pg v1.30.0).
+ */
+export const REPLICA_POD_LABELS = (cluster: string) => ({ "cnpg.io/cluster": cluster, "cnpg.io/instanceRole": "replica" });
 
 export interface CnpgBackupArgs {
   readonly destinationPath: string;
@@ -50,6 +60,9 @@ export class CnpgPostgres extends pulumi.ComponentResource {
   declare readonly primary: Endpoint;
   declare readonly replicaEndpoints: Endpoint[];
   declare readonly internal: { readonly primary: Endpoint; readonly replicas: Endpoint[] };
+  /** The headless Service's name (one address per ready replica pod), for the router's discovery. */
+  declare readonly replicaDiscovery: { readonly host: string; readonly port: number; readonly serverName: string };
+  declare readonly replicaService: k8s.core.v1.Service;
   declare readonly services: DeployedService[];
   declare readonly database: string;
   declare readonly user: string;
@@ -155,6 +168,17 @@ export class CnpgPostgres extends pulumi.ComponentResource {
     this.primary = rw;
     this.replicaEndpoints = [ro];
     this.internal = { primary: rw, replicas: [ro] };
+    // Only ready replicas are listed (publishNotReadyAddresses false): a replica still catching up or
+    // failing its probe is not offered to the router at all.
+    const replicasName = `${clusterName}-replicas`;
+    this.replicaService = platform.service(
+      this,
+      replicasName,
+      { clusterIP: "None", publishNotReadyAddresses: false, selector: REPLICA_POD_LABELS(clusterName), ports: [{ name: "postgres", port: PORT, targetPort: PORT, protocol: "TCP" }] },
+      name,
+      [this.cluster],
+    );
+    this.replicaDiscovery = { host: platform.serviceFqdn(replicasName), port: PORT, serverName: ro.host };
     this.caSecretName = `${clusterName}-ca`;
     const cluster = this.cluster;
     this.services = [
@@ -173,6 +197,6 @@ export class CnpgPostgres extends pulumi.ComponentResource {
     this.database = args.database;
     this.user = args.user;
     this.password = pulumi.secret(appPassword);
-    this.registerOutputs({ primary: rw, replicaEndpoints: [ro], database: args.database, user: args.user, password: this.password });
+    this.registerOutputs({ primary: rw, replicaEndpoints: [ro], replicaDiscovery: this.replicaDiscovery, database: args.database, user: args.user, password: this.password });
   }
 }

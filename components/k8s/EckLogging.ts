@@ -16,10 +16,14 @@ import * as random from "@pulumi/random";
 import { stringify } from "yaml";
 import type { KubernetesPlatform } from "../platform/kubernetes";
 import { resourcesToWaitFor } from "../platform/types";
-import { loggingAssetFiles, renderLoggingSetupScript, renderLogstashPipeline, WRITER_ROLE, writerRole } from "../logging/render";
+import { quantityToMiB } from "../platform/quantity";
+import { filebeatLatencySettings, loggingAssetFiles, renderLoggingSetupScript, renderLogstashPipeline, WRITER_ROLE, writerRole } from "../logging/render";
 
 /** The Elastic Stack version ECK deploys (Logstash on ECK needs 8.7 or later). */
 export const ELASTIC_VERSION = "8.17.4";
+
+/** Half of a memory quantity, in MiB (a JVM heap beside the pod's limit). */
+const halfMiB = (quantity: string) => Math.floor(quantityToMiB(quantity) / 2);
 export const BEATS_PORT = 5044;
 const JSON_TCP_PORT = 5045;
 const JSON_HTTP_PORT = 8080;
@@ -38,6 +42,8 @@ export interface EckLoggingArgs {
   readonly nodes: number;
   readonly storageSize: string;
   readonly resources: { readonly cpu: string; readonly memory: string };
+  /** Memory of Kibana, Logstash (heap: half of it) and each node's Filebeat (config: logging.*Memory). */
+  readonly memory: { readonly kibana: string; readonly logstash: string; readonly filebeat: string };
   /** ECK's release: the custom resources wait for its CRDs and webhook. */
   readonly operator: readonly pulumi.Resource[];
   readonly images: { readonly setup: string; readonly exporter: string };
@@ -123,7 +129,7 @@ export class EckLogging extends pulumi.ComponentResource {
       version: ELASTIC_VERSION,
       count: 1,
       elasticsearchRef: { name: es },
-      podTemplate: { spec: { containers: [container("kibana", { cpu: "250m", memory: "1Gi" })] } },
+      podTemplate: { spec: { containers: [container("kibana", { cpu: "250m", memory: args.memory.kibana })] } },
     }, [elasticsearch]);
 
     const esUrl = `https://${platform.serviceHost(`${es}-es-http`)}:9200`;
@@ -155,8 +161,12 @@ export class EckLogging extends pulumi.ComponentResource {
         spec: {
           containers: [
             {
-              ...container("logstash", { cpu: "250m", memory: "1Gi" }),
-              env: [{ name: "LOGSTASH_WRITER_PASSWORD", valueFrom: { secretKeyRef: { name: `${name}-writer-user`, key: "password" } } }],
+              ...container("logstash", { cpu: "250m", memory: args.memory.logstash }),
+              env: [
+                { name: "LOGSTASH_WRITER_PASSWORD", valueFrom: { secretKeyRef: { name: `${name}-writer-user`, key: "password" } } },
+                // The image's jvm.options fix the heap at 1g and ECK sets none: half the pod's memory instead.
+                { name: "LS_JAVA_OPTS", value: `-Xms${halfMiB(args.memory.logstash)}m -Xmx${halfMiB(args.memory.logstash)}m` },
+              ],
               volumeMounts: [{ name: "es-ca", mountPath: PATHS.pipelineCa, readOnly: true }],
             },
           ],
@@ -211,6 +221,8 @@ export class EckLogging extends pulumi.ComponentResource {
                         id: "shopfds-${data.kubernetes.container.id}",
                         paths: ["/var/log/containers/*-${data.kubernetes.container.id}.log"],
                         "prospector.scanner.symlinks": true,
+                        // SC-006: new pods' files found, and idle files read again, within a second.
+                        ...filebeatLatencySettings().input,
                         // The runtime writes one ECS JSON object per line: kept as the event's fields.
                         parsers: [{ container: {} }, { ndjson: { target: "", overwrite_keys: true, add_error_key: true, expand_keys: true } }],
                       },
@@ -221,6 +233,7 @@ export class EckLogging extends pulumi.ComponentResource {
             ],
           },
           "output.logstash": { hosts: [this.beatsEndpoint] },
+          ...filebeatLatencySettings().top,
         },
         daemonSet: {
           podTemplate: {
@@ -233,7 +246,7 @@ export class EckLogging extends pulumi.ComponentResource {
                 {
                   name: "filebeat",
                   env: [{ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
-                  resources: { requests: { cpu: "100m", memory: "200Mi" }, limits: { memory: "200Mi" } },
+                  resources: { requests: { cpu: "100m", memory: args.memory.filebeat }, limits: { memory: args.memory.filebeat } },
                   volumeMounts: [
                     { name: "varlogcontainers", mountPath: "/var/log/containers", readOnly: true },
                     { name: "varlogpods", mountPath: "/var/log/pods", readOnly: true },

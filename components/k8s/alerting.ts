@@ -9,7 +9,10 @@ import { ALERT_TIMING, renderAlertmanagerConfig, type AlertmanagerConfigInput } 
 /** Labels the Alertmanager selects AlertmanagerConfigs by, and Grafana's sidecar dashboards by. */
 export const ALERTMANAGER_CONFIG_LABEL = { "shopfds.io/alertmanager": "true" } as const;
 export const GRAFANA_DASHBOARD_LABEL = { grafana_dashboard: "1" } as const;
-/** The release's fullnameOverride: Services are `<this>-prometheus`, `<this>-alertmanager`, `<this>-grafana`. */
+/**
+ * The release's fullnameOverride: Services are `<this>-prometheus`, `<this>-alertmanager`; Grafana is a
+ * sub-chart whose name follows its own fullnameOverride (set to `<this>-grafana` below), not this one.
+ */
 export const PROMETHEUS_STACK_NAME = "prometheus-stack";
 
 export interface SecretKey {
@@ -94,7 +97,22 @@ export interface PrometheusStackValuesInput {
   readonly storageClass?: string;
   /** Grafana's admin password (a secret Output; Helm keeps values in a Secret of the release). */
   readonly grafanaAdminPassword: unknown;
+  /** PROMETHEUS_STACK_MEMORY's profile. @default "production" */
+  readonly size?: keyof typeof PROMETHEUS_STACK_MEMORY;
 }
+
+/**
+ * Memory (request = limit) of every pod of the Prometheus stack, set because the chart sets none
+ * (kube-prometheus-stack 88.0.0: every `resources: {}`; tests/fixtures/upstream/facts.yaml) and the
+ * Alertmanager operator only adds a 200Mi request without limit. `small` fits the kind runner's budget
+ * (tests/upstream/budgets.test.ts).
+ */
+export const PROMETHEUS_STACK_MEMORY = {
+  small: { prometheus: "512Mi", configReloader: "32Mi", alertmanager: "96Mi", operator: "128Mi", grafana: "192Mi", grafanaSidecar: "64Mi", kubeStateMetrics: "64Mi", nodeExporter: "48Mi" },
+  production: { prometheus: "4Gi", configReloader: "64Mi", alertmanager: "256Mi", operator: "256Mi", grafana: "512Mi", grafanaSidecar: "128Mi", kubeStateMetrics: "256Mi", nodeExporter: "128Mi" },
+} as const;
+
+const memory = (m: string) => ({ requests: { memory: m }, limits: { memory: m } });
 
 /**
  * kube-prometheus-stack values: Prometheus picks up every PrometheusRule, ServiceMonitor and PodMonitor
@@ -107,10 +125,17 @@ export function prometheusStackValues(input: PrometheusStackValuesInput): Record
   const claim = (size: string) => ({
     volumeClaimTemplate: { spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: size } }, ...(input.storageClass ? { storageClassName: input.storageClass } : {}) } },
   });
+  const mem = PROMETHEUS_STACK_MEMORY[input.size ?? "production"];
   return {
     fullnameOverride: PROMETHEUS_STACK_NAME,
+    prometheusOperator: {
+      resources: memory(mem.operator),
+      prometheusConfigReloader: { resources: memory(mem.configReloader) },
+      admissionWebhooks: { patch: { resources: memory("64Mi") } },
+    },
     prometheus: {
       prometheusSpec: {
+        resources: memory(mem.prometheus),
         scrapeInterval: `${ALERT_TIMING.scrapeIntervalSeconds}s`,
         evaluationInterval: `${ALERT_TIMING.evaluationIntervalSeconds}s`,
         retention: "15d",
@@ -128,15 +153,21 @@ export function prometheusStackValues(input: PrometheusStackValuesInput): Record
         alertmanagerConfigSelector: { matchLabels: { ...ALERTMANAGER_CONFIG_LABEL } },
         alertmanagerConfigNamespaceSelector: {},
         alertmanagerConfigMatcherStrategy: { type: "None" },
+        resources: memory(mem.alertmanager),
         storage: claim("1Gi"),
       },
     },
     grafana: {
+      // The sub-chart names its objects from its own fullnameOverride (release-"grafana" otherwise).
+      fullnameOverride: `${PROMETHEUS_STACK_NAME}-grafana`,
       adminPassword: input.grafanaAdminPassword,
-      sidecar: { dashboards: { enabled: true, label: Object.keys(GRAFANA_DASHBOARD_LABEL)[0], labelValue: "1", searchNamespace: "ALL" } },
+      resources: memory(mem.grafana),
+      sidecar: { resources: memory(mem.grafanaSidecar), dashboards: { enabled: true, label: Object.keys(GRAFANA_DASHBOARD_LABEL)[0], labelValue: "1", searchNamespace: "ALL" } },
     },
     nodeExporter: { enabled: true },
+    "prometheus-node-exporter": { resources: memory(mem.nodeExporter) },
     kubeStateMetrics: { enabled: true },
+    "kube-state-metrics": { resources: memory(mem.kubeStateMetrics) },
   };
 }
 

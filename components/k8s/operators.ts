@@ -33,7 +33,20 @@ export const OPERATORS = {
     appVersion: "2.22.3",
     namespace: "rabbitmq-system",
   },
-} as const satisfies { cnpg: HelmOperator; eck: HelmOperator; prometheus: HelmOperator; rabbitmq: { manifest: string; appVersion: string; namespace: string } };
+  /**
+   * The RabbitMQ Cluster Operator's release manifest holds cert-manager Issuer and Certificate objects
+   * for its webhook since v2.22.0 (tests/fixtures/upstream/facts.yaml): cert-manager comes first.
+   */
+  certManager: { chart: "cert-manager", repo: "https://charts.jetstack.io", version: "v1.16.2", appVersion: "v1.16.2", namespace: "cert-manager" },
+} as const satisfies { cnpg: HelmOperator; eck: HelmOperator; prometheus: HelmOperator; certManager: HelmOperator; rabbitmq: { manifest: string; appVersion: string; namespace: string } };
+
+/**
+ * Memory (request = limit) of the operators' own pods, set where the chart sets none (CloudNativePG's
+ * chart: `resources: {}`; cert-manager's: `{}`) or more than a small cluster has (ECK's limit is 1Gi).
+ * The RabbitMQ operator's manifest fixes its own (500Mi). tests/upstream/budgets.test.ts adds them up.
+ */
+export const OPERATOR_MEMORY = { cnpg: "200Mi", eck: "256Mi", certManager: { controller: "128Mi", webhook: "64Mi", cainjector: "128Mi", startupapicheck: "64Mi" }, rabbitmq: "500Mi" } as const;
+const memory = (m: string) => ({ requests: { memory: m }, limits: { memory: m } });
 
 export interface ClusterOperatorsArgs {
   readonly platform: KubernetesPlatform;
@@ -51,6 +64,7 @@ export interface OperatorReadiness {
   readonly rabbitmq: pulumi.Resource[];
 }
 
+
 export class ClusterOperators extends pulumi.ComponentResource {
   declare readonly ready: OperatorReadiness;
 
@@ -62,7 +76,7 @@ export class ClusterOperators extends pulumi.ComponentResource {
       this.registerOutputs({});
       return;
     }
-    const release = (key: "cnpg" | "eck" | "prometheus", values: pulumi.Input<Record<string, unknown>>) => {
+    const release = (key: "cnpg" | "eck" | "prometheus" | "certManager", values: pulumi.Input<Record<string, unknown>>, dependsOn: pulumi.Resource[] = []) => {
       const o: HelmOperator = OPERATORS[key];
       return new k8s.helm.v3.Release(
         `${name}-${o.chart}`,
@@ -79,12 +93,20 @@ export class ClusterOperators extends pulumi.ComponentResource {
           timeout: 900,
           values,
         },
-        { parent: this, provider },
+        { parent: this, provider, dependsOn },
       );
     };
-    const cnpg = release("cnpg", { monitoring: { podMonitorEnabled: false }, crds: { create: true } });
-    const eck = release("eck", { installCRDs: true });
-    const rabbitmq = new k8s.yaml.v2.ConfigFile(`${name}-rabbitmq-cluster-operator`, { file: OPERATORS.rabbitmq.manifest }, { parent: this, provider });
+    const cnpg = release("cnpg", { monitoring: { podMonitorEnabled: false }, crds: { create: true }, resources: memory(OPERATOR_MEMORY.cnpg) });
+    const eck = release("eck", { installCRDs: true, resources: memory(OPERATOR_MEMORY.eck) });
+    const cm = OPERATOR_MEMORY.certManager;
+    const certManager = release("certManager", {
+      crds: { enabled: true },
+      resources: memory(cm.controller),
+      webhook: { resources: memory(cm.webhook) },
+      cainjector: { resources: memory(cm.cainjector) },
+      startupapicheck: { resources: memory(cm.startupapicheck) },
+    });
+    const rabbitmq = new k8s.yaml.v2.ConfigFile(`${name}-rabbitmq-cluster-operator`, { file: OPERATORS.rabbitmq.manifest }, { parent: this, provider, dependsOn: [certManager] });
     // The Prometheus stack's own objects are scraped and alerted on only once its CRDs exist.
     const prometheus = release("prometheus", args.prometheusStackValues);
     this.ready = { cnpg: [cnpg], eck: [eck], prometheus: [prometheus], rabbitmq: [rabbitmq] };

@@ -1,24 +1,34 @@
 /**
  * The ELK stack: Elasticsearch 7.17 with security on (single node), Logstash with the rendered
- * pipeline, Kibana, and a one-shot setup job that applies the ILM policy (delete after 30 days), the
- * index template, the writer role and user, and the Kibana dashboard. Every password comes from
- * @pulumi/random and reaches the containers only as secret files. Filebeat ships every ShopFDS
- * container's output to Logstash. Optional: `shopfds:logging.enabled`. Docker stacks only (Kubernetes
- * stacks stand on ECK: components/k8s/EckLogging.ts).
+ * pipeline, Kibana, and two one-shot jobs: the setup (kibana_system's password, the writer role and
+ * user, the ILM policy that deletes after 30 days, the index template) once Elasticsearch answers and
+ * before Kibana and Logstash start, and the dashboard import once Kibana is healthy. Every password
+ * comes from @pulumi/random and reaches the containers only as secret files. Filebeat ships every
+ * ShopFDS container's output to Logstash. Optional: `shopfds:logging.enabled`. Docker stacks only
+ * (Kubernetes stacks stand on ECK: components/k8s/EckLogging.ts).
+ *
+ * What the images do with these files was read in their source at 7.17.18 and is checked by
+ * tests/upstream (facts in tests/fixtures/upstream/facts.yaml): the password reaches Elasticsearch as
+ * ELASTIC_PASSWORD, not through the image's `_FILE` handling (which refuses a file whose mode is not 400
+ * or 600, and the provider's uploads are 0440); the pipeline replaces the image's own
+ * `pipeline/logstash.conf` (the image loads that whole directory as one pipeline); Kibana cannot answer
+ * before kibana_system's password is set, so the setup job runs before it, not after.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DOCKER_LABELS } from "../platform/docker";
-import { DeployedService, Endpoint, Platform } from "../platform/types";
-import { loggingAssetFiles, renderFilebeatDockerConfig, renderLoggingSetupScript, renderLogstashPipeline } from "./render";
+import { DeployedService, Endpoint, Platform, resourcesToWaitFor, SecretFile } from "../platform/types";
+import { loggingAssetFiles, renderFilebeatDockerConfig, renderKibanaDashboardsScript, renderLoggingSetupScript, renderLogstashPipeline } from "./render";
 
 export const LOGGING_PATHS = {
   elasticPassword: "/run/secrets/elastic-password",
   kibanaPassword: "/run/secrets/kibana-system-password",
   writerPassword: "/run/secrets/logstash-writer-password",
-  pipeline: "/usr/share/logstash/pipeline/shopfds.conf",
+  /** The image's own default pipeline file, replaced (the directory is one pipeline: a second file would add its inputs). */
+  pipeline: "/usr/share/logstash/pipeline/logstash.conf",
   assets: "/etc/shopfds-logging",
   setupScript: "/etc/shopfds-logging/setup.sh",
+  dashboardsScript: "/etc/shopfds-logging/dashboards.sh",
   filebeatConfig: "/usr/share/filebeat/filebeat.yml",
   /** The engine's container logs and socket, as mounted in Filebeat's container. */
   dockerContainers: "/var/lib/docker/containers",
@@ -66,13 +76,15 @@ export class Logging extends pulumi.ComponentResource {
         role: "elasticsearch",
         instance: name,
         image: args.images.elasticsearch,
+        // The image's entrypoint (tini, then docker-entrypoint.sh eswrapper) with ELASTIC_PASSWORD read
+        // from the secret file first: the image sets it as the bootstrap password. Its own
+        // ELASTIC_PASSWORD_FILE handling would refuse the upload (mode 0440, not 400 or 600).
+        entrypoint: ["/bin/tini", "--", "sh", "-c", `ELASTIC_PASSWORD="$(cat ${LOGGING_PATHS.elasticPassword})" exec /usr/local/bin/docker-entrypoint.sh eswrapper`],
         env: {
           "discovery.type": "single-node",
           "cluster.name": name,
           "xpack.security.enabled": "true",
           ES_JAVA_OPTS: "-Xms1g -Xmx1g",
-          // The image reads the bootstrap password from this file.
-          ELASTIC_PASSWORD_FILE: LOGGING_PATHS.elasticPassword,
         },
         secretFiles: [{ path: LOGGING_PATHS.elasticPassword, content: elastic }],
         ports: [{ name: "http", port: 9200 }],
@@ -95,22 +107,65 @@ export class Logging extends pulumi.ComponentResource {
     this.elasticsearchUrl = esUrl;
     this.elasticPassword = elastic;
 
+    // The logging stack's one-shot jobs: a POSIX sh script in the curl image, as its own user
+    // (curlimages/curl: `curl_user`), with the documents it applies beside it.
+    const curlJob = (suffix: string, scriptPath: string, script: string, secretFiles: SecretFile[], dependsOn: DeployedService[]) =>
+      p.runOnce(
+        {
+          name: `${name}-${suffix}`,
+          role: "logging-setup",
+          instance: name,
+          image: args.images.setup,
+          runAs: { uid: 100, gid: 101 },
+          command: ["sh", scriptPath],
+          configFiles: [{ path: scriptPath, content: script, executable: true }, ...loggingAssetFiles(LOGGING_PATHS.assets)],
+          secretFiles,
+          resources: { cpu: "50m", memory: "64Mi" },
+          dependsOn,
+        },
+        this,
+      );
+
+    // The setup the stack cannot start without: kibana_system's password (Kibana logs in with it and
+    // answers nothing else until it can), Logstash's writer role and user, the ILM policy and template.
+    const setup = curlJob(
+      "setup",
+      LOGGING_PATHS.setupScript,
+      renderLoggingSetupScript({
+        elasticsearchUrl: esUrl,
+        elasticPasswordFile: LOGGING_PATHS.elasticPassword,
+        kibanaPasswordFile: LOGGING_PATHS.kibanaPassword,
+        writerPasswordFile: LOGGING_PATHS.writerPassword,
+        assetsDir: LOGGING_PATHS.assets,
+      }),
+      [
+        { path: LOGGING_PATHS.elasticPassword, content: elastic },
+        { path: LOGGING_PATHS.kibanaPassword, content: kibanaSystem },
+        { path: LOGGING_PATHS.writerPassword, content: writer },
+      ],
+      [this.elasticsearch],
+    );
+    const setupDone = resourcesToWaitFor(`${name}-setup`, [setup]);
+
     const kibana = p.deploy(
       {
         name: `${name}-kibana`,
         role: "kibana",
         instance: name,
         image: args.images.kibana,
-        entrypoint: ["sh", "-c", `ELASTICSEARCH_PASSWORD="$(cat ${LOGGING_PATHS.kibanaPassword})" exec /usr/local/bin/kibana-docker`],
+        // The image's own entrypoint (tini) and command, with the password read from the secret file first.
+        entrypoint: ["/bin/tini", "--", "sh", "-c", `ELASTICSEARCH_PASSWORD="$(cat ${LOGGING_PATHS.kibanaPassword})" exec /usr/local/bin/kibana-docker`],
         env: { ELASTICSEARCH_HOSTS: esUrl, ELASTICSEARCH_USERNAME: "kibana_system", SERVER_NAME: `${name}-kibana` },
         secretFiles: [{ path: LOGGING_PATHS.kibanaPassword, content: kibanaSystem }],
         ports: [{ name: "http", port: 5601, hostPort: args.hostPort }],
-        healthCheck: { command: ["sh", "-c", "curl -fsS http://127.0.0.1:5601/api/status >/dev/null"], intervalSeconds: 15, timeoutSeconds: 10, retries: 5, startPeriodSeconds: 120 },
+        // /api/status needs a login (status.allowAnonymous is off by default) and answers 503 until Kibana
+        // is connected to Elasticsearch: asked as kibana_system, it is healthy only when really up.
+        healthCheck: { command: ["sh", "-c", `curl -fsS -u "kibana_system:$(cat ${LOGGING_PATHS.kibanaPassword})" http://127.0.0.1:5601/api/status >/dev/null`], intervalSeconds: 15, timeoutSeconds: 10, retries: 5, startPeriodSeconds: 120 },
         resources: { cpu: "250m", memory: "1Gi" },
         replicas: 1,
         runAs: { uid: 1000, gid: 1000 },
         shipLogs: false,
-        dependsOn: [this.elasticsearch],
+        dependsOn: [this.elasticsearch, setupDone],
       },
       this,
     );
@@ -137,7 +192,8 @@ export class Logging extends pulumi.ComponentResource {
         replicas: 1,
         runAs: { uid: 1000, gid: 1000 },
         shipLogs: false,
-        dependsOn: [this.elasticsearch],
+        // Its writer user exists before it connects.
+        dependsOn: [this.elasticsearch, setupDone],
       },
       this,
     );
@@ -181,40 +237,13 @@ export class Logging extends pulumi.ComponentResource {
       this,
     );
 
-    const kibanaInside = `http://${kibana.internalHost(0)}:5601`;
-    p.runOnce(
-      {
-        name: `${name}-setup`,
-        role: "logging-setup",
-        instance: name,
-        image: args.images.setup,
-        // The image's own user (curlimages/curl: `curl_user`, 100:101).
-        runAs: { uid: 100, gid: 101 },
-        command: ["sh", LOGGING_PATHS.setupScript],
-        configFiles: [
-          {
-            path: LOGGING_PATHS.setupScript,
-            content: renderLoggingSetupScript({
-              elasticsearchUrl: esUrl,
-              kibanaUrl: kibanaInside,
-              elasticPasswordFile: LOGGING_PATHS.elasticPassword,
-              kibanaPasswordFile: LOGGING_PATHS.kibanaPassword,
-              writerPasswordFile: LOGGING_PATHS.writerPassword,
-              assetsDir: LOGGING_PATHS.assets,
-            }),
-            executable: true,
-          },
-          ...loggingAssetFiles(LOGGING_PATHS.assets),
-        ],
-        secretFiles: [
-          { path: LOGGING_PATHS.elasticPassword, content: elastic },
-          { path: LOGGING_PATHS.kibanaPassword, content: kibanaSystem },
-          { path: LOGGING_PATHS.writerPassword, content: writer },
-        ],
-        resources: { cpu: "50m", memory: "64Mi" },
-        dependsOn: [this.elasticsearch, kibana],
-      },
-      this,
+    // The dashboard (FR-023), once Kibana is healthy.
+    curlJob(
+      "dashboards",
+      LOGGING_PATHS.dashboardsScript,
+      renderKibanaDashboardsScript({ kibanaUrl: `http://${kibana.internalHost(0)}:5601`, elasticPasswordFile: LOGGING_PATHS.elasticPassword, assetsDir: LOGGING_PATHS.assets }),
+      [{ path: LOGGING_PATHS.elasticPassword, content: elastic }],
+      [kibana],
     );
 
     const [ls] = logstash.instanceEndpoints("json-tcp") as [Endpoint];

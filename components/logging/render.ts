@@ -141,7 +141,12 @@ export function renderKibanaSavedObjects(): string {
 
 export interface LoggingSetupInput {
   readonly elasticsearchUrl: string;
-  readonly kibanaUrl: string;
+  /**
+   * Where Kibana answers, to import the dashboard once it is up; absent: this script does the
+   * Elasticsearch part only, and renderKibanaDashboardsScript runs after Kibana (on Docker, Kibana
+   * needs the kibana_system password this script sets before it can answer at all).
+   */
+  readonly kibanaUrl?: string;
   /** Files (secrets) with the elastic superuser's, kibana_system's and logstash_writer's passwords. */
   readonly elasticPasswordFile: string;
   /** Absent where something else manages kibana_system and the writer (ECK: its own Kibana user, a file realm). */
@@ -155,13 +160,15 @@ export interface LoggingSetupInput {
 }
 
 /**
- * A POSIX sh script (curl) that, once Elasticsearch and Kibana answer, sets the built-in kibana_system
- * password, creates the writer role and user for Logstash, and applies the ILM policy, the index
- * template and the saved objects. Every call is idempotent (PUT, overwrite), so it is safe to rerun.
+ * A POSIX sh script (curl) that, once Elasticsearch answers, sets the built-in kibana_system password,
+ * creates the writer role and user for Logstash, and applies the ILM policy and the index template;
+ * with `kibanaUrl`, it then waits for Kibana and imports the saved objects. Every call is idempotent
+ * (PUT, overwrite), so it is safe to rerun.
  */
 export function renderLoggingSetupScript(input: LoggingSetupInput): string {
   const p = new Problems("logging setup");
-  for (const key of ["elasticsearchUrl", "kibanaUrl"] as const) p.check(/^https?:\/\/[A-Za-z0-9.-]+:\d+$/.test(input[key]), key, "must be http(s)://host:port", input[key]);
+  p.check(/^https?:\/\/[A-Za-z0-9.-]+:\d+$/.test(input.elasticsearchUrl), "elasticsearchUrl", "must be http(s)://host:port", input.elasticsearchUrl);
+  if (input.kibanaUrl !== undefined) p.check(/^https?:\/\/[A-Za-z0-9.-]+:\d+$/.test(input.kibanaUrl), "kibanaUrl", "must be http(s)://host:port", input.kibanaUrl);
   for (const key of ["elasticPasswordFile", "assetsDir"] as const) p.check(isSafePath(input[key]), key, "must be an absolute path", input[key]);
   for (const key of ["kibanaPasswordFile", "writerPasswordFile", "elasticsearchCaFile", "kibanaCaFile"] as const) if (input[key] !== undefined) p.check(isSafePath(input[key]), key, "must be an absolute path", input[key]);
   p.check((input.kibanaPasswordFile === undefined) === (input.writerPasswordFile === undefined), "writerPasswordFile", "must be given together with kibanaPasswordFile (both users are set here, or neither)", input.writerPasswordFile);
@@ -190,12 +197,40 @@ until curl -fsS${esCa} -u "$ELASTIC" "${es}/_cluster/health?wait_for_status=yell
 done
 ${users}call PUT /_ilm/policy/${ILM_POLICY} '${input.assetsDir}/ilm-policy.json'
 call PUT /_index_template/${LOG_INDEX_PREFIX} '${input.assetsDir}/index-template.json'
-i=0
-until curl -fsS${kbCa} -u "$ELASTIC" "${input.kibanaUrl}/api/status" >/dev/null; do
+${input.kibanaUrl !== undefined ? kibanaImport(input.kibanaUrl, kbCa, input.assetsDir) : ""}echo "logging setup applied: ILM policy ${ILM_POLICY}, template ${LOG_INDEX_PREFIX}${users ? ", kibana_system password, writer role and user" : ""}${input.kibanaUrl !== undefined ? ", Kibana dashboard" : ""}"
+`;
+}
+
+/** Waits for Kibana (its status as the elastic user: the route needs a login) and imports the saved objects. */
+function kibanaImport(kibanaUrl: string, kbCa: string, assetsDir: string): string {
+  return `i=0
+until curl -fsS${kbCa} -u "$ELASTIC" "${kibanaUrl}/api/status" >/dev/null; do
   i=$((i + 1)); [ "$i" -lt 120 ] || { echo "Kibana did not become ready" >&2; exit 1; }; sleep 5
 done
-curl -fsS${kbCa} -u "$ELASTIC" -H 'kbn-xsrf: true' -X POST "${input.kibanaUrl}/api/saved_objects/_import?overwrite=true" -F "file=@${input.assetsDir}/saved-objects.ndjson" >/dev/null
-echo "logging setup applied: ILM policy ${ILM_POLICY}, template ${LOG_INDEX_PREFIX}, writer role, Kibana dashboard"
+curl -fsS${kbCa} -u "$ELASTIC" -H 'kbn-xsrf: true' -X POST "${kibanaUrl}/api/saved_objects/_import?overwrite=true" -F "file=@${assetsDir}/saved-objects.ndjson" >/dev/null
+`;
+}
+
+export interface KibanaDashboardsInput {
+  readonly kibanaUrl: string;
+  readonly elasticPasswordFile: string;
+  readonly kibanaCaFile?: string;
+  readonly assetsDir: string;
+}
+
+/** The Kibana part of the setup alone (a job after Kibana is healthy): the saved objects, imported. */
+export function renderKibanaDashboardsScript(input: KibanaDashboardsInput): string {
+  const p = new Problems("kibana dashboards");
+  p.check(/^https?:\/\/[A-Za-z0-9.-]+:\d+$/.test(input.kibanaUrl), "kibanaUrl", "must be http(s)://host:port", input.kibanaUrl);
+  for (const key of ["elasticPasswordFile", "assetsDir"] as const) p.check(isSafePath(input[key]), key, "must be an absolute path", input[key]);
+  if (input.kibanaCaFile !== undefined) p.check(isSafePath(input.kibanaCaFile), "kibanaCaFile", "must be an absolute path", input.kibanaCaFile);
+  p.throwIfAny();
+  const kbCa = input.kibanaCaFile ? ` --cacert '${input.kibanaCaFile}'` : "";
+  return `#!/bin/sh
+# Rendered by components/logging/render.ts: imports the Kibana dashboard (FR-023); safe to run again.
+set -eu
+ELASTIC="elastic:$(cat '${input.elasticPasswordFile}')"
+${kibanaImport(input.kibanaUrl, kbCa, input.assetsDir)}echo "Kibana dashboard imported"
 `;
 }
 
@@ -206,6 +241,31 @@ export function loggingAssetFiles(dir: string): { path: string; content: string 
     { path: `${dir}/index-template.json`, content: JSON.stringify(indexTemplate()) },
     { path: `${dir}/saved-objects.ndjson`, content: renderKibanaSavedObjects() },
   ];
+}
+
+/**
+ * Filebeat's settings on the SC-006 path (a log line searchable within 10 s), set rather than left to
+ * the release's defaults (tests/fixtures/upstream/facts.yaml: filestream waits up to `backoff.max` =
+ * 10 s at the end of an idle file, and looks for new files every 10 s; the memory queue holds events up
+ * to its flush timeout). tests/upstream/budgets.test.ts adds up the path from these and the defaults.
+ */
+export const FILEBEAT_LATENCY = {
+  /** How often new files (a new container's log) are looked for. */
+  checkInterval: "1s",
+  /** After reaching the end of a file: first wait, and the longest wait, before reading it again. */
+  backoffInit: "250ms",
+  backoffMax: "1s",
+  /** The memory queue hands a batch to the output at this many events or after this long. */
+  flushMinEvents: 512,
+  flushTimeout: "1s",
+} as const;
+
+/** The filestream input options and top-level settings of FILEBEAT_LATENCY, as Filebeat's config keys. */
+export function filebeatLatencySettings(): { input: Record<string, string>; top: Record<string, unknown> } {
+  return {
+    input: { "prospector.scanner.check_interval": FILEBEAT_LATENCY.checkInterval, "backoff.init": FILEBEAT_LATENCY.backoffInit, "backoff.max": FILEBEAT_LATENCY.backoffMax },
+    top: { "queue.mem": { "flush.min_events": FILEBEAT_LATENCY.flushMinEvents, "flush.timeout": FILEBEAT_LATENCY.flushTimeout } },
+  };
 }
 
 export interface FilebeatDockerInput {
@@ -254,7 +314,7 @@ export function renderFilebeatDockerConfig(input: FilebeatDockerInput): string {
                   type: "filestream",
                   id: "shopfds-${data.docker.container.id}",
                   paths: [`${input.containersDir}/\${data.docker.container.id}/\${data.docker.container.id}-json.log`],
-                  "prospector.scanner.check_interval": "1s",
+                  ...filebeatLatencySettings().input,
                   // Docker's json-file envelope off, then the runtime's ECS JSON line as the event's fields.
                   parsers: [{ container: { format: "docker" } }, { ndjson: { target: "", overwrite_keys: true, add_error_key: true } }],
                 },
@@ -265,6 +325,7 @@ export function renderFilebeatDockerConfig(input: FilebeatDockerInput): string {
       ],
     },
     "output.logstash": { hosts: [input.logstash] },
+    ...filebeatLatencySettings().top,
     "http.enabled": true,
     "http.host": "127.0.0.1",
     "http.port": input.httpPort,

@@ -25,6 +25,8 @@ export interface KubernetesPlatformArgs {
   readonly protect?: boolean;
   /** StorageClass of the PersistentVolumeClaims; the cluster default when absent. */
   readonly storageClass?: string;
+  /** The cluster's DNS domain. @default "cluster.local" */
+  readonly clusterDomain?: string;
 }
 
 /** A ConfigMap/Secret key for a file path: `/etc/postgresql/pg_hba.conf` → `etc-postgresql-pg_hba.conf`. */
@@ -99,6 +101,23 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
   /** `name.namespace.svc`: the form of a Service's name that operators' certificates carry. */
   serviceHost(name: string): string {
     return `${name}.${this.args.namespace}.svc`;
+  }
+
+  /**
+   * `name.namespace.svc.<cluster domain>`: the fully qualified form, for resolvers that apply no search
+   * list (node:dns's resolve4, which replica discovery uses).
+   */
+  serviceFqdn(name: string): string {
+    return `${this.serviceHost(name)}.${this.args.clusterDomain ?? "cluster.local"}`;
+  }
+
+  /** A Service of the stack declared by a component (one the platform's deploy() does not make, e.g. over an operator's pods). */
+  service(parent: pulumi.Resource, name: string, spec: pulumi.Input<k8s.types.input.core.v1.ServiceSpec>, instance: string, dependsOn: readonly pulumi.Resource[] = []): k8s.core.v1.Service {
+    return new k8s.core.v1.Service(
+      name,
+      { metadata: { name, namespace: this.args.namespace, labels: { "app.kubernetes.io/instance": instance, "app.kubernetes.io/part-of": "shopfds" } }, spec },
+      this.objectOptions(parent, dependsOn),
+    );
   }
 
   /**

@@ -5,8 +5,25 @@ import { endpointSchema, PostgresOutputs } from "../outputs";
 export interface DatabaseOptions {
   /** Where writes (and reads that must be fresh) go. */
   readonly primary: { host: string; port: number };
-  /** Streaming replicas that serve provably read-only statements. At least one. */
+  /**
+   * Streaming replicas that serve provably read-only statements. At least one. With `replicaDiscovery`,
+   * the fallback used while the discovery name lists no replica (a load-balanced name such as `-ro`).
+   */
   readonly replicas: readonly { host: string; port: number }[];
+  /**
+   * Find the replicas by DNS: a name with one address per replica, resolved again every `intervalMs`
+   * (runtime/db/discovery.ts), each address a pool of its own whose lag is measured on that server.
+   */
+  readonly replicaDiscovery?: {
+    readonly host: string;
+    readonly port: number;
+    /** The name the replicas' TLS certificate carries; verified instead of the pod's address. */
+    readonly serverName?: string;
+    /** @default 5000 (CoreDNS's kubernetes plugin answers with a 5 s TTL) */
+    readonly intervalMs?: number;
+    /** DNS servers (`ip` or `ip:port`) to ask instead of /etc/resolv.conf's. */
+    readonly dnsServers?: readonly string[];
+  };
   readonly database: string;
   readonly user: string;
   readonly password: string;
@@ -43,6 +60,7 @@ export const DEFAULT_OPTIONS = {
   replicaReadTimeoutMs: 2_000,
   keepAliveInitialDelayMs: 10_000,
   poolSize: 10,
+  discoveryIntervalMs: 5_000,
   readOnlyFunctions: [] as readonly string[],
 } as const;
 
@@ -55,6 +73,16 @@ const schema = z
     user: z.string().min(1, "must not be empty"),
     password: z.string().min(1, "must not be empty"),
     tls: z.object({ caFile: z.string().min(1, "must not be empty") }).strict().optional(),
+    replicaDiscovery: z
+      .object({
+        host: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/, "must be a DNS name"),
+        port: endpointSchema.shape.port,
+        serverName: z.string().min(1, "must not be empty").optional(),
+        intervalMs: z.number().int("must be an integer").min(100, "must be at least 100 ms").default(DEFAULT_OPTIONS.discoveryIntervalMs),
+        dnsServers: z.array(z.string().min(1, "must not be empty")).optional(),
+      })
+      .strict()
+      .optional(),
     maxLagMs: positiveMs.default(DEFAULT_OPTIONS.maxLagMs),
     lagCheckIntervalMs: positiveMs.default(DEFAULT_OPTIONS.lagCheckIntervalMs),
     probeIntervalMs: positiveMs.default(DEFAULT_OPTIONS.probeIntervalMs),

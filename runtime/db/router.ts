@@ -6,9 +6,13 @@
  * - lag awareness: replay positions (LSNs) are compared with the primary's, and a replica further
  *   behind than `maxLagMs` is skipped (an idle primary does not make a replica look late);
  * - read-your-writes: inside `withSession`, reads go to the primary until a replica has replayed past
- *   the session's last write; `{ fresh: true }` demands the primary for one read.
+ *   the session's last write; `{ fresh: true }` demands the primary for one read;
+ * - discovery: with `replicaDiscovery`, the replicas are the addresses of a DNS name, resolved again on
+ *   a timer (a replica added is measured, then used; one removed leaves rotation), so every lag sample
+ *   and every read of a replica go to the same server.
  */
 import { pgSsl } from "./tls";
+import { ReplicaResolver } from "./discovery";
 import { AsyncLocalStorage } from "node:async_hooks";
 import pg from "pg";
 import type { PostgresOutputs } from "../outputs";
@@ -58,6 +62,8 @@ export interface DatabaseStats {
   /** Reads that went to the primary, or to another replica, because a replica failed or none was usable. */
   readonly fallbacks: number;
   readonly replicas: readonly ReplicaStats[];
+  /** With replicaDiscovery: where the replicas in use come from, and the last resolution's problem. */
+  readonly discovery?: { readonly source: "dns" | "fallback"; readonly resolutions: number; readonly lastError?: string };
 }
 
 /** Errors that say the server is unreachable or going away, not that the statement was wrong. */
@@ -77,6 +83,8 @@ const parseLsn = (lsn: string): bigint => {
 
 interface Replica {
   readonly name: string;
+  /** Discovered replicas: the address the name resolved to. */
+  readonly address?: string;
   readonly pool: pg.Pool;
   healthy: boolean;
   replayLsn?: bigint;
@@ -100,7 +108,13 @@ const BEYOND_ANY_LSN = 2n ** 64n;
 export class Database {
   private readonly options: ResolvedOptions;
   private readonly primaryPool: pg.Pool;
-  private readonly replicas: Replica[];
+  /** The replicas in rotation: the discovered ones, or the configured (fallback) ones. */
+  private replicas: Replica[];
+  private readonly configured: Replica[];
+  private discovered: Replica[] = [];
+  private readonly resolver?: ReplicaResolver;
+  private discoveryState: { resolutions: number; lastError?: string } = { resolutions: 0 };
+  private readonly makePool: (endpoint: { host: string; port: number }, readTimeoutMs?: number, serverName?: string) => pg.Pool;
   private readonly sessions = new AsyncLocalStorage<Session>();
   /** Until a session is opened there is none to look up, and reads skip AsyncLocalStorage. */
   private sessionsUsed = false;
@@ -117,14 +131,16 @@ export class Database {
     this.options = options;
     this.readOnlyFunctions = new Set(options.readOnlyFunctions);
     const ssl = pgSsl(options.tls);
-    const pool = (endpoint: { host: string; port: number }, readTimeoutMs?: number) => {
+    const pool = (endpoint: { host: string; port: number }, readTimeoutMs?: number, serverName?: string) => {
       const p = new pg.Pool({
         host: endpoint.host,
         port: endpoint.port,
         database: options.database,
         user: options.user,
         password: options.password,
-        ...(ssl ? { ssl } : {}),
+        // A replica reached by its address is verified against the name its certificate carries
+        // (pg keeps a given servername when the host is an IP; Node checks the identity against it).
+        ...(ssl ? { ssl: serverName ? { ...ssl, servername: serverName } : ssl } : {}),
         max: options.poolSize,
         connectionTimeoutMillis: options.connectTimeoutMs,
         keepAlive: true,
@@ -136,16 +152,21 @@ export class Database {
       p.on("error", () => {});
       return p;
     };
+    this.makePool = pool;
     this.primaryPool = pool(options.primary);
-    this.replicas = options.replicas.map((r) => ({ name: `${r.host}:${r.port}`, pool: pool(r, options.replicaReadTimeoutMs), healthy: true, reads: 0 }));
+    this.configured = options.replicas.map((r) => ({ name: `${r.host}:${r.port}`, pool: pool(r, options.replicaReadTimeoutMs), healthy: true, reads: 0 }));
+    this.replicas = this.configured;
+    if (options.replicaDiscovery) this.resolver = new ReplicaResolver(options.replicaDiscovery);
   }
 
   /** Connects (lazily) and takes a first measurement of every replica before routing to it. */
   static async connect(options: DatabaseOptions | PostgresOutputs): Promise<Database> {
     const db = new Database(resolveOptions(options));
+    await db.discover();
     await db.refresh();
     db.timers.push(setInterval(() => void db.refresh(), db.options.lagCheckIntervalMs).unref());
     db.timers.push(setInterval(() => void db.probeDown(), db.options.probeIntervalMs).unref());
+    if (db.options.replicaDiscovery) db.timers.push(setInterval(() => void db.discover(), db.options.replicaDiscovery.intervalMs).unref());
     return db;
   }
 
@@ -253,13 +274,60 @@ export class Database {
       writes: this.counts.writes,
       fallbacks: this.counts.fallbacks,
       replicas: this.replicas.map((r) => ({ name: r.name, healthy: r.healthy, lagMs: r.lagMs, lagBytes: r.lagBytes, reads: r.reads })),
+      ...(this.resolver
+        ? { discovery: { source: this.replicas === this.configured ? ("fallback" as const) : ("dns" as const), resolutions: this.discoveryState.resolutions, ...(this.discoveryState.lastError ? { lastError: this.discoveryState.lastError } : {}) } }
+        : {}),
     };
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
-    await Promise.all([this.primaryPool.end(), ...this.replicas.map((r) => r.pool.end())]);
+    this.resolver?.cancel();
+    await Promise.all([this.primaryPool.end(), ...[...this.configured, ...this.discovered].map((r) => r.pool.end())]);
+  }
+
+  /**
+   * Resolves the discovery name and makes its addresses the replicas in rotation: a new address gets a
+   * pool and is measured before it is used; a vanished one leaves rotation (its pool ends once its reads
+   * are done). A name with no address (no replica ready) falls back to the configured replicas; a DNS
+   * failure keeps the replicas known so far (each one's health is probed on its own).
+   */
+  private async discover(): Promise<void> {
+    const d = this.options.replicaDiscovery;
+    if (!d || !this.resolver || this.closed) return;
+    const found = await this.resolver.resolve();
+    if (this.closed) return;
+    this.discoveryState.resolutions++;
+    if (found.kind === "failed") {
+      this.discoveryState.lastError = found.error.message;
+      return;
+    }
+    this.discoveryState.lastError = undefined;
+    if (found.kind === "none") {
+      if (this.replicas !== this.configured) {
+        await Promise.all(this.configured.map((r) => this.measure(r)));
+        this.replicas = this.configured;
+      }
+      return;
+    }
+    const known = new Map(this.discovered.map((r) => [r.address, r]));
+    const next = found.addresses.map(
+      (address): Replica =>
+        known.get(address) ?? { name: `${address.includes(":") ? `[${address}]` : address}:${d.port}`, address, pool: this.makePool({ host: address, port: d.port }, this.options.replicaReadTimeoutMs, d.serverName), healthy: true, reads: 0 },
+    );
+    const added = next.filter((r) => !known.has(r.address));
+    await Promise.all(added.map((r) => this.measure(r)));
+    if (this.closed) {
+      await Promise.all(added.map((r) => r.pool.end()));
+      return;
+    }
+    const kept = new Set(next);
+    const removed = this.discovered.filter((r) => !kept.has(r));
+    this.discovered = next;
+    this.replicas = next;
+    this.next = 0;
+    for (const r of removed) void r.pool.end().catch(() => undefined);
   }
 
   /**

@@ -19,6 +19,11 @@ export interface LocalPostgresOptions {
   readonly replicas: number;
   readonly database: string;
   readonly user: string;
+  /**
+   * Replica `i` listens on `replicaHosts[i - 1]` (a loopback address such as 127.0.0.2), every replica on
+   * the same port, `primaryPort + 1`: replicas behind one DNS name, as pods behind a headless Service.
+   */
+  readonly replicaHosts?: readonly string[];
 }
 
 export interface MemberStatus {
@@ -51,7 +56,15 @@ export function memberNames(replicas: number): string[] {
 }
 
 function memberPort(opts: LocalPostgresOptions, name: string): number {
-  return name === "primary" ? opts.primaryPort : opts.primaryPort + Number(name.slice("replica-".length));
+  if (name === "primary") return opts.primaryPort;
+  return opts.replicaHosts ? opts.primaryPort + 1 : opts.primaryPort + Number(name.slice("replica-".length));
+}
+
+export function memberHost(opts: LocalPostgresOptions, name: string): string {
+  if (name === "primary" || !opts.replicaHosts) return HOST;
+  const host = opts.replicaHosts[Number(name.slice("replica-".length)) - 1];
+  if (!host) throw new Error(`replicaHosts: no address for ${name} (${opts.replicaHosts.length} given)`);
+  return host;
 }
 
 const memberDir = (opts: LocalPostgresOptions, name: string) => path.join(opts.dir, name);
@@ -81,12 +94,13 @@ function writeMemberConfig(opts: LocalPostgresOptions, name: string): { conf: st
   mkdirSync(path.join(dir, "run"), { recursive: true });
   const hba = path.join(dir, "pg_hba.conf");
   const conf = path.join(dir, "postgresql.conf");
-  writeFileSync(hba, renderPgHba({ clientCidrs: ["127.0.0.1/32", "::1/128"], replicationUser: DEFAULT_REPLICATION_USER }));
+  // Replicas on other loopback addresses connect from them: the whole loopback range then.
+  writeFileSync(hba, renderPgHba({ clientCidrs: [opts.replicaHosts ? "127.0.0.0/8" : "127.0.0.1/32", "::1/128"], replicationUser: DEFAULT_REPLICATION_USER }));
   writeFileSync(
     conf,
     renderPostgresConf({
       port: memberPort(opts, name),
-      listenAddresses: HOST,
+      listenAddresses: memberHost(opts, name),
       clusterName: `shopfds-local-${name}`,
       hbaFile: hba,
       unixSocketDirectory: path.join(dir, "run"),
@@ -111,7 +125,7 @@ async function startServer(opts: LocalPostgresOptions, name: string, conf: strin
 
 /** A connection as the superuser to a member (for the stack's own checks and the tests' inspection). */
 export async function superuserClient(opts: LocalPostgresOptions, name = "primary", database = "postgres"): Promise<Client> {
-  const client = new Client({ host: HOST, port: memberPort(opts, name), user: "postgres", database, password: readSecret(opts, "superuser") });
+  const client = new Client({ host: memberHost(opts, name), port: memberPort(opts, name), user: "postgres", database, password: readSecret(opts, "superuser") });
   await client.connect();
   return client;
 }
@@ -213,13 +227,18 @@ export async function stopMember(opts: LocalPostgresOptions, name: string): Prom
   return true;
 }
 
-export async function startPostgres(opts: LocalPostgresOptions, log: Log = () => {}): Promise<PostgresOutputs> {
+/** The pair's directory and passwords, before any member starts (startPostgres does it; a test starting members one by one calls it first). */
+export function preparePostgres(opts: LocalPostgresOptions): void {
   mkdirSync(opts.dir, { recursive: true });
   chmodSync(opts.dir, 0o755);
   giveToServiceUser(opts.dir);
   ensureSecrets(opts);
+}
+
+export async function startPostgres(opts: LocalPostgresOptions, log: Log = () => {}): Promise<PostgresOutputs> {
+  preparePostgres(opts);
   for (const name of memberNames(opts.replicas)) {
-    log(`postgres ${name} on ${HOST}:${memberPort(opts, name)}`);
+    log(`postgres ${name} on ${memberHost(opts, name)}:${memberPort(opts, name)}`);
     await startMember(opts, name, log);
   }
   await waitForStreaming(opts);
@@ -231,7 +250,7 @@ export function postgresOutputs(opts: LocalPostgresOptions): PostgresOutputs {
     primary: { host: HOST, port: opts.primaryPort },
     replicas: memberNames(opts.replicas)
       .slice(1)
-      .map((name) => ({ host: HOST, port: memberPort(opts, name) })),
+      .map((name) => ({ host: memberHost(opts, name), port: memberPort(opts, name) })),
     database: opts.database,
     user: opts.user,
     password: readSecret(opts, "app"),

@@ -20,7 +20,9 @@ before(async () => {
 describe("kind stack (the end-to-end job's)", () => {
   it("is the production program at kind size: the operators, a primary and a replica, one Elasticsearch node, no backups, the image built from the checkout", () => {
     assert.deepEqual(h.ofType("pulumi:providers:kubernetes").map((p) => p.inputs.context), ["kind-shopfds"]);
-    assert.deepEqual(h.ofType("kubernetes:helm.sh/v3:Release").map((r) => r.inputs.chart).sort(), ["cloudnative-pg", "eck-operator", "kube-prometheus-stack"]);
+    assert.deepEqual(h.ofType("kubernetes:helm.sh/v3:Release").map((r) => r.inputs.chart).sort(), ["cert-manager", "cloudnative-pg", "eck-operator", "kube-prometheus-stack"]);
+    // The RabbitMQ operator's manifest holds cert-manager objects (tests/fixtures/upstream): cert-manager first.
+    assert.ok(h.dependsOn(h.named("kubernetes:yaml/v2:ConfigFile", "shopfds-kind-operators-rabbitmq-cluster-operator"), "kubernetes:helm.sh/v3:Release", "shopfds-kind-operators-cert-manager"));
     assert.equal(h.named("kubernetes:postgresql.cnpg.io/v1:Cluster", "shopfds-kind-pg").inputs.spec.instances, 2);
     assert.equal(h.named("kubernetes:postgresql.cnpg.io/v1:Cluster", "shopfds-kind-pg").inputs.spec.backup, undefined);
     assert.equal(h.ofType("kubernetes:postgresql.cnpg.io/v1:ScheduledBackup").length, 0);

@@ -58,7 +58,11 @@ describe("prod stack: logging on ECK", () => {
     assert.deepEqual(plainStrings(user.rawInputs.stringData.password), []);
     assert.deepEqual(parse(h.named("kubernetes:core/v1:Secret", `${L}-writer-role`).inputs.stringData["roles.yml"]), { shopfds_logs_writer: writerRole() });
     const container = named("logstash.k8s.elastic.co/v1alpha1", "Logstash", L).spec.podTemplate.spec.containers[0];
-    assert.deepEqual(container.env, [{ name: "LOGSTASH_WRITER_PASSWORD", valueFrom: { secretKeyRef: { name: `${L}-writer-user`, key: "password" } } }]);
+    assert.deepEqual(container.env, [
+      { name: "LOGSTASH_WRITER_PASSWORD", valueFrom: { secretKeyRef: { name: `${L}-writer-user`, key: "password" } } },
+      // The image's jvm.options fix a 1g heap (tests/fixtures/upstream): half of the pod's 2Gi instead.
+      { name: "LS_JAVA_OPTS", value: "-Xms1024m -Xmx1024m" },
+    ]);
     assert.deepEqual(h.leaks(), []);
     assert.equal((await resolve(program.logging!.kibanaUrl)).value, `https://${L}-kb-http.${NS}.svc:5601/`);
   });

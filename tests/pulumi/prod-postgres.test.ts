@@ -83,12 +83,26 @@ describe("prod stack: PostgreSQL on CloudNativePG", () => {
     assert.deepEqual({ ...pg, password: undefined }, {
       primary: { host: `shopfds-prod-pg-rw.${NS}.svc`, port: 5432 },
       replicas: [{ host: `shopfds-prod-pg-ro.${NS}.svc`, port: 5432 }],
+      replicaDiscovery: { host: `shopfds-prod-pg-replicas.${NS}.svc.cluster.local`, port: 5432, serverName: `shopfds-prod-pg-ro.${NS}.svc` },
       database: "shopfds",
       user: "shopfds",
       password: undefined,
     });
     assert.ok(pg.password.length >= 32);
     assert.equal((await resolve(program.postgres.password)).secret, true);
+  });
+
+  it("lists every ready replica pod under one name of its own (a headless Service over the operator's replica labels), for the router to read and measure each replica on its own", async () => {
+    const svc = h.named("kubernetes:core/v1:Service", "shopfds-prod-pg-replicas");
+    assert.equal(svc.inputs.metadata.namespace, NS);
+    assert.equal(svc.inputs.spec.clusterIP, "None", "headless: DNS answers with every pod's address, not one virtual IP");
+    assert.equal(svc.inputs.spec.publishNotReadyAddresses, false, "a replica not ready is not offered");
+    // The labels CloudNativePG's own -ro Service selects (tests/fixtures/upstream, cloudnative-pg v1.30.0).
+    assert.deepEqual(svc.inputs.spec.selector, { "cnpg.io/cluster": "shopfds-prod-pg", "cnpg.io/instanceRole": "replica" });
+    assert.deepEqual(svc.inputs.spec.ports, [{ name: "postgres", port: 5432, targetPort: 5432, protocol: "TCP" }]);
+    assert.ok(h.dependsOn(svc, CLUSTER, "shopfds-prod-pg"), "after the Cluster");
+    const inside = JSON.parse(h.named(SECRET, "shopfds-prod-service-secrets").inputs.stringData[fileKey(JOB_PATHS.outputs)]);
+    assert.deepEqual(parseStackOutputs(inside).postgres.replicaDiscovery, { host: `shopfds-prod-pg-replicas.${NS}.svc.cluster.local`, port: 5432, serverName: `shopfds-prod-pg-ro.${NS}.svc` });
   });
 
   it("workloads inside the cluster connect with TLS, verifying against CloudNativePG's CA (its certificate only, never its key)", () => {

@@ -12,6 +12,8 @@ const SLOTS = {
   alerting: 400,
   redisFailover: 500,
   hungServers: 600,
+  /** The upper half of hungServers' hundred (that file uses +32 and +33). */
+  replicaDiscovery: 650,
   brokerRestart: 700,
   postgresTls: 800,
   redisRestart: 900,

@@ -23,7 +23,7 @@ describe("stack configuration", () => {
   it("prod stack file: Kubernetes, two replicas, production resources", () => {
     const cfg = parseStackConfig(stackFile("prod"));
     assert.equal(cfg.platform, "kubernetes");
-    assert.deepEqual(cfg.kubernetes, { namespace: "shopfds-prod", context: "shopfds-prod", protect: true, operators: "install", ingressNamespace: "ingress-nginx" });
+    assert.deepEqual(cfg.kubernetes, { namespace: "shopfds-prod", context: "shopfds-prod", protect: true, operators: "install", ingressNamespace: "ingress-nginx", clusterDomain: "cluster.local" });
     assert.equal(cfg.postgres.image, "ghcr.io/cloudnative-pg/postgresql:15.13-system-bookworm");
     assert.deepEqual(cfg.backup, { enabled: true, destinationPath: "s3://shopfds-backups/prod", retention: "30d", schedule: "0 0 3 * * *" });
     assert.equal(cfg.postgres.replicas, 2);
