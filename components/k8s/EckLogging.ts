@@ -129,7 +129,8 @@ export class EckLogging extends pulumi.ComponentResource {
       version: ELASTIC_VERSION,
       count: 1,
       elasticsearchRef: { name: es },
-      podTemplate: { spec: { containers: [container("kibana", { cpu: "250m", memory: args.memory.kibana })] } },
+      // Node's heap capped at half the pod (the image sets no cap), as the budget counts it.
+      podTemplate: { spec: { containers: [{ ...container("kibana", { cpu: "250m", memory: args.memory.kibana }), env: [{ name: "NODE_OPTIONS", value: `--max-old-space-size=${halfMiB(args.memory.kibana)}` }] }] } },
     }, [elasticsearch]);
 
     const esUrl = `https://${platform.serviceHost(`${es}-es-http`)}:9200`;

@@ -17,6 +17,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DOCKER_LABELS } from "../platform/docker";
+import { quantityToMiB } from "../platform/quantity";
 import { DeployedService, Endpoint, Platform, resourcesToWaitFor, SecretFile } from "../platform/types";
 import { loggingAssetFiles, renderFilebeatDockerConfig, renderKibanaDashboardsScript, renderLoggingSetupScript, renderLogstashPipeline } from "./render";
 
@@ -38,6 +39,7 @@ export const LOGGING_PATHS = {
 /** Logstash's inputs: newline-delimited JSON (the contract's `logging.logstash`), JSON over HTTP, Beats. */
 export const LOGSTASH_PORTS = { jsonTcp: 5044, jsonHttp: 8080, beats: 5045 } as const;
 const FILEBEAT_HTTP_PORT = 5066;
+const KIBANA_MEMORY = "1Gi";
 
 export interface LoggingArgs {
   readonly platform: Platform;
@@ -155,13 +157,15 @@ export class Logging extends pulumi.ComponentResource {
         image: args.images.kibana,
         // The image's own entrypoint (tini) and command, with the password read from the secret file first.
         entrypoint: ["/bin/tini", "--", "sh", "-c", `ELASTICSEARCH_PASSWORD="$(cat ${LOGGING_PATHS.kibanaPassword})" exec /usr/local/bin/kibana-docker`],
-        env: { ELASTICSEARCH_HOSTS: esUrl, ELASTICSEARCH_USERNAME: "kibana_system", SERVER_NAME: `${name}-kibana` },
+        // Node's heap capped at half the container (the image sets no cap: config/node.options has it
+        // commented out), so the memory budget does not rest on V8's own sizing.
+        env: { ELASTICSEARCH_HOSTS: esUrl, ELASTICSEARCH_USERNAME: "kibana_system", SERVER_NAME: `${name}-kibana`, NODE_OPTIONS: `--max-old-space-size=${Math.floor(quantityToMiB(KIBANA_MEMORY) / 2)}` },
         secretFiles: [{ path: LOGGING_PATHS.kibanaPassword, content: kibanaSystem }],
         ports: [{ name: "http", port: 5601, hostPort: args.hostPort }],
         // /api/status needs a login (status.allowAnonymous is off by default) and answers 503 until Kibana
         // is connected to Elasticsearch: asked as kibana_system, it is healthy only when really up.
         healthCheck: { command: ["sh", "-c", `curl -fsS -u "kibana_system:$(cat ${LOGGING_PATHS.kibanaPassword})" http://127.0.0.1:5601/api/status >/dev/null`], intervalSeconds: 15, timeoutSeconds: 10, retries: 5, startPeriodSeconds: 120 },
-        resources: { cpu: "250m", memory: "1Gi" },
+        resources: { cpu: "250m", memory: KIBANA_MEMORY },
         replicas: 1,
         runAs: { uid: 1000, gid: 1000 },
         shipLogs: false,
