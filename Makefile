@@ -8,7 +8,7 @@ IN_STACK := source scripts/lib/stack-env.sh &&
 HAVE_DOCKER_AND_PULUMI := $(shell command -v pulumi >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dev down status outputs clean migrate reset-db seed admin test typecheck bench preview up e2e-kind e2e-docker
+.PHONY: help setup dev down status outputs clean migrate reset-db seed admin test lint typecheck bench preview up e2e-kind e2e-docker
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ admin: ## Create or reset an admin of the reference service (EMAIL=…; password
 
 test: setup ## Run every test: renderers, Pulumi mocks for dev and prod, integration against a local stack
 	@bash scripts/test.sh
+
+lint: setup ## Lint the GitHub workflows (actionlint) and every shell script (shellcheck); make test runs it too
+	@node --import tsx scripts/lint.ts
 
 typecheck: ## tsc --noEmit
 	@npx tsc --noEmit -p .

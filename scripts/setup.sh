@@ -16,7 +16,7 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
 #    touched), python3-celery for the interop tests, Prometheus, Alertmanager and node-exporter (with
 #    promtool and amtool) for the monitoring tests, wrk for the benchmark, and make. None of their
 #    services is started.
-have_pg() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ "$(ls /usr/lib/postgresql | sort -n | tail -1)" -ge 15 ]; }
+have_pg() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ "$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -1)" -ge 15 ]; }
 missing=()
 have_pg || missing+=(postgresql-15)
 command -v make >/dev/null || missing+=(make)
@@ -33,6 +33,8 @@ command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 # wrk: the benchmark's HTTP load generator (C, a process of its own; tests/unit/bench-tools.test.ts).
 command -v wrk >/dev/null || missing+=(wrk)
+# The shell linter: make test checks every shell script with it (scripts/lint.ts).
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
   say "installing Debian packages: ${missing[*]}"
@@ -55,7 +57,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 redis_major=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')
 [ "${redis_major:-0}" -ge 7 ] || die "redis-server ≥ 7.0 is required (cluster-port, announced host names); found $(redis-server --version)"
-say "PostgreSQL server binaries: $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); $(redis-server --version | cut -d' ' -f1-3)"
+say "PostgreSQL server binaries: $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1); $(redis-server --version | cut -d' ' -f1-3)"
 
 # 3. npm packages, exactly as locked.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

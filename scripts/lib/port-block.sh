@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test.sh: claims a block of 1000 TCP ports for one test run, so two `make test` runs
 # and a `make dev` environment share one machine. A block is claimed with mkdir (atomic) and the
 # claiming shell's PID; a block whose owner is gone is taken over; a block with anything listening in

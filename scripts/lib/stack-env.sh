@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts that act on "the stack in use": points the runtime's outputs loader at it unless the
 # caller already did (SHOPFDS_STACK_OUTPUTS, SHOPFDS_OUTPUTS_FILE or SHOPFDS_PULUMI_STACK).
 # With Docker and the Pulumi CLI that is the Pulumi stack $STACK (default dev); otherwise the local
