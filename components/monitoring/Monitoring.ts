@@ -50,6 +50,9 @@ export function redisExporterSpec(
   };
 }
 
+/** Where node-exporter sees the host's root filesystem. */
+export const HOST_ROOT = "/host";
+
 export interface MonitoringArgs {
   readonly platform: Platform;
   readonly images: { readonly prometheus: string; readonly alertmanager: string; readonly nodeExporter: string; readonly postgresExporter: string; readonly redisExporter: string };
@@ -88,8 +91,22 @@ export class Monitoring extends pulumi.ComponentResource {
       startPeriodSeconds: 20,
     });
 
+    // The host's filesystems, not the container's: node-exporter reads them under --path.rootfs, the
+    // host's / mounted read-only there (its README at v1.5.0; tests/fixtures/upstream/facts.yaml).
     const nodeExporter = p.deploy(
-      { name: `${name}-node-exporter`, role: "node-exporter", instance: name, image: args.images.nodeExporter, ports: [{ name: "metrics", port: 9100 }], healthCheck: httpCheck(9100, "/metrics"), resources: small, replicas: 1, runAs: { uid: 65534, gid: 65534 } },
+      {
+        name: `${name}-node-exporter`,
+        role: "node-exporter",
+        instance: name,
+        image: args.images.nodeExporter,
+        command: [`--path.rootfs=${HOST_ROOT}`],
+        hostPaths: [{ hostPath: "/", mountPath: HOST_ROOT }],
+        ports: [{ name: "metrics", port: 9100 }],
+        healthCheck: httpCheck(9100, "/metrics"),
+        resources: small,
+        replicas: 1,
+        runAs: { uid: 65534, gid: 65534 },
+      },
       this,
     );
     const pgExporter = p.deploy(

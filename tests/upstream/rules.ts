@@ -390,6 +390,23 @@ export const RULES: Record<string, Rule> = {
     },
   },
 
+  "node-exporter-host-rootfs": {
+    check: (w) =>
+      dockerContainers(w.dev, "prom/node-exporter").flatMap((c) => {
+        const rootfs = /--path\.rootfs=(\S+)/.exec((c.inputs.command ?? []).join(" "))?.[1];
+        const mount = (c.inputs.volumes ?? []).find((v: any) => v.hostPath === "/");
+        if (!rootfs || !mount) return [`${c.name}: without the host's / and --path.rootfs it reports the container's filesystems (HostDiskFull would watch the wrong disk)`];
+        return mount.containerPath === rootfs && mount.readOnly === true ? [] : [`${c.name}: --path.rootfs=${rootfs} but the host's / is at ${mount.containerPath} (read-only: ${mount.readOnly})`];
+      }),
+    negative: (w) => {
+      const n = copy(w);
+      const c = only(n.dev, "prom/node-exporter");
+      delete c.inputs.command;
+      c.inputs.volumes = [];
+      return n;
+    },
+  },
+
   "cnpg-chart-no-resources": {
     check: (w) => k8sStacks(w).flatMap((s) => (mib(helmValues(s, "cloudnative-pg").resources?.limits?.memory) > 0 ? [] : [`${s.stack}: the CloudNativePG operator has no memory limit (the chart's is {})`])),
     negative: (w) => {
