@@ -19,6 +19,7 @@ interface RegisterRequest {
   getProtect(): boolean | undefined;
   getRetainondelete(): boolean | undefined;
   getCustomtimeouts(): { getCreate(): string } | undefined;
+  getParent(): string;
 }
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -42,7 +43,11 @@ export interface RecordedResource {
   readonly retainOnDelete: boolean;
   /** Its `customTimeouts.create`, when set (e.g. "30m"). */
   readonly createTimeout?: string;
+  /** The URN of its parent component ("" for the stack itself). */
+  readonly parent: string;
 }
+
+type RegisteredOptions = Pick<RecordedResource, "dependencies" | "protect" | "retainOnDelete" | "createTimeout" | "parent">;
 
 const isSecretWrapper = (v: any): boolean => v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
 
@@ -187,15 +192,15 @@ export class MockHarness {
     const register = monitor.registerResource.bind(monitor);
     monitor.registerResource = (req, cb) => {
       const createTimeout = req.getCustomtimeouts()?.getCreate() || undefined;
-      this.options.set(`${req.getType()}::${req.getName()}`, { dependencies: req.getDependenciesList(), protect: req.getProtect() ?? false, retainOnDelete: req.getRetainondelete() ?? false, ...(createTimeout ? { createTimeout } : {}) });
+      this.options.set(`${req.getType()}::${req.getName()}`, { dependencies: req.getDependenciesList(), protect: req.getProtect() ?? false, retainOnDelete: req.getRetainondelete() ?? false, parent: req.getParent() ?? "", ...(createTimeout ? { createTimeout } : {}) });
       return register(req, cb);
     };
   }
 
-  private readonly options = new Map<string, { dependencies: string[]; protect: boolean; retainOnDelete: boolean; createTimeout?: string }>();
+  private readonly options = new Map<string, RegisteredOptions>();
 
-  private optionsOf(type: string, name: string): { dependencies: string[]; protect: boolean; retainOnDelete: boolean; createTimeout?: string } {
-    return this.options.get(`${type}::${name}`) ?? { dependencies: [], protect: false, retainOnDelete: false };
+  private optionsOf(type: string, name: string): RegisteredOptions {
+    return this.options.get(`${type}::${name}`) ?? { dependencies: [], protect: false, retainOnDelete: false, parent: "" };
   }
 
   /** Whether `resource` was declared to depend on a resource of `type` named `name` (directly). */
