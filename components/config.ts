@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { RULES } from "../runtime/rules";
+import { IMAGES } from "./versions";
 
 export const PROJECT = "shopfds";
 
@@ -59,7 +60,7 @@ export const postgresConfigSchema = z
 
 export const redisConfigSchema = z
   .object({
-    image: z.string().min(1).default("redis:7.0.15-bookworm"),
+    image: z.string().min(1).default(IMAGES.redis),
     /** maxmemory of each node (Redis units); the memory request must leave room above it. */
     maxMemory: RULES.redisSize.schema.default("256mb"),
     /** Failover starts after this; failover takes about 1.7 × it + 0.7 s, FR-014 allows 10 s. */
@@ -100,12 +101,12 @@ export const jobsConfigSchema = z
       .object({
         /** Flower is optional; its outputs are undefined when off. */
         enabled: z.boolean().default(true),
-        image: z.string().min(1).default("mher/flower:2.0.1"),
+        image: z.string().min(1).default(IMAGES.flower),
         /** Docker only: the UI on 127.0.0.1:hostPort. */
         hostPort: port.default(15555),
       })
       .strict()
-      .default({ enabled: true, image: "mher/flower:2.0.1", hostPort: 15555 }),
+      .default({ enabled: true, image: IMAGES.flower, hostPort: 15555 }),
   })
   .strict();
 
@@ -167,7 +168,7 @@ export const monitoringConfigSchema = z
     /** Docker only: Prometheus on 127.0.0.1:hostPort, Alertmanager on hostPort + 1. */
     hostPort: port.default(19090),
     /**
-     * Kubernetes: the memory of the Prometheus stack's pods (components/k8s/alerting.ts
+     * Kubernetes: the memory of the Prometheus stack's pods (components/monitoring/prometheus-stack.ts
      * PROMETHEUS_STACK_MEMORY): `small` for a throw-away cluster, `production` otherwise. The chart
      * itself sets none (its values are `{}`), so without these they would be unbounded.
      */
@@ -232,7 +233,7 @@ export const stackConfigSchema = z
         kubeconfig: z.string().min(1).optional(),
         /** Protect the namespace and every workload holding data from deletion by Pulumi (KubernetesPlatformArgs.protect). */
         protect: z.boolean({ error: "must be true or false" }).default(true),
-        /** `install`: the program installs the operators (components/k8s/operators.ts); `existing`: the cluster runs them already. */
+        /** `install`: the program installs the operators (components/platform/operators.ts); `existing`: the cluster runs them already. */
         operators: z.enum(["install", "existing"], { error: 'must be "install" or "existing"' }).default("install"),
         /** The ingress controller's namespace: the only one allowed to reach the service's HTTP port. */
         ingressNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS-1123 label").default("ingress-nginx"),
@@ -296,7 +297,7 @@ export type StackConfig = Omit<z.output<typeof stackConfigSchema>, "postgres" | 
 };
 
 /** CloudNativePG's PostgreSQL 15 operand, the "system" flavour (it carries barman-cloud for the in-tree WAL archiving). */
-export const POSTGRES_OPERAND_IMAGE = "ghcr.io/cloudnative-pg/postgresql:15.13-system-bookworm";
+export const POSTGRES_OPERAND_IMAGE = IMAGES.postgresOperand;
 
 export class StackConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -326,8 +327,8 @@ export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
   const k8s = cfg.platform === "kubernetes";
   return {
     ...cfg,
-    postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? (k8s ? 2 : 1), image: cfg.postgres.image ?? (k8s ? POSTGRES_OPERAND_IMAGE : "postgres:15.8-bookworm") },
-    rabbitmq: { ...cfg.rabbitmq, image: cfg.rabbitmq.image ?? "rabbitmq:3.13.7-management" },
+    postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? (k8s ? 2 : 1), image: cfg.postgres.image ?? (k8s ? POSTGRES_OPERAND_IMAGE : IMAGES.postgres) },
+    rabbitmq: { ...cfg.rabbitmq, image: cfg.rabbitmq.image ?? IMAGES.rabbitmq },
   };
 }
 

@@ -1,32 +1,18 @@
-/** The ShopFDS runtime library: what services import to use the infrastructure the stack deploys. */
+/**
+ * @shopfds/runtime: what services import to use the infrastructure the stack deploys. The root holds
+ * every feature but the web-framework adapters; each feature is also its own entry point (README,
+ * "Entry points"). Nothing else is public: files may move between versions.
+ */
 export * from "./outputs";
-export { Database, isConnectionError } from "./db/router";
-export type { DatabaseStats, QueryOptions, ReplicaStats, Target } from "./db/router";
-export { DatabaseOptionsError, DEFAULT_OPTIONS as DATABASE_DEFAULTS } from "./db/options";
-export type { DatabaseOptions } from "./db/options";
-export { isReadOnlyStatement } from "./db/classify";
-export { connectRedisCluster } from "./redis/client";
-export type { RedisClientOptions } from "./redis/client";
-export { SessionStore } from "./redis/sessions";
-export type { Session, SessionStoreOptions } from "./redis/sessions";
-export { Blacklist, BlacklistInputError, BlacklistUnavailableError, BlacklistWriteError } from "./fds/blacklist";
-export type { AddInput, BlacklistEntry, BlacklistOptions, BlacklistStats, CheckInput, CheckResult } from "./fds/blacklist";
-export { BLACKLIST_TYPES, canonicalEmail, canonicalIp, cardDigits, cardHash, InvalidValueError, luhnValid } from "./fds/canonical";
-export type { BlacklistType, CardHashKey } from "./fds/canonical";
-export { amountRule, blacklistRule, decisionFor, FraudDetector, levelFor, velocityRule } from "./fds/evaluate";
-export type { Decision, Evaluation, FdsRulesOptions, RiskFactor, RiskLevel, Transaction } from "./fds/evaluate";
-export { TaskProducer, TaskFailedError } from "./jobs/producer";
-export type { SendOptions, SentTask } from "./jobs/producer";
-export { Worker } from "./jobs/worker";
-export type { TaskContext, TaskHandler, WorkerOptions } from "./jobs/worker";
-export { Scheduler } from "./jobs/scheduler";
-export type { ScheduleEntry, SchedulerOptions } from "./jobs/scheduler";
-export { HealthMonitor } from "./health/health";
-export type { CheckOutcome, CheckResult as HealthCheckResult, HealthCheck, HealthReport, HealthStatus } from "./health/health";
-export { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "./health/checks";
-export { createLogger, withTraceContext } from "./observability/logger";
-export { ServiceMetrics } from "./observability/metrics";
-export { captureError, flushSentry, initSentry } from "./observability/sentry";
-export { errorResponse, HttpError, isUnavailable, validate } from "./http/errors";
-export type { ErrorBody, ErrorResponse } from "./http/errors";
+export * from "./errors";
 export { RULES } from "./rules";
+export type { ValueRule } from "./rules";
+export { withTimeout } from "./timeout";
+export * from "./db";
+export * from "./redis";
+export * from "./fds";
+export * from "./jobs";
+export * from "./health";
+export * from "./observability";
+export { errorResponse, fieldPath, HttpError, validate } from "./http";
+export type { ErrorBody, ErrorResponse } from "./http";

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { z } from "zod";
 import { RULES } from "./rules";
+import { ConfigurationError } from "./errors";
 
 export const endpointSchema = z
   .object({
@@ -140,14 +141,13 @@ export const OUTPUTS_FILE_ENV = "SHOPFDS_OUTPUTS_FILE";
 /** Environment variable naming a Pulumi stack to ask with `pulumi stack output --json --show-secrets`. */
 export const PULUMI_STACK_ENV = "SHOPFDS_PULUMI_STACK";
 
-export class StackOutputsError extends Error {
+export class StackOutputsError extends ConfigurationError {
   constructor(
     message: string,
     readonly source: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
-    this.name = "StackOutputsError";
+    super(message, [], options);
   }
 }
 

@@ -6,19 +6,19 @@
  * sender), so the wiring they exercise is the one that runs.
  */
 import type { Cluster } from "ioredis";
-import { Database } from "@shopfds/runtime/db/router";
-import { Blacklist, type BlacklistOptions } from "@shopfds/runtime/fds/blacklist";
-import { FraudDetector, type FdsRulesOptions } from "@shopfds/runtime/fds/evaluate";
-import { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "@shopfds/runtime/health/checks";
-import { HealthMonitor, type HealthMonitorOptions } from "@shopfds/runtime/health/health";
-import { TaskProducer } from "@shopfds/runtime/jobs/producer";
-import { createLogger } from "@shopfds/runtime/observability/logger";
+import { Database } from "@shopfds/runtime/db";
+import { Blacklist, type BlacklistOptions } from "@shopfds/runtime/fds";
+import { FraudDetector, type FdsRulesOptions } from "@shopfds/runtime/fds";
+import { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "@shopfds/runtime/health";
+import { HealthMonitor, type HealthMonitorOptions } from "@shopfds/runtime/health";
+import { TaskProducer } from "@shopfds/runtime/jobs";
+import { createLogger } from "@shopfds/runtime/observability";
 import type { Logger } from "pino";
-import { ServiceMetrics } from "@shopfds/runtime/observability/metrics";
-import type { PostgresOutputs, RedisOutputs, StackOutputs } from "@shopfds/runtime/outputs";
-import { connectRedisCluster } from "@shopfds/runtime/redis/client";
-import { SessionStore, type SessionStoreOptions } from "@shopfds/runtime/redis/sessions";
-import type { AppDeps } from "./http/app";
+import { ServiceMetrics } from "@shopfds/runtime/observability";
+import type { PostgresOutputs, RedisOutputs, StackOutputs } from "@shopfds/runtime";
+import { connectRedisCluster } from "@shopfds/runtime/redis";
+import { SessionStore, type SessionStoreOptions } from "@shopfds/runtime/redis";
+import type { AppDeps } from "./http/deps";
 import type { Account } from "./shop/accounts";
 import { LoginGuard, type LoginGuardOptions } from "./shop/login-guard";
 import type { OrderTaskSender } from "./shop/orders";

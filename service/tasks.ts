@@ -6,19 +6,19 @@
  *   set operations).
  *
  *   shopfds.send_order_confirmation  [orderId]            FR-016, through SMTP (nodemailer)
- *   shopfds.fds_batch_reevaluate     {scheduled_slot}     FR-017, daily 00:00: the whole rule set over the last 24 h (fds/batch.ts)
+ *   shopfds.fds_batch_reevaluate     {scheduled_slot}     FR-017, daily 00:00: the whole rule set over the last 24 h (shop/reevaluate.ts)
  *   shopfds.generate_report          [reportId]           FR-018, a CSV report (kept in PostgreSQL) and its download link
  *   shopfds.archive_app_logs         {olderThanDays: 90}  FR-019, Sunday 02:00: finished task_log rows and app_logs past 90 days
  *   shopfds.check_stale_tasks        {}                   every 5 min: re-sends outbox entries, reports tasks waiting > 24 h
  */
 import type { Transporter } from "nodemailer";
-import type { Database } from "@shopfds/runtime/db/router";
-import { reevaluateLastDay } from "@shopfds/runtime/fds/batch";
-import type { FdsRulesOptions } from "@shopfds/runtime/fds/evaluate";
+import type { Database } from "@shopfds/runtime/db";
+import { reevaluateLastDay } from "./shop/reevaluate";
+import type { FdsRulesOptions } from "@shopfds/runtime/fds";
 import { ORDER_EMAIL_TASK, type TaskSender } from "./shop/orders";
 import { REPORT_TASK } from "./shop/reports";
-import type { ScheduleEntry } from "@shopfds/runtime/jobs/scheduler";
-import type { TaskContext, Worker } from "@shopfds/runtime/jobs/worker";
+import type { ScheduleEntry } from "@shopfds/runtime/jobs";
+import type { TaskContext, Worker } from "@shopfds/runtime/jobs";
 
 export const TASKS = {
   orderEmail: ORDER_EMAIL_TASK,

@@ -7,7 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, ExistingSecretFiles, Platform, SERVICE_IMAGE_USER } from "../platform/types";
-import { RABBIT_VHOST, type Broker } from "../rabbitmq/RabbitMq";
+import { RABBIT_VHOST, type Broker } from "../rabbitmq/docker";
 import { imageCommand } from "../service/image";
 
 export const JOB_PATHS = {

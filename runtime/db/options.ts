@@ -1,6 +1,7 @@
 /** Options of the read/write-routing database client, with their defaults and validation. */
 import { z } from "zod";
 import { endpointSchema, PostgresOutputs } from "../outputs";
+import { ConfigurationError } from "../errors";
 
 export interface DatabaseOptions {
   /** Where writes (and reads that must be fresh) go. */
@@ -96,10 +97,9 @@ const schema = z
 
 export type ResolvedOptions = z.output<typeof schema>;
 
-export class DatabaseOptionsError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid database options:\n  - ${problems.join("\n  - ")}`);
-    this.name = "DatabaseOptionsError";
+export class DatabaseOptionsError extends ConfigurationError {
+  constructor(problems: readonly string[]) {
+    super(`invalid database options:\n  - ${problems.join("\n  - ")}`, problems);
   }
 }
 

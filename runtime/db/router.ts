@@ -18,6 +18,7 @@ import pg from "pg";
 import type { PostgresOutputs } from "../outputs";
 import { isReadOnlyStatement } from "./classify";
 import { DatabaseOptions, resolveOptions, ResolvedOptions } from "./options";
+import { isPostgresUnavailable } from "../errors";
 
 export type Target = "auto" | "primary" | "replica";
 
@@ -68,12 +69,7 @@ export interface DatabaseStats {
 
 /** Errors that say the server is unreachable or going away, not that the statement was wrong. */
 export function isConnectionError(error: unknown): boolean {
-  const e = error as { code?: string; message?: string };
-  if (typeof e?.code === "string") {
-    if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN"].includes(e.code)) return true;
-    if (e.code.startsWith("08") || ["57P01", "57P02", "57P03", "53300"].includes(e.code)) return true;
-  }
-  return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error/i.test(e?.message ?? "");
+  return isPostgresUnavailable(error);
 }
 
 const parseLsn = (lsn: string): bigint => {

@@ -18,6 +18,7 @@ import { z } from "zod";
 import type { Database } from "../db/router";
 import { withTimeout } from "../timeout";
 import { BLACKLIST_TYPES, BlacklistType, canonicalEmail, canonicalIp, cardDigits, cardHash, CardHashKey, InvalidValueError } from "./canonical";
+import { InputError, NotFoundError, ShopfdsError, UnavailableError } from "../errors";
 
 export interface BlacklistEntry {
   readonly type: BlacklistType;
@@ -64,37 +65,36 @@ export interface BlacklistStats {
   readonly lastFallback?: { readonly at: Date; readonly reason: string };
 }
 
+/** The field a problem line names (`ttlSeconds: must be …` → `ttlSeconds`), `body` for the whole input. */
+const problemField = (problem: string | undefined): string => {
+  const field = (problem ?? "").slice(0, Math.max(0, (problem ?? "").indexOf(":")));
+  return !field || field === "(input)" ? "body" : field;
+};
+
 /** Bad admin input; `problems` name each field, e.g. `ttlSeconds: must be a positive integer (got -5)`. */
-export class BlacklistInputError extends Error {
+export class BlacklistInputError extends InputError {
   constructor(readonly problems: readonly string[]) {
-    super(`invalid blacklist input: ${problems.join("; ")}`);
-    this.name = "BlacklistInputError";
+    super(problemField(problems[0]), `invalid blacklist input: ${problems.join("; ")}`);
+  }
+
+  override get publicMessage(): string {
+    return this.problems.join("; ");
   }
 }
 
 /** `changeTtl` of a value that has no current entry. */
-export class BlacklistEntryNotFoundError extends BlacklistInputError {
+export class BlacklistEntryNotFoundError extends NotFoundError {
+  override readonly code = "ENTRY_NOT_FOUND";
   constructor(type: BlacklistType) {
-    super([`value: no current ${type} entry for it`]);
-    this.name = "BlacklistEntryNotFoundError";
+    super("value", `value: no current ${type} entry for it`);
   }
 }
 
 /** The entry is stored, but not as durably as promised; the caller should retry (writes are idempotent). */
-export class BlacklistWriteError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "BlacklistWriteError";
-  }
-}
+export class BlacklistWriteError extends ShopfdsError {}
 
 /** Neither Redis nor PostgreSQL could answer a check. */
-export class BlacklistUnavailableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "BlacklistUnavailableError";
-  }
-}
+export class BlacklistUnavailableError extends UnavailableError {}
 
 const MAX_TTL_SECONDS = 365 * 24 * 3600;
 const addSchema = z

@@ -7,18 +7,18 @@ import { createHmac } from "node:crypto";
 import { isIP } from "node:net";
 import ipaddr from "ipaddr.js";
 import { z } from "zod";
+import { InputError } from "../errors";
 
 export const BLACKLIST_TYPES = ["ip", "email", "card"] as const;
 export type BlacklistType = (typeof BLACKLIST_TYPES)[number];
 
 /** A value the FDS cannot use; `field` names it, the message says what is wrong, never echoing a card. */
-export class InvalidValueError extends Error {
+export class InvalidValueError extends InputError {
   constructor(
-    readonly field: string,
+    field: string,
     readonly problem: string,
   ) {
-    super(`${field}: ${problem}`);
-    this.name = "InvalidValueError";
+    super(field, `${field}: ${problem}`);
   }
 }
 

@@ -6,12 +6,12 @@
  * nothing of the internals.
  */
 import type { z } from "zod";
-import { isConnectionError } from "../db/router";
-import { BlacklistEntryNotFoundError, BlacklistInputError } from "../fds/blacklist";
-import { InvalidValueError } from "../fds/canonical";
+import { InputError, isUnavailable, NotFoundError, RETRY_AFTER_SECONDS, ShopfdsError, UnavailableError } from "../errors";
+
+export { isUnavailable, RETRY_AFTER_SECONDS };
 
 /** An answer decided by the application: status, stable code, message, the field at fault, headers. */
-export class HttpError extends Error {
+export class HttpError extends ShopfdsError {
   constructor(
     readonly status: number,
     readonly code: string,
@@ -20,7 +20,6 @@ export class HttpError extends Error {
     readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
-    this.name = "HttpError";
   }
 }
 
@@ -36,44 +35,28 @@ export interface ErrorResponse {
   readonly unexpected: boolean;
 }
 
-/** Seconds a client is told to wait when a dependency is unavailable. */
-export const RETRY_AFTER_SECONDS = 5;
-
-/** A dependency that cannot answer now (PostgreSQL unreachable, Redis Cluster down or timing out, the broker gone). */
-export function isUnavailable(error: unknown): boolean {
-  if (isConnectionError(error) || (error as Error)?.name === "BrokerUnavailableError" || (error as Error)?.name === "BlacklistUnavailableError") return true;
-  const e = error as { name?: string; message?: string; previousErrors?: unknown[] };
-  // A MULTI aborted because a command in it met a down cluster (EXECABORT) carries those errors.
-  if (e?.previousErrors?.some(isUnavailable)) return true;
-  return /CLUSTERDOWN|TRYAGAIN|timed out|Connection is closed|ClusterAllFailedError|MaxRetriesPerRequest|Failed to refresh slots cache/.test(`${e?.name ?? ""} ${e?.message ?? ""}`);
-}
-
 /** A field path as the error body names it: `items.0.quantity`, or `root` for the whole input. */
 export function fieldPath(path: readonly PropertyKey[], root = "body"): string {
   return path.map(String).join(".") || root;
 }
 
-/** Errors a service's own code throws for bad input, mapped by their `field` (422). */
-function hasField(error: unknown): error is Error & { field: string } {
-  return error instanceof InvalidValueError || (error instanceof Error && typeof (error as { field?: unknown }).field === "string" && error.name.endsWith("InputError"));
-}
-
-/** The answer for `error`. */
+/**
+ * The answer for `error`, by family (runtime/errors.ts): HttpError as it says; NotFoundError 404 and
+ * InputError 422, naming the field; UnavailableError (and a driver's "unavailable now") 503 with
+ * Retry-After; anything else 500, saying nothing of the internals.
+ */
 export function errorResponse(error: unknown): ErrorResponse {
   if (error instanceof HttpError) {
     return { status: error.status, headers: error.headers, body: { error: { code: error.code, ...(error.field ? { field: error.field } : {}), message: error.message } }, unexpected: false };
   }
-  if (error instanceof BlacklistInputError) {
-    const notFound = error instanceof BlacklistEntryNotFoundError;
-    const first = error.problems[0] ?? "";
-    const field = first.slice(0, Math.max(0, first.indexOf(":")));
-    return { status: notFound ? 404 : 422, headers: {}, body: { error: { code: notFound ? "ENTRY_NOT_FOUND" : "INVALID_INPUT", field: !field || field === "(input)" ? "body" : field, message: error.problems.join("; ") } }, unexpected: false };
+  if (error instanceof InputError) {
+    return { status: error instanceof NotFoundError ? 404 : 422, headers: {}, body: { error: { code: error.code, field: error.field, message: error.publicMessage } }, unexpected: false };
   }
-  if (hasField(error)) return { status: 422, headers: {}, body: { error: { code: "INVALID_INPUT", field: error.field, message: error.message } }, unexpected: false };
   if (isUnavailable(error)) {
+    const seconds = error instanceof UnavailableError ? error.retryAfterSeconds : RETRY_AFTER_SECONDS;
     return {
       status: 503,
-      headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
+      headers: { "retry-after": String(seconds) },
       body: { error: { code: "SERVICE_UNAVAILABLE", message: "a service this request needs is unavailable; try again shortly" } },
       unexpected: true,
     };

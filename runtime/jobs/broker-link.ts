@@ -9,6 +9,7 @@
  * and workers stop reporting liveness.
  */
 import amqp, { type Channel, type ChannelModel, type RecoveringChannelModel } from "amqplib";
+import { UnavailableError } from "../errors";
 
 export interface BrokerLinkOptions {
   readonly url: string;
@@ -30,12 +31,8 @@ export interface BrokerLinkOptions {
   readonly maxReconnectDelayMs?: number;
 }
 
-export class BrokerUnavailableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "BrokerUnavailableError";
-  }
-}
+/** The broker cannot take the message now (the link is down or reconnecting). */
+export class BrokerUnavailableError extends UnavailableError {}
 
 function withHeartbeat(url: string, seconds: number): string {
   const u = new URL(url);

@@ -9,7 +9,7 @@ import { controlReply, NO_REPLY, type ControlTarget } from "./remote-control";
 import { PIDBOX_EXCHANGE, REPLY_EXCHANGE } from "./topology";
 
 export interface PidboxOptions {
-  readonly target: ControlTarget & { readonly hostname: string; readonly clock: number };
+  readonly target: ControlTarget;
   /** The channel to answer on once it is open (a command may cost the channel it came on). */
   readonly replyChannel: () => Promise<ConfirmChannel | undefined>;
   readonly log: (line: string) => void;

@@ -9,6 +9,7 @@
 import { randomUUID } from "node:crypto";
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { TASK_QUEUE } from "./topology";
+import { ShopfdsError } from "../errors";
 import { typedTable } from "./amqp-table";
 import { BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { BuildOptions, buildTaskMessage, encodeTaskMessage } from "./protocol";
@@ -25,7 +26,7 @@ export interface SentTask {
   result(timeoutMs?: number): Promise<unknown>;
 }
 
-export class TaskFailedError extends Error {
+export class TaskFailedError extends ShopfdsError {
   constructor(
     readonly taskId: string,
     readonly excType: string,
@@ -33,7 +34,6 @@ export class TaskFailedError extends Error {
     readonly remoteTraceback: string | null,
   ) {
     super(`task ${taskId} failed: ${excType}: ${message}`);
-    this.name = "TaskFailedError";
   }
 }
 

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import { ShopfdsError } from "../errors";
 
 export const EMBED = { callbacks: null, errbacks: null, chain: null, chord: null } as const;
 
@@ -58,7 +59,7 @@ export interface BuildOptions {
 }
 
 /** A message that cannot be run; `reason` says why (it goes with the message to the dead-letter queue). */
-export class MalformedTaskError extends Error {
+export class MalformedTaskError extends ShopfdsError {
   constructor(readonly reason: string) {
     super(reason);
     this.name = "MalformedTaskError";

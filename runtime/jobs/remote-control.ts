@@ -3,14 +3,64 @@
  * `celery inspect`/`celery control` and Flower send, answered with the shapes and texts Celery 5.2's
  * worker/control.py gives (CELERY-NOTES §5–6). Unknown commands answer `KeyError` as Celery does.
  */
-import { WORKER_SOFTWARE } from "./events";
 import { REPLY_EXCHANGE } from "./topology";
 import type { ConsumeMessage } from "amqplib";
 import { pyRepr } from "./protocol";
-import type { TaskRequest, Worker } from "./worker";
 
 export const NO_REPLY = Symbol("no reply");
-export type ControlTarget = Worker;
+
+/** A task as remote control reports it: a snapshot, never the worker's own state. */
+export interface ControlledTask {
+  readonly id: string;
+  readonly name: string;
+  readonly args: unknown;
+  readonly kwargs: unknown;
+  /** When it started (ms since the epoch); running tasks only. */
+  readonly startedMs?: number;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly redelivered: boolean;
+  /** Scheduled tasks: the eta header. */
+  readonly eta?: unknown;
+}
+
+/** What a worker is asked to do by the inspect and control commands, in their own terms. */
+export interface ControlTarget {
+  readonly hostname: string;
+  /** The Lamport clock of the worker's events. */
+  readonly clock: number;
+  /** Merges a clock received with a message (or ticks when there is none). */
+  mergeClock(remote: number | undefined): void;
+  registered(): string[];
+  hasTask(name: string): boolean;
+  tasksIn(state: "active" | "reserved" | "scheduled"): ControlledTask[];
+  isRunning(id: string): boolean;
+  revoke(ids: readonly string[]): void;
+  /** Revoked ids as Celery's mingle exchanges them, and as `inspect revoked` lists them. */
+  revokedForMingle(): unknown;
+  revokedList(): string[];
+  setRateLimit(task: string, rate: unknown): "disabled" | "set";
+  setTimeLimits(task: string, hard: number | null, soft: number | null): void;
+  readonly concurrency: number;
+  /** Sets the pool to `concurrency` slots (grow, shrink, autoscale), applying the prefetch that follows. */
+  resize(concurrency: number): void;
+  addConsumer(queue: string): Promise<boolean>;
+  cancelConsumer(queue: string): Promise<void>;
+  readonly brokerUrl: string;
+  readonly defaultQueue: string;
+  readonly queues: readonly string[];
+  queueArguments(queue: string): Record<string, unknown>;
+  readonly prefetchMultiplier: number;
+  prefetch(): number;
+  readonly taskEvents: boolean;
+  /** Turns the task event group on or off; false when it already was. */
+  setTaskEvents(on: boolean): boolean;
+  /** Publishes a worker-heartbeat event now. */
+  heartbeat(): void;
+  statistics(): { readonly totals: Readonly<Record<string, number>>; readonly processed: number; readonly startedAt: number; readonly active: number };
+  /** Stops the worker (after this reply is sent). */
+  shutdown(): void;
+}
 
 interface ControlBody {
   method?: string;
@@ -48,7 +98,7 @@ export function addressed(body: ControlBody, hostname: string): boolean {
 }
 
 /** Reads a pidbox message and computes the reply (undefined: not for us, or no reply wanted). */
-export async function controlReply(w: Worker, msg: ConsumeMessage): Promise<ControlReply | undefined> {
+export async function controlReply(w: ControlTarget, msg: ConsumeMessage): Promise<ControlReply | undefined> {
   let body: ControlBody;
   try {
     body = JSON.parse(msg.content.toString("utf8")) as ControlBody;
@@ -58,7 +108,7 @@ export async function controlReply(w: Worker, msg: ConsumeMessage): Promise<Cont
   if (body === null || typeof body !== "object") throw new Error("not a control message");
   if (!addressed(body, w.hostname)) return undefined;
   const remoteClock = Number((msg.properties.headers ?? {}).clock);
-  w.clock = Number.isFinite(remoteClock) ? Math.max(w.clock, remoteClock) + 1 : w.clock + 1;
+  w.mergeClock(Number.isFinite(remoteClock) ? remoteClock : undefined);
   let result: unknown;
   try {
     result = await control(w, String(body.method ?? ""), body.arguments && typeof body.arguments === "object" ? body.arguments : {});
@@ -69,17 +119,17 @@ export async function controlReply(w: Worker, msg: ConsumeMessage): Promise<Cont
   return { exchange: body.reply_to.exchange ?? REPLY_EXCHANGE, routingKey: body.reply_to.routing_key, ticket: body.ticket, result };
 }
 
-function requestInfo(w: Worker, r: TaskRequest, active: boolean) {
+function requestInfo(w: ControlTarget, r: ControlledTask, active: boolean) {
   return {
     id: r.id,
     name: r.name,
-    args: pyRepr(r.task.args),
-    kwargs: pyRepr(r.task.kwargs),
+    args: pyRepr(r.args),
+    kwargs: pyRepr(r.kwargs),
     type: r.name,
     hostname: w.hostname,
-    time_start: active && r.started ? r.started / 1000 : null,
+    time_start: active && r.startedMs ? r.startedMs / 1000 : null,
     acknowledged: false,
-    delivery_info: { exchange: r.delivery.message.fields.exchange, routing_key: r.delivery.message.fields.routingKey, priority: 0, redelivered: r.delivery.message.fields.redelivered },
+    delivery_info: { exchange: r.exchange, routing_key: r.routingKey, priority: 0, redelivered: r.redelivered },
     worker_pid: active ? process.pid : null,
   };
 }
@@ -103,7 +153,7 @@ const positive = (value: unknown, fallback: number): number => {
 };
 
 /** The commands. Exposed for tests; the worker calls it through controlReply. */
-export async function control(w: Worker, method: string, args: Record<string, unknown>): Promise<unknown> {
+export async function control(w: ControlTarget, method: string, args: Record<string, unknown>): Promise<unknown> {
   switch (method) {
     case "ping":
       return ok("pong");
@@ -113,23 +163,21 @@ export async function control(w: Worker, method: string, args: Record<string, un
       // Mingle: a starting worker sends its revoked ids and takes ours (Celery merges both ways).
       if (args.from_node === w.hostname) return NO_REPLY;
       if (args.revoked && typeof args.revoked === "object") w.revoke(Array.isArray(args.revoked) ? ids(args.revoked) : Object.keys(args.revoked));
-      return { revoked: w.revoked.celeryData(), clock: w.clock };
+      return { revoked: w.revokedForMingle(), clock: w.clock };
     case "registered":
-      return [...w.tasks.keys()].sort();
+      return w.registered();
     case "active":
-      return [...w.running.values()].map((r) => requestInfo(w, r, true));
+      return w.tasksIn("active").map((r) => requestInfo(w, r, true));
     case "reserved":
-      return w.reserved.map((r) => requestInfo(w, r, false));
+      return w.tasksIn("reserved").map((r) => requestInfo(w, r, false));
     case "scheduled":
-      return [...w.held.values()].map((h) => ({ eta: h.task.headers.eta, priority: 6, request: requestInfo(w, h, false) }));
+      return w.tasksIn("scheduled").map((h) => ({ eta: h.eta, priority: 6, request: requestInfo(w, h, false) }));
     case "revoked":
-      return w.revoked.list();
+      return w.revokedList();
     case "query_task": {
       const wanted = new Set(ids(args.ids));
       const out: Record<string, unknown> = {};
-      for (const r of w.running.values()) if (wanted.has(r.id)) out[r.id] = ["active", requestInfo(w, r, true)];
-      for (const r of w.reserved) if (wanted.has(r.id)) out[r.id] = ["reserved", requestInfo(w, r, false)];
-      for (const r of w.held.values()) if (wanted.has(r.id)) out[r.id] = ["scheduled", requestInfo(w, r, false)];
+      for (const state of ["active", "reserved", "scheduled"] as const) for (const r of w.tasksIn(state)) if (wanted.has(r.id)) out[r.id] = [state, requestInfo(w, r, state === "active")];
       return out;
     }
     case "revoke": {
@@ -137,14 +185,14 @@ export async function control(w: Worker, method: string, args: Record<string, un
       w.revoke(list);
       if (args.terminate) {
         // A running JavaScript task cannot be killed from outside; say which ones keep running.
-        const running = list.filter((id) => w.running.has(id));
+        const running = list.filter((id) => w.isRunning(id));
         if (running.length > 0) return ok(`tasks ${list.join(", ")} flagged as revoked; terminate: not supported for running tasks on this worker (${running.join(", ")} will finish)`);
       }
       return ok(`tasks ${list.join(", ")} flagged as revoked`);
     }
     case "rate_limit": {
       const task = String(args.task_name ?? "");
-      if (!w.tasks.has(task)) return nok("unknown task");
+      if (!w.hasTask(task)) return nok("unknown task");
       try {
         return w.setRateLimit(task, args.rate_limit) === "disabled" ? ok("rate limit disabled successfully") : ok("new rate limit set successfully");
       } catch (e) {
@@ -153,21 +201,18 @@ export async function control(w: Worker, method: string, args: Record<string, un
     }
     case "time_limit": {
       const task = String(args.task_name ?? "");
-      if (!w.tasks.has(task)) return nok("unknown task");
+      if (!w.hasTask(task)) return nok("unknown task");
       const seconds = (v: unknown) => (v === null || v === undefined ? null : Number(v) > 0 ? Number(v) : null);
-      w.timeLimits.set(task, [seconds(args.hard), seconds(args.soft)]);
+      w.setTimeLimits(task, seconds(args.hard), seconds(args.soft));
       return ok("time limits set successfully");
     }
     case "pool_grow":
-      w.concurrency += positive(args.n, 1);
-      w.updatePrefetch();
-      w.pump();
+      w.resize(w.concurrency + positive(args.n, 1));
       return ok("pool will grow");
     case "pool_shrink": {
       const n = positive(args.n, 1);
       if (w.concurrency - n < 1) return nok(`pool_shrink: cannot go below 1 (concurrency is ${w.concurrency})`);
-      w.concurrency -= n;
-      w.updatePrefetch();
+      w.resize(w.concurrency - n);
       return ok("pool will shrink");
     }
     case "autoscale": {
@@ -175,9 +220,7 @@ export async function control(w: Worker, method: string, args: Record<string, un
       const max = positive(args.max, w.concurrency);
       const min = args.min === undefined || args.min === null ? 0 : Number(args.min);
       if (!Number.isInteger(min) || min < 0 || min > max) return nok(`autoscale: min must be an integer from 0 to max (got ${JSON.stringify(args.min)})`);
-      w.concurrency = max;
-      w.updatePrefetch();
-      w.pump();
+      w.resize(max);
       return ok(`autoscale now max=${max} min=${min}`);
     }
     case "add_consumer": {
@@ -206,24 +249,18 @@ export async function control(w: Worker, method: string, args: Record<string, un
         task_reject_on_worker_lost: true,
         worker_concurrency: w.concurrency,
         worker_prefetch_multiplier: w.prefetchMultiplier,
-        worker_send_task_events: w.events.taskEvents,
+        worker_send_task_events: w.taskEvents,
         task_send_sent_event: false,
         enable_utc: true,
         timezone: "UTC",
       };
     // As Celery's: toggles the `task` event group; worker events go on regardless.
     case "enable_events":
-      if (w.events.taskEvents) return ok("task events already enabled");
-      w.events.taskEvents = true;
-      w.log("task events enabled by remote control");
-      return ok("task events enabled");
+      return ok(w.setTaskEvents(true) ? "task events enabled" : "task events already enabled");
     case "disable_events":
-      if (!w.events.taskEvents) return ok("task events already disabled");
-      w.events.taskEvents = false;
-      w.log("task events disabled by remote control");
-      return ok("task events disabled");
+      return ok(w.setTaskEvents(false) ? "task events disabled" : "task events already disabled");
     case "heartbeat":
-      w.emit("worker-heartbeat", { freq: 5, ...WORKER_SOFTWARE });
+      w.heartbeat();
       return NO_REPLY;
     case "active_queues":
       return w.queues.map((name) => ({
@@ -249,12 +286,13 @@ export async function control(w: Worker, method: string, args: Record<string, un
     case "stats": {
       const url = new URL(w.brokerUrl);
       const usage = process.resourceUsage();
-      const total = w.processed;
+      const stats = w.statistics();
+      const total = stats.processed;
       return {
-        total: { ...w.totals },
+        total: { ...stats.totals },
         pid: process.pid,
         clock: String(w.clock),
-        uptime: Math.round((Date.now() - w.startedAt) / 1000),
+        uptime: Math.round((Date.now() - stats.startedAt) / 1000),
         pool: {
           "max-concurrency": w.concurrency,
           processes: [process.pid],
@@ -262,7 +300,7 @@ export async function control(w: Worker, method: string, args: Record<string, un
           "put-guarded-by-semaphore": false,
           timeouts: [0, 0],
           // One event loop runs every task, so it takes all the writes.
-          writes: { total, avg: total ? "1.00" : "0.00", all: total ? "1.00" : "0.00", raw: String(total), strategy: "fair", inqueues: { total: 1, active: w.running.size > 0 ? 1 : 0 } },
+          writes: { total, avg: total ? "1.00" : "0.00", all: total ? "1.00" : "0.00", raw: String(total), strategy: "fair", inqueues: { total: 1, active: stats.active > 0 ? 1 : 0 } },
           implementation: "node:event-loop",
         },
         broker: {
@@ -286,7 +324,7 @@ export async function control(w: Worker, method: string, args: Record<string, un
       };
     }
     case "shutdown":
-      setImmediate(() => void w.stop());
+      w.shutdown();
       return ok("shutting down");
     default:
       throw Object.assign(new Error(method), { name: "KeyError" });

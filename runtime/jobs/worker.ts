@@ -33,7 +33,7 @@ import { EventDispatcher, WORKER_SOFTWARE } from "./events";
 import { startPidbox } from "./pidbox";
 import { exceptionInfo, isoWithOffset, MalformedTaskError, parseTaskMessage, parseTime, pyRepr, resultBody, TaskMessage } from "./protocol";
 import { parseRateLimit } from "./rate-limit";
-import type { ControlTarget } from "./remote-control";
+import type { ControlledTask, ControlTarget } from "./remote-control";
 import { RevokedIds } from "./revoked";
 
 export interface TaskContext {
@@ -118,35 +118,36 @@ export class Worker implements ControlTarget {
     onHeartbeat?: () => void;
     onTaskDone: (task: string, outcome: TaskOutcome, seconds?: number) => void;
   };
-  readonly tasks = new Map<string, TaskHandler>();
+  private readonly handlers = new Map<string, TaskHandler>();
   /** Queues consumed (add_consumer/cancel_consumer change it; kept across reconnects). */
-  readonly queues: string[];
-  concurrency: number;
-  readonly running = new Map<string, TaskRequest>();
+  private readonly consumed: string[];
+  /** Task slots (pool_grow/shrink and autoscale change it). */
+  private pool: number;
+  private readonly running = new Map<string, TaskRequest>();
   /** Received and due, waiting for a free slot (Celery's "reserved"). */
-  readonly reserved: TaskRequest[] = [];
-  readonly held = new Map<string, TaskRequest & { timer: NodeJS.Timeout }>();
-  readonly revoked = new RevokedIds();
-  readonly totals: Record<string, number> = {};
+  private readonly reserved: TaskRequest[] = [];
+  private readonly held = new Map<string, TaskRequest & { timer: NodeJS.Timeout }>();
+  private readonly revoked = new RevokedIds();
+  private readonly totals: Record<string, number> = {};
   /** Per task: minimum ms between starts (rate_limit), and [hard, soft] seconds (time_limit). */
-  readonly rateLimits = new Map<string, { gapMs: number; next: number }>();
-  readonly timeLimits = new Map<string, [number | null, number | null]>();
-  processed = 0;
-  startedAt = 0;
+  private readonly rateLimits = new Map<string, { gapMs: number; next: number }>();
+  private readonly timeLimits = new Map<string, [number | null, number | null]>();
+  private processed = 0;
+  private startedAt = 0;
   /** Celery events on celeryev, and the Lamport clock (events.ts). */
-  readonly events: EventDispatcher;
+  private readonly events: EventDispatcher;
   private link?: BrokerLink;
   private channel?: ConfirmChannel;
   private readonly consumerTags = new Map<string, string>();
   private readonly closedChannels = new WeakSet<ConfirmChannel>();
-  private heartbeat?: NodeJS.Timeout;
+  private heartbeatTimer?: NodeJS.Timeout;
   private pumpTimer?: NodeJS.Timeout;
   private stopping?: Promise<void>;
   private idle?: () => void;
 
   constructor(options: WorkerOptions) {
     this.hostname = options.hostname ?? `ts-worker-${process.pid}@${osHostname()}`;
-    this.concurrency = options.concurrency ?? 4;
+    this.pool = options.concurrency ?? 4;
     this.o = {
       url: options.url,
       queue: options.queue ?? TASK_QUEUE,
@@ -162,9 +163,9 @@ export class Worker implements ControlTarget {
       onHeartbeat: options.onHeartbeat,
       onTaskDone: options.onTaskDone ?? (() => undefined),
     };
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency: must be a positive integer (got ${options.concurrency})`);
+    if (!Number.isInteger(this.pool) || this.pool < 1) throw new RangeError(`concurrency: must be a positive integer (got ${options.concurrency})`);
     if (!Number.isInteger(this.o.prefetchMultiplier) || this.o.prefetchMultiplier < 1) throw new RangeError(`prefetchMultiplier: must be a positive integer (got ${options.prefetchMultiplier})`);
-    this.queues = [this.o.queue];
+    this.consumed = [this.o.queue];
     this.events = new EventDispatcher(this.hostname, this.o.log);
     this.events.taskEvents = options.taskEvents ?? false;
   }
@@ -173,14 +174,97 @@ export class Worker implements ControlTarget {
   get clock(): number {
     return this.events.clock;
   }
-  set clock(value: number) {
-    this.events.clock = value;
+
+  /** Task slots. */
+  get concurrency(): number {
+    return this.pool;
+  }
+
+  /** The queues consumed now. */
+  get queues(): readonly string[] {
+    return [...this.consumed];
+  }
+
+  /** Whether task events are sent (Celery's -E, or enable_events). */
+  get taskEvents(): boolean {
+    return this.events.taskEvents;
+  }
+
+  // ControlTarget (remote-control.ts): what the inspect and control commands ask of the worker.
+
+  mergeClock(remote: number | undefined): void {
+    this.events.clock = remote === undefined ? this.events.clock + 1 : Math.max(this.events.clock, remote) + 1;
+  }
+
+  registered(): string[] {
+    return [...this.handlers.keys()].sort();
+  }
+
+  hasTask(name: string): boolean {
+    return this.handlers.has(name);
+  }
+
+  tasksIn(state: "active" | "reserved" | "scheduled"): ControlledTask[] {
+    const list = state === "active" ? [...this.running.values()] : state === "reserved" ? this.reserved : [...this.held.values()];
+    return list.map((r) => ({
+      id: r.id,
+      name: r.name,
+      args: r.task.args,
+      kwargs: r.task.kwargs,
+      ...(r.started ? { startedMs: r.started } : {}),
+      exchange: r.delivery.message.fields.exchange,
+      routingKey: r.delivery.message.fields.routingKey,
+      redelivered: r.delivery.message.fields.redelivered,
+      ...(state === "scheduled" ? { eta: r.task.headers.eta } : {}),
+    }));
+  }
+
+  isRunning(id: string): boolean {
+    return this.running.has(id);
+  }
+
+  revokedForMingle(): unknown {
+    return this.revoked.celeryData();
+  }
+
+  revokedList(): string[] {
+    return this.revoked.list();
+  }
+
+  setTimeLimits(task: string, hard: number | null, soft: number | null): void {
+    this.timeLimits.set(task, [hard, soft]);
+  }
+
+  resize(concurrency: number): void {
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency: must be a positive integer (got ${concurrency})`);
+    this.pool = concurrency;
+    this.updatePrefetch();
+    this.pump();
+  }
+
+  setTaskEvents(on: boolean): boolean {
+    if (this.events.taskEvents === on) return false;
+    this.events.taskEvents = on;
+    this.o.log(`task events ${on ? "enabled" : "disabled"} by remote control`);
+    return true;
+  }
+
+  heartbeat(): void {
+    this.emit("worker-heartbeat", { freq: 5, ...WORKER_SOFTWARE });
+  }
+
+  statistics(): { totals: Record<string, number>; processed: number; startedAt: number; active: number } {
+    return { totals: { ...this.totals }, processed: this.processed, startedAt: this.startedAt, active: this.running.size };
+  }
+
+  shutdown(): void {
+    setImmediate(() => void this.stop());
   }
 
   /** Registers a task by its Celery name (e.g. `shopfds.send_order_email`). */
   register(name: string, handler: TaskHandler): this {
-    if (this.tasks.has(name)) throw new Error(`task ${name} is already registered`);
-    this.tasks.set(name, handler);
+    if (this.handlers.has(name)) throw new Error(`task ${name} is already registered`);
+    this.handlers.set(name, handler);
     return this;
   }
 
@@ -219,13 +303,13 @@ export class Worker implements ControlTarget {
         }),
       onDown: () => this.lost(),
     });
-    this.heartbeat = setInterval(() => {
+    this.heartbeatTimer = setInterval(() => {
       if (!this.consuming) return;
       this.emit("worker-heartbeat", this.workerFields());
       this.o.onHeartbeat?.();
     }, this.o.heartbeatSeconds * 1000);
-    this.heartbeat.unref();
-    this.o.log(`${this.hostname} consuming ${this.queues.join(", ")} (concurrency ${this.concurrency}; tasks: ${[...this.tasks.keys()].join(", ")})`);
+    this.heartbeatTimer.unref();
+    this.o.log(`${this.hostname} consuming ${this.consumed.join(", ")} (concurrency ${this.pool}; tasks: ${[...this.handlers.keys()].join(", ")})`);
   }
 
   /** Channels, declarations and consumers on a new connection (also after every reconnect). */
@@ -236,7 +320,7 @@ export class Worker implements ControlTarget {
     watch(events, "events");
     channel.on("close", () => this.closedChannels.add(channel));
     // The same declarations Celery makes, so neither side trips over the other's (406 otherwise).
-    for (const q of this.queues) await channel.assertQueue(q, { durable: true, arguments: this.queueArguments(q) });
+    for (const q of this.consumed) await channel.assertQueue(q, { durable: true, arguments: this.queueArguments(q) });
     await startPidbox(channel, { target: this, replyChannel: () => this.openChannel(3000), log: (line) => this.o.log(line) });
     // Global QoS, as Celery sets it, so the prefetch can grow while tasks wait for their eta.
     await channel.prefetch(this.prefetch(), true);
@@ -244,7 +328,7 @@ export class Worker implements ControlTarget {
     await this.events.attach(events);
     this.channel = channel;
     this.consumerTags.clear();
-    for (const q of this.queues) await this.consume(channel, q);
+    for (const q of this.consumed) await this.consume(channel, q);
     this.emit("worker-online", this.workerFields());
   }
 
@@ -263,18 +347,18 @@ export class Worker implements ControlTarget {
   }
 
   prefetch(): number {
-    return this.concurrency * this.o.prefetchMultiplier + this.held.size;
+    return this.pool * this.o.prefetchMultiplier + this.held.size;
   }
 
   /** Applies a changed prefetch (held tasks, pool_grow/shrink) to the live channel. */
-  updatePrefetch(): void {
+  private updatePrefetch(): void {
     void this.channel?.prefetch(this.prefetch(), true).catch(() => undefined);
   }
 
   /** Stops taking tasks, waits for running ones (up to shutdownTimeoutMs), requeues the rest. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      clearInterval(this.heartbeat);
+      clearInterval(this.heartbeatTimer);
       clearTimeout(this.pumpTimer);
       const channel = this.channel;
       if (channel) for (const tag of this.consumerTags.values()) await channel.cancel(tag).catch(() => undefined);
@@ -297,12 +381,12 @@ export class Worker implements ControlTarget {
     return this.stopping;
   }
 
-  workerFields() {
+  private workerFields() {
     return { freq: this.o.heartbeatSeconds, active: this.running.size, processed: this.processed, loadavg: loadavg().map((n) => Math.round(n * 100) / 100), ...WORKER_SOFTWARE };
   }
 
   /** Publishes one Celery event (events.ts). */
-  emit(type: string, fields: Record<string, unknown>): void {
+  private emit(type: string, fields: Record<string, unknown>): void {
     this.events.emit(type, fields);
   }
 
@@ -335,10 +419,10 @@ export class Worker implements ControlTarget {
       return;
     }
     const h = task.headers;
-    if (!this.tasks.has(h.task)) {
+    if (!this.handlers.has(h.task)) {
       this.emit("task-rejected", { uuid: h.id, requeue: false });
       await this.reply(task, "FAILURE", { exc_type: "NotRegistered", exc_message: [h.task], exc_module: "celery.exceptions" });
-      await this.deadLetter(d, `unknown task ${h.task}: this worker runs ${[...this.tasks.keys()].join(", ") || "nothing"}`);
+      await this.deadLetter(d, `unknown task ${h.task}: this worker runs ${[...this.handlers.keys()].join(", ") || "nothing"}`);
       return;
     }
     if (d.message.fields.redelivered) {
@@ -405,10 +489,10 @@ export class Worker implements ControlTarget {
   }
 
   /** Starts reserved tasks while slots are free, honouring rate limits. */
-  pump(): void {
+  private pump(): void {
     clearTimeout(this.pumpTimer);
     let soonest = Infinity;
-    for (let i = 0; i < this.reserved.length && this.running.size < this.concurrency; ) {
+    for (let i = 0; i < this.reserved.length && this.running.size < this.pool; ) {
       const r = this.reserved[i]!;
       const limit = this.rateLimits.get(r.name);
       const now = Date.now();
@@ -463,7 +547,7 @@ export class Worker implements ControlTarget {
       let value: unknown;
       let failure: unknown;
       try {
-        value = await this.withTimeLimit(h.task, h.timelimit, () => (this.tasks.get(h.task) as TaskHandler)(r.task.args, r.task.kwargs, { id: h.id, name: h.task, retries: h.retries, hostname: this.hostname }));
+        value = await this.withTimeLimit(h.task, h.timelimit, () => (this.handlers.get(h.task) as TaskHandler)(r.task.args, r.task.kwargs, { id: h.id, name: h.task, retries: h.retries, hostname: this.hostname }));
       } catch (error) {
         failure = error ?? new Error("task failed");
       }
@@ -574,11 +658,11 @@ export class Worker implements ControlTarget {
    * rebuilt without it, and the error goes back to the caller.
    */
   async addConsumer(queue: string): Promise<boolean> {
-    if (this.queues.includes(queue)) return false;
+    if (this.consumed.includes(queue)) return false;
     const channel = this.channel;
     if (!channel) throw new BrokerUnavailableError("not connected to RabbitMQ (reconnecting)");
     await channel.assertQueue(queue, { durable: true, arguments: this.queueArguments(queue) });
-    this.queues.push(queue);
+    this.consumed.push(queue);
     await this.consume(channel, queue);
     return true;
   }
@@ -597,8 +681,8 @@ export class Worker implements ControlTarget {
   }
 
   async cancelConsumer(queue: string): Promise<void> {
-    const i = this.queues.indexOf(queue);
-    if (i >= 0) this.queues.splice(i, 1);
+    const i = this.consumed.indexOf(queue);
+    if (i >= 0) this.consumed.splice(i, 1);
     const tag = this.consumerTags.get(queue);
     this.consumerTags.delete(queue);
     if (tag) await this.channel?.cancel(tag).catch(() => undefined);
@@ -615,7 +699,7 @@ export class Worker implements ControlTarget {
     return this.channel;
   }
 
-  log(line: string): void {
+  private log(line: string): void {
     this.o.log(line);
   }
 }

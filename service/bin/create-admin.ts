@@ -9,9 +9,9 @@
  * process listings); it is stored only as its scrypt hash.
  */
 import { randomBytes } from "node:crypto";
-import { Database } from "@shopfds/runtime/db/router";
-import { canonicalEmail } from "@shopfds/runtime/fds/canonical";
-import { loadStackOutputs } from "@shopfds/runtime/outputs";
+import { Database } from "@shopfds/runtime/db";
+import { canonicalEmail } from "@shopfds/runtime/fds";
+import { loadStackOutputs } from "@shopfds/runtime";
 import { upsertAccount } from "../shop/accounts";
 
 async function readStdin(): Promise<string> {

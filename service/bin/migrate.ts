@@ -1,7 +1,10 @@
 /**
  * Schema migrations: `make migrate`, `make reset-db` (scripts/reset-db.sh) and the migration job.
  *
- * The migrations live in `migrations/` and run with node-pg-migrate. The database is always the one
+ * The migrations live in `migrations/` and run with node-pg-migrate, after the runtime's own (the tables
+ * @shopfds/runtime owns: its `migrate`, recorded in its own table); their names are listed here as
+ * `@shopfds/runtime/NNNN_name`. `down N` undoes the service's; `down --all` the service's, then the
+ * runtime's. The database is always the one
  * the stack outputs name (its primary). A connection URL given on the command line or in DATABASE_URL
  * is only accepted when it names that same server and database, and after connecting the script checks
  * again that it talks to a primary holding the configured database, so a stray URL can never migrate
@@ -18,8 +21,9 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import pg from "pg";
-import { pgSsl } from "@shopfds/runtime/db/tls";
-import { loadStackOutputs, type StackOutputs } from "@shopfds/runtime/outputs";
+import { pgSsl } from "@shopfds/runtime/db";
+import * as runtimeSchema from "@shopfds/runtime/db";
+import { loadStackOutputs, type StackOutputs } from "@shopfds/runtime";
 
 export const MIGRATIONS_DIR = path.resolve(__dirname, "..", "migrations");
 export const MIGRATIONS_TABLE = "schema_migrations";
@@ -128,12 +132,20 @@ export interface MigrateOptions {
   readonly dir?: string;
 }
 
-/** Runs migrations on the target and returns the names of those that ran, in order. */
+/** How the runtime's migrations are named among the service's. */
+export const RUNTIME_PREFIX = "@shopfds/runtime/";
+
+/**
+ * Runs migrations on the target and returns the names of those that ran, in order: up, the runtime's
+ * then the service's; down, the service's (with `count: Infinity`, then the runtime's too).
+ */
 export async function migrate(target: MigrationTarget, options: MigrateOptions): Promise<string[]> {
   const { runner } = await import("node-pg-migrate");
   const log = options.log ?? (() => undefined);
   const client = await connect(target);
+  const runtime = (direction: "up" | "down") => runtimeSchema.migrate({ client }, { direction, count: Infinity, log: (l) => log(l.replace(/^MIGRATION /, `MIGRATION ${RUNTIME_PREFIX}`)) }).then((names) => names.map((n) => RUNTIME_PREFIX + n));
   try {
+    const before = options.direction === "up" && !options.dir ? await runtime("up") : [];
     const ran = await runner({
       dbClient: client,
       dir: options.dir ?? MIGRATIONS_DIR,
@@ -145,27 +157,34 @@ export async function migrate(target: MigrationTarget, options: MigrateOptions):
       // node-pg-migrate prints each statement; only its per-migration headers are progress worth showing.
       logger: { debug: () => undefined, info: (m: string) => void (m.startsWith("### MIGRATION") && log(m.replace(/#/g, "").trim())), warn: (m: string) => log(`warning: ${m}`), error: (m: string) => log(`error: ${m}`) },
     });
-    return ran.map((m) => m.name);
+    const after = options.direction === "down" && options.count === Infinity && !options.dir ? await runtime("down") : [];
+    return [...before, ...ran.map((m) => m.name), ...after];
   } finally {
     await client.end();
   }
 }
 
-/** Names of the migrations applied on the target, in order (empty when none ever ran). */
+/** Names of the migrations applied on the target, in order, the runtime's first (empty when none ever ran). */
 export async function appliedMigrations(target: MigrationTarget): Promise<string[]> {
   const client = await connect(target);
   try {
+    const runtime = (await runtimeSchema.appliedMigrations({ client })).map((n) => RUNTIME_PREFIX + n);
     const exists = await client.query("SELECT to_regclass($1) IS NOT NULL AS present", [MIGRATIONS_TABLE]);
-    if (!exists.rows[0].present) return [];
+    if (!exists.rows[0].present) return runtime;
     const { rows } = await client.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE} ORDER BY run_on, id`);
-    return rows.map((r) => r.name);
+    return [...runtime, ...rows.map((r) => r.name)];
   } finally {
     await client.end();
   }
 }
 
-/** The migration files, in the order they run (names without extension, as node-pg-migrate records them). */
-export async function migrationNames(dir = MIGRATIONS_DIR): Promise<string[]> {
+/** Every migration `up` runs, in order: the runtime's (prefixed), then the service's. */
+export async function migrationNames(): Promise<string[]> {
+  return [...runtimeSchema.runtimeMigrationNames().map((n) => RUNTIME_PREFIX + n), ...(await serviceMigrationNames())];
+}
+
+/** The service's migration files, in the order they run (names without extension, as node-pg-migrate records them). */
+export async function serviceMigrationNames(dir = MIGRATIONS_DIR): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => !f.startsWith(".")).sort();
   const bad = files.filter((f) => !MIGRATION_FILE.test(f));
   if (bad.length > 0) throw new Error(`${dir}: not named NNNN_name.ts (or .js, compiled): ${bad.join(", ")}`);
@@ -175,7 +194,7 @@ export async function migrationNames(dir = MIGRATIONS_DIR): Promise<string[]> {
 /** Migration files that do not export a `down` function (node-pg-migrate would guess or refuse one). */
 export async function migrationsWithoutDown(dir = MIGRATIONS_DIR): Promise<string[]> {
   const missing: string[] = [];
-  for (const name of await migrationNames(dir)) {
+  for (const name of await serviceMigrationNames(dir)) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const mod = require(path.join(dir, name)) as { up?: unknown; down?: unknown };
     if (typeof mod.up !== "function") throw new Error(`${name}: exports no up function`);

@@ -8,11 +8,11 @@
 import { writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import pg from "pg";
-import { TaskProducer } from "@shopfds/runtime/jobs/producer";
-import { Scheduler } from "@shopfds/runtime/jobs/scheduler";
+import { TaskProducer } from "@shopfds/runtime/jobs";
+import { Scheduler } from "@shopfds/runtime/jobs";
 import { shopSchedule } from "../tasks";
-import { pgSsl } from "@shopfds/runtime/db/tls";
-import { loadStackOutputs } from "@shopfds/runtime/outputs";
+import { pgSsl } from "@shopfds/runtime/db";
+import { loadStackOutputs } from "@shopfds/runtime";
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf("--alive-file");

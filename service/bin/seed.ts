@@ -9,9 +9,9 @@
  *   node --import tsx service/bin/seed.ts [--seed 42] [--append | --if-empty] [--force-production]
  */
 import pg from "pg";
-import { pgSsl } from "@shopfds/runtime/db/tls";
-import { loadStackOutputs, type StackOutputs } from "@shopfds/runtime/outputs";
-import { connectRedisCluster } from "@shopfds/runtime/redis/client";
+import { pgSsl } from "@shopfds/runtime/db";
+import { loadStackOutputs, type StackOutputs } from "@shopfds/runtime";
+import { connectRedisCluster } from "@shopfds/runtime/redis";
 import { FULL, generate, type SeedCounts } from "../seed/generate";
 import { deleteBatches, insertBatch, lockTables } from "../seed/load";
 

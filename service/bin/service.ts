@@ -10,9 +10,9 @@
  * SIGTERM/SIGINT: stops accepting, lets open requests finish (up to 10 s), closes its connections.
  */
 import { createServer } from "node:http";
-import { createLogger } from "@shopfds/runtime/observability/logger";
-import { flushSentry, initSentry } from "@shopfds/runtime/observability/sentry";
-import { loadStackOutputs } from "@shopfds/runtime/outputs";
+import { createLogger } from "@shopfds/runtime/observability";
+import { flushSentry, initSentry } from "@shopfds/runtime/observability";
+import { loadStackOutputs } from "@shopfds/runtime";
 import { buildServiceDeps } from "../deps";
 import { createApp } from "../http/app";
 

@@ -12,12 +12,12 @@ import { writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { createServer } from "node:http";
 import nodemailer from "nodemailer";
-import { ServiceMetrics } from "@shopfds/runtime/observability/metrics";
-import { Database } from "@shopfds/runtime/db/router";
-import { TaskProducer } from "@shopfds/runtime/jobs/producer";
+import { ServiceMetrics } from "@shopfds/runtime/observability";
+import { Database } from "@shopfds/runtime/db";
+import { TaskProducer } from "@shopfds/runtime/jobs";
 import { registerShopTasks } from "../tasks";
-import { Worker } from "@shopfds/runtime/jobs/worker";
-import { loadStackOutputs } from "@shopfds/runtime/outputs";
+import { Worker } from "@shopfds/runtime/jobs";
+import { loadStackOutputs } from "@shopfds/runtime";
 
 function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

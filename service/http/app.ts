@@ -20,40 +20,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
-import type { Logger } from "pino";
-import type { Database } from "@shopfds/runtime/db/router";
-import type { Blacklist } from "@shopfds/runtime/fds/blacklist";
-import type { FraudDetector } from "@shopfds/runtime/fds/evaluate";
-import type { HealthMonitor } from "@shopfds/runtime/health/health";
-import { HttpError } from "@shopfds/runtime/http/errors";
+import { HttpError } from "@shopfds/runtime/http";
 import { shopfdsFastify } from "@shopfds/runtime/http/fastify";
-import type { ServiceMetrics } from "@shopfds/runtime/observability/metrics";
-import type { SessionStore } from "@shopfds/runtime/redis/sessions";
-import type { Account } from "../shop/accounts";
-import type { LoginGuard } from "../shop/login-guard";
-import type { OrderTaskSender } from "../shop/orders";
 import { accountRoutes } from "./routes/accounts";
 import { blacklistRoutes } from "./routes/blacklist";
 import { orderRoutes } from "./routes/orders";
 import { reportRoutes } from "./routes/reports";
+import type { App, AppDeps } from "./deps";
 
-export interface AppDeps {
-  readonly db: Database;
-  readonly fds: FraudDetector;
-  readonly jobs: OrderTaskSender;
-  readonly blacklist: Blacklist;
-  readonly sessions: SessionStore<Account>;
-  /** Brute-force protection of POST /login. */
-  readonly loginGuard: LoginGuard;
-  readonly health: HealthMonitor;
-  readonly metrics: ServiceMetrics;
-  readonly log: Logger;
-  /** Where clients reach this service (links in answers: report status and download). @default "" (relative links) */
-  readonly publicUrl?: string;
-}
-
-/** The app as the route modules see it: zod schemas type the requests. */
-export type App = FastifyInstance<import("node:http").Server, IncomingMessage, ServerResponse, import("fastify").FastifyBaseLogger, ZodTypeProvider>;
+export type { App, AppDeps } from "./deps";
 
 export const MAX_BODY = 64 * 1024;
 const MAX_DEPTH = 32;

@@ -1,11 +1,10 @@
 /**
  * The fraud detection system's records: every evaluated transaction with its risk score, level and
- * decision, the factors that produced the score, and the blacklist's durable copy.
+ * decision, and the factors that produced the score.
  *
- * `blacklist_entries` backs the Redis blacklist: writes go to both, and when the Redis Cluster is
- * unavailable the FDS checks this table instead. Card numbers appear only as keyed hashes (HMAC-SHA-256
- * hex) with the version of the key that made them, so keys can be rotated; IPs and e-mail addresses
- * are stored in canonical form so ranges and administration stay possible.
+ * The blacklist's durable copy (`blacklist_entries`, type `blacklist_type`) was created here up to
+ * @shopfds/runtime 0.5; the runtime now owns it (runtime/migrations/0001_blacklist, applied before these
+ * by service/bin/migrate.ts), and a database migrated before keeps the table this migration made.
  */
 import type { MigrationBuilder } from "node-pg-migrate";
 
@@ -17,7 +16,6 @@ const createdAt = { type: "timestamptz", notNull: true, default: "now()" } as co
 export function up(pgm: MigrationBuilder): void {
   pgm.createType("risk_level", ["low", "medium", "high"]);
   pgm.createType("fds_decision", ["approve", "additional_auth", "block"]);
-  pgm.createType("blacklist_type", ["ip", "email", "card"]);
 
   pgm.createTable("fds_transactions", {
     id,
@@ -49,40 +47,11 @@ export function up(pgm: MigrationBuilder): void {
     },
     { constraints: { unique: [["transaction_id", "factor"]] } },
   );
-
-  pgm.createTable(
-    "blacklist_entries",
-    {
-      id,
-      entry_type: { type: "blacklist_type", notNull: true },
-      value: { type: "text", notNull: true },
-      // Which HMAC key hashed a card number; only cards have one.
-      key_version: { type: "smallint" },
-      reason: { type: "text", notNull: true },
-      source: { type: "text", notNull: true },
-      created_at: createdAt,
-      expires_at: { type: "timestamptz", notNull: true },
-    },
-    {
-      constraints: {
-        unique: [["entry_type", "value"]],
-        check: [
-          "(entry_type = 'card') = (key_version IS NOT NULL)",
-          "entry_type <> 'card' OR value ~ '^[0-9a-f]{64}$'",
-          "entry_type <> 'email' OR value = lower(btrim(value))",
-          "expires_at > created_at",
-        ],
-      },
-    },
-  );
-  pgm.createIndex("blacklist_entries", "expires_at");
 }
 
 export function down(pgm: MigrationBuilder): void {
-  pgm.dropTable("blacklist_entries");
   pgm.dropTable("fds_risk_factors");
   pgm.dropTable("fds_transactions");
-  pgm.dropType("blacklist_type");
   pgm.dropType("fds_decision");
   pgm.dropType("risk_level");
 }

@@ -1,24 +1,12 @@
 /**
- * The scheduler's ledger: one row per schedule and slot that fired. Claiming a slot is inserting its
- * row, so with two scheduler processes exactly one fires it (the primary key decides), and a restarted
- * scheduler does not fire a slot again.
+ * The scheduler's ledger (`scheduler_runs`) was created here up to @shopfds/runtime 0.5. The runtime
+ * now owns it (runtime/migrations/0002_scheduler, applied before these by service/bin/migrate.ts), so
+ * this migration is kept, empty, for the databases that recorded it.
  */
-import type { MigrationBuilder } from "node-pg-migrate";
-
-export function up(pgm: MigrationBuilder): void {
-  pgm.createTable(
-    "scheduler_runs",
-    {
-      schedule: { type: "text", notNull: true },
-      slot: { type: "timestamptz", notNull: true },
-      fired_at: { type: "timestamptz", notNull: true, default: pgm.func("now()") },
-      fired_by: { type: "text", notNull: true },
-      task_id: { type: "uuid", notNull: true },
-    },
-    { constraints: { primaryKey: ["schedule", "slot"] } },
-  );
+export function up(): void {
+  // The runtime's 0002_scheduler creates scheduler_runs.
 }
 
-export function down(pgm: MigrationBuilder): void {
-  pgm.dropTable("scheduler_runs");
+export function down(): void {
+  // The runtime's 0002_scheduler drops it.
 }

@@ -5,7 +5,7 @@
  * runtime's rules (levelFor/decisionFor), the fraudulent ones from blacklisted IPs. Pure: no database.
  */
 import type { Faker } from "@faker-js/faker";
-import { decisionFor, levelFor } from "@shopfds/runtime/fds/evaluate";
+import { decisionFor, levelFor } from "@shopfds/runtime/fds";
 
 export interface SeedCounts {
   readonly users: number;

@@ -4,8 +4,8 @@
  * and `authenticate`, which answers in about the same time whether or not the account exists.
  */
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
-import type { Database } from "@shopfds/runtime/db/router";
-import { canonicalEmail } from "@shopfds/runtime/fds/canonical";
+import type { Database } from "@shopfds/runtime/db";
+import { canonicalEmail } from "@shopfds/runtime/fds";
 
 const COST = { N: 16384, r: 8, p: 1 } as const;
 const KEY_LENGTH = 32;

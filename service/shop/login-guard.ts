@@ -9,7 +9,7 @@
  */
 import type { Cluster } from "ioredis";
 import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
-import { withTimeout } from "@shopfds/runtime/timeout";
+import { withTimeout } from "@shopfds/runtime";
 
 export interface LimitOptions {
   readonly points: number;

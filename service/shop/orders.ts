@@ -11,8 +11,9 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { QueryResult, QueryResultRow } from "pg";
-import type { Database } from "@shopfds/runtime/db/router";
-import { BrokerUnavailableError } from "@shopfds/runtime/jobs/broker-link";
+import type { Database } from "@shopfds/runtime/db";
+import { BrokerUnavailableError } from "@shopfds/runtime/jobs";
+import { InputError } from "@shopfds/runtime";
 
 export const ORDER_EMAIL_TASK = "shopfds.send_order_confirmation";
 
@@ -54,13 +55,12 @@ const orderSchema = z
 export type OrderInput = z.input<typeof orderSchema>;
 
 /** Bad order input; `field` is the path (`items.0.quantity`), the message says what is wrong. */
-export class OrderInputError extends Error {
+export class OrderInputError extends InputError {
   constructor(
-    readonly field: string,
+    field: string,
     readonly problem: string,
   ) {
-    super(`${field}: ${problem}`);
-    this.name = "OrderInputError";
+    super(field, `${field}: ${problem}`);
   }
 }
 

@@ -6,8 +6,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import type { Database } from "@shopfds/runtime/db/router";
-import { BrokerUnavailableError } from "@shopfds/runtime/jobs/broker-link";
+import type { Database } from "@shopfds/runtime/db";
+import { BrokerUnavailableError } from "@shopfds/runtime/jobs";
 import { OrderInputError, type OrderTaskSender } from "./orders";
 
 export const REPORT_TASK = "shopfds.generate_report";

@@ -19,7 +19,7 @@ const DB = `shopfds_migrations_${process.pid}`;
 const ROOT = path.resolve(__dirname, "../..");
 const TABLES = [
   "app_logs", "app_logs_archive", "blacklist_entries", "cart_items", "carts", "fds_reevaluations", "fds_risk_factors", "fds_transactions",
-  "order_items", "orders", "payments", "products", "reports", "reviews", "scheduler_runs", "schema_migrations", "seed_batches", "task_log", "task_log_archive", "users",
+  "order_items", "orders", "payments", "products", "reports", "reviews", "scheduler_runs", "schema_migrations", "seed_batches", "shopfds_runtime_migrations", "task_log", "task_log_archive", "users",
 ];
 let outputs: StackOutputs;
 let target: MigrationTarget;
@@ -65,7 +65,7 @@ describe("migrations", () => {
     assert.deepEqual(await appliedMigrations(target), names);
 
     assert.deepEqual(await migrate(target, { direction: "down", count: Infinity }), [...names].reverse());
-    assert.deepEqual(await tables(), ["schema_migrations"], "down to zero leaves only the migrations table");
+    assert.deepEqual(await tables(), ["schema_migrations", "shopfds_runtime_migrations"], "down to zero leaves only the two migrations tables");
     assert.deepEqual(await types(), [], "down to zero drops every enum type");
     assert.deepEqual(await appliedMigrations(target), []);
 

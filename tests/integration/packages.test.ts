@@ -1,10 +1,12 @@
 /**
  * Layer 3: the packages as their users get them, against the test stack.
  *
- * - @shopfds/runtime packed (`npm pack`) and installed into a new project outside the repository: a
- *   TypeScript service there type-checks against it under both module resolutions a service may use
- *   (nodenext, bundler) and runs: a read routed to the replica, a blacklist check, a task sent, a health
- *   report.
+ * - @shopfds/runtime packed (`npm pack`) and installed into a new project outside the repository: its
+ *   exports are exactly the entry points its README documents; a TypeScript service there type-checks
+ *   against it under both module resolutions a service may use (nodenext, bundler) and runs on an empty
+ *   database of its own: the runtime's migrations applied with the documented call (and again: nothing
+ *   to do), a read routed to the replica, a blacklist add and check, a scheduler tick, a task sent, a
+ *   health report.
  * - The service image without Docker: the Dockerfile's own install command (production dependencies of
  *   the service package) in an empty folder, the built dist folders beside it, then its compiled entry
  *   points started with plain node: the migrations listed, the service answering /health/ready.
@@ -18,10 +20,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as amqp from "amqplib";
-import { Database } from "../../runtime/db/router";
-import { Blacklist } from "../../runtime/fds/blacklist";
+import pg from "pg";
+import { RUNTIME_TABLES } from "../../runtime/db/migrate";
 import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
-import { connectRedisCluster } from "../../runtime/redis/client";
 import { isAlive, stopPid } from "../../scripts/local-stack/process";
 import { createMigratedDatabase, until } from "../support/databases";
 import { buildPackages, dockerfileRuns, ROOT } from "../support/packages";
@@ -33,6 +34,8 @@ const children: ChildProcess[] = [];
 let outputs: StackOutputs;
 let stackJson = "";
 let dropDb: () => Promise<void> = async () => undefined;
+let emptyJson = "";
+let dropEmpty: () => Promise<void> = async () => undefined;
 
 const npm = (args: string[], cwd: string) => execFileSync("npm", [...args, "--no-audit", "--no-fund", "--prefer-offline"], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 const freePort = () =>
@@ -50,11 +53,15 @@ before(async () => {
   const created = await createMigratedDatabase(outputs, `shopfds_packages_${process.pid}`);
   dropDb = created.drop;
   stackJson = JSON.stringify({ ...outputs, postgres: created.postgres });
+  const empty = await createMigratedDatabase(outputs, `shopfds_consumer_${process.pid}`, { migrate: false });
+  dropEmpty = empty.drop;
+  emptyJson = JSON.stringify({ ...outputs, postgres: empty.postgres });
 });
 
 after(async () => {
   for (const c of children) if (c.pid && isAlive(c.pid)) await stopPid(c.pid, "SIGTERM", 10_000);
   await dropDb();
+  await dropEmpty();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -69,7 +76,8 @@ describe("@shopfds/runtime, packed and installed by another project", () => {
     assert.ok(files.includes("package/dist/index.js") && files.includes("package/dist/index.d.ts") && files.includes("package/README.md"), files.slice(0, 10).join(", "));
     assert.deepEqual(files.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts")), [], "no TypeScript sources in the package");
     cpSync(path.join(ROOT, "tests/fixtures/runtime-consumer"), consumer, { recursive: true });
-    npm(["install", "--ignore-scripts", path.join(work, tarball), `typescript@${rootPkg.devDependencies.typescript}`, `@types/node@${rootPkg.devDependencies["@types/node"]}`], consumer);
+    // The consumer's own pg (for the scheduler's pool), as a service that runs the scheduler has.
+    npm(["install", "--ignore-scripts", path.join(work, tarball), `pg@${rootPkg.dependencies.pg}`, `typescript@${rootPkg.devDependencies.typescript}`, `@types/node@${rootPkg.devDependencies["@types/node"]}`], consumer);
     assert.ok(existsSync(path.join(consumer, "node_modules/@shopfds/runtime/dist/db/router.js")));
     assert.equal(existsSync(path.join(consumer, "node_modules/@pulumi")), false, "no Pulumi comes with it");
   });
@@ -83,30 +91,68 @@ describe("@shopfds/runtime, packed and installed by another project", () => {
     assert.throws(() => tsc("tsconfig.broken.json"), (e: { stdout: string }) => /broken\.ts.*error TS2/.test(e.stdout));
   });
 
-  it("runs against the stack: a read routed to the replica, a blacklist check, a task sent, a health report", async () => {
-    // What the consumer will find: a listed IP, and a queue for its task.
-    const db = await Database.connect(JSON.parse(stackJson).postgres);
-    const redis = connectRedisCluster(outputs.redis);
-    const blacklist = new Blacklist(redis, db, { cardHashKeys: outputs.fds.cardHashKeys });
+  it("exports exactly the entry points its README documents, each built with its declarations", () => {
+    const installed = JSON.parse(readFileSync(path.join(consumer, "node_modules/@shopfds/runtime/package.json"), "utf8"));
+    const readme = readFileSync(path.join(consumer, "node_modules/@shopfds/runtime/README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Entry points"), readme.indexOf("\n## ", readme.indexOf("## Entry points") + 3));
+    const documented = [...section.matchAll(/^\| `(@shopfds\/runtime[^`]*)` \|/gm)].map((m) => m[1]!.replace("@shopfds/runtime", ".") .replace(/^\.\//, "./"));
+    const exported = Object.keys(installed.exports).filter((k) => k !== "./package.json");
+    assert.ok(documented.length >= 8, `entry points documented: ${documented.join(", ")}`);
+    assert.deepEqual(exported.sort(), documented.map((d) => (d === "." ? "." : d)).sort());
+    for (const entry of exported) {
+      const target = installed.exports[entry] as { types: string; default: string };
+      assert.ok(existsSync(path.join(consumer, "node_modules/@shopfds/runtime", target.default)) && existsSync(path.join(consumer, "node_modules/@shopfds/runtime", target.types)), entry);
+    }
+    // A deep path is not public: Node refuses it (ERR_PACKAGE_PATH_NOT_EXPORTED).
+    assert.throws(() => execFileSync(process.execPath, ["-e", 'require("@shopfds/runtime/db/router")'], { cwd: consumer, stdio: "pipe" }), /ERR_PACKAGE_PATH_NOT_EXPORTED/);
+    assert.ok(existsSync(path.join(consumer, "node_modules/.bin/shopfds-runtime")), "the migrate command is installed");
+  });
+
+  it("runs against the stack on an empty database: the runtime's migrations, a routed read, a blacklist add and check, a scheduler tick, a task sent, a health report", async () => {
     const connection = await amqp.connect(outputs.rabbitmq.url);
     const channel = await connection.createChannel();
     try {
-      await blacklist.add({ type: "ip", value: listedIp, reason: "packages test", source: "test", ttlSeconds: 300 });
       await channel.assertQueue(queue, { durable: false, autoDelete: false });
-      const out = execFileSync(process.execPath, ["consumer.js", queue, listedIp], { cwd: consumer, encoding: "utf8", env: { PATH: process.env.PATH, SHOPFDS_STACK_OUTPUTS: stackJson } });
+      const out = execFileSync(process.execPath, ["consumer.js", queue, listedIp], { cwd: consumer, encoding: "utf8", env: { PATH: process.env.PATH, SHOPFDS_STACK_OUTPUTS: emptyJson } });
       const result = JSON.parse(out.trim().split("\n").at(-1)!);
-      assert.deepEqual({ ...result, taskId: typeof result.taskId }, { onReplica: true, listed: true, listedSource: "redis", unlisted: false, taskId: "string", health: "pass" });
-      const message = await channel.get(queue, { noAck: true });
-      assert.ok(message, "the task is in its queue");
-      assert.equal(message.properties.headers?.task, "consumer.ping");
-      assert.equal(message.properties.headers?.id, result.taskId);
+      assert.deepEqual({ ...result, taskId: typeof result.taskId }, {
+        applied: ["0001_blacklist", "0002_scheduler"],
+        again: [],
+        onReplica: true,
+        listed: true,
+        listedSource: "redis",
+        unlisted: false,
+        schedulerRuns: 1,
+        taskId: "string",
+        health: "pass",
+        families: true,
+      });
+      const messages = [await channel.get(queue, { noAck: true }), await channel.get(queue, { noAck: true })];
+      assert.deepEqual(messages.map((m) => (m ? m.properties.headers?.task : undefined)), ["consumer.tick", "consumer.ping"], "the scheduler's task, then the one sent");
+      assert.equal((messages[1] as amqp.GetMessage).properties.headers?.id, result.taskId);
+      // The runtime's tables, and nothing of the service's schema.
+      const empty = JSON.parse(emptyJson) as StackOutputs;
+      const client = new pg.Client({ host: empty.postgres.primary.host, port: empty.postgres.primary.port, database: empty.postgres.database, user: empty.postgres.user, password: empty.postgres.password });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+        assert.deepEqual(rows.map((r) => r.t), [...RUNTIME_TABLES, "shopfds_runtime_migrations"].sort());
+      } finally {
+        await client.end();
+      }
     } finally {
-      await blacklist.remove("ip", listedIp).catch(() => undefined);
       await channel.deleteQueue(queue).catch(() => undefined);
       await connection.close();
-      redis.disconnect();
-      await db.close();
     }
+  });
+
+  it("npx shopfds-runtime migrate: status, down and up again on that database", () => {
+    const run = (...args: string[]) => execFileSync(path.join(consumer, "node_modules/.bin/shopfds-runtime"), args, { cwd: consumer, encoding: "utf8", env: { PATH: process.env.PATH, SHOPFDS_STACK_OUTPUTS: emptyJson } });
+    assert.match(run("migrate", "status"), /applied {2}0001_blacklist\n {2}applied {2}0002_scheduler/);
+    assert.match(run("migrate", "down", "2"), /undid 2 runtime migration\(s\)/);
+    assert.match(run("migrate", "status"), /pending {2}0001_blacklist\n {2}pending {2}0002_scheduler/);
+    assert.match(run("migrate", "up"), /applied 2 runtime migration\(s\)/);
+    assert.throws(() => run("migrate", "sideways"), (e: { stderr: string }) => /usage: shopfds-runtime migrate up \| down \[N\] \| status/.test(e.stderr));
   });
 });
 

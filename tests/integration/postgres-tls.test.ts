@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { TLS_ONLY_HBA } from "../../components/k8s/CnpgPostgres";
+import { TLS_ONLY_HBA } from "../../components/postgres/kubernetes";
 import { Database } from "../../runtime/db/router";
 import { giveToServiceUser, postmasterPid, run, stopPid } from "../../scripts/local-stack/process";
 import { postgresBinDir } from "../../scripts/local-stack/postgres";

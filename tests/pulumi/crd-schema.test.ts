@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { OPERATORS } from "../../components/k8s/operators";
+import { OPERATORS } from "../../components/platform/operators";
 import { loadCrds, validateCustomResource } from "./crd-schema";
 
 const cluster = { metadata: { name: "pg" }, spec: { instances: 3, storage: { size: "1Gi" } } };

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { parse } from "yaml";
-import { LOGGING_PATHS, LOGSTASH_PORTS } from "../../components/logging/Logging";
+import { LOGGING_PATHS, LOGSTASH_PORTS } from "../../components/logging/docker";
 import { renderFilebeatDockerConfig } from "../../components/logging/render";
 import { DOCKER_LABELS } from "../../components/platform/docker";
 import { dockerInputProblems } from "./docker-inputs";

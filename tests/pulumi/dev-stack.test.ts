@@ -1,13 +1,13 @@
 /** Layer 2: the dev stack (Pulumi.dev.yaml) under mocks — the Docker backend for the PostgreSQL pair. */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { POSTGRES_PATHS } from "../../components/postgres/PostgresReplicatedPair";
+import { POSTGRES_PATHS } from "../../components/postgres/docker";
 import { renderPgHba, renderPostgresConf, renderReplicaBootstrap } from "../../components/postgres/render";
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
-import { MONITORING_PATHS } from "../../components/monitoring/Monitoring";
-import { RABBIT_PATHS } from "../../components/rabbitmq/RabbitMq";
+import { MONITORING_PATHS } from "../../components/monitoring/docker";
+import { RABBIT_PATHS } from "../../components/rabbitmq/docker";
 import { renderRabbitConf } from "../../components/rabbitmq/render";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { contractOutputs, MockHarness, plainStrings, resolve } from "./harness";

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { parse } from "yaml";
-import { BEATS_PORT, ELASTIC_VERSION } from "../../components/k8s/EckLogging";
-import { OPERATORS } from "../../components/k8s/operators";
+import { BEATS_PORT, ELASTIC_VERSION } from "../../components/logging/kubernetes";
+import { OPERATORS } from "../../components/platform/operators";
 import { ilmPolicy, indexTemplate, LOG_INDEX_PREFIX, renderKibanaSavedObjects, renderLogstashPipeline, writerRole } from "../../components/logging/render";
 import { fileKey } from "../../components/platform/kubernetes";
 import { validateCustomResource } from "./crd-schema";

@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { shopfdsDashboard } from "../../components/k8s/alerting";
-import { OPERATORS } from "../../components/k8s/operators";
+import { shopfdsDashboard } from "../../components/monitoring/prometheus-stack";
+import { OPERATORS } from "../../components/platform/operators";
 import { alertRuleGroups } from "../../components/monitoring/render";
 import { parseStackOutputs } from "../../runtime/outputs";
 import { validateCustomResource } from "./crd-schema";

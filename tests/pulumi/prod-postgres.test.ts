@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { OPERATORS } from "../../components/k8s/operators";
+import { OPERATORS } from "../../components/platform/operators";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
 import { fileKey } from "../../components/platform/kubernetes";
 import { parseStackOutputs } from "../../runtime/outputs";

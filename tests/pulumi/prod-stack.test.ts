@@ -5,7 +5,7 @@ import { fileKey } from "../../components/platform/kubernetes";
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderNodeStartScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
-import { RABBIT_CLUSTER_CONFIG } from "../../components/k8s/RabbitCluster";
+import { RABBIT_CLUSTER_CONFIG } from "../../components/rabbitmq/kubernetes";
 import { validateCustomResource } from "./crd-schema";
 import { fileAccessProblems } from "./pod-audit";
 import { parseStackOutputs } from "../../runtime/outputs";

@@ -5,13 +5,15 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { RUNTIME_MIGRATIONS_DIR } from "../../runtime/db/migrate";
 import { migrationNames, migrationsWithoutDown, resolveTarget, MigrationTargetError } from "../../service/bin/migrate";
 
 const configured = { host: "127.0.0.1", port: 15432, database: "shopfds", user: "shopfds", password: "s3cret" };
 
 describe("migration files", () => {
-  it("every migration in migrations/ exports a down function", async () => {
+  it("every migration in migrations/ and the runtime's exports a down function", async () => {
     assert.deepEqual(await migrationsWithoutDown(), []);
+    assert.deepEqual(await migrationsWithoutDown(RUNTIME_MIGRATIONS_DIR), []);
   });
 
   it("the check names a migration that has no down", async () => {
@@ -19,7 +21,7 @@ describe("migration files", () => {
   });
 
   it("migrations are numbered and run in a fixed order", async () => {
-    assert.deepEqual(await migrationNames(), ["0001_commerce", "0002_fds", "0003_operations", "0004_scheduler", "0005_seed_batches", "0006_report_content", "0007_timestamp_defaults", "0008_reevaluations_task_archive"]);
+    assert.deepEqual(await migrationNames(), ["@shopfds/runtime/0001_blacklist", "@shopfds/runtime/0002_scheduler", "0001_commerce", "0002_fds", "0003_operations", "0004_scheduler", "0005_seed_batches", "0006_report_content", "0007_timestamp_defaults", "0008_reevaluations_task_archive"]);
   });
 });
 

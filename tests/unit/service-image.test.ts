@@ -30,7 +30,7 @@ describe("the service image", () => {
     const tsx = programSources().filter((f) => /"--import",\s*"tsx"|"tsx"|\.ts"\s*[,\]]/.test(readFileSync(f, "utf8")));
     assert.deepEqual(tsx.map((f) => path.relative(ROOT, f)), []);
     const users = programSources().filter((f) => readFileSync(f, "utf8").includes("imageCommand("));
-    assert.deepEqual(users.map((f) => path.relative(ROOT, f)).sort(), ["components/jobs/JobRunners.ts", "components/service/ShopService.ts", "components/service/image.ts", "index.ts"]);
+    assert.deepEqual(users.map((f) => path.relative(ROOT, f)).sort(), ["components/jobs/JobRunners.ts", "components/monitoring/SlackSink.ts", "components/service/Migrations.ts", "components/service/ShopService.ts", "components/service/image.ts"]);
   });
 
   it("builds both packages with tsc, then installs the service's production dependencies only (no optional TypeScript)", () => {

@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
-import { OPERATOR_MEMORY } from "../../components/k8s/operators";
+import { OPERATOR_MEMORY } from "../../components/platform/operators";
 import { indexTemplate } from "../../components/logging/render";
 import { copy, Declared, DOCKER_CONTAINER, dockerContainers, envOf, loadWorld, mib, ROOT, Snapshot, uploadsOf, World } from "./world";
 

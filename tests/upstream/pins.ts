@@ -1,10 +1,10 @@
 /**
  * What the program pins, by the names facts.yaml uses in `pin`: image repositories (their tags, read
- * from every image the stacks declare), the operators and charts (components/k8s/operators.ts), the
+ * from every image the stacks declare), the operators and charts (components/platform/operators.ts), the
  * Elastic Stack ECK deploys, kubectl (the workflow's kind-action input) and the e2e-kind runner.
  */
-import { ELASTIC_VERSION } from "../../components/k8s/EckLogging";
-import { OPERATORS } from "../../components/k8s/operators";
+import { ELASTIC_VERSION } from "../../components/logging/kubernetes";
+import { OPERATORS } from "../../components/platform/operators";
 import { DOCKER_CONTAINER, imageName, imageTag, World } from "./world";
 
 export function pinnedVersions(w: World): Map<string, string> {

@@ -3,7 +3,7 @@
  * stacks, scripts or workflow break the fact (empty: they obey it); `negative` changes the world to what
  * the fact forbids (mostly what shipped before the fact was read), which `check` must then reject.
  */
-import { OPERATORS } from "../../components/k8s/operators";
+import { OPERATORS } from "../../components/platform/operators";
 import { copy, dependencyClosure, Declared, dockerContainers, DOCKER_CONTAINER, envOf, key, mib, named, Snapshot, uploadsOf, World } from "./world";
 
 export interface Rule {

@@ -1,21 +1,11 @@
 /** POST /login, POST /logout, and the session lookup the admin routes use. */
-import type { FastifyRequest } from "fastify";
 import { z } from "zod";
-import { HttpError } from "@shopfds/runtime/http/errors";
-import type { SessionStore } from "@shopfds/runtime/redis/sessions";
+import { HttpError } from "@shopfds/runtime/http";
 import { authenticate, type Account } from "../../shop/accounts";
-import type { App, AppDeps } from "../app";
+import type { App, AppDeps } from "../deps";
+import { account } from "../auth";
 
 const loginBody = z.object({ email: z.string({ error: "must be an e-mail address" }).max(254), password: z.string({ error: "must be a string" }).min(1, "must not be empty").max(1024) }).strict();
-
-/** The session's account; 401 without a live session, 403 when `role` is required and not held. */
-export async function account(request: FastifyRequest, sessions: SessionStore<Account>, role?: Account["role"]): Promise<Account & { sessionId: string }> {
-  const m = /^Bearer ([A-Za-z0-9_-]{1,128})$/.exec(request.headers.authorization ?? "");
-  const session = m ? await sessions.get(m[1]!) : undefined;
-  if (!session) throw new HttpError(401, "UNAUTHENTICATED", "log in first (POST /login) and send the token as Authorization: Bearer <token>; sessions end 30 minutes after login", "authorization");
-  if (role && session.role !== role) throw new HttpError(403, "FORBIDDEN", `this needs the ${role} role`);
-  return { ...session, sessionId: m![1]! };
-}
 
 export function accountRoutes(deps: AppDeps) {
   return async (app: App) => {

@@ -1,10 +1,10 @@
 /** /v1/admin/blacklist: list (pages), add, change a TTL, remove — an admin session required. */
 import { z } from "zod";
-import type { BlacklistEntry } from "@shopfds/runtime/fds/blacklist";
-import { BLACKLIST_TYPES } from "@shopfds/runtime/fds/canonical";
-import { HttpError, validate } from "@shopfds/runtime/http/errors";
-import type { App, AppDeps } from "../app";
-import { account } from "./accounts";
+import type { BlacklistEntry } from "@shopfds/runtime/fds";
+import { BLACKLIST_TYPES } from "@shopfds/runtime/fds";
+import { HttpError, validate } from "@shopfds/runtime/http";
+import type { App, AppDeps } from "../deps";
+import { account } from "../auth";
 
 const type = z.enum(BLACKLIST_TYPES, { error: (i) => `must be one of ${BLACKLIST_TYPES.join(", ")} (got ${JSON.stringify(i.input ?? null)})` });
 const listQuery = z

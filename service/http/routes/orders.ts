@@ -1,10 +1,10 @@
 /** POST /orders, GET /orders/:id and POST /fds/evaluate: the order path, through the FDS decision. */
 import type { FastifyRequest } from "fastify";
 import { z } from "zod";
-import type { Evaluation, Transaction } from "@shopfds/runtime/fds/evaluate";
-import { HttpError } from "@shopfds/runtime/http/errors";
+import type { Evaluation, Transaction } from "@shopfds/runtime/fds";
+import { HttpError } from "@shopfds/runtime/http";
 import { FDS_RECORD_SQL, noRepeatedProduct, ORDER_READ_SQL, placeOrder, PRICES_SQL, STATEMENT } from "../../shop/orders";
-import type { App, AppDeps } from "../app";
+import type { App, AppDeps } from "../deps";
 
 const orderBody = z
   .object({

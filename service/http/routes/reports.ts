@@ -1,8 +1,8 @@
 /** POST /reports (admin): records a report and enqueues it; GET /reports/:id its status; …/download the CSV. */
-import { HttpError } from "@shopfds/runtime/http/errors";
+import { HttpError } from "@shopfds/runtime/http";
 import { getReport, reportContent, requestReport, type Report } from "../../shop/reports";
-import type { App, AppDeps } from "../app";
-import { account } from "./accounts";
+import type { App, AppDeps } from "../deps";
+import { account } from "../auth";
 
 const UUID = "([0-9a-f-]{36})";
 

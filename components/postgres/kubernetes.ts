@@ -17,7 +17,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { KubernetesPlatform } from "../platform/kubernetes";
 import type { DeployedService, Endpoint } from "../platform/types";
-import type { PostgresSettings } from "../postgres/PostgresReplicatedPair";
+import type { PostgresDeployment, PostgresSettings } from "./database";
 
 const PORT = 5432;
 
@@ -56,7 +56,7 @@ export const TLS_ONLY_HBA = ["hostnossl all all 0.0.0.0/0 reject", "hostnossl al
 /** The keys CloudNativePG reads from the object-store credentials Secret. */
 const S3_KEYS = { id: "ACCESS_KEY_ID", secret: "ACCESS_SECRET_KEY" } as const;
 
-export class CnpgPostgres extends pulumi.ComponentResource {
+export class CnpgPostgres extends pulumi.ComponentResource implements PostgresDeployment {
   declare readonly primary: Endpoint;
   declare readonly replicaEndpoints: Endpoint[];
   declare readonly internal: { readonly primary: Endpoint; readonly replicas: Endpoint[] };

@@ -4,7 +4,7 @@
  * tree, two deliveries), and the ShopFDS Grafana dashboard.
  */
 import { parse } from "yaml";
-import { ALERT_TIMING, renderAlertmanagerConfig, type AlertmanagerConfigInput } from "../monitoring/render";
+import { ALERT_TIMING, renderAlertmanagerConfig, type AlertmanagerConfigInput } from "./render";
 
 /** Labels the Alertmanager selects AlertmanagerConfigs by, and Grafana's sidecar dashboards by. */
 export const ALERTMANAGER_CONFIG_LABEL = { "shopfds.io/alertmanager": "true" } as const;

@@ -4,13 +4,12 @@
  * function and loaded at boot; the management and Prometheus plugins on. Passwords come from
  * @pulumi/random, and the definitions (which hold their hashes) travel as a secret file.
  */
-import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, Platform } from "../platform/types";
-import { RABBIT_VHOST, renderDefinitions, renderEnabledPlugins, renderRabbitConf } from "./render";
+import { RABBIT_VHOST, renderEnabledPlugins, renderRabbitConf } from "./render";
+import { rabbitCredentials, type Broker } from "./broker";
 
-export { RABBIT_VHOST };
+export { RABBIT_VHOST, rabbitCredentials, type Broker };
 
 export const RABBIT_PATHS = {
   config: "/etc/rabbitmq/rabbitmq.conf",
@@ -32,49 +31,6 @@ export interface RabbitMqArgs {
   readonly resources: { readonly cpu: string; readonly memory: string };
   /** Docker only: AMQP on 127.0.0.1:hostPort, management on 127.0.0.1:hostPort + 1. */
   readonly hostPort?: number;
-}
-
-/**
- * The hash salt is derived from the user and password, so the rendered definitions are the same on
- * every run (a random salt would show a change on every `pulumi preview`).
- */
-const stableSalt = (passwords: Record<string, string>) => (user: string) => createHash("sha256").update(`${user}:${passwords[user]}`).digest().subarray(0, 4);
-
-/**
- * The broker's users (the application, Flower with monitoring rights, an administrator), their
- * generated passwords, and the definitions file that creates them with the vhost, queues and policies
- * (a secret: it holds their password hashes). The same on Docker and on Kubernetes.
- */
-export function rabbitCredentials(name: string, parent: pulumi.Resource): { app: pulumi.Output<string>; flower: pulumi.Output<string>; definitions: pulumi.Output<string> } {
-  const password = (user: string) =>
-    new random.RandomPassword(`${name}-${user}-password`, { length: 32, special: false }, { parent, additionalSecretOutputs: ["result"] }).result;
-  const app = password("shopfds");
-  const flower = password("flower");
-  const admin = password("admin");
-  const definitions = pulumi.secret(
-    pulumi.all([app, flower, admin]).apply(([shopfds, flowerPw, adminPw]) =>
-      renderDefinitions({
-        vhost: RABBIT_VHOST,
-        users: [
-          { name: "shopfds", password: shopfds, tags: [] },
-          { name: "flower", password: flowerPw, tags: ["monitoring"] },
-          { name: "admin", password: adminPw, tags: ["administrator"] },
-        ],
-        salt: stableSalt({ shopfds, flower: flowerPw, admin: adminPw }),
-      }),
-    ),
-  );
-  return { app, flower, definitions };
-}
-
-/** What the job runners and the stack need of a broker, whoever runs it (this component, the RabbitMQ operator). */
-export interface Broker {
-  readonly url: pulumi.Output<string>;
-  readonly internalUrl: pulumi.Output<string>;
-  readonly managementUrl: string;
-  readonly internalManagementUrl: string;
-  readonly flowerPassword: pulumi.Output<string>;
-  readonly broker: DeployedService;
 }
 
 export class RabbitMq extends pulumi.ComponentResource implements Broker {

@@ -14,13 +14,15 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { stringify } from "yaml";
+import { ECK_STACK_VERSION } from "../versions";
+import type { LogStack } from "./stack";
 import type { KubernetesPlatform } from "../platform/kubernetes";
 import { resourcesToWaitFor } from "../platform/types";
 import { quantityToMiB } from "../platform/quantity";
-import { filebeatLatencySettings, loggingAssetFiles, renderLoggingSetupScript, renderLogstashPipeline, WRITER_ROLE, writerRole } from "../logging/render";
+import { filebeatLatencySettings, loggingAssetFiles, renderLoggingSetupScript, renderLogstashPipeline, WRITER_ROLE, writerRole } from "./render";
 
 /** The Elastic Stack version ECK deploys (Logstash on ECK needs 8.7 or later). */
-export const ELASTIC_VERSION = "8.17.4";
+export const ELASTIC_VERSION = ECK_STACK_VERSION;
 
 /** Half of a memory quantity, in MiB (a JVM heap beside the pod's limit). */
 const halfMiB = (quantity: string) => Math.floor(quantityToMiB(quantity) / 2);
@@ -49,7 +51,7 @@ export interface EckLoggingArgs {
   readonly images: { readonly setup: string; readonly exporter: string };
 }
 
-export class EckLogging extends pulumi.ComponentResource {
+export class EckLogging extends pulumi.ComponentResource implements LogStack {
   /** Logstash's Beats and JSON inputs inside the cluster (the contract's `logging.logstash`: its JSON TCP input). */
   declare readonly logstash: { host: string; port: number };
   declare readonly kibanaUrl: string;

@@ -6,7 +6,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { DeployedService, Endpoint, Platform, ServiceSpec } from "../platform/types";
+import { REDIS_EXPORTER_PASSWORDS, redisExporterSpec } from "./redis-exporter";
 import { ALERT_TIMING, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "./render";
+import type { MonitoringStack } from "./stack";
+
+export { redisExporterSpec };
 
 export const MONITORING_PATHS = {
   prometheusConfig: "/etc/prometheus/prometheus.yml",
@@ -15,40 +19,9 @@ export const MONITORING_PATHS = {
   slackWebhookUrl: "/run/secrets/slack-webhook-url",
   smtpPassword: "/run/secrets/smtp-password",
   postgresPassword: "/run/secrets/postgres-password",
-  redisPasswords: "/run/secrets/redis-passwords.json",
+  redisPasswords: REDIS_EXPORTER_PASSWORDS,
   elasticPassword: "/run/secrets/elastic-password",
 } as const;
-
-/**
- * The Redis exporter, one for the whole cluster (it discovers every node from the first); the
- * password of each node reaches it as a secret file, never on the command line.
- */
-export function redisExporterSpec(
-  name: string,
-  instance: string,
-  image: string,
-  redis: { readonly nodes: readonly Endpoint[]; readonly password: pulumi.Input<string> },
-  dependsOn?: readonly DeployedService[],
-): ServiceSpec {
-  const first = redis.nodes[0]!;
-  return {
-    name,
-    role: "redis-exporter",
-    instance,
-    image,
-    // The image's own user (oliver006/redis_exporter: `USER 59000:59000`).
-    runAs: { uid: 59000, gid: 59000 },
-    command: [`--redis.addr=redis://${first.host}:${first.port}`, "--is-cluster", `--redis.password-file=${MONITORING_PATHS.redisPasswords}`],
-    secretFiles: [{ path: MONITORING_PATHS.redisPasswords, content: pulumi.output(redis.password).apply((pw) => JSON.stringify(Object.fromEntries(redis.nodes.map((n) => [`redis://${n.host}:${n.port}`, pw])))) }],
-    ports: [{ name: "metrics", port: 9121 }],
-    healthCheck: { command: ["/redis_exporter", "--version"], intervalSeconds: 30, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 10 },
-    resources: { cpu: "50m", memory: "64Mi" },
-    replicas: 1,
-    // Keeps nothing: a Deployment on Kubernetes.
-    stateless: true,
-    ...(dependsOn ? { dependsOn } : {}),
-  };
-}
 
 /** Where node-exporter sees the host's root filesystem. */
 export const HOST_ROOT = "/host";
@@ -75,7 +48,7 @@ export interface MonitoringArgs {
   readonly dependsOn?: readonly DeployedService[];
 }
 
-export class Monitoring extends pulumi.ComponentResource {
+export class Monitoring extends pulumi.ComponentResource implements MonitoringStack {
   declare readonly prometheusUrl: string;
   declare readonly alertmanagerUrl: string;
 

@@ -10,10 +10,11 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { KubernetesPlatform } from "../platform/kubernetes";
 import type { DeployedService, Endpoint } from "../platform/types";
-import { redisExporterSpec } from "../monitoring/Monitoring";
-import { alertRuleGroups } from "../monitoring/render";
-import { ALERTMANAGER_CONFIG_LABEL, alertmanagerConfigSpec, GRAFANA_DASHBOARD_LABEL, PROMETHEUS_STACK_NAME, shopfdsDashboard } from "./alerting";
-import { OPERATORS } from "./operators";
+import { redisExporterSpec } from "./redis-exporter";
+import { alertRuleGroups } from "./render";
+import { ALERTMANAGER_CONFIG_LABEL, alertmanagerConfigSpec, GRAFANA_DASHBOARD_LABEL, PROMETHEUS_STACK_NAME, shopfdsDashboard } from "./prometheus-stack";
+import { OPERATORS } from "../platform/operators";
+import type { MonitoringStack } from "./stack";
 
 /** A Service of the stack to scrape: selected by its `app.kubernetes.io/name`, on a named port. */
 export interface ScrapedService {
@@ -36,7 +37,7 @@ export interface OperatorMonitoringArgs {
   readonly dependsOn?: readonly DeployedService[];
 }
 
-export class OperatorMonitoring extends pulumi.ComponentResource {
+export class OperatorMonitoring extends pulumi.ComponentResource implements MonitoringStack {
   declare readonly prometheusUrl: string;
   declare readonly alertmanagerUrl: string;
   declare readonly grafanaUrl: string;

@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, Platform, ServiceSpec } from "../platform/types";
+import type { PostgresDeployment, PostgresSettings } from "./database";
 import { DEFAULT_REPLICATION_USER, renderPgHba, renderPostgresConf, renderPrimaryInitSql, renderReplicaBootstrap } from "./render";
 
 /** Paths inside the postgres image. */
@@ -26,27 +27,6 @@ export const POSTGRES_PATHS = {
 const POSTGRES_UID = 999;
 const CONTAINER_PORT = 5432;
 
-/** What every PostgreSQL deployment of the stack is given, whoever runs it (this pair, CloudNativePG). */
-export interface PostgresSettings {
-  /** The image; its kind depends on who runs it (the official image here, an operand image for the operator). */
-  readonly image: string;
-  /** Number of streaming replicas (≥ 1). */
-  readonly replicas: number;
-  /** The application database, owned by `user`. */
-  readonly database: string;
-  /** The application role (no superuser). */
-  readonly user: string;
-  /** Size of each member's data volume, e.g. `10Gi`. */
-  readonly storageSize: string;
-  readonly maxConnections: number;
-  /** shared_buffers, e.g. `128MB`. */
-  readonly sharedBuffers: string;
-  /** WAL a lagging replica's slot may hold back at most, e.g. `2GB`. */
-  readonly maxSlotWalKeepSize: string;
-  /** CPU and memory requested by each member. */
-  readonly resources: { readonly cpu: string; readonly memory: string };
-}
-
 export interface PostgresReplicatedPairArgs extends PostgresSettings {
   /** Where the services run. */
   readonly platform: Platform;
@@ -54,7 +34,9 @@ export interface PostgresReplicatedPairArgs extends PostgresSettings {
   readonly hostPort?: number;
 }
 
-export class PostgresReplicatedPair extends pulumi.ComponentResource {
+export type { PostgresSettings };
+
+export class PostgresReplicatedPair extends pulumi.ComponentResource implements PostgresDeployment {
   /** Read-write endpoint (the primary). */
   declare readonly primary: Endpoint;
   /** One endpoint per replica, for per-replica health and lag-aware routing. */

@@ -16,7 +16,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { KubernetesPlatform } from "../platform/kubernetes";
 import { doubleCpu } from "../platform/quantity";
 import { resourcesToWaitFor, type DeployedService } from "../platform/types";
-import { RABBIT_VHOST, rabbitCredentials, type Broker } from "../rabbitmq/RabbitMq";
+import { RABBIT_VHOST, rabbitCredentials, type Broker } from "./broker";
 
 const DEFINITIONS_DIR = "/etc/shopfds-definitions";
 const AMQP_PORT = 5672;

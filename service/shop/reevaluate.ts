@@ -1,8 +1,8 @@
 /**
- * The nightly FDS batch (FR-017): the whole rule set re-run over the last 24 hours of transactions, with
+ * The nightly FDS batch (FR-017), the reference service's (it re-scores the shop's own `fds_transactions`): the whole rule set re-run over the last 24 hours of transactions, with
  * what is known now. The real-time path may have decided without the blacklist (Redis and PostgreSQL
  * unreachable: `blacklist_unavailable`), before an entry was added, or on approximate velocity buckets;
- * the batch re-runs the same rules (evaluate.ts: blacklist, amount, velocity, the same combination) on
+ * the batch re-runs the same rules (the runtime's fds rules: blacklist, amount, velocity, the same combination) on
  * the database: active blacklist entries, exact velocity counts over each transaction's window.
  *
  * - Escalation only: a decision already acted on is never relaxed after the fact; a transaction whose
@@ -12,9 +12,8 @@
  *   finds nothing higher to change.
  * - One transaction: the changes of a batch land together or not at all.
  */
-import type { Database } from "../db/router";
-import { amountRule, blacklistRule, combineFactors, FDS_RULE_DEFAULTS, velocityRule, type FdsRulesOptions, type RiskFactor } from "./evaluate";
-import type { CheckResult } from "./blacklist";
+import type { Database } from "@shopfds/runtime/db";
+import { amountRule, blacklistRule, combineFactors, FDS_RULE_DEFAULTS, velocityRule, type CheckResult, type FdsRulesOptions, type RiskFactor } from "@shopfds/runtime/fds";
 
 export interface BatchResult {
   readonly examined: number;

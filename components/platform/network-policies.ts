@@ -13,7 +13,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { KubernetesPlatform } from "../platform/kubernetes";
+import type { KubernetesPlatform } from "./kubernetes";
 
 /** The ports Prometheus scrapes: service, workers, RabbitMQ, Redis and Elasticsearch exporters, CloudNativePG. */
 export const METRICS_PORTS = [8080, 9464, 15692, 9121, 9114, 9187] as const;

@@ -5,7 +5,7 @@
  * before Kibana and Logstash start, and the dashboard import once Kibana is healthy. Every password
  * comes from @pulumi/random and reaches the containers only as secret files. Filebeat ships every
  * ShopFDS container's output to Logstash. Optional: `shopfds:logging.enabled`. Docker stacks only
- * (Kubernetes stacks stand on ECK: components/k8s/EckLogging.ts).
+ * (Kubernetes stacks stand on ECK: components/logging/kubernetes.ts).
  *
  * What the images do with these files was read in their source at 7.17.18 and is checked by
  * tests/upstream (facts in tests/fixtures/upstream/facts.yaml): the password reaches Elasticsearch as
@@ -17,6 +17,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DOCKER_LABELS } from "../platform/docker";
+import type { LogStack } from "./stack";
 import { quantityToMiB } from "../platform/quantity";
 import { DeployedService, Endpoint, Platform, resourcesToWaitFor, SecretFile } from "../platform/types";
 import { loggingAssetFiles, renderFilebeatDockerConfig, renderKibanaDashboardsScript, renderLoggingSetupScript, renderLogstashPipeline } from "./render";
@@ -52,7 +53,7 @@ export interface LoggingArgs {
   readonly hostPort?: number;
 }
 
-export class Logging extends pulumi.ComponentResource {
+export class Logging extends pulumi.ComponentResource implements LogStack {
   /** Where services ship their logs (newline-delimited ECS JSON over TCP). */
   declare readonly logstash: Endpoint;
   declare readonly kibanaUrl: string;
@@ -62,6 +63,11 @@ export class Logging extends pulumi.ComponentResource {
   declare readonly elasticPassword: pulumi.Output<string>;
   /** Filebeat, shipping the stack's containers' lines to Logstash. */
   declare readonly shipper: DeployedService;
+
+  /** For the Elasticsearch exporter the monitoring component runs (LogStack). */
+  get exporterSource(): { url: string; password: pulumi.Output<string> } {
+    return { url: this.elasticsearchUrl, password: this.elasticPassword };
+  }
 
   constructor(name: string, args: LoggingArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:logging:Logging", name, {}, opts);

@@ -11,34 +11,11 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { KubernetesPlatform } from "../platform/kubernetes";
+import type { KubernetesPlatform } from "./kubernetes";
 
-export interface HelmOperator {
-  readonly chart: string;
-  readonly repo: string;
-  /** The chart's version. */
-  readonly version: string;
-  /** The operator version the chart installs (its appVersion): the CRDs' release. */
-  readonly appVersion: string;
-  readonly namespace: string;
-}
+import { OPERATORS, type HelmOperator } from "../versions";
 
-export const OPERATORS = {
-  cnpg: { chart: "cloudnative-pg", repo: "https://cloudnative-pg.github.io/charts", version: "0.29.0", appVersion: "1.30.0", namespace: "cnpg-system" },
-  eck: { chart: "eck-operator", repo: "https://helm.elastic.co", version: "3.5.0", appVersion: "3.5.0", namespace: "elastic-system" },
-  /** Prometheus Operator with Prometheus, Alertmanager, node-exporter, kube-state-metrics and Grafana. */
-  prometheus: { chart: "kube-prometheus-stack", repo: "https://prometheus-community.github.io/helm-charts", version: "88.0.0", appVersion: "0.93.0", namespace: "monitoring" },
-  rabbitmq: {
-    manifest: "https://github.com/rabbitmq/cluster-operator/releases/download/v2.22.3/cluster-operator.yml",
-    appVersion: "2.22.3",
-    namespace: "rabbitmq-system",
-  },
-  /**
-   * The RabbitMQ Cluster Operator's release manifest holds cert-manager Issuer and Certificate objects
-   * for its webhook since v2.22.0 (tests/fixtures/upstream/facts.yaml): cert-manager comes first.
-   */
-  certManager: { chart: "cert-manager", repo: "https://charts.jetstack.io", version: "v1.16.2", appVersion: "v1.16.2", namespace: "cert-manager" },
-} as const satisfies { cnpg: HelmOperator; eck: HelmOperator; prometheus: HelmOperator; certManager: HelmOperator; rabbitmq: { manifest: string; appVersion: string; namespace: string } };
+export { OPERATORS, type HelmOperator };
 
 /**
  * Memory (request = limit) of the operators' own pods, set where the chart sets none (CloudNativePG's

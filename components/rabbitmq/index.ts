@@ -1,0 +1,29 @@
+/** The broker concern: "the broker" for a platform, one node on Docker or the RabbitMQ cluster operator on Kubernetes. */
+import type * as pulumi from "@pulumi/pulumi";
+import { KubernetesPlatform } from "../platform/kubernetes";
+import type { Platform } from "../platform/types";
+import type { Broker } from "./broker";
+import { RabbitMq } from "./docker";
+import { RabbitCluster } from "./kubernetes";
+
+export type { Broker };
+
+export interface BrokerArgs {
+  readonly platform: Platform;
+  readonly image: string;
+  /** Kubernetes: cluster members (Docker runs one node). */
+  readonly replicas: number;
+  readonly storageSize: string;
+  readonly resources: { readonly cpu: string; readonly memory: string };
+  /** Docker: AMQP on 127.0.0.1:hostPort, management on hostPort + 1. */
+  readonly hostPort?: number;
+  /** Kubernetes: the operator's manifest. */
+  readonly operator?: readonly pulumi.Resource[];
+}
+
+export function declareBroker(name: string, args: BrokerArgs): Broker {
+  const { platform, image, storageSize, resources } = args;
+  return platform instanceof KubernetesPlatform
+    ? new RabbitCluster(name, { platform, image, replicas: args.replicas, storageSize, resources, operator: args.operator ?? [] })
+    : new RabbitMq(name, { platform, image, storageSize, resources, hostPort: args.hostPort });
+}
