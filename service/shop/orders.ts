@@ -14,6 +14,7 @@ import type { QueryResult, QueryResultRow } from "pg";
 import type { Database } from "@shopfds/runtime/db";
 import { BrokerUnavailableError } from "@shopfds/runtime/jobs";
 import { InputError } from "@shopfds/runtime";
+import type { Evaluation, FraudDetector } from "@shopfds/runtime/fds";
 
 export const ORDER_EMAIL_TASK = "shopfds.send_order_confirmation";
 
@@ -36,22 +37,33 @@ export function noRepeatedProduct(order: { items: readonly { productId: number }
   });
 }
 
-const orderSchema = z
-  .object({
-    userId: z.number({ error: "must be a user id" }).int().positive(),
-    items: z
-      .array(
-        z.object({
+const orderFields = z.object({
+  userId: z.number({ error: "must be a user id (a number)" }).int("must be a whole number").positive("must be a user id (a positive number)"),
+  items: z
+    .array(
+      z
+        .object({
           productId: z.number({ error: "must be a product id" }).int().positive(),
           quantity: z.number({ error: "must be a number" }).int("must be a whole number").min(1, "must be at least 1").max(1000, "must be at most 1000"),
-        }),
-      )
-      .min(1, "must hold at least one item")
-      .max(100, "must hold at most 100 items"),
-    shippingAddress: z.record(z.string(), z.string()).default({}),
+        })
+        .strict(),
+    )
+    .min(1, "must hold at least one item")
+    .max(100, "must hold at most 100 items"),
+  shippingAddress: z.record(z.string().max(64), z.string().max(256)).default({}),
+});
+/** An order: who, what, where to. */
+const orderSchema = orderFields.strict().superRefine(noRepeatedProduct);
+/** A checkout (POST /orders): the order and what the FDS evaluates (the client's IP, e-mail and card). The route validates with it, once. */
+export const checkoutSchema = orderFields
+  .extend({
+    ip: z.string({ error: "must be the client's IP address" }).max(64),
+    email: z.string({ error: "must be an e-mail address" }).max(254),
+    card: z.string({ error: "must be a card number (a string of digits)" }).min(12, "must be a card number").max(32, "must be at most 32 characters").optional(),
   })
   .strict()
   .superRefine(noRepeatedProduct);
+export type Checkout = z.output<typeof checkoutSchema>;
 export type OrderInput = z.input<typeof orderSchema>;
 
 /** Bad order input; `field` is the path (`items.0.quantity`), the message says what is wrong. */
@@ -62,6 +74,11 @@ export class OrderInputError extends InputError {
   ) {
     super(field, `${field}: ${problem}`);
   }
+}
+
+/** An item names a product that does not exist (HTTP 422 UNKNOWN_PRODUCT). */
+export class UnknownProductError extends OrderInputError {
+  override readonly code = "UNKNOWN_PRODUCT";
 }
 
 /** Runs one named (prepared) statement: the router on the primary in the service, a bare pool in the bench's baseline. */
@@ -204,8 +221,7 @@ export interface PlacedOrder {
  *   producer keeps the task and sends it the moment the broker is back (`emailDeferred: true`), and the
  *   stale-task check re-sends it should this process die first. The caller gets its order, not an error.
  */
-export async function placeOrder(db: Database, jobs: OrderTaskSender, input: OrderInput, fds?: FdsRecord): Promise<PlacedOrder> {
-  const order = parseOrder(input);
+export async function commitOrder(db: Database, jobs: OrderTaskSender, order: z.output<typeof orderSchema>, fds?: FdsRecord): Promise<PlacedOrder> {
   if (!jobs.connected) throw new BrokerUnavailableError("the order was not placed: the task broker (RabbitMQ) is not reachable now; retry shortly");
   const emailTaskId = randomUUID();
   const placed = await writeOrder((c) => db.query(c.text, c.values, { target: "primary", prepare: c.name }), order, emailTaskId, fds);
@@ -214,4 +230,43 @@ export async function placeOrder(db: Database, jobs: OrderTaskSender, input: Ord
   // (Celery's ignore_result), which spares the broker, the worker and this service a message per order.
   const sent = await jobs.sendOrDefer(ORDER_EMAIL_TASK, [placed.orderId], {}, { id: emailTaskId, ignoreResult: true });
   return { ...placed, emailTaskId, emailDeferred: sent.deferred };
+}
+
+/** What placing an order needs: the router, the FDS, the producer. */
+export interface CheckoutDeps {
+  readonly db: Database;
+  readonly fds: Pick<FraudDetector, "evaluate">;
+  readonly jobs: OrderTaskSender;
+  /** Told every decision (metrics, the access line). */
+  readonly onEvaluation?: (evaluation: Evaluation) => void;
+}
+
+export type OrderOutcome =
+  | { readonly kind: "placed"; readonly order: PlacedOrder; readonly evaluation: Evaluation }
+  | { readonly kind: "blocked"; readonly evaluation: Evaluation };
+
+/**
+ * The order use case, for a checkout validated once (checkoutSchema): prices the items (the primary:
+ * a price just changed counts), asks the FDS, and either records the blocked attempt (no order; its FDS
+ * record with no order id) or places the order with its FDS record and e-mail in one statement
+ * (commitOrder). A product that does not exist is an UnknownProductError naming the item.
+ */
+export async function placeOrder(deps: CheckoutDeps, checkout: Checkout): Promise<OrderOutcome> {
+  const { db } = deps;
+  const ids = checkout.items.map((i) => i.productId);
+  const { rows } = await db.query<{ id: string; price: string }>(PRICES_SQL, [ids], { fresh: true, prepare: STATEMENT.prices });
+  const price = new Map(rows.map((r) => [Number(r.id), Number(r.price)]));
+  const missing = checkout.items.findIndex((i) => !price.has(i.productId));
+  if (missing >= 0) throw new UnknownProductError(`items.${missing}.productId`, `product ${checkout.items[missing]!.productId} does not exist`);
+  const amount = checkout.items.reduce((n, i) => n + price.get(i.productId)! * i.quantity, 0);
+  const evaluation = await deps.fds.evaluate({ userId: checkout.userId, amount, ip: checkout.ip, email: checkout.email, ...(checkout.card ? { card: checkout.card } : {}) });
+  deps.onEvaluation?.(evaluation);
+  const record: FdsRecord = { amount, ip: checkout.ip.trim(), email: checkout.email.trim().toLowerCase(), score: evaluation.score, level: evaluation.level, decision: evaluation.decision, elapsedMs: evaluation.elapsedMs };
+  if (evaluation.decision === "block") {
+    await db.query(FDS_RECORD_SQL, [null, checkout.userId, amount, record.ip, record.email, evaluation.score, evaluation.level, evaluation.decision, evaluation.elapsedMs]);
+    return { kind: "blocked", evaluation };
+  }
+  // The FDS record is written with the order, in its statement: no order without its decision on record.
+  const order = await commitOrder(db, deps.jobs, { userId: checkout.userId, items: checkout.items, shippingAddress: checkout.shippingAddress }, record);
+  return { kind: "placed", order, evaluation };
 }

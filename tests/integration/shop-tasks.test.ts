@@ -13,7 +13,7 @@ import { registerShopTasks, TASKS } from "../../service/tasks";
 import { TaskProducer } from "../../runtime/jobs/producer";
 import { Worker } from "../../runtime/jobs/worker";
 import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
-import { OrderInputError, placeOrder } from "../../service/shop/orders";
+import { commitOrder, OrderInputError, parseOrder, type OrderInput } from "../../service/shop/orders";
 import { mailDir } from "../../scripts/local-stack/smtp";
 import { profile, smtpOptions } from "../../scripts/local-stack/stack";
 import { createMigratedDatabase, until } from "../support/databases";
@@ -51,11 +51,14 @@ after(async () => {
   await dropDb();
 });
 
+/** An order placed below the HTTP layer and the FDS: validated (parseOrder), then committed with its e-mail. */
+const place = async (input: OrderInput) => commitOrder(db, sender, parseOrder(input));
+
 describe("ShopFDS tasks", () => {
   it("US3-1, US3-2: placing an order enqueues its confirmation e-mail; the SMTP sink has it within 5 s of pick-up", async () => {
     const email = `buyer-${process.pid}@test.com`;
     const user = (await db.query("SELECT id FROM users WHERE email = $1", [email], { fresh: true })).rows[0].id as string;
-    const placed = await placeOrder(db, sender, { userId: Number(user), items: [{ productId: 1, quantity: 2 }, { productId: 2, quantity: 1 }] });
+    const placed = await place({ userId: Number(user), items: [{ productId: 1, quantity: 2 }, { productId: 2, quantity: 1 }] });
     assert.equal(placed.total, "102500.50");
     await until("the e-mail in the sink", 10_000, async () => mailsTo(email).length === 1);
     const mail = mailsTo(email)[0]!;
@@ -92,19 +95,19 @@ describe("ShopFDS tasks", () => {
   });
 
   it("refuses a bad order naming the field, and takes no stock", async () => {
-    await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: 2, quantity: 5 }] }), (e: Error) => e instanceof OrderInputError && e.message === "items.0: only 0 of product 2 in stock");
+    await assert.rejects(place({ userId: 1, items: [{ productId: 2, quantity: 5 }] }), (e: Error) => e instanceof OrderInputError && e.message === "items.0: only 0 of product 2 in stock");
     // The order is one statement (its own transaction): an item that can be taken, listed before one that
     // cannot, keeps its stock; so do the items after a product that is missing or not for sale.
-    await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: 1, quantity: 3 }, { productId: 2, quantity: 1 }] }), { message: "items.1: only 0 of product 2 in stock" });
-    await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: 1, quantity: 1 }, { productId: 424242, quantity: 1 }] }), { message: "items.1: product 424242 does not exist" });
+    await assert.rejects(place({ userId: 1, items: [{ productId: 1, quantity: 3 }, { productId: 2, quantity: 1 }] }), { message: "items.1: only 0 of product 2 in stock" });
+    await assert.rejects(place({ userId: 1, items: [{ productId: 1, quantity: 1 }, { productId: 424242, quantity: 1 }] }), { message: "items.1: product 424242 does not exist" });
     await db.query("INSERT INTO products (sku, name, category, price, stock, is_active) VALUES ('sku-off', 'Retired', 'pc', 10, 50, false)");
     const retired = Number((await db.query("SELECT id FROM products WHERE sku = 'sku-off'", [], { fresh: true })).rows[0].id);
-    await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: retired, quantity: 1 }, { productId: 1, quantity: 1 }] }), { message: `items.0: product ${retired} is not for sale` });
+    await assert.rejects(place({ userId: 1, items: [{ productId: retired, quantity: 1 }, { productId: 1, quantity: 1 }] }), { message: `items.0: product ${retired} is not for sale` });
     const orders = Number((await db.query("SELECT count(*) FROM orders", [], { fresh: true })).rows[0].count);
     assert.equal(orders, 1, "no refused order was written");
-    await assert.rejects(placeOrder(db, sender, { userId: 1, items: [] }), { message: "items: must hold at least one item" });
-    await assert.rejects(placeOrder(db, sender, { userId: 999, items: [{ productId: 1, quantity: 1 }] }), { message: "userId: user 999 does not exist" });
-    await assert.rejects(placeOrder(db, sender, { userId: 1, items: [{ productId: 1, quantity: 1 }, { productId: 1, quantity: 1 }] }), { message: "items.1.productId: product 1 is listed twice: give it once with its quantity" });
+    await assert.rejects(place({ userId: 1, items: [] }), { message: "items: must hold at least one item" });
+    await assert.rejects(place({ userId: 999, items: [{ productId: 1, quantity: 1 }] }), { message: "userId: user 999 does not exist" });
+    await assert.rejects(place({ userId: 1, items: [{ productId: 1, quantity: 1 }, { productId: 1, quantity: 1 }] }), { message: "items.1.productId: product 1 is listed twice: give it once with its quantity" });
     assert.equal((await db.query("SELECT stock FROM products WHERE id = 1", [], { fresh: true })).rows[0].stock, 8, "the failed orders took nothing");
     assert.equal((await db.query("SELECT stock FROM products WHERE sku = 'sku-off'", [], { fresh: true })).rows[0].stock, 50);
   });
