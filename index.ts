@@ -30,7 +30,9 @@ import * as random from "@pulumi/random";
 import type { StackOutputs } from "./runtime/outputs";
 
 const config = new pulumi.Config(PROJECT);
-const settings = parseStackConfig({
+// Only the settings the stack file has: each platform's branch of the schema refuses the other's keys.
+const defined = (raw: Record<string, unknown>) => Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
+const settings = parseStackConfig(defined({
   platform: config.get("platform"),
   docker: config.getObject("docker"),
   kubernetes: config.getObject("kubernetes"),
@@ -45,7 +47,7 @@ const settings = parseStackConfig({
   logging: config.getObject("logging"),
   sentry: config.getObject("sentry"),
   backup: config.getObject("backup"),
-});
+}));
 
 // Every secret these settings need, checked before anything is declared: one error names them all.
 const missingSecrets = missingSecretsError(
@@ -59,29 +61,31 @@ const missingSecrets = missingSecretsError(
 if (missingSecrets) throw missingSecrets;
 
 const prefix = `shopfds-${pulumi.getStack()}`;
-const platform: Platform =
-  settings.platform === "docker"
-    ? new DockerPlatform(prefix, { subnet: "172.28.0.0/16", host: settings.docker.host })
-    : new KubernetesPlatform(prefix, { namespace: settings.kubernetes!.namespace, storageClass: settings.kubernetes!.storageClass, clusterDomain: settings.kubernetes!.clusterDomain, context: settings.kubernetes!.context, kubeconfig: settings.kubernetes!.kubeconfig, protect: settings.kubernetes!.protect });
+// The settings of the stack's platform (the config is a union on `platform`): one of these is undefined.
+const onDocker = settings.platform === "docker" ? settings : undefined;
+const onK8s = settings.platform === "kubernetes" ? settings : undefined;
+const platform: Platform = onK8s
+  ? new KubernetesPlatform(prefix, { namespace: onK8s.kubernetes.namespace, storageClass: onK8s.kubernetes.storageClass, clusterDomain: onK8s.kubernetes.clusterDomain, context: onK8s.kubernetes.context, kubeconfig: onK8s.kubernetes.kubeconfig, protect: onK8s.kubernetes.protect })
+  : new DockerPlatform(prefix, { subnet: "172.28.0.0/16", host: onDocker!.docker.host });
 
 // Kubernetes stacks stand on the field's operators (components/platform/operators.ts).
 const grafanaAdminPassword =
   platform instanceof KubernetesPlatform ? new random.RandomPassword(`${prefix}-grafana-admin-password`, { length: 24, special: false }, { additionalSecretOutputs: ["result"] }).result : undefined;
 const operators =
-  platform instanceof KubernetesPlatform
+  platform instanceof KubernetesPlatform && onK8s
     ? new ClusterOperators(`${prefix}-operators`, {
         platform,
-        mode: settings.kubernetes!.operators,
-        prometheusStackValues: prometheusStackValues({ storageSize: settings.monitoring.storageSize, size: settings.monitoring.size, storageClass: settings.kubernetes!.storageClass, grafanaAdminPassword: pulumi.secret(grafanaAdminPassword!) }),
+        mode: onK8s.kubernetes.operators,
+        prometheusStackValues: prometheusStackValues({ storageSize: onK8s.monitoring.storageSize, size: onK8s.monitoring.size, storageClass: onK8s.kubernetes.storageClass, grafanaAdminPassword: pulumi.secret(grafanaAdminPassword!) }),
       })
     : undefined;
 
 const pg = settings.postgres;
-const backup = settings.backup?.enabled !== false ? settings.backup : undefined;
+const backup = onK8s?.backup?.enabled !== false ? onK8s?.backup : undefined;
 const db = declareDatabase(`${prefix}-pg`, {
   platform,
   settings: { image: pg.image, replicas: pg.replicas, database: pg.database, user: pg.user, storageSize: pg.storageSize, maxConnections: pg.maxConnections, sharedBuffers: pg.sharedBuffers, maxSlotWalKeepSize: pg.maxSlotWalKeepSize, resources: pg.resources },
-  hostPort: pg.hostPort,
+  hostPort: onDocker?.postgres.hostPort,
   ...(backup?.destinationPath
     ? {
         backup: {
@@ -95,7 +99,7 @@ const db = declareDatabase(`${prefix}-pg`, {
         },
       }
     : {}),
-  ...(pg.restore ? { restore: pg.restore } : {}),
+  ...(onK8s?.postgres.restore ? { restore: onK8s.postgres.restore } : {}),
   dependsOn: operators?.ready.cnpg ?? [],
 });
 
@@ -107,7 +111,7 @@ const cache = new RedisCluster(`${prefix}-redis`, {
   nodeTimeoutMs: rc.nodeTimeoutMs,
   storageSize: rc.storageSize,
   resources: rc.resources,
-  hostPort: settings.platform === "docker" ? rc.hostPort : undefined,
+  hostPort: onDocker?.redis.hostPort,
 });
 
 // Card-hash keys 1…N (FR-010, PCI DSS 3.5.1.1). A RandomPassword (secret in the state) hashed to 256
@@ -120,10 +124,10 @@ const cardHashKeys = Array.from({ length: settings.fds.cardHashKeyVersion }, (_,
 const mq = declareBroker(`${prefix}-rabbitmq`, {
   platform,
   image: settings.rabbitmq.image,
-  replicas: settings.rabbitmq.replicas,
+  replicas: onK8s?.rabbitmq.replicas,
   storageSize: settings.rabbitmq.storageSize,
   resources: settings.rabbitmq.resources,
-  hostPort: settings.rabbitmq.hostPort,
+  hostPort: onDocker?.rabbitmq.hostPort,
   operator: operators?.ready.rabbitmq ?? [],
 });
 
@@ -170,7 +174,7 @@ const jobs = new JobRunners(`${prefix}-jobs`, {
   outputsJson: pulumi.secret(insideOutputs),
   publicUrl: settings.service.publicUrl ?? serviceInsideUrl(`${prefix}-service`),
   workers: settings.jobs.workers,
-  flower: { ...settings.jobs.flower, hostPort: settings.platform === "docker" ? settings.jobs.flower.hostPort : undefined },
+  flower: { ...settings.jobs.flower, hostPort: onDocker?.jobs.flower.hostPort },
   contractFiles,
   dependsOn: [...db.services, cache.service, migrated],
 });
@@ -185,7 +189,7 @@ const service = settings.service.enabled
       resources: settings.service.resources,
       environment: settings.sentry.environment,
       ...(settings.service.publicUrl ? { publicUrl: settings.service.publicUrl } : {}),
-      hostPort: settings.platform === "docker" ? settings.service.hostPort : undefined,
+      hostPort: onDocker?.service.hostPort,
       contractFiles,
       dependsOn: [...db.services, cache.service, mq.broker, migrated],
     })
@@ -195,12 +199,12 @@ const elk = settings.logging.enabled
   ? declareLogging(`${prefix}-logging`, {
       platform,
       stack: prefix,
-      nodes: settings.logging.nodes,
       storageSize: settings.logging.storageSize,
       resources: settings.logging.resources,
-      memory: { kibana: settings.logging.kibanaMemory, logstash: settings.logging.logstashMemory, filebeat: settings.logging.filebeatMemory },
-      hostPort: settings.logging.hostPort,
-      operator: operators?.ready.eck ?? [],
+      hostPort: onDocker?.logging.hostPort,
+      ...(onK8s
+        ? { kubernetes: { nodes: onK8s.logging.nodes, memory: { kibana: onK8s.logging.kibanaMemory, logstash: onK8s.logging.logstashMemory, filebeat: onK8s.logging.filebeatMemory }, operator: operators?.ready.eck ?? [] } }
+        : {}),
     })
   : undefined;
 
@@ -226,7 +230,7 @@ if (settings.monitoring.enabled) {
       ...(settings.smtp && smtpPassword ? { password: smtpPassword } : {}),
     },
     storageSize: settings.monitoring.storageSize,
-    hostPort: settings.monitoring.hostPort,
+    hostPort: onDocker?.monitoring.hostPort,
     db,
     cache,
     broker: mq,
@@ -243,7 +247,7 @@ if (platform instanceof KubernetesPlatform) {
     operatorNamespaces: [OPERATORS.cnpg.namespace, OPERATORS.eck.namespace, OPERATORS.rabbitmq.namespace],
     monitoringNamespace: OPERATORS.prometheus.namespace,
     ...(elk?.shipping ? { logShipping: elk.shipping } : {}),
-    ...(service ? { ingress: { namespace: settings.kubernetes!.ingressNamespace, serviceName: service.service.name, port: SERVICE_PORT } } : {}),
+    ...(service && onK8s ? { ingress: { namespace: onK8s.kubernetes.ingressNamespace, serviceName: service.service.name, port: SERVICE_PORT } } : {}),
   });
 }
 

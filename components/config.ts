@@ -1,6 +1,9 @@
 /**
- * The stack configuration: one zod schema, read once by index.ts. Components never read
- * `pulumi.Config` or the environment themselves; they receive the typed, defaulted values below.
+ * The stack configuration: one zod schema, read once by index.ts, a union on `platform`: a Docker
+ * branch (the engine, the host ports its servers publish) and a Kubernetes branch (context and
+ * namespace, operators, backups, a relay, cluster sizes), each refusing the other's settings. Every
+ * default is in the schema. Components never read `pulumi.Config` or the environment themselves; they
+ * receive the typed, defaulted values below.
  */
 import { z } from "zod";
 import { RULES } from "../runtime/rules";
@@ -23,28 +26,39 @@ export const resourcesSchema = z
   })
   .strict();
 
-export const postgresConfigSchema = z
+/** PostgreSQL settings both platforms take. */
+const postgresBase = z.object({
+  database: identifier.default("shopfds"),
+  user: identifier.default("shopfds"),
+  storageSize: k8sQuantity.default("10Gi"),
+  maxConnections: z.number().int().min(10).max(10000).default(200),
+  sharedBuffers: pgSize.default("128MB"),
+  maxSlotWalKeepSize: pgSize.default("2GB"),
+  resources: resourcesSchema.default({ cpu: "250m", memory: "512Mi" }),
+});
+const replicas = (fallback: number) => z.number().int("must be an integer").min(1, "must be at least 1 (FR-001)").max(16, "must be at most 16").default(fallback);
+
+export const postgresDockerSchema = z
   .object({
-    /**
-     * Docker: an image with the official postgres entrypoint (default postgres:15.8-bookworm).
-     * Kubernetes: a CloudNativePG operand image with the Barman tools for WAL archiving (default
-     * POSTGRES_OPERAND_IMAGE).
-     */
-    image: z.string().min(1).optional(),
-    /** Streaming replicas; the default depends on the platform (1 on docker, 2 on kubernetes). */
-    replicas: z.number().int("must be an integer").min(1, "must be at least 1 (FR-001)").max(16, "must be at most 16").optional(),
-    database: identifier.default("shopfds"),
-    user: identifier.default("shopfds"),
-    storageSize: k8sQuantity.default("10Gi"),
-    maxConnections: z.number().int().min(10).max(10000).default(200),
-    sharedBuffers: pgSize.default("128MB"),
-    maxSlotWalKeepSize: pgSize.default("2GB"),
-    resources: resourcesSchema.default({ cpu: "250m", memory: "512Mi" }),
-    /** Docker only: first host port published on 127.0.0.1 (primary; replicas take the next ones). */
+    /** An image with the official postgres entrypoint. */
+    image: z.string().min(1).default(IMAGES.postgres),
+    /** Streaming replicas. */
+    replicas: replicas(1),
+    ...postgresBase.shape,
+    /** First host port published on 127.0.0.1 (primary; replicas take the next ones). */
     hostPort: port.default(15432),
+  })
+  .strict();
+
+export const postgresKubernetesSchema = z
+  .object({
+    /** A CloudNativePG operand image with the Barman tools for WAL archiving. */
+    image: z.string().min(1).default(IMAGES.postgresOperand),
+    replicas: replicas(2),
+    ...postgresBase.shape,
     /**
-     * Kubernetes only: bootstrap the cluster from another cluster's backups instead of an empty
-     * database (point-in-time recovery; README, "Restore to a point in time").
+     * Bootstrap the cluster from another cluster's backups instead of an empty database (point-in-time
+     * recovery; docs/stacks.md, "Restore to a point in time").
      */
     restore: z
       .object({
@@ -58,8 +72,7 @@ export const postgresConfigSchema = z
   })
   .strict();
 
-export const redisConfigSchema = z
-  .object({
+const redisBase = z.object({
     image: z.string().min(1).default(IMAGES.redis),
     /** maxmemory of each node (Redis units); the memory request must leave room above it. */
     maxMemory: RULES.redisSize.schema.default("256mb"),
@@ -67,25 +80,27 @@ export const redisConfigSchema = z
     nodeTimeoutMs: RULES.redisNodeTimeoutMs.schema.default(2000),
     storageSize: k8sQuantity.default("1Gi"),
     resources: resourcesSchema.default({ cpu: "100m", memory: "384Mi" }),
-    /** Docker only: node `i` is published on 127.0.0.1:hostPort + i. */
-    hostPort: port.default(16379),
-  })
-  .strict();
+});
+export const redisDockerSchema = redisBase.extend({ /** Node `i` is published on 127.0.0.1:hostPort + i. */ hostPort: port.default(16379) }).strict();
+export const redisKubernetesSchema = redisBase.strict();
 
-export const rabbitMqConfigSchema = z
-  .object({
-    /** Default: rabbitmq:3.13.7-management (3.13 or later required on Kubernetes; the local stack runs Debian's 3.10.8). */
-    image: z.string().min(1).optional(),
-    /** Kubernetes: nodes of the RabbitmqCluster (3 in prod; a node may then restart or drain). Docker runs one. */
+const rabbitMqBase = z.object({
+  /** 3.13 or later on Kubernetes (the local stack runs Debian's 3.10.8). */
+  image: z.string().min(1).default(IMAGES.rabbitmq),
+  storageSize: k8sQuantity.default("8Gi"),
+  resources: resourcesSchema.default({ cpu: "250m", memory: "512Mi" }),
+});
+/** Docker runs one node. */
+export const rabbitMqDockerSchema = rabbitMqBase.extend({ /** AMQP on 127.0.0.1:hostPort, the management UI on hostPort + 1. */ hostPort: port.default(15680) }).strict();
+export const rabbitMqKubernetesSchema = rabbitMqBase
+  .extend({
+    /** Nodes of the RabbitmqCluster (3 in prod; a node may then restart or drain). */
     replicas: z.number().int("must be an integer").min(1, "must be at least 1").max(9, "must be at most 9").default(3),
-    storageSize: k8sQuantity.default("8Gi"),
-    resources: resourcesSchema.default({ cpu: "250m", memory: "512Mi" }),
-    /** Docker only: AMQP on 127.0.0.1:hostPort, the management UI on hostPort + 1. */
-    hostPort: port.default(15680),
   })
   .strict();
 
-export const jobsConfigSchema = z
+const jobsSchema = <F extends z.ZodType>(flower: F) =>
+  z
   .object({
     /** The ShopFDS service image (runtime, workers, scheduler); built by the service's pipeline. */
     image: z.string().min(1).default("ghcr.io/shopfds/shopfds-service:latest"),
@@ -96,32 +111,29 @@ export const jobsConfigSchema = z
         resources: resourcesSchema.default({ cpu: "250m", memory: "256Mi" }),
       })
       .strict()
-      .default({ replicas: 2, concurrency: 4, resources: { cpu: "250m", memory: "256Mi" } }),
-    flower: z
-      .object({
-        /** Flower is optional; its outputs are undefined when off. */
-        enabled: z.boolean().default(true),
-        image: z.string().min(1).default(IMAGES.flower),
-        /** Docker only: the UI on 127.0.0.1:hostPort. */
-        hostPort: port.default(15555),
-      })
-      .strict()
-      .default({ enabled: true, image: IMAGES.flower, hostPort: 15555 }),
+      .prefault({}),
+    flower,
   })
   .strict();
+const flowerBase = z.object({
+  /** Flower is optional; its outputs are undefined when off. */
+  enabled: z.boolean().default(true),
+  image: z.string().min(1).default(IMAGES.flower),
+});
+/** Docker: Flower's UI on 127.0.0.1:flower.hostPort. */
+export const jobsDockerSchema = jobsSchema(flowerBase.extend({ hostPort: port.default(15555) }).strict().prefault({}));
+export const jobsKubernetesSchema = jobsSchema(flowerBase.strict().prefault({}));
 
 /** The reference service (service/bin/service.ts), the same image as the workers. */
-export const serviceConfigSchema = z
-  .object({
+const serviceBase = z.object({
     enabled: z.boolean().default(true),
     replicas: z.number().int("must be an integer").min(1, "must be at least 1").max(50).default(1),
     resources: resourcesSchema.default({ cpu: "250m", memory: "256Mi" }),
     /** Where clients reach the service (links in its answers); default: its address in the stack. */
     publicUrl: z.string().url("must be an absolute URL such as https://shop.example").optional(),
-    /** Docker only: the service on 127.0.0.1:hostPort. */
-    hostPort: port.default(18080),
-  })
-  .strict();
+});
+export const serviceDockerSchema = serviceBase.extend({ /** The service on 127.0.0.1:hostPort. */ hostPort: port.default(18080) }).strict();
+export const serviceKubernetesSchema = serviceBase.strict();
 
 /**
  * PostgreSQL backups (Kubernetes stacks): WAL archiving and a daily base backup to S3-compatible
@@ -158,17 +170,18 @@ export const smtpConfigSchema = z
   })
   .strict();
 
-export const monitoringConfigSchema = z
-  .object({
+const monitoringBase = z.object({
     enabled: z.boolean().default(true),
     slackChannel: z.string().regex(/^#[a-z0-9_-]+$/, "must be a Slack channel such as #shopfds-alerts").default("#shopfds-alerts"),
     /** Where critical alerts are mailed (through the stack's SMTP relay or sink). */
     alertEmail: z.string().regex(/^[^@\s]+@[^@\s]+$/, "must be an e-mail address").default("oncall@shopfds.example"),
     storageSize: k8sQuantity.default("10Gi"),
-    /** Docker only: Prometheus on 127.0.0.1:hostPort, Alertmanager on hostPort + 1. */
-    hostPort: port.default(19090),
+});
+export const monitoringDockerSchema = monitoringBase.extend({ /** Prometheus on 127.0.0.1:hostPort, Alertmanager on hostPort + 1. */ hostPort: port.default(19090) }).strict();
+export const monitoringKubernetesSchema = monitoringBase
+  .extend({
     /**
-     * Kubernetes: the memory of the Prometheus stack's pods (components/monitoring/prometheus-stack.ts
+     * The memory of the Prometheus stack's pods (components/monitoring/prometheus-stack.ts
      * PROMETHEUS_STACK_MEMORY): `small` for a throw-away cluster, `production` otherwise. The chart
      * itself sets none (its values are `{}`), so without these they would be unbounded.
      */
@@ -176,24 +189,26 @@ export const monitoringConfigSchema = z
   })
   .strict();
 
-export const loggingConfigSchema = z
-  .object({
-    /** The ELK stack; off by default (heavy for a laptop), on in prod. */
-    enabled: z.boolean().default(false),
-    /** Kubernetes: Elasticsearch data nodes (3 in prod, so a lost node loses no shard); Docker runs one. */
+const loggingBase = z.object({
+  /** The ELK stack; off by default (heavy for a laptop), on in prod. */
+  enabled: z.boolean().default(false),
+  storageSize: k8sQuantity.default("20Gi"),
+  resources: resourcesSchema.default({ cpu: "500m", memory: "2Gi" }),
+});
+/** Docker runs one Elasticsearch node. */
+export const loggingDockerSchema = loggingBase.extend({ /** Kibana on 127.0.0.1:hostPort, Logstash's JSON input on hostPort + 1. */ hostPort: port.default(15601) }).strict();
+export const loggingKubernetesSchema = loggingBase
+  .extend({
+    /** Elasticsearch data nodes (3 in prod, so a lost node loses no shard). */
     nodes: z.number().int("must be an integer").min(1, "must be at least 1").max(9, "must be at most 9").default(3),
-    storageSize: k8sQuantity.default("20Gi"),
-    resources: resourcesSchema.default({ cpu: "500m", memory: "2Gi" }),
     /**
-     * Kubernetes: memory (request = limit) of Kibana, Logstash (its JVM heap is half of it: Logstash's
+     * Memory (request = limit) of Kibana, Logstash (its JVM heap is half of it: Logstash's
      * own default heap is a fixed 1g, which a 1Gi pod cannot hold) and each node's Filebeat. The
      * defaults are ECK 3.5.0's own defaults (tests/fixtures/upstream/facts.yaml).
      */
     kibanaMemory: k8sQuantity.default("2Gi"),
     logstashMemory: k8sQuantity.default("2Gi"),
     filebeatMemory: k8sQuantity.default("300Mi"),
-    /** Docker only: Kibana on 127.0.0.1:hostPort, Logstash's JSON input on hostPort + 1. */
-    hostPort: port.default(15601),
   })
   .strict();
 
@@ -217,9 +232,41 @@ export const fdsConfigSchema = z
   })
   .strict();
 
-export const stackConfigSchema = z
+/** What both platforms take, each setting with its default. */
+const commonStack = {
+  fds: fdsConfigSchema.prefault({}),
+  /** The relay the e-mail tasks use (its password: the secret setting smtpPassword). On Docker, when
+   * absent, the stack runs a Mailpit sink instead; Kubernetes stacks must name a relay. */
+  smtp: smtpConfigSchema.optional(),
+  sentry: sentryConfigSchema.prefault({}),
+};
+
+/** A Docker stack (dev): the engine, and the host ports its servers publish on 127.0.0.1. */
+export const dockerStackSchema = z
   .object({
-    platform: z.enum(["docker", "kubernetes"], { error: "must be \"docker\" or \"kubernetes\"" }),
+    platform: z.literal("docker"),
+    /** Docker stacks: the engine to deploy to (an explicit provider). */
+    docker: z
+      .object({
+        host: z.string().regex(/^(unix|tcp|ssh|npipe):\/\/.+$/, "must be a Docker host such as unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host").default("unix:///var/run/docker.sock"),
+      })
+      .strict()
+      .default({ host: "unix:///var/run/docker.sock" }),
+    postgres: postgresDockerSchema.prefault({}),
+    redis: redisDockerSchema.prefault({}),
+    rabbitmq: rabbitMqDockerSchema.prefault({}),
+    jobs: jobsDockerSchema.prefault({}),
+    service: serviceDockerSchema.prefault({}),
+    monitoring: monitoringDockerSchema.prefault({}),
+    logging: loggingDockerSchema.prefault({}),
+    ...commonStack,
+  })
+  .strict();
+
+/** A Kubernetes stack (staging, prod, kind): its context and namespace, the operators, backups, a relay. */
+export const kubernetesStackSchema = z
+  .object({
+    platform: z.literal("kubernetes"),
     kubernetes: z
       .object({
         namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS-1123 label"),
@@ -242,28 +289,25 @@ export const stackConfigSchema = z
       })
       .strict()
       .optional(),
-    /** Docker stacks: the engine to deploy to (an explicit provider). */
-    docker: z
-      .object({
-        host: z.string().regex(/^(unix|tcp|ssh|npipe):\/\/.+$/, "must be a Docker host such as unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host").default("unix:///var/run/docker.sock"),
-      })
-      .strict()
-      .default({ host: "unix:///var/run/docker.sock" }),
-    postgres: postgresConfigSchema.default(postgresConfigSchema.parse({})),
-    redis: redisConfigSchema.default(redisConfigSchema.parse({})),
-    fds: fdsConfigSchema.default(fdsConfigSchema.parse({})),
-    rabbitmq: rabbitMqConfigSchema.default(rabbitMqConfigSchema.parse({})),
-    jobs: jobsConfigSchema.default(jobsConfigSchema.parse({})),
-    service: serviceConfigSchema.default(serviceConfigSchema.parse({})),
-    /** The relay the e-mail tasks use (its password: the secret setting smtpPassword). On Docker, when
-     * absent, the stack runs a Mailpit sink instead; Kubernetes stacks must name a relay. */
-    smtp: smtpConfigSchema.optional(),
-    monitoring: monitoringConfigSchema.default(monitoringConfigSchema.parse({})),
-    logging: loggingConfigSchema.default(loggingConfigSchema.parse({})),
-    sentry: sentryConfigSchema.default(sentryConfigSchema.parse({})),
+    postgres: postgresKubernetesSchema.prefault({}),
+    redis: redisKubernetesSchema.prefault({}),
+    rabbitmq: rabbitMqKubernetesSchema.prefault({}),
+    jobs: jobsKubernetesSchema.prefault({}),
+    service: serviceKubernetesSchema.prefault({}),
+    monitoring: monitoringKubernetesSchema.prefault({}),
+    logging: loggingKubernetesSchema.prefault({}),
+    /** PostgreSQL's WAL archive and base backups (required unless `enabled: false`). */
     backup: backupConfigSchema.optional(),
+    ...commonStack,
   })
-  .strict()
+  .strict();
+
+export const PLATFORMS = ["docker", "kubernetes"] as const;
+const PLATFORM_ERROR = 'must be "docker" or "kubernetes"';
+
+/** The stack settings: a union on `platform`, each branch with its own settings and defaults. */
+export const stackConfigSchema = z
+  .discriminatedUnion("platform", [dockerStackSchema, kubernetesStackSchema], { error: PLATFORM_ERROR })
   .superRefine((cfg, ctx) => {
     if (cfg.platform === "kubernetes" && !cfg.kubernetes) {
       ctx.addIssue({ code: "custom", path: ["kubernetes"], message: "is required when platform is \"kubernetes\" (set kubernetes.namespace)" });
@@ -271,18 +315,16 @@ export const stackConfigSchema = z
     if (cfg.platform === "kubernetes" && cfg.backup?.enabled !== false && !cfg.backup?.destinationPath) {
       ctx.addIssue({ code: "custom", path: ["backup", "destinationPath"], message: "is required when platform is \"kubernetes\" (where PostgreSQL's WAL and base backups go, e.g. s3://shopfds-backups/prod; a throw-away cluster sets backup.enabled: false)" });
     }
-    if (cfg.platform === "kubernetes" && cfg.postgres.image && /^(docker\.io\/)?(library\/)?postgres:/.test(cfg.postgres.image)) {
+    if (cfg.platform === "kubernetes" && /^(docker\.io\/)?(library\/)?postgres:/.test(cfg.postgres.image)) {
       ctx.addIssue({ code: "custom", path: ["postgres", "image"], message: `must be a CloudNativePG operand image on Kubernetes, such as ${POSTGRES_OPERAND_IMAGE} (got "${cfg.postgres.image}": the official image lacks the operator's instance manager tools)` });
     }
-    const rabbitVersion = /:(\d+)\.(\d+)/.exec(cfg.rabbitmq.image ?? "");
-    if (cfg.platform === "kubernetes" && cfg.rabbitmq.image && (!rabbitVersion || Number(rabbitVersion[1]) * 100 + Number(rabbitVersion[2]) < 313)) {
+    const rabbitVersion = /:(\d+)\.(\d+)/.exec(cfg.rabbitmq.image);
+    if (cfg.platform === "kubernetes" && (!rabbitVersion || Number(rabbitVersion[1]) * 100 + Number(rabbitVersion[2]) < 313)) {
       ctx.addIssue({ code: "custom", path: ["rabbitmq", "image"], message: `must be RabbitMQ 3.13 or later on Kubernetes (the cluster operator's supported versions), tagged as such, e.g. rabbitmq:3.13.7-management (got "${cfg.rabbitmq.image}")` });
     }
-    const restore = cfg.postgres.restore;
-    if (restore && cfg.platform !== "kubernetes") {
-      ctx.addIssue({ code: "custom", path: ["postgres", "restore"], message: "is only supported on Kubernetes (CloudNativePG recovers from the object store)" });
-    }
-    if (restore && cfg.backup && restore.fromServerName === (cfg.backup.serverName ?? undefined)) {
+    const restore = cfg.platform === "kubernetes" ? cfg.postgres.restore : undefined;
+    const backup = cfg.platform === "kubernetes" ? cfg.backup : undefined;
+    if (restore && backup && restore.fromServerName === (backup.serverName ?? undefined)) {
       ctx.addIssue({ code: "custom", path: ["backup", "serverName"], message: `must differ from postgres.restore.fromServerName (${restore.fromServerName}): the restored cluster archives into a new folder` });
     }
     if (cfg.platform === "kubernetes" && !cfg.smtp) {
@@ -291,10 +333,13 @@ export const stackConfigSchema = z
   });
 
 export type RawStackConfig = z.input<typeof stackConfigSchema>;
-export type StackConfig = Omit<z.output<typeof stackConfigSchema>, "postgres" | "rabbitmq"> & {
-  postgres: z.output<typeof postgresConfigSchema> & { replicas: number; image: string };
-  rabbitmq: z.output<typeof rabbitMqConfigSchema> & { image: string };
+export type DockerStackConfig = z.output<typeof dockerStackSchema>;
+/** A Kubernetes stack: its `kubernetes` block and SMTP relay are required (the schema's refinement says so). */
+export type KubernetesStackConfig = z.output<typeof kubernetesStackSchema> & {
+  kubernetes: NonNullable<z.output<typeof kubernetesStackSchema>["kubernetes"]>;
+  smtp: NonNullable<z.output<typeof kubernetesStackSchema>["smtp"]>;
 };
+export type StackConfig = DockerStackConfig | KubernetesStackConfig;
 
 /** CloudNativePG's PostgreSQL 15 operand, the "system" flavour (it carries barman-cloud for the in-tree WAL archiving). */
 export const POSTGRES_OPERAND_IMAGE = IMAGES.postgresOperand;
@@ -311,25 +356,25 @@ export class StackConfigError extends Error {
  * reported at once, each as `shopfds:<key path>: <what is wrong> (got <value>)`.
  */
 export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
-  const result = stackConfigSchema.safeParse(raw, { reportInput: true });
-  if (!result.success) {
-    throw new StackConfigError(
-      result.error.issues.map((issue) => {
-        const key = `${PROJECT}:${issue.path.map(String).join(".")}`;
-        if (issue.code === "unrecognized_keys") return `${key}: unknown setting${issue.keys.length > 1 ? "s" : ""} ${issue.keys.join(", ")}`;
-        if (issue.input === undefined && issue.code !== "custom") return `${key}: is required`;
-        if (issue.code === "custom") return `${key}: ${issue.message}`;
-        return `${key}: ${issue.message} (got ${JSON.stringify(issue.input)})`;
-      }),
-    );
-  }
-  const cfg = result.data;
-  const k8s = cfg.platform === "kubernetes";
-  return {
-    ...cfg,
-    postgres: { ...cfg.postgres, replicas: cfg.postgres.replicas ?? (k8s ? 2 : 1), image: cfg.postgres.image ?? (k8s ? POSTGRES_OPERAND_IMAGE : IMAGES.postgres) },
-    rabbitmq: { ...cfg.rabbitmq, image: cfg.rabbitmq.image ?? IMAGES.rabbitmq },
+  const describe = (issue: z.core.$ZodIssue): string => {
+    // `shopfds:postgres.replicas`; a key unknown at the top is named under the project alone.
+    const key = issue.path.length > 0 ? `${PROJECT}:${issue.path.map(String).join(".")}` : PROJECT;
+    // The union's discriminator: its issue carries the whole input; the platform is what to name.
+    if (issue.code === "invalid_union" && issue.path.join(".") === "platform") return raw.platform === undefined ? `${key}: is required` : `${key}: ${PLATFORM_ERROR} (got ${JSON.stringify(raw.platform)})`;
+    if (issue.code === "unrecognized_keys") return `${key}: unknown setting${issue.keys.length > 1 ? "s" : ""} ${issue.keys.join(", ")}`;
+    if (issue.input === undefined && issue.code !== "custom") return `${key}: is required`;
+    if (issue.code === "custom") return `${key}: ${issue.message}`;
+    return `${key}: ${issue.message} (got ${JSON.stringify(issue.input)})`;
   };
+  const result = stackConfigSchema.safeParse(raw, { reportInput: true });
+  if (result.success) return result.data as StackConfig;
+  const problems = result.error.issues.map(describe);
+  // A platform that is neither: the rest is still checked (as Docker's), so every problem shows at once.
+  if (!(PLATFORMS as readonly unknown[]).includes(raw.platform) && raw.platform !== undefined) {
+    const rest = dockerStackSchema.safeParse({ ...raw, platform: "docker" }, { reportInput: true });
+    if (!rest.success) problems.push(...rest.error.issues.map(describe));
+  }
+  throw new StackConfigError(problems);
 }
 
 /** A secret setting the stack needs, with why and how an operator sets it. */

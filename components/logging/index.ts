@@ -13,24 +13,24 @@ export interface LoggingArgs {
   readonly platform: Platform;
   /** The stack's name: Docker's Filebeat ships the containers labelled with it. */
   readonly stack: string;
-  readonly nodes: number;
   readonly storageSize: string;
   readonly resources: { readonly cpu: string; readonly memory: string };
-  readonly memory: { readonly kibana: string; readonly logstash: string; readonly filebeat: string };
+  /** Docker: Kibana on 127.0.0.1:hostPort, Logstash's JSON input on hostPort + 1. */
   readonly hostPort?: number;
-  /** Kubernetes: ECK's release. */
-  readonly operator?: readonly pulumi.Resource[];
+  /** Kubernetes: Elasticsearch nodes, the memory of Kibana, Logstash and Filebeat, and ECK's release. */
+  readonly kubernetes?: { readonly nodes: number; readonly memory: { readonly kibana: string; readonly logstash: string; readonly filebeat: string }; readonly operator: readonly pulumi.Resource[] };
 }
 
 export function declareLogging(name: string, args: LoggingArgs): LogStack {
   if (args.platform instanceof KubernetesPlatform) {
+    if (!args.kubernetes) throw new Error(`${name}: a Kubernetes logging stack needs its nodes, memory and operator (LoggingArgs.kubernetes)`);
     return new EckLogging(name, {
       platform: args.platform,
-      nodes: args.nodes,
+      nodes: args.kubernetes.nodes,
       storageSize: args.storageSize,
       resources: args.resources,
-      memory: args.memory,
-      operator: args.operator ?? [],
+      memory: args.kubernetes.memory,
+      operator: args.kubernetes.operator,
       images: { setup: IMAGES.curl, exporter: IMAGES.elasticsearchExporter },
     });
   }

@@ -11,8 +11,8 @@ export type { Broker };
 export interface BrokerArgs {
   readonly platform: Platform;
   readonly image: string;
-  /** Kubernetes: cluster members (Docker runs one node). */
-  readonly replicas: number;
+  /** Kubernetes: cluster members (Docker runs one node). @default 3 */
+  readonly replicas?: number;
   readonly storageSize: string;
   readonly resources: { readonly cpu: string; readonly memory: string };
   /** Docker: AMQP on 127.0.0.1:hostPort, management on hostPort + 1. */
@@ -24,6 +24,6 @@ export interface BrokerArgs {
 export function declareBroker(name: string, args: BrokerArgs): Broker {
   const { platform, image, storageSize, resources } = args;
   return platform instanceof KubernetesPlatform
-    ? new RabbitCluster(name, { platform, image, replicas: args.replicas, storageSize, resources, operator: args.operator ?? [] })
+    ? new RabbitCluster(name, { platform, image, replicas: args.replicas ?? 3, storageSize, resources, operator: args.operator ?? [] })
     : new RabbitMq(name, { platform, image, storageSize, resources, hostPort: args.hostPort });
 }

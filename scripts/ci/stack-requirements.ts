@@ -22,7 +22,7 @@ console.log(
   JSON.stringify({
     stack,
     platform: cfg.platform,
-    context: cfg.kubernetes?.context ?? null,
+    context: cfg.platform === "kubernetes" ? cfg.kubernetes.context : null,
     environments: doc.environment ?? [],
     secrets: requiredSecrets(cfg).map((s) => ({ key: s.key, why: s.why })),
   }),

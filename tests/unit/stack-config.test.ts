@@ -4,12 +4,19 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
-import { parseStackConfig, StackConfigError } from "../../components/config";
+import { parseStackConfig, StackConfigError, type DockerStackConfig } from "../../components/config";
 
 /** A stack file's settings as `pulumi.Config` would hand them to index.ts. */
 function stackFile(stack: string): Record<string, unknown> {
   const config = parse(readFileSync(path.join(__dirname, "../..", `Pulumi.${stack}.yaml`), "utf8")).config as Record<string, unknown>;
   return Object.fromEntries(Object.entries(config).map(([k, v]) => [k.replace(/^shopfds:/, ""), v]));
+}
+
+/** A Docker stack's settings (the config is a union on platform). */
+function docker(raw: Record<string, unknown>): DockerStackConfig {
+  const cfg = parseStackConfig(raw);
+  assert.equal(cfg.platform, "docker");
+  return cfg as DockerStackConfig;
 }
 
 describe("stack configuration", () => {
@@ -32,8 +39,8 @@ describe("stack configuration", () => {
   });
 
   it("names the Docker engine: the local socket by default, a bad host named", () => {
-    assert.deepEqual(parseStackConfig({ platform: "docker" }).docker, { host: "unix:///var/run/docker.sock" });
-    assert.equal(parseStackConfig({ platform: "docker", docker: { host: "ssh://ops@build-1" } }).docker.host, "ssh://ops@build-1");
+    assert.deepEqual(docker({ platform: "docker" }).docker, { host: "unix:///var/run/docker.sock" });
+    assert.equal(docker({ platform: "docker", docker: { host: "ssh://ops@build-1" } }).docker.host, "ssh://ops@build-1");
     assert.throws(() => parseStackConfig({ platform: "docker", docker: { host: "/var/run/docker.sock" } }), {
       message: 'Invalid stack configuration (1 problem):\n  - shopfds:docker.host: must be a Docker host such as unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host (got "/var/run/docker.sock")',
     });
@@ -127,5 +134,20 @@ describe("stack configuration", () => {
     assert.throws(() => parseStackConfig({ platform: "kubernetes", kubernetes: { namespace: "x" }, smtp: { host: "relay", from: "a@b.c" }, backup: { enabled: false } }), {
       message: "Invalid stack configuration (1 problem):\n  - shopfds:kubernetes.context: is required",
     });
+  });
+
+  it("is a union on platform: each branch takes its own settings and refuses the other's, with its defaults in the schema", () => {
+    const k8s = { platform: "kubernetes", kubernetes: { namespace: "x", context: "x" }, smtp: { host: "relay", from: "a@b.c" }, backup: { enabled: false } };
+    assert.throws(() => parseStackConfig({ platform: "docker", postgres: { restore: { fromServerName: "old" } }, logging: { nodes: 3 }, backup: { enabled: false } }), {
+      message: "Invalid stack configuration (3 problems):\n  - shopfds:postgres: unknown setting restore\n  - shopfds:logging: unknown setting nodes\n  - shopfds: unknown setting backup",
+    });
+    assert.throws(() => parseStackConfig({ ...k8s, redis: { hostPort: 16379 }, docker: { host: "unix:///var/run/docker.sock" } }), {
+      message: "Invalid stack configuration (2 problems):\n  - shopfds:redis: unknown setting hostPort\n  - shopfds: unknown setting docker",
+    });
+    const d = docker({ platform: "docker" });
+    assert.deepEqual([d.postgres.image, d.postgres.replicas, d.postgres.hostPort, d.jobs.flower.hostPort, d.rabbitmq.image], ["postgres:15.8-bookworm", 1, 15432, 15555, "rabbitmq:3.13.7-management"]);
+    const k = parseStackConfig(k8s);
+    assert.ok(k.platform === "kubernetes");
+    assert.deepEqual([k.postgres.image, k.postgres.replicas, k.rabbitmq.replicas, k.logging.nodes, k.monitoring.size, k.kubernetes.namespace], ["ghcr.io/cloudnative-pg/postgresql:15.13-system-bookworm", 2, 3, 3, "production", "x"]);
   });
 });
