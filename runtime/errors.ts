@@ -49,6 +49,10 @@ export const RETRY_AFTER_SECONDS = 5;
 /** A dependency cannot answer now (PostgreSQL, the Redis Cluster, the broker); the operation may be retried. */
 export class UnavailableError extends ShopfdsError {
   readonly retryAfterSeconds: number;
+  /** The stable code of the HTTP answer. */
+  readonly code: string = "SERVICE_UNAVAILABLE";
+  /** What the caller is told: nothing of the internals unless a subclass words it for the caller. */
+  readonly publicMessage: string = "a service this request needs is unavailable; try again shortly";
   constructor(message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
     super(message, options);
     this.retryAfterSeconds = options?.retryAfterSeconds ?? RETRY_AFTER_SECONDS;
@@ -87,7 +91,8 @@ export function isRedisUnavailable(error: unknown): boolean {
   const e = error as { name?: string; message?: string; previousErrors?: unknown[] };
   // A MULTI aborted because a command in it met a down cluster (EXECABORT) carries those errors.
   if (e?.previousErrors?.some(isDriverUnavailable)) return true;
-  return /CLUSTERDOWN|TRYAGAIN|timed out|Connection is closed|ClusterAllFailedError|MaxRetriesPerRequest|Failed to refresh slots cache/.test(`${e?.name ?? ""} ${e?.message ?? ""}`);
+  // OOM: a master at maxmemory under noeviction refuses writes (reads go on) until memory is freed.
+  return /CLUSTERDOWN|TRYAGAIN|OOM command not allowed|timed out|Connection is closed|ClusterAllFailedError|MaxRetriesPerRequest|Failed to refresh slots cache/.test(`${e?.name ?? ""} ${e?.message ?? ""}`);
 }
 
 /** The one driver-error classifier: a pg or ioredis error meaning "unavailable now". */

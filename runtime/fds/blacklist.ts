@@ -14,11 +14,12 @@
  *   PostgreSQL instead, so fraud is still blocked; fallbacks are counted for metrics and health.
  */
 import type { Cluster } from "ioredis";
+import type pg from "pg";
 import { z } from "zod";
 import type { Database } from "../db/router";
 import { withTimeout } from "../timeout";
 import { BLACKLIST_TYPES, BlacklistType, canonicalEmail, canonicalIp, cardDigits, cardHash, CardHashKey, InvalidValueError } from "./canonical";
-import { InputError, NotFoundError, ShopfdsError, UnavailableError } from "../errors";
+import { InputError, NotFoundError, UnavailableError } from "../errors";
 
 export interface BlacklistEntry {
   readonly type: BlacklistType;
@@ -90,8 +91,38 @@ export class BlacklistEntryNotFoundError extends NotFoundError {
   }
 }
 
-/** The entry is stored, but not as durably as promised; the caller should retry (writes are idempotent). */
-export class BlacklistWriteError extends ShopfdsError {}
+/**
+ * The entry is stored in PostgreSQL and on the Redis master, but no replica confirmed it in time: not as
+ * durable as promised; the caller should retry (writes are idempotent).
+ */
+export class BlacklistWriteError extends UnavailableError {}
+
+/**
+ * Nothing was changed: Redis refused or could not take the write, so PostgreSQL's was rolled back (an
+ * entry is in both stores or in neither). `full`: the masters are at `maxmemory` (the stacks run
+ * `noeviction`, so writes are refused while reads go on) — memory must be freed or raised first.
+ */
+export class BlacklistNotStoredError extends UnavailableError {
+  override readonly code: string;
+  override readonly publicMessage: string;
+  constructor(
+    message: string,
+    readonly full: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, { ...options, retryAfterSeconds: full ? 30 : 5 });
+    this.code = full ? "BLACKLIST_STORE_FULL" : "BLACKLIST_STORE_UNAVAILABLE";
+    this.publicMessage = full
+      ? "the blacklist's Redis Cluster is out of memory (maxmemory): nothing was changed; retry once memory is freed"
+      : "the blacklist's Redis Cluster could not take the change: nothing was changed; retry shortly";
+  }
+}
+
+/** Redis's refusal of a write at maxmemory under noeviction. */
+const isOutOfMemory = (e: unknown): boolean => /^OOM /.test((e as Error)?.message ?? "");
+
+/** Thrown inside a transaction when Redis took nothing: the transaction rolls back. */
+class RedisRefused extends Error {}
 
 /** Neither Redis nor PostgreSQL could answer a check. */
 export class BlacklistUnavailableError extends UnavailableError {}
@@ -184,35 +215,77 @@ export class Blacklist {
     this.prefix = options.keyPrefix ?? "fds:bl:";
   }
 
-  /** Adds (or renews) an entry; resolves once PostgreSQL has it and a Redis replica has confirmed it. */
+  /**
+   * Adds (or renews) an entry; resolves once PostgreSQL has it and a Redis replica has confirmed it.
+   * Both stores or neither: the row is written in a transaction that commits only after the Redis master
+   * took the entry; a refusal (maxmemory, cluster down) rolls it back (BlacklistNotStoredError).
+   */
   async add(input: AddInput): Promise<BlacklistEntry> {
     const parsed = parse(addSchema, input);
     const [probe] = this.probesFor(parsed.type, parsed.value, "value", true);
     const ttl = parsed.ttlSeconds ?? this.defaultTtlSeconds;
-    const { rows } = await this.db.query<Row>(
+    return this.bothOrNeither("add", [probe!.key], async (client) => {
+      const { rows } = await client.query<Row>(
       `INSERT INTO blacklist_entries (entry_type, value, key_version, reason, source, created_at, expires_at)
        VALUES ($1, $2, $3, $4, $5, now(), now() + make_interval(secs => $6))
        ON CONFLICT (entry_type, value) DO UPDATE SET reason = EXCLUDED.reason, source = EXCLUDED.source,
          created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
        RETURNING ${COLUMNS}`,
       [probe!.type, probe!.value, probe!.keyVersion ?? null, parsed.reason, parsed.source, ttl],
-    );
-    const entry = fromRow(rows[0] as Row);
-    await this.writeToRedis(probe!.key, entry);
-    return entry;
+      );
+      const entry = fromRow(rows[0] as Row);
+      return { result: entry, redis: () => this.writeToRedis(probe!.key, entry) };
+    });
+  }
+
+  /**
+   * A change of both stores: `write` runs on a PostgreSQL transaction and names its Redis write; the
+   * transaction commits only once the Redis master took that write. Redis refusing or failing rolls
+   * PostgreSQL back (nothing changed, BlacklistNotStoredError); a write the master took but no replica
+   * confirmed is committed and reported (BlacklistWriteError: retry). Should the commit itself fail
+   * after Redis took the write, the Redis keys are deleted again (best effort; a key left behind only
+   * blocks, and expires with its entry).
+   */
+  private async bothOrNeither<T>(what: string, keys: readonly string[], write: (client: pg.PoolClient) => Promise<{ result: T; redis: () => Promise<void> }>): Promise<T> {
+    let notReplicated: BlacklistWriteError | undefined;
+    let redisTook = false;
+    try {
+      const result = await this.db.transaction(async (client) => {
+        const { result, redis } = await write(client);
+        try {
+          await redis();
+        } catch (e) {
+          if (e instanceof BlacklistWriteError) notReplicated = e;
+          else throw new RedisRefused((e as Error).message, { cause: (e as Error).cause ?? e });
+        }
+        redisTook = true;
+        return result;
+      });
+      if (notReplicated) throw notReplicated;
+      return result;
+    } catch (error) {
+      if (error instanceof RedisRefused) {
+        const full = isOutOfMemory(error.cause);
+        throw new BlacklistNotStoredError(`blacklist ${what}: nothing was changed: Redis ${full ? "is at maxmemory and refused the write" : "could not take the write"} (${error.message}); PostgreSQL was rolled back`, full, { cause: error.cause });
+      }
+      if (redisTook && !notReplicated) await Promise.all(keys.map((k) => this.redis.del(k).catch(() => undefined)));
+      throw error;
+    }
   }
 
   /** Removes every entry for the value (all key versions for a card); returns whether one existed. */
   async remove(type: BlacklistType, value: string): Promise<boolean> {
     parse(typeSchema, { type });
     const probes = this.probesFor(type, value, "value", false);
-    const { rowCount } = await this.db.query(
-      `DELETE FROM blacklist_entries WHERE (entry_type, value) IN (SELECT * FROM unnest($1::blacklist_type[], $2::text[]))`,
-      [probes.map((p) => p.type), probes.map((p) => p.value)],
-    );
-    // One pipeline per key: a card's versions hash to different slots, possibly different masters.
-    await Promise.all(probes.map((p) => this.confirmed(p.key, this.redis.pipeline().del(p.key), "remove")));
-    return (rowCount ?? 0) > 0;
+    // A delete that Redis could not take is rolled back: the entry stays listed in both, and the caller is told.
+    return this.bothOrNeither("remove", [], async (client) => {
+      const { rowCount } = await client.query(
+        `DELETE FROM blacklist_entries WHERE (entry_type, value) IN (SELECT * FROM unnest($1::blacklist_type[], $2::text[]))`,
+        [probes.map((p) => p.type), probes.map((p) => p.value)],
+      );
+      // One pipeline per key: a card's versions hash to different slots, possibly different masters.
+      return { result: (rowCount ?? 0) > 0, redis: async () => void (await Promise.all(probes.map((p) => this.confirmed(p.key, this.redis.pipeline().del(p.key), "remove")))) };
+    });
   }
 
   /** Gives an existing entry a new time to live, counted from now. */
@@ -220,17 +293,18 @@ export class Blacklist {
     parse(typeSchema, { type });
     parse(ttlSchema, { ttlSeconds });
     const probes = this.probesFor(type, value, "value", false);
-    const { rows } = await this.db.query<Row>(
-      `UPDATE blacklist_entries SET expires_at = now() + make_interval(secs => $3)
-       WHERE (entry_type, value) IN (SELECT * FROM unnest($1::blacklist_type[], $2::text[])) AND expires_at > now()
-       RETURNING ${COLUMNS}`,
-      [probes.map((p) => p.type), probes.map((p) => p.value), ttlSeconds],
-    );
-    const row = rows[0];
-    if (!row) throw new BlacklistEntryNotFoundError(type);
-    const entry = fromRow(row);
-    await this.writeToRedis(probes.find((p) => p.value === entry.value)!.key, entry);
-    return entry;
+    return this.bothOrNeither("changeTtl", [], async (client) => {
+      const { rows } = await client.query<Row>(
+        `UPDATE blacklist_entries SET expires_at = now() + make_interval(secs => $3)
+         WHERE (entry_type, value) IN (SELECT * FROM unnest($1::blacklist_type[], $2::text[])) AND expires_at > now()
+         RETURNING ${COLUMNS}`,
+        [probes.map((p) => p.type), probes.map((p) => p.value), ttlSeconds],
+      );
+      const row = rows[0];
+      if (!row) throw new BlacklistEntryNotFoundError(type);
+      const entry = fromRow(row);
+      return { result: entry, redis: () => this.writeToRedis(probes.find((p) => p.value === entry.value)!.key, entry) };
+    });
   }
 
   /** Current entries of one type, oldest first, `limit` at a time; pass `next` back as `after`. */
@@ -344,10 +418,11 @@ export class Blacklist {
     try {
       results = await pipeline.call("WAIT", "1", String(this.ackTimeoutMs)).exec();
     } catch (cause) {
-      throw new BlacklistWriteError(`blacklist ${what} of ${key.split(":").slice(0, 3).join(":")}…: stored in PostgreSQL, but Redis failed: ${(cause as Error).message}`, { cause });
+      throw new Error(`blacklist ${what} of ${key.split(":").slice(0, 3).join(":")}…: Redis failed: ${(cause as Error).message}`, { cause });
     }
+    // The write itself refused (OOM at maxmemory, a moved slot…): nothing was written.
     const failed = results?.find(([e]) => e);
-    if (failed) throw new BlacklistWriteError(`blacklist ${what}: stored in PostgreSQL, but Redis failed: ${failed[0]!.message}`, { cause: failed[0] });
+    if (failed) throw new Error(`blacklist ${what}: Redis refused: ${failed[0]!.message}`, { cause: failed[0] });
     const acks = Number(results?.[results.length - 1]?.[1]);
     if (!(acks >= 1)) throw new BlacklistWriteError(`blacklist ${what}: stored in PostgreSQL and on the Redis master, but no replica confirmed it within ${this.ackTimeoutMs} ms; retry`);
   }

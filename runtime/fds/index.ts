@@ -1,5 +1,5 @@
 /** @shopfds/runtime/fds: the blacklist (Redis, written through to PostgreSQL), canonical values and the rules. */
-export { Blacklist, BlacklistEntryNotFoundError, BlacklistInputError, BlacklistUnavailableError, BlacklistWriteError } from "./blacklist";
+export { Blacklist, BlacklistEntryNotFoundError, BlacklistInputError, BlacklistNotStoredError, BlacklistUnavailableError, BlacklistWriteError } from "./blacklist";
 export type { AddInput, BlacklistEntry, BlacklistOptions, BlacklistStats, CheckInput, CheckResult } from "./blacklist";
 export { BLACKLIST_TYPES, canonicalEmail, canonicalIp, cardDigits, cardHash, InvalidValueError, luhnValid } from "./canonical";
 export type { BlacklistType, CardHashKey } from "./canonical";

@@ -53,11 +53,11 @@ export function errorResponse(error: unknown): ErrorResponse {
     return { status: error instanceof NotFoundError ? 404 : 422, headers: {}, body: { error: { code: error.code, field: error.field, message: error.publicMessage } }, unexpected: false };
   }
   if (isUnavailable(error)) {
-    const seconds = error instanceof UnavailableError ? error.retryAfterSeconds : RETRY_AFTER_SECONDS;
+    const family = error instanceof UnavailableError ? error : undefined;
     return {
       status: 503,
-      headers: { "retry-after": String(seconds) },
-      body: { error: { code: "SERVICE_UNAVAILABLE", message: "a service this request needs is unavailable; try again shortly" } },
+      headers: { "retry-after": String(family?.retryAfterSeconds ?? RETRY_AFTER_SECONDS) },
+      body: { error: { code: family?.code ?? "SERVICE_UNAVAILABLE", message: family?.publicMessage ?? "a service this request needs is unavailable; try again shortly" } },
       unexpected: true,
     };
   }

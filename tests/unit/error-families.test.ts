@@ -25,7 +25,7 @@ describe("error families", () => {
       [new BrokerUnavailableError("link down"), UnavailableError],
       [new DatabaseOptionsError(["primary.port: must be an integer"]), ConfigurationError],
       [new StackOutputsError("bad", "env"), ConfigurationError],
-      [new BlacklistWriteError("half"), ShopfdsError],
+      [new BlacklistWriteError("half"), UnavailableError],
       [new TaskFailedError("id", "ValueError", "no", null), ShopfdsError],
       [new OrderInputError("items.0", "product 1 does not exist"), InputError],
     ];
@@ -54,12 +54,12 @@ describe("error families", () => {
     assert.deepEqual(errorResponse(new BlacklistInputError(["(input): must be an object"])).body.error.field, "body");
     assert.deepEqual(errorResponse(new BlacklistEntryNotFoundError("email")), { status: 404, headers: {}, body: { error: { code: "ENTRY_NOT_FOUND", field: "value", message: "value: no current email entry for it" } }, unexpected: false });
     assert.deepEqual(errorResponse(new HttpError(409, "CONFLICT", "taken", "email")).body, { error: { code: "CONFLICT", field: "email", message: "taken" } });
-    assert.equal(errorResponse(new BlacklistWriteError("half")).status, 500);
+    assert.equal(errorResponse(new BlacklistWriteError("half")).status, 503, "stored but not replicated: retry (idempotent)");
   });
 
   it("the one driver classifier: pg's and ioredis's 'unavailable now', and nothing else (negative cases)", () => {
     const pgError = (code: string) => Object.assign(new Error("x"), { code });
-    for (const e of [pgError("ECONNREFUSED"), pgError("08006"), pgError("57P01"), pgError("53300"), new Error("Connection terminated unexpectedly"), new Error("CLUSTERDOWN The cluster is down"), Object.assign(new Error("EXECABORT"), { previousErrors: [new Error("TRYAGAIN")] })]) {
+    for (const e of [pgError("ECONNREFUSED"), pgError("08006"), pgError("57P01"), pgError("53300"), new Error("Connection terminated unexpectedly"), new Error("CLUSTERDOWN The cluster is down"), Object.assign(new Error("OOM command not allowed when used memory > 'maxmemory'."), { name: "ReplyError" }), Object.assign(new Error("EXECABORT"), { previousErrors: [new Error("TRYAGAIN")] })]) {
       assert.equal(isDriverUnavailable(e), true, e.message);
       assert.equal(errorResponse(e).status, 503, e.message);
     }
