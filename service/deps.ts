@@ -9,7 +9,7 @@ import type { Cluster } from "ioredis";
 import { Database } from "@shopfds/runtime/db";
 import { Blacklist, type BlacklistOptions } from "@shopfds/runtime/fds";
 import { FraudDetector, type FdsRulesOptions } from "@shopfds/runtime/fds";
-import { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck } from "@shopfds/runtime/health";
+import { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck, redisMemoryCheck } from "@shopfds/runtime/health";
 import { HealthMonitor, type HealthMonitorOptions } from "@shopfds/runtime/health";
 import { TaskProducer } from "@shopfds/runtime/jobs";
 import { createLogger } from "@shopfds/runtime/observability";
@@ -76,7 +76,7 @@ export async function buildServiceDeps(outputs: StackOutputs, options: ServiceDe
   const producer = own ? await TaskProducer.connect(outputs.rabbitmq.url, { log: (line) => log.warn(`task producer: ${line}`) }) : undefined;
   const jobs: OrderTaskSender = producer ? (options.jobs && "queue" in options.jobs ? producer.forQueue(options.jobs.queue) : producer) : (options.jobs as OrderTaskSender);
   const { checks = "all", ...healthOptions } = options.health ?? {};
-  const health = new HealthMonitor(checks === "all" ? [...postgresChecks(db), redisClusterCheck(redis), ...(producer ? [rabbitMqCheck(producer)] : []), diskCheck("/")] : [], healthOptions);
+  const health = new HealthMonitor(checks === "all" ? [...postgresChecks(db), redisClusterCheck(redis), redisMemoryCheck(redis), ...(producer ? [rabbitMqCheck(producer)] : []), diskCheck("/")] : [], healthOptions);
   if (checks === "all") await health.start();
   const metrics = new ServiceMetrics({ service: options.service, db, blacklist, defaultMetrics: options.defaultMetrics ?? true });
   const sessions = new SessionStore<Account>(redis, { ...options.sessions, ...(prefix ? { keyPrefix: `${prefix}sess:` } : {}) });

@@ -165,6 +165,7 @@ function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }
       name: "redis",
       rules: [
         rule("RedisClusterNotOk", "critical", "min(redis_cluster_state) == 0", "1m", "The Redis Cluster state is not ok", "Blacklist checks fall back to PostgreSQL; sessions fail."),
+        rule("RedisMemoryNearMax", "warning", "(redis_memory_used_bytes / redis_memory_max_bytes > 0.9) and (redis_memory_max_bytes > 0)", "2m", "Redis {{ $labels.instance }} uses over 90 % of its maxmemory", "The stacks run noeviction: at maxmemory the master refuses writes (blacklist changes are rolled back and answered 503, logins fail) while reads go on. Free or raise memory."),
         rule("RedisMasterWithoutReplica", "warning", `(redis_connected_slaves < 1) and on (instance) (redis_instance_info{role="master"} == 1)`, "5m", "Redis master {{ $labels.instance }} has no replica", "Its slots would be lost with it."),
       ],
     },

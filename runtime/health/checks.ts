@@ -48,6 +48,39 @@ export function redisClusterCheck(redis: Cluster): HealthCheck {
   };
 }
 
+/**
+ * Memory of the cluster's masters against their `maxmemory`: warn from `warnRatio` (0.8), fail at
+ * `failRatio` (0.95). The stacks run `noeviction`, so a master at its limit refuses every write — a
+ * blacklist change (rolled back: nothing changed), a new session (logins answer 503) — while reads go
+ * on. Not critical: every instance shares the cluster, so taking this one out of rotation helps nobody.
+ * Reports the fullest master (`observedValue`: its used/max ratio).
+ */
+export function redisMemoryCheck(redis: Cluster, options: { warnRatio?: number; failRatio?: number } = {}): HealthCheck {
+  const warnRatio = options.warnRatio ?? 0.8;
+  const failRatio = options.failRatio ?? 0.95;
+  return {
+    name: "redis:memory",
+    componentType: "datastore",
+    critical: false,
+    run: async () => {
+      let fullest = { node: "", used: 0, max: 0, ratio: 0 };
+      for (const master of redis.nodes("master")) {
+        const info = String(await master.info("memory"));
+        const used = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
+        const max = Number(/maxmemory:(\d+)/.exec(info)?.[1] ?? 0);
+        const ratio = max > 0 ? used / max : 0;
+        if (ratio >= fullest.ratio) fullest = { node: `${master.options.host}:${master.options.port}`, used, max, ratio };
+      }
+      const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+      const observed = { observedValue: Math.round(fullest.ratio * 1000) / 1000, observedUnit: "used/maxmemory" };
+      if (fullest.max === 0) return { observedValue: 0, observedUnit: "used/maxmemory (no limit)" };
+      if (fullest.ratio >= failRatio) return { status: "fail", ...observed, output: `master ${fullest.node} is at maxmemory (${mib(fullest.used)} of ${mib(fullest.max)}): writes are refused (noeviction): blacklist changes and logins fail until memory is freed or raised` };
+      if (fullest.ratio >= warnRatio) return { status: "warn", ...observed, output: `master ${fullest.node} uses ${Math.round(fullest.ratio * 100)} % of maxmemory (${mib(fullest.used)} of ${mib(fullest.max)})` };
+      return observed;
+    },
+  };
+}
+
 /** What the RabbitMQ check reads: the connection this process really uses (TaskProducer and Worker fit). */
 export interface BrokerConnectionState {
   readonly connected: boolean;

@@ -3,7 +3,8 @@
  * with OOM, reads go on), on the test stack's real cluster. A blacklist change reaches both stores or
  * neither: an add Redis refuses leaves no row in PostgreSQL (so no entry the admin believes active goes
  * unenforced), answered 503 BLACKLIST_STORE_FULL with Retry-After; a TTL change is rolled back; entries
- * made before are still enforced and can still be removed; a new session is a prompt 503, not a 500.
+ * made before are still enforced and can still be removed; a new session is a prompt 503, not a 500;
+ * the health check `redis:memory` fails while the masters are full.
  * Every master's maxmemory is restored afterwards, even when a test fails.
  */
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import { errorResponse } from "../../runtime/http/errors";
 import { loadStackOutputs } from "../../runtime/outputs";
 import { connectRedisCluster } from "../../runtime/redis/client";
 import { SessionStore } from "../../runtime/redis/sessions";
+import { redisMemoryCheck } from "../../runtime/health/checks";
 import { createMigratedDatabase } from "../support/databases";
 
 let db: Database;
@@ -62,6 +64,8 @@ describe("Redis Cluster masters at maxmemory (noeviction)", () => {
     await blacklist.add({ type: "ip", value: ip(1), reason: "before the fill", source: "test", ttlSeconds: 600 });
     await blacklist.add({ type: "ip", value: ip(3), reason: "before the fill", source: "test", ttlSeconds: 600 });
     const ttlBefore = (await pgRow(ip(1))).expires_at as Date;
+    const memory = redisMemoryCheck(redis);
+    assert.equal((await memory.run()).status ?? "pass", "pass", "the shipped maxmemory leaves room");
     await fillMasters();
     try {
       const refused = await blacklist.add({ type: "ip", value: ip(2), reason: "during the fill", source: "test", ttlSeconds: 600 }).then(
@@ -85,6 +89,12 @@ describe("Redis Cluster masters at maxmemory (noeviction)", () => {
       assert.equal(await blacklist.remove("ip", ip(3)), true);
       assert.equal(await pgRow(ip(3)), undefined);
       assert.equal((await blacklist.check({ ip: ip(3) })).listed, false);
+
+      // /health says so (not critical: every instance shares the cluster).
+      const reported = await memory.run();
+      assert.equal(reported.status, "fail");
+      assert.match(String(reported.output), /is at maxmemory .*writes are refused \(noeviction\): blacklist changes and logins fail/);
+      assert.equal(memory.critical, false);
 
       // A login's new session: a prompt 503 with Retry-After, not a 500.
       const sessions = new SessionStore<{ user: number }>(redis);

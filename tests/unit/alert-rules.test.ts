@@ -128,6 +128,18 @@ const cases: Case[] = [
     at: { "1m": [], "2m": [], "4m": [c({}, 0)] },
   },
   {
+    alert: "RedisMemoryNearMax",
+    series: {
+      'redis_memory_used_bytes{instance="n1"}': "80x3 95x10",
+      'redis_memory_max_bytes{instance="n1"}': "100x13",
+      'redis_memory_used_bytes{instance="n2"}': "99x13",
+      'redis_memory_max_bytes{instance="n2"}': "0x13",
+      'redis_memory_used_bytes{instance="n3"}': "85x13",
+      'redis_memory_max_bytes{instance="n3"}': "100x13",
+    },
+    at: { "3m": [], "5m": [], "7m": [w({ instance: "n1" }, 0.95)] },
+  },
+  {
     alert: "RedisMasterWithoutReplica",
     series: {
       'redis_connected_slaves{instance="m1"}': "0x10",
@@ -198,7 +210,7 @@ describe("Prometheus: config and rules", () => {
       renderPrometheusConfig({ scrapeIntervalSeconds: 15, evaluationIntervalSeconds: 15, alertmanagers: ["alertmanager:9093"], ruleFiles: [rulesFile], jobs: [{ name: "node", targets: ["node-exporter:9100"] }] }),
     );
     const { stdout } = await run("promtool", ["check", "config", config]);
-    assert.match(stdout, /SUCCESS: 20 rules found/);
+    assert.match(stdout, /SUCCESS: 21 rules found/);
   });
 
   it("every alert has for, severity, summary, description and runbook_url, and a unit test below", () => {
@@ -228,7 +240,7 @@ describe("Prometheus rules on Kubernetes (the PrometheusRule's groups)", () => {
   it("holds the same alerts as the standalone rules; only PrimaryDown reads CloudNativePG's metrics", async () => {
     assert.deepEqual(k8sRules.map((r) => `${r.alert}/${r.labels.severity}`), rules.map((r) => `${r.alert}/${r.labels.severity}`));
     assert.deepEqual(k8sRules.filter((r, i) => r.expr !== rules[i]!.expr).map((r) => r.alert), ["PrimaryDown"]);
-    assert.match((await run("promtool", ["check", "rules", rulesFile])).stdout, /SUCCESS: 20 rules found/);
+    assert.match((await run("promtool", ["check", "rules", rulesFile])).stdout, /SUCCESS: 21 rules found/);
   });
 
   it("PrimaryDown fires a minute after no instance reports itself primary, and not while one does", async () => {
