@@ -64,9 +64,10 @@ const prefix = `shopfds-${pulumi.getStack()}`;
 // The settings of the stack's platform (the config is a union on `platform`): one of these is undefined.
 const onDocker = settings.platform === "docker" ? settings : undefined;
 const onK8s = settings.platform === "kubernetes" ? settings : undefined;
-const platform: Platform = onK8s
-  ? new KubernetesPlatform(prefix, { namespace: onK8s.kubernetes.namespace, storageClass: onK8s.kubernetes.storageClass, clusterDomain: onK8s.kubernetes.clusterDomain, context: onK8s.kubernetes.context, kubeconfig: onK8s.kubernetes.kubeconfig, protect: onK8s.kubernetes.protect })
-  : new DockerPlatform(prefix, { subnet: "172.28.0.0/16", host: onDocker!.docker.host });
+const platform: Platform =
+  settings.platform === "kubernetes"
+    ? new KubernetesPlatform(prefix, { namespace: settings.kubernetes.namespace, storageClass: settings.kubernetes.storageClass, clusterDomain: settings.kubernetes.clusterDomain, context: settings.kubernetes.context, kubeconfig: settings.kubernetes.kubeconfig, protect: settings.kubernetes.protect })
+    : new DockerPlatform(prefix, { subnet: "172.28.0.0/16", host: settings.docker.host });
 
 // Kubernetes stacks stand on the field's operators (components/platform/operators.ts).
 const grafanaAdminPassword =

@@ -65,5 +65,5 @@ export function contract(view: ContractView, p: ContractParts): Contract {
 
 /** The inside view as the JSON document workloads read (a secret: it holds every password). */
 export function contractJson(p: ContractParts): pulumi.Output<string> {
-  return pulumi.secret(pulumi.output(contract("inside", p) as pulumi.Input<object>).apply((c) => JSON.stringify(c satisfies object)));
+  return pulumi.secret(pulumi.output(contract("inside", p) as pulumi.Input<object>).apply((c) => JSON.stringify(c)));
 }

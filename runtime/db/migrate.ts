@@ -40,7 +40,7 @@ export interface RuntimeMigrateOptions {
 /** The runtime's migrations in the order they run (names as node-pg-migrate records them). */
 export function runtimeMigrationNames(): string[] {
   return readdirSync(RUNTIME_MIGRATIONS_DIR)
-    .filter((f) => MIGRATION_FILE.test(f) && !f.endsWith(".d.ts"))
+    .filter((f) => MIGRATION_FILE.test(f))
     .sort()
     .map((f) => f.replace(/\.(ts|js)$/, ""));
 }

@@ -243,14 +243,16 @@ export class Blacklist {
    * transaction commits only once the Redis master took that write. Redis refusing or failing rolls
    * PostgreSQL back (nothing changed, BlacklistNotStoredError); a write the master took but no replica
    * confirmed is committed and reported (BlacklistWriteError: retry). Should the commit itself fail
-   * after Redis took the write, the Redis keys are deleted again (best effort; a key left behind only
-   * blocks, and expires with its entry).
+   * after Redis took the write, `undo` keys are deleted again (an add's: best effort; a key left behind
+   * only blocks, and expires with its entry). A remove or TTL change whose commit fails after Redis
+   * took it stays changed in Redis only, until retried.
    */
-  private async bothOrNeither<T>(what: string, keys: readonly string[], write: (client: pg.PoolClient) => Promise<{ result: T; redis: () => Promise<void> }>): Promise<T> {
+  private async bothOrNeither<T>(what: string, undo: readonly string[], write: (client: pg.PoolClient) => Promise<{ result: T; redis: () => Promise<void> }>): Promise<T> {
     let notReplicated: BlacklistWriteError | undefined;
     let redisTook = false;
+    let result: T;
     try {
-      const result = await this.db.transaction(async (client) => {
+      result = await this.db.transaction(async (client) => {
         const { result, redis } = await write(client);
         try {
           await redis();
@@ -261,16 +263,16 @@ export class Blacklist {
         redisTook = true;
         return result;
       });
-      if (notReplicated) throw notReplicated;
-      return result;
     } catch (error) {
       if (error instanceof RedisRefused) {
         const full = isOutOfMemory(error.cause);
         throw new BlacklistNotStoredError(`blacklist ${what}: nothing was changed: Redis ${full ? "is at maxmemory and refused the write" : "could not take the write"} (${error.message}); PostgreSQL was rolled back`, full, { cause: error.cause });
       }
-      if (redisTook && !notReplicated) await Promise.all(keys.map((k) => this.redis.del(k).catch(() => undefined)));
+      if (redisTook) await Promise.all(undo.map((k) => this.redis.del(k).catch(() => undefined)));
       throw error;
     }
+    if (notReplicated) throw notReplicated;
+    return result;
   }
 
   /** Removes every entry for the value (all key versions for a card); returns whether one existed. */

@@ -53,11 +53,12 @@ export function errorResponse(error: unknown): ErrorResponse {
     return { status: error instanceof NotFoundError ? 404 : 422, headers: {}, body: { error: { code: error.code, field: error.field, message: error.publicMessage } }, unexpected: false };
   }
   if (isUnavailable(error)) {
-    const family = error instanceof UnavailableError ? error : undefined;
+    // A driver's error is answered as the family's base class would be.
+    const family = error instanceof UnavailableError ? error : new UnavailableError("a driver reported its server unavailable");
     return {
       status: 503,
-      headers: { "retry-after": String(family?.retryAfterSeconds ?? RETRY_AFTER_SECONDS) },
-      body: { error: { code: family?.code ?? "SERVICE_UNAVAILABLE", message: family?.publicMessage ?? "a service this request needs is unavailable; try again shortly" } },
+      headers: { "retry-after": String(family.retryAfterSeconds) },
+      body: { error: { code: family.code, message: family.publicMessage } },
       unexpected: true,
     };
   }
