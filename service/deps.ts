@@ -21,7 +21,7 @@ import { SessionStore, type SessionStoreOptions } from "@shopfds/runtime/redis";
 import type { AppDeps } from "./http/deps";
 import type { Account } from "./shop/accounts";
 import { LoginGuard, type LoginGuardOptions } from "./shop/login-guard";
-import type { OrderTaskSender } from "./shop/orders";
+import { TASK_ROUTES, type OrderTaskSender } from "./shop/orders";
 
 export interface ServiceDepsOptions {
   /** The ECS `service.name` and the metrics' service label. */
@@ -73,7 +73,7 @@ export async function buildServiceDeps(outputs: StackOutputs, options: ServiceDe
   const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys, { ...options.fds, ...(prefix ? { velocityKeyPrefix: `${prefix}vel:` } : {}) });
   const own = options.jobs === undefined || "queue" in options.jobs;
   // Reconnects by itself after any broker loss; /health reports this very connection.
-  const producer = own ? await TaskProducer.connect(outputs.rabbitmq.url, { log: (line) => log.warn(`task producer: ${line}`) }) : undefined;
+  const producer = own ? await TaskProducer.connect(outputs.rabbitmq.url, { routes: TASK_ROUTES, log: (line) => log.warn(`task producer: ${line}`) }) : undefined;
   const jobs: OrderTaskSender = producer ? (options.jobs && "queue" in options.jobs ? producer.forQueue(options.jobs.queue) : producer) : (options.jobs as OrderTaskSender);
   const { checks = "all", ...healthOptions } = options.health ?? {};
   const health = new HealthMonitor(checks === "all" ? [...postgresChecks(db), redisClusterCheck(redis), redisMemoryCheck(redis), ...(producer ? [rabbitMqCheck(producer)] : []), diskCheck("/")] : [], healthOptions);

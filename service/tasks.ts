@@ -18,7 +18,7 @@ import type { FdsRulesOptions } from "@shopfds/runtime/fds";
 import { ORDER_EMAIL_TASK, type TaskSender } from "./shop/orders";
 import { REPORT_TASK } from "./shop/reports";
 import type { ScheduleEntry } from "@shopfds/runtime/jobs";
-import type { TaskContext, Worker } from "@shopfds/runtime/jobs";
+import { CompletionNotRecordedError, type TaskContext, type Worker } from "@shopfds/runtime/jobs";
 
 export const TASKS = {
   orderEmail: ORDER_EMAIL_TASK,
@@ -75,10 +75,20 @@ export interface ClaimRead {
   readonly prepare: string;
 }
 
+/** Attempts at recording a task done once its effect went out, and the wait before each retry. */
+const DONE_ATTEMPTS_MS = [0, 200, 600, 1500];
+
 /**
  * Runs `fn` once per task id: marks the task running (unless it is done already, then returns
  * `{ skipped: "done before" }`), then done or failed. With `read`, the row it selects, read in the
  * claim's statement, is passed to `fn` (undefined when it selects none).
+ *
+ * Once `fn` returned, its effect went out (an e-mail sent): recording it done is tried for about 2 s;
+ * if the database still cannot take it (no connection slot, the primary away), the task throws
+ * CompletionNotRecordedError, so the worker's retry carries "effect done" in its message and that
+ * attempt (`ctx.effectDone`) only records the completion: the effect is not repeated. The one window
+ * left is a worker that dies between the effect and the retry's publish: the redelivery repeats it
+ * (SMTP has no idempotency key; the e-mail's stable Message-ID lets a mail client show it as one).
  */
 export async function once<T, R extends Record<string, unknown> = Record<string, unknown>>(
   db: Database,
@@ -88,6 +98,10 @@ export async function once<T, R extends Record<string, unknown> = Record<string,
   fn: (row: R | undefined) => Promise<T>,
   read?: ClaimRead,
 ): Promise<T | { skipped: string }> {
+  if (ctx.effectDone) {
+    await markDone(db, ctx);
+    return { skipped: "effect done on an earlier attempt: completion recorded" };
+  }
   const claim = [ctx.id, type, ctx.name, ctx.retries, JSON.stringify(args), ctx.hostname];
   let row: R | undefined;
   if (read === undefined) {
@@ -104,15 +118,28 @@ export async function once<T, R extends Record<string, unknown> = Record<string,
     // No row selected: the LEFT JOIN gives its columns as nulls, all of them.
     row = Object.values(rest).every((v) => v === null) ? undefined : (rest as unknown as R);
   }
+  let result: T;
   try {
-    const result = await fn(row);
-    await db.query("UPDATE task_log SET state = 'done', finished_at = now(), error = NULL WHERE task_id = $1", [ctx.id], { prepare: "tasks.done" });
-    return result;
+    result = await fn(row);
   } catch (error) {
     await db.query("UPDATE task_log SET state = 'failed', finished_at = now(), error = $2 WHERE task_id = $1", [ctx.id, String((error as Error).message).slice(0, 2000)]).catch(() => undefined);
     throw error;
   }
+  let lastError: unknown;
+  for (const wait of DONE_ATTEMPTS_MS) {
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    try {
+      await markDone(db, ctx);
+      return result;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw new CompletionNotRecordedError(`task ${ctx.id} (${ctx.name}): its effect went out but recording it done failed ${DONE_ATTEMPTS_MS.length} times: ${(lastError as Error).message}`, { cause: lastError });
 }
+
+/** The attempt that recorded it counts (an effect-done retry records its own number). */
+const markDone = (db: Database, ctx: TaskContext) => db.query("UPDATE task_log SET state = 'done', finished_at = now(), error = NULL, retries = $2 WHERE task_id = $1", [ctx.id, ctx.retries], { prepare: "tasks.done-v2" });
 
 /** The order and what its confirmation e-mail says, read with the e-mail task's claim. */
 const ORDER_EMAIL_READ_SQL = `SELECT o.id, o.total_amount, o.currency, u.email, u.name,

@@ -174,7 +174,7 @@ function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }
       rules: [
         rule("DeadLetterQueueGrowing", "warning", `delta(rabbitmq_queue_messages_ready{queue="shopfds.dead"}[15m]) > 0`, "5m", "Tasks are being dead-lettered", "{{ $value | printf \"%.0f\" }} more dead letters in 15 minutes; read their x-shopfds-reason headers."),
         rule("CriticalTaskWaiting", "critical", "max(shopfds_tasks_waiting_over_24h) > 0", "5m", "Tasks have waited more than 24 hours", "{{ $value | printf \"%.0f\" }} task(s) pending or running for over a day."),
-        rule("TooFewWorkers", "critical", `max(rabbitmq_queue_consumers{queue="celery"}) < 2`, "5m", "Fewer than 2 workers consume the task queue", "FR-015 needs at least 2 workers; {{ $value | printf \"%.0f\" }} now."),
+        rule("TooFewWorkers", "critical", `max by (queue) (rabbitmq_queue_consumers{queue=~"celery|shopfds\\\\.email"}) < 2`, "5m", "Fewer than 2 workers consume {{ $labels.queue }}", "FR-015 needs at least 2 workers on each task queue (celery; shopfds.email, the e-mail worker's); {{ $value | printf \"%.0f\" }} now."),
       ],
     },
     {

@@ -18,10 +18,11 @@ import {
   TASK_EXCHANGE,
   TASK_QUEUE,
   TASK_QUEUE_ARGUMENTS,
+  EMAIL_QUEUE,
 } from "../../runtime/jobs/topology";
 import { isPort, isSafePath, Problems, RULES } from "../validation";
 
-export { DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DEAD_LETTER_ROUTING_KEY, TASK_QUEUE, TASK_QUEUE_ARGUMENTS };
+export { DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DEAD_LETTER_ROUTING_KEY, EMAIL_QUEUE, TASK_QUEUE, TASK_QUEUE_ARGUMENTS };
 
 /** The one vhost of every ShopFDS broker (Docker, Kubernetes and the local stack). */
 export const RABBIT_VHOST = "shopfds";
@@ -125,6 +126,7 @@ export function renderDefinitions(input: DefinitionsInput): string {
     // Classic durable queues: Celery 5.2 workers consume with global QoS, which quorum queues refuse.
     queues: [
       { name: TASK_QUEUE, vhost, durable: true, auto_delete: false, arguments: { ...TASK_QUEUE_ARGUMENTS } },
+      { name: EMAIL_QUEUE, vhost, durable: true, auto_delete: false, arguments: { ...TASK_QUEUE_ARGUMENTS } },
       { name: DEAD_LETTER_QUEUE, vhost, durable: true, auto_delete: false, arguments: {} },
     ],
     bindings: [

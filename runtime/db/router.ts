@@ -63,6 +63,12 @@ export interface DatabaseStats {
   /** Reads that went to the primary, or to another replica, because a replica failed or none was usable. */
   readonly fallbacks: number;
   readonly replicas: readonly ReplicaStats[];
+  /**
+   * The primary's pool could not open a new connection (the server refused it: `too many clients`, a
+   * reserved-slot or shutdown refusal, unreachable) and has not opened one since: it runs on the
+   * connections it already holds. Undefined once a new connection succeeds.
+   */
+  readonly primaryConnectFailure?: { readonly at: number; readonly message: string; readonly code?: string };
   /** With replicaDiscovery: where the replicas in use come from, and the last resolution's problem. */
   readonly discovery?: { readonly source: "dns" | "fallback"; readonly resolutions: number; readonly lastError?: string };
 }
@@ -119,6 +125,7 @@ export class Database {
   private readonly timers: NodeJS.Timeout[] = [];
   private next = 0;
   private counts = { primaryReads: 0, writes: 0, fallbacks: 0 };
+  private primaryConnectFailure?: { at: number; message: string; code?: string };
   private closed = false;
   private readonly readOnlyFunctions: ReadonlySet<string>;
   private readonly classified = new Map<string, boolean>();
@@ -127,8 +134,9 @@ export class Database {
     this.options = options;
     this.readOnlyFunctions = new Set(options.readOnlyFunctions);
     const ssl = pgSsl(options.tls);
-    const pool = (endpoint: { host: string; port: number }, readTimeoutMs?: number, serverName?: string) => {
+    const pool = (endpoint: { host: string; port: number }, readTimeoutMs?: number, serverName?: string, Client?: typeof pg.Client) => {
       const p = new pg.Pool({
+        ...(Client ? { Client } : {}),
         host: endpoint.host,
         port: endpoint.port,
         database: options.database,
@@ -149,10 +157,36 @@ export class Database {
       return p;
     };
     this.makePool = pool;
-    this.primaryPool = pool(options.primary);
+    this.primaryPool = pool(options.primary, undefined, undefined, this.trackedClient());
     this.configured = options.replicas.map((r) => ({ name: `${r.host}:${r.port}`, pool: pool(r, options.replicaReadTimeoutMs), healthy: true, reads: 0 }));
     this.replicas = this.configured;
     if (options.replicaDiscovery) this.resolver = new ReplicaResolver(options.replicaDiscovery);
+  }
+
+  /**
+   * The primary pool's client, telling this router how each new connection went. A pool that cannot
+   * open one still answers on the connections it holds, so a health check's `SELECT 1` passes while
+   * every request needing one more connection fails: stats() reports it (postgresChecks fails on it).
+   */
+  private trackedClient(): typeof pg.Client {
+    const router = this;
+    const note = (error: Error | null | undefined) => {
+      router.primaryConnectFailure = error ? { at: Date.now(), message: error.message, ...((error as { code?: string }).code ? { code: (error as { code?: string }).code } : {}) } : undefined;
+    };
+    class TrackedClient extends pg.Client {}
+    const connect = pg.Client.prototype.connect as (this: pg.Client, callback?: (error: Error | null) => void) => Promise<pg.Client> | void;
+    // pg-pool connects with a callback; a direct caller may use the promise.
+    TrackedClient.prototype.connect = function (this: pg.Client, callback?: (error: Error | null) => void) {
+      if (callback) return connect.call(this, (error) => (note(error), callback(error)));
+      return (connect.call(this) as Promise<pg.Client>).then(
+        (client) => (note(undefined), client),
+        (error: Error) => {
+          note(error);
+          throw error;
+        },
+      );
+    } as typeof pg.Client.prototype.connect;
+    return TrackedClient;
   }
 
   /** Connects (lazily) and takes a first measurement of every replica before routing to it. */
@@ -270,6 +304,7 @@ export class Database {
       writes: this.counts.writes,
       fallbacks: this.counts.fallbacks,
       replicas: this.replicas.map((r) => ({ name: r.name, healthy: r.healthy, lagMs: r.lagMs, lagBytes: r.lagBytes, reads: r.reads })),
+      ...(this.primaryConnectFailure ? { primaryConnectFailure: { ...this.primaryConnectFailure } } : {}),
       ...(this.resolver
         ? { discovery: { source: this.replicas === this.configured ? ("fallback" as const) : ("dns" as const), resolutions: this.discoveryState.resolutions, ...(this.discoveryState.lastError ? { lastError: this.discoveryState.lastError } : {}) } }
         : {}),

@@ -8,6 +8,9 @@ import type { Database } from "../db/router";
 import type { HealthCheck } from "./health";
 import { TASK_QUEUE } from "../jobs/topology";
 
+/** A refused new connection counts for this long (the pool may not try again while it has enough). */
+const CONNECT_FAILURE_WINDOW_MS = 60_000;
+
 export function postgresChecks(db: Database, maxLagMs = 10_000): HealthCheck[] {
   const replicas = db.stats().replicas.map(
     (r, i): HealthCheck => ({
@@ -29,7 +32,11 @@ export function postgresChecks(db: Database, maxLagMs = 10_000): HealthCheck[] {
       run: async () => {
         const started = performance.now();
         await db.query("SELECT 1", [], { target: "primary" });
-        return { observedValue: Math.round((performance.now() - started) * 10) / 10, observedUnit: "ms" };
+        const observed = { observedValue: Math.round((performance.now() - started) * 10) / 10, observedUnit: "ms" };
+        // SELECT 1 runs on a connection the pool holds: it passes while the pool cannot open one more.
+        const refused = db.stats().primaryConnectFailure;
+        if (refused && Date.now() - refused.at < CONNECT_FAILURE_WINDOW_MS) return { status: "fail", ...observed, output: `the primary refused this pool's last new connection ${Math.round((Date.now() - refused.at) / 1000)} s ago (${refused.code ? `${refused.code}: ` : ""}${refused.message}): work needing one more connection fails` };
+        return observed;
       },
     },
     ...replicas,
@@ -84,14 +91,19 @@ export function redisMemoryCheck(redis: Cluster, options: { warnRatio?: number; 
 /** What the RabbitMQ check reads: the connection this process really uses (TaskProducer and Worker fit). */
 export interface BrokerConnectionState {
   readonly connected: boolean;
+  /** Why and since when the broker blocks the connection (a resource alarm), if it does. */
+  readonly blocked?: { readonly reason: string; readonly since: number };
+  /** Sends kept for the broker (away or blocked), to go out when it takes them again. */
+  readonly pendingDeferred?: number;
   /** Messages waiting in `queue`, read over that same connection. */
   queueDepth?(queue: string): Promise<number>;
 }
 
 /**
  * The broker as this process uses it: fails while the connection it publishes (or consumes) on is down
- * and reconnecting, even if another connection could reach the broker; otherwise reports the task
- * queue's depth, read over that same connection.
+ * and reconnecting, even if another connection could reach the broker; warns while the broker blocks
+ * it (a memory or disk alarm: publishes wait, and the producer keeps what it could not send); otherwise
+ * reports the task queue's depth, read over that same connection.
  */
 export function rabbitMqCheck(connection: BrokerConnectionState, queue = TASK_QUEUE, name = "rabbitmq:queue"): HealthCheck {
   return {
@@ -99,6 +111,12 @@ export function rabbitMqCheck(connection: BrokerConnectionState, queue = TASK_QU
     componentType: "component",
     run: async () => {
       if (!connection.connected) return { status: "fail", output: "the broker connection this process uses is down (reconnecting with back-off)" };
+      const blocked = connection.blocked;
+      if (blocked) {
+        // Not read over the connection: a blocked one is not read by the broker at all, so the answer would wait for the alarm.
+        const kept = connection.pendingDeferred ?? 0;
+        return { status: "warn", observedValue: "blocked", output: `the broker has blocked this connection for ${Math.round((Date.now() - blocked.since) / 1000)} s (${blocked.reason}): publishes wait for the alarm to clear; ${kept} task(s) kept to send then` };
+      }
       if (!connection.queueDepth) return { observedValue: "connected" };
       return { observedValue: await connection.queueDepth(queue), observedUnit: "messages waiting" };
     },

@@ -24,6 +24,9 @@ export interface BrokerLinkOptions {
   readonly onDown?: (reason: string) => void;
   /** Told once a connection is set up again. */
   readonly onUp?: () => void;
+  /** Told when the broker blocks this connection (`connection.blocked`: a memory or disk alarm) and when it lifts it. */
+  readonly onBlocked?: (reason: string) => void;
+  readonly onUnblocked?: () => void;
   readonly log?: (line: string) => void;
   /** AMQP heartbeat in seconds: a broker that stops answering is noticed within about twice this. @default 10 */
   readonly heartbeatSeconds?: number;
@@ -34,6 +37,18 @@ export interface BrokerLinkOptions {
 /** The broker cannot take the message now (the link is down or reconnecting). */
 export class BrokerUnavailableError extends UnavailableError {}
 
+/**
+ * The broker has blocked this connection (a resource alarm: memory or disk watermark) and reads nothing
+ * from it until the alarm clears; a publish now would wait that long.
+ */
+export class BrokerBlockedError extends BrokerUnavailableError {
+  override readonly code = "BROKER_BLOCKED";
+  override readonly publicMessage = "the task broker is refusing new messages for now (a resource alarm); retry shortly";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, retryAfterSeconds: 10 });
+  }
+}
+
 function withHeartbeat(url: string, seconds: number): string {
   const u = new URL(url);
   if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(seconds));
@@ -43,6 +58,7 @@ function withHeartbeat(url: string, seconds: number): string {
 export class BrokerLink {
   private current?: ChannelModel;
   private closing = false;
+  private blockedBy?: { reason: string; since: number };
 
   private constructor(
     private readonly recovering: RecoveringChannelModel,
@@ -64,6 +80,21 @@ export class BrokerLink {
         maxRetries: Infinity,
         setup: async (connection: ChannelModel) => {
           connection.on("error", (e: Error) => log(`connection error: ${e.message}`));
+          // RabbitMQ (3.10, rabbit_reader) tells a connection it is blocked when it publishes during an
+          // alarm; from then on it reads nothing from the socket (acks, publishes) until the alarm clears.
+          // A connection that only consumes stays unblocked and keeps acknowledging.
+          connection.on("blocked", (reason: string) => {
+            if (!link || link.current !== connection) return;
+            link.blockedBy = { reason: String(reason), since: Date.now() };
+            log(`the broker blocked this connection: ${reason}`);
+            o.onBlocked?.(String(reason));
+          });
+          connection.on("unblocked", () => {
+            if (!link || link.current !== connection || !link.blockedBy) return;
+            log(`the broker unblocked this connection after ${Date.now() - link.blockedBy.since} ms`);
+            link.blockedBy = undefined;
+            o.onUnblocked?.();
+          });
           const watch = (channel: Channel, what: string) => {
             channel.on("error", (e: Error) => log(`${what} channel error: ${e.message}`));
             // Lost on a live connection (an error, a broker-side close): rebuild everything on a new one.
@@ -81,6 +112,7 @@ export class BrokerLink {
     link.current = pending;
     recovering.on("disconnect", (e: Error) => {
       link.current = undefined;
+      link.blockedBy = undefined;
       if (link.closing) return;
       log(`broker connection lost: ${e.message}; reconnecting`);
       o.onDown?.(e.message);
@@ -97,6 +129,11 @@ export class BrokerLink {
   /** A live, set-up connection exists now. */
   get connected(): boolean {
     return this.current !== undefined;
+  }
+
+  /** Why and since when the broker blocks the live connection (a resource alarm), or undefined. */
+  get blocked(): { readonly reason: string; readonly since: number } | undefined {
+    return this.blockedBy;
   }
 
   /** The live connection, or a BrokerUnavailableError naming the problem. */

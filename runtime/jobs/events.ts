@@ -17,6 +17,9 @@ export class EventDispatcher {
   clock = 0;
   /** Whether `task-*` events are sent (Celery's `task` group: `-E`, `enable_events`); worker events always are. */
   taskEvents = false;
+  /** The broker blocks the publishing connection (a resource alarm): events are dropped, counted, until it lifts. */
+  paused = false;
+  private droppedWhilePaused = 0;
   private channel?: ConfirmChannel;
 
   constructor(
@@ -44,6 +47,14 @@ export class EventDispatcher {
   emit(type: string, fields: Record<string, unknown>): void {
     if (!this.taskEvents && type.startsWith("task-")) return;
     this.clock++;
+    if (this.paused) {
+      // Written now they would wait in memory for the alarm to clear: Celery's events are best effort.
+      if (this.droppedWhilePaused++ === 0) this.log(`events dropped while the broker blocks publishing (first: ${type})`);
+      return;
+    } else if (this.droppedWhilePaused > 0) {
+      this.log(`${this.droppedWhilePaused} event(s) dropped while the broker blocked publishing`);
+      this.droppedWhilePaused = 0;
+    }
     const event = { hostname: this.hostname, utcoffset: utcoffset(), pid: process.pid, clock: this.clock, ...fields, timestamp: Date.now() / 1000, type };
     try {
       this.channel?.publish(EVENT_EXCHANGE, type.replace(/-/g, "."), Buffer.from(JSON.stringify(event)), {

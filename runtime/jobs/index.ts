@@ -1,11 +1,11 @@
 /** @shopfds/runtime/jobs: Celery-compatible tasks on RabbitMQ: the producer, the worker, the scheduler, the queues. */
 export { TaskFailedError, TaskProducer } from "./producer";
 export type { ProducerOptions, SendOptions, SentTask } from "./producer";
-export { Worker } from "./worker";
+export { CompletionNotRecordedError, Worker } from "./worker";
 export type { TaskContext, TaskHandler, TaskOutcome, TaskRequest, WorkerOptions } from "./worker";
 export { Scheduler } from "./scheduler";
 export type { ScheduleEntry, SchedulerOptions, TaskSender } from "./scheduler";
-export { BrokerLink, BrokerUnavailableError } from "./broker-link";
+export { BrokerBlockedError, BrokerLink, BrokerUnavailableError } from "./broker-link";
 export type { BrokerLinkOptions } from "./broker-link";
 export { MalformedTaskError } from "./protocol";
-export { DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DEAD_LETTER_ROUTING_KEY, EVENT_EXCHANGE, TASK_EXCHANGE, TASK_QUEUE, TASK_QUEUE_ARGUMENTS } from "./topology";
+export { DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DEAD_LETTER_ROUTING_KEY, EMAIL_QUEUE, EVENT_EXCHANGE, TASK_EXCHANGE, TASK_QUEUE, TASK_QUEUE_ARGUMENTS } from "./topology";

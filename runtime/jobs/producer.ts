@@ -5,18 +5,23 @@
  *   has the message in a queue; a message that no queue takes is an error, never silently dropped.
  * - Results: `send(…).result()` waits for the `rpc://` reply on this producer's own reply queue, as a
  *   Python caller's `AsyncResult.get()` does.
+ * - Bounded: a confirm that takes longer than `confirmTimeoutMs` ends the wait (the message may still
+ *   arrive: the broker has not refused it). While the broker blocks the connection (a memory or disk
+ *   alarm: `connection.blocked`), `send` refuses at once (BrokerBlockedError) and `sendOrDefer` keeps
+ *   the task for the unblock without publishing. RabbitMQ tells a connection it is blocked only when it
+ *   publishes during the alarm, so the first send after an alarm starts is the one that waits the bound.
  */
 import { randomUUID } from "node:crypto";
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { TASK_QUEUE } from "./topology";
 import { ShopfdsError } from "../errors";
 import { typedTable } from "./amqp-table";
-import { BrokerLink, BrokerUnavailableError } from "./broker-link";
+import { BrokerBlockedError, BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { BuildOptions, buildTaskMessage, encodeTaskMessage } from "./protocol";
 
-export { BrokerUnavailableError } from "./broker-link";
+export { BrokerBlockedError, BrokerUnavailableError } from "./broker-link";
 export interface SendOptions extends Omit<BuildOptions, "replyTo" | "origin" | "now"> {
-  /** Queue to route to (through the default exchange). @default "celery" */
+  /** Queue to route to (through the default exchange). @default the task's route, else "celery" */
   readonly queue?: string;
 }
 
@@ -44,6 +49,11 @@ interface Waiter {
 
 /** Results kept for a later `result(id)` call before the oldest is dropped. */
 const EARLY_RESULTS_KEPT = 10_000;
+/**
+ * Deferred sends kept in memory; past it the oldest is forgotten and its outbox row (task_log, pending)
+ * is what sends it (the stale-task check re-sends rows pending over 5 minutes).
+ */
+const DEFERRED_KEPT = 50_000;
 
 interface Deferred {
   readonly name: string;
@@ -57,6 +67,10 @@ export interface ProducerOptions {
   readonly log?: (line: string) => void;
   /** Longest wait between reconnect attempts. @default 2000 */
   readonly maxReconnectDelayMs?: number;
+  /** Longest wait for the broker's confirm of one publish. @default 2000 */
+  readonly confirmTimeoutMs?: number;
+  /** The queue of each task name sent without a `queue` option (Celery's task_routes); others go to "celery". */
+  readonly routes?: Readonly<Record<string, string>>;
 }
 
 export class TaskProducer {
@@ -66,11 +80,17 @@ export class TaskProducer {
   private readonly returned = new Map<string, (error: Error) => void>();
   /** Sends that could not be made (broker away); made again, in order, once it is back. */
   private readonly deferred = new Map<string, Deferred>();
+  /** sendOrDefer's publishes whose confirm is overdue: done when it comes, deferred if the channel dies first. */
+  private readonly overdue = new Map<string, Deferred>();
+  private readonly confirmTimeoutMs: number;
   private channel?: ConfirmChannel;
   private link?: BrokerLink;
   private flushing?: Promise<void>;
 
-  private constructor(private readonly o: ProducerOptions) {}
+  private constructor(private readonly o: ProducerOptions) {
+    this.confirmTimeoutMs = o.confirmTimeoutMs ?? 2000;
+    if (!Number.isInteger(this.confirmTimeoutMs) || this.confirmTimeoutMs < 1) throw new RangeError(`confirmTimeoutMs: must be a positive integer of milliseconds (got ${o.confirmTimeoutMs})`);
+  }
 
   /**
    * Connects (the first attempt must succeed) and keeps reconnecting with back-off after any loss,
@@ -84,8 +104,14 @@ export class TaskProducer {
       log: options.log,
       maxReconnectDelayMs: options.maxReconnectDelayMs,
       setup: (connection, watch) => producer.setup(connection, watch),
-      onDown: () => (producer.channel = undefined),
+      onDown: () => {
+        producer.channel = undefined;
+        // Publishes never confirmed died with the channel (or may have): sent again on the next one, same id.
+        for (const [id, d] of producer.overdue) producer.keep(id, d);
+        producer.overdue.clear();
+      },
       onUp: () => void producer.flushDeferred(),
+      onUnblocked: () => void producer.flushDeferred(),
     });
     return producer;
   }
@@ -109,12 +135,20 @@ export class TaskProducer {
     return this.channel !== undefined;
   }
 
+  /** Why and since when the broker blocks this producer's connection (a resource alarm), or undefined. */
+  get blocked(): { readonly reason: string; readonly since: number } | undefined {
+    return this.link?.blocked;
+  }
+
   /** This producer with every send routed to `queue` (a service or test with a queue of its own). */
-  forQueue(queue: string): { readonly connected: boolean; send: TaskProducer["send"]; sendOrDefer: TaskProducer["sendOrDefer"] } {
+  forQueue(queue: string): { readonly connected: boolean; readonly blocked: TaskProducer["blocked"]; send: TaskProducer["send"]; sendOrDefer: TaskProducer["sendOrDefer"] } {
     const producer = this;
     return {
       get connected() {
         return producer.connected;
+      },
+      get blocked() {
+        return producer.blocked;
       },
       send: (name, args, kwargs, options = {}) => producer.send(name, args, kwargs, { ...options, queue }),
       sendOrDefer: (name, args, kwargs, options) => producer.sendOrDefer(name, args, kwargs, { ...options, queue }),
@@ -132,29 +166,57 @@ export class TaskProducer {
     }
   }
 
-  /** Sends kept for the broker's return. */
+  /** Sends kept for the broker's return, and those on their way past the confirm bound. */
   get pendingDeferred(): number {
-    return this.deferred.size;
+    return this.deferred.size + this.overdue.size;
   }
 
   /**
    * Publishes a task and resolves once the broker has confirmed it into a queue. While the broker is
-   * away it fails at once with BrokerUnavailableError (never waits for the reconnect).
+   * away it fails at once with BrokerUnavailableError (never waits for the reconnect); while it blocks
+   * the connection, with BrokerBlockedError; a confirm overdue past `confirmTimeoutMs` is a
+   * BrokerUnavailableError too, though the message may still arrive (every task here is idempotent by id).
    */
   async send(name: string, args: readonly unknown[] = [], kwargs: Readonly<Record<string, unknown>> = {}, options: SendOptions = {}): Promise<SentTask> {
+    const { id, confirmed } = this.publish(name, args, kwargs, options);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        confirmed,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(this.overdueError(id, name)), this.confirmTimeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return { id, result: (timeoutMs = 30_000) => this.result(id, timeoutMs) };
+  }
+
+  private overdueError(id: string, name: string): BrokerUnavailableError {
+    const blocked = this.blocked;
+    return blocked
+      ? new BrokerBlockedError(`task ${id} (${name}): the broker blocked the connection (${blocked.reason}); not confirmed within ${this.confirmTimeoutMs} ms`)
+      : new BrokerUnavailableError(`task ${id} (${name}): the broker did not confirm it within ${this.confirmTimeoutMs} ms`);
+  }
+
+  /** Writes the message on the channel (throws at once when there is none, or it is blocked); `confirmed` settles with the broker's answer. */
+  private publish(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: SendOptions): { id: string; confirmed: Promise<void> } {
     const message = buildTaskMessage(name, args, kwargs, { ...options, replyTo: this.replyQueue });
     const { body, options: publishOptions } = encodeTaskMessage(message);
     const id = message.headers.id;
     const channel = this.channel;
     if (!channel) throw new BrokerUnavailableError(`task ${id} (${name}) not sent: RabbitMQ is not reachable now (reconnecting)`);
-    await new Promise<void>((resolve, reject) => {
+    const blocked = this.blocked;
+    if (blocked) throw new BrokerBlockedError(`task ${id} (${name}) not sent: the broker has blocked publishing since ${new Date(blocked.since).toISOString()} (${blocked.reason})`);
+    const confirmed = new Promise<void>((resolve, reject) => {
       let failed = false;
       this.returned.set(id, (error) => {
         failed = true;
         reject(error);
       });
       try {
-        channel.publish("", options.queue ?? TASK_QUEUE, body, { ...publishOptions, headers: typedTable(publishOptions.headers as Record<string, unknown>), mandatory: true }, (error) => {
+        channel.publish("", options.queue ?? this.o.routes?.[name] ?? TASK_QUEUE, body, { ...publishOptions, headers: typedTable(publishOptions.headers as Record<string, unknown>), mandatory: true }, (error) => {
           this.returned.delete(id);
           if (failed) return;
           if (error) reject(new BrokerUnavailableError(`task ${id}: the broker did not confirm it: ${error}`, { cause: error }));
@@ -165,25 +227,63 @@ export class TaskProducer {
         reject(new BrokerUnavailableError(`task ${id} not sent: ${(error as Error).message}`, { cause: error }));
       }
     });
-    return { id, result: (timeoutMs = 30_000) => this.result(id, timeoutMs) };
+    confirmed.catch(() => undefined); // awaited by the caller, or by nobody once the wait was given up
+    return { id, confirmed };
   }
 
   /**
-   * For work already committed (an outbox row written): sends now, or, when the broker cannot take it,
-   * keeps it and sends it (same id) as soon as the connection is back. Resolves `deferred: true` then.
-   * Needs `options.id` so a re-send is recognisable; a send the broker refused (no queue) still throws.
+   * For work already committed (an outbox row written): sends now, or, when the broker cannot take it
+   * (away, blocking the connection, or not confirming within `confirmTimeoutMs`), keeps it and sends it
+   * (same id) as soon as the connection is back or unblocked. Resolves `deferred: true` then, within
+   * the bound. Needs `options.id` so a re-send is recognisable; a send the broker refused (no queue) still throws.
    */
   async sendOrDefer(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: SendOptions & { id: string }): Promise<{ id: string; deferred: boolean }> {
+    const d: Deferred = { name, args, kwargs, options };
+    let confirmed: Promise<void>;
     try {
-      await this.send(name, args, kwargs, options);
-      return { id: options.id, deferred: false };
+      confirmed = this.publish(name, args, kwargs, options).confirmed;
     } catch (error) {
       if (!(error instanceof BrokerUnavailableError)) throw error;
-      this.deferred.set(options.id, { name, args, kwargs, options });
-      this.o.log?.(`task ${options.id} (${name}) kept for the broker's return: ${error.message}`);
-      if (this.connected) void this.flushDeferred();
+      this.keep(options.id, d, error.message);
       return { id: options.id, deferred: true };
     }
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      confirmed.then(
+        () => "confirmed" as const,
+        (error: Error) => error,
+      ),
+      new Promise<"overdue">((resolve) => (timer = setTimeout(() => resolve("overdue"), this.confirmTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (outcome === "confirmed") return { id: options.id, deferred: false };
+    if (outcome === "overdue") {
+      // Still on its way (a blocked connection delivers it once the alarm clears): done when confirmed,
+      // sent again if the channel dies first.
+      this.overdue.set(options.id, d);
+      confirmed.then(
+        () => this.overdue.delete(options.id),
+        (error: Error) => this.overdue.delete(options.id) && this.keep(options.id, d, error.message),
+      );
+      this.o.log?.(`task ${options.id} (${name}) not confirmed within ${this.confirmTimeoutMs} ms${this.blocked ? ` (the broker blocks the connection: ${this.blocked.reason})` : ""}; it stays on its way`);
+      return { id: options.id, deferred: true };
+    }
+    if (!(outcome instanceof BrokerUnavailableError)) throw outcome;
+    this.keep(options.id, d, outcome.message);
+    return { id: options.id, deferred: true };
+  }
+
+  /** Keeps a send for the broker's return (the oldest forgotten past DEFERRED_KEPT: its outbox row remains). */
+  private keep(id: string, d: Deferred, why?: string): boolean {
+    this.deferred.set(id, d);
+    if (why) this.o.log?.(`task ${id} (${d.name}) kept for the broker: ${why}`);
+    if (this.deferred.size > DEFERRED_KEPT) {
+      const oldest = this.deferred.keys().next().value as string;
+      this.deferred.delete(oldest);
+      this.o.log?.(`deferred task ${oldest} forgotten (over ${DEFERRED_KEPT} kept): its outbox row is re-sent by the stale-task check`);
+    }
+    if (this.connected && !this.blocked) void this.flushDeferred();
+    return true;
   }
 
   /** Re-sends what was deferred, oldest first; stops at the first failure (the next reconnect resumes). */
@@ -196,7 +296,7 @@ export class TaskProducer {
           this.o.log?.(`deferred task ${id} (${d.name}) sent`);
         }
       } catch (error) {
-        this.o.log?.(`deferred tasks wait for the next reconnect: ${(error as Error).message}`);
+        this.o.log?.(`deferred tasks wait for the next reconnect or unblock: ${(error as Error).message}`);
       } finally {
         this.flushing = undefined;
       }

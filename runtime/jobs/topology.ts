@@ -7,6 +7,11 @@
  * declarations fail with 406 PRECONDITION_FAILED, so Python services must use exactly these.
  */
 export const TASK_QUEUE = "celery";
+/**
+ * ShopFDS's queue for e-mail (slow network I/O), consumed by a worker of its own so a hung SMTP server
+ * holds only e-mail slots; declared with the task queue's arguments (dead-lettering alike).
+ */
+export const EMAIL_QUEUE = "shopfds.email";
 export const TASK_EXCHANGE = "celery";
 export const EVENT_EXCHANGE = "celeryev";
 export const PIDBOX_EXCHANGE = "celery.pidbox";

@@ -5,8 +5,15 @@
  *
  * - Nothing lost: a task is acknowledged only after it finished and its follow-up (result, retry,
  *   dead letter) is confirmed by the broker. A worker that dies mid-task leaves it to be redelivered.
+ * - Two connections, as RabbitMQ advises: one consumes and acknowledges, the other publishes (results,
+ *   retries, dead letters, events, control replies). Under a resource alarm the broker blocks only
+ *   connections that publish, so the consuming one keeps acknowledging: tasks that publish nothing
+ *   (ignore_result, no task events: an order's e-mail) go on running and drain the queue, which is what
+ *   clears a memory alarm; events are dropped while the publishing connection is blocked, and a
+ *   task's retry or dead letter waits for the unblock before its delivery is acknowledged.
  * - Recovery: any connection or channel loss (broker restart, network cut, a channel error) drops the
- *   connection and reconnects with back-off (BrokerLink); the queues, the pidbox and the consumers are
+ *   connection and reconnects with back-off (BrokerLink); losing the publishing connection drops the
+ *   consuming one too (a delivery whose follow-up cannot be published must go back to the broker); the queues, the pidbox and the consumers are
  *   declared again and consumption resumes. Work that was in flight is not acknowledged on the new
  *   channel (its delivery died with the old one): the broker redelivers it. `consuming` is false
  *   meanwhile, and so is the liveness signal (`onHeartbeat`).
@@ -26,9 +33,10 @@
  */
 import { hostname as osHostname, loadavg } from "node:os";
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
-import { DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, TASK_QUEUE, TASK_QUEUE_ARGUMENTS } from "./topology";
+import { DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, EMAIL_QUEUE, TASK_QUEUE, TASK_QUEUE_ARGUMENTS } from "./topology";
 import { typedTable } from "./amqp-table";
 import { BrokerLink, BrokerUnavailableError } from "./broker-link";
+import { UnavailableError } from "../errors";
 import { EventDispatcher, WORKER_SOFTWARE } from "./events";
 import { startPidbox } from "./pidbox";
 import { exceptionInfo, isoWithOffset, MalformedTaskError, parseTaskMessage, parseTime, pyRepr, resultBody, TaskMessage } from "./protocol";
@@ -42,7 +50,20 @@ export interface TaskContext {
   /** 0 on the first attempt. */
   readonly retries: number;
   readonly hostname: string;
+  /**
+   * An earlier attempt's side effect went out but its completion could not be recorded (it threw
+   * CompletionNotRecordedError): this attempt must only record it, not repeat the effect.
+   */
+  readonly effectDone: boolean;
 }
+
+/**
+ * Thrown by a task whose side effect went out (an e-mail sent) but whose completion could not be
+ * recorded (the database refused a connection): the worker retries it as usual, with a header saying
+ * so in the message itself (RabbitMQ keeps it when the database cannot), and the retry sees
+ * `ctx.effectDone` and only records the completion.
+ */
+export class CompletionNotRecordedError extends UnavailableError {}
 
 export type TaskHandler = (args: unknown[], kwargs: Record<string, unknown>, ctx: TaskContext) => unknown | Promise<unknown>;
 
@@ -89,6 +110,8 @@ export interface WorkerOptions {
 export type TaskOutcome = "succeeded" | "failed" | "retried" | "dead_lettered" | "revoked";
 
 const REDELIVERIES = "x-shopfds-redeliveries";
+/** On a retry's message: the side effect went out on an earlier attempt (CompletionNotRecordedError). */
+const EFFECT_DONE = "x-shopfds-effect-done";
 
 /** A delivery and the channel it came on: it can be acknowledged only there. */
 interface Delivery {
@@ -138,8 +161,10 @@ export class Worker implements ControlTarget {
   private readonly events: EventDispatcher;
   private link?: BrokerLink;
   private channel?: ConfirmChannel;
+  /** The publishing connection and its channel (results, retries, dead letters, control replies). */
+  private publishLink?: BrokerLink;
+  private publishChannel?: ConfirmChannel;
   private readonly consumerTags = new Map<string, string>();
-  private readonly closedChannels = new WeakSet<ConfirmChannel>();
   private heartbeatTimer?: NodeJS.Timeout;
   private pumpTimer?: NodeJS.Timeout;
   private stopping?: Promise<void>;
@@ -274,7 +299,12 @@ export class Worker implements ControlTarget {
 
   /** Connected, set up and consuming its queues now (false while reconnecting or stopping). */
   get consuming(): boolean {
-    return this.channel !== undefined && this.consumerTags.size > 0 && !this.stopping;
+    return this.channel !== undefined && this.publishChannel !== undefined && this.consumerTags.size > 0 && !this.stopping;
+  }
+
+  /** Why and since when the broker blocks the publishing connection (a resource alarm), or undefined. */
+  get blocked(): { readonly reason: string; readonly since: number } | undefined {
+    return this.publishLink?.blocked;
   }
 
   get brokerUrl(): string {
@@ -291,6 +321,27 @@ export class Worker implements ControlTarget {
 
   async start(): Promise<void> {
     this.startedAt = Date.now();
+    this.publishLink = await BrokerLink.open({
+      url: this.o.url,
+      name: `${this.hostname} (publish)`,
+      log: this.o.log,
+      maxReconnectDelayMs: this.o.maxReconnectDelayMs,
+      setup: async (connection, watch) => {
+        const channel = await connection.createConfirmChannel();
+        const events = await connection.createConfirmChannel();
+        watch(channel, "publish");
+        watch(events, "events");
+        await this.events.attach(events);
+        this.publishChannel = channel;
+      },
+      onDown: () => {
+        this.publishChannel = undefined;
+        this.events.detach();
+        this.link?.reset("the publishing connection was lost");
+      },
+      onBlocked: () => (this.events.paused = true),
+      onUnblocked: () => (this.events.paused = false),
+    });
     this.link = await BrokerLink.open({
       url: this.o.url,
       name: this.hostname,
@@ -315,17 +366,13 @@ export class Worker implements ControlTarget {
   /** Channels, declarations and consumers on a new connection (also after every reconnect). */
   private async setup(connection: ChannelModel, watch: (channel: ConfirmChannel, what: string) => void): Promise<void> {
     const channel = await connection.createConfirmChannel();
-    const events = await connection.createConfirmChannel();
     watch(channel, "task");
-    watch(events, "events");
-    channel.on("close", () => this.closedChannels.add(channel));
     // The same declarations Celery makes, so neither side trips over the other's (406 otherwise).
     for (const q of this.consumed) await channel.assertQueue(q, { durable: true, arguments: this.queueArguments(q) });
-    await startPidbox(channel, { target: this, replyChannel: () => this.openChannel(3000), log: (line) => this.o.log(line) });
+    await startPidbox(channel, { target: this, replyChannel: () => this.openPublishChannel(3000), log: (line) => this.o.log(line) });
     // Global QoS, as Celery sets it, so the prefetch can grow while tasks wait for their eta.
     await channel.prefetch(this.prefetch(), true);
     // Deliveries can arrive as soon as a consumer exists: the channel must be the current one by then.
-    await this.events.attach(events);
     this.channel = channel;
     this.consumerTags.clear();
     for (const q of this.consumed) await this.consume(channel, q);
@@ -335,7 +382,6 @@ export class Worker implements ControlTarget {
   /** The connection is gone: what was held or reserved died with its channel (the broker requeues it). */
   private lost(): void {
     this.channel = undefined;
-    this.events.detach();
     this.consumerTags.clear();
     for (const h of this.held.values()) clearTimeout(h.timer);
     this.held.clear();
@@ -343,7 +389,7 @@ export class Worker implements ControlTarget {
   }
 
   queueArguments(queue: string): Record<string, unknown> {
-    return queue === TASK_QUEUE ? { ...TASK_QUEUE_ARGUMENTS } : {};
+    return queue === TASK_QUEUE || queue === EMAIL_QUEUE ? { ...TASK_QUEUE_ARGUMENTS } : {};
   }
 
   prefetch(): number {
@@ -377,6 +423,7 @@ export class Worker implements ControlTarget {
       this.emit("worker-offline", this.workerFields());
       await this.events.flush();
       await this.link?.close();
+      await this.publishLink?.close();
     })();
     return this.stopping;
   }
@@ -547,7 +594,8 @@ export class Worker implements ControlTarget {
       let value: unknown;
       let failure: unknown;
       try {
-        value = await this.withTimeLimit(h.task, h.timelimit, () => (this.handlers.get(h.task) as TaskHandler)(r.task.args, r.task.kwargs, { id: h.id, name: h.task, retries: h.retries, hostname: this.hostname }));
+        const effectDone = (r.delivery.message.properties.headers ?? {})[EFFECT_DONE] === true;
+        value = await this.withTimeLimit(h.task, h.timelimit, () => (this.handlers.get(h.task) as TaskHandler)(r.task.args, r.task.kwargs, { id: h.id, name: h.task, retries: h.retries, hostname: this.hostname, effectDone }));
       } catch (error) {
         failure = error ?? new Error("task failed");
       }
@@ -558,10 +606,13 @@ export class Worker implements ControlTarget {
       } else {
         const error = failure instanceof Error ? failure : new Error(String(failure));
         const exception = `${error.name}(${pyRepr(error.message)})`;
+        const effectDone = error instanceof CompletionNotRecordedError || (r.delivery.message.properties.headers ?? {})[EFFECT_DONE] === true;
         if (h.retries < this.o.maxRetries) {
           const retry = h.retries + 1;
-          const eta = new Date(Date.now() + this.o.retryDelayMs(retry));
-          await this.republish(r.delivery, { retries: retry, eta: isoWithOffset(eta), parent_id: h.id });
+          const delay = this.o.retryDelayMs(retry);
+          const eta = new Date(Date.now() + delay);
+          this.o.log(`task ${h.id} (${h.task}) attempt ${h.retries + 1} of ${this.o.maxRetries + 1} failed: ${error.name}: ${error.message}; retry ${retry} in ${delay} ms${effectDone ? " (its effect is done: the retry only records it)" : ""}`);
+          await this.republish(r.delivery, { retries: retry, eta: isoWithOffset(eta), parent_id: h.id, ...(effectDone ? { [EFFECT_DONE]: true } : {}) });
           this.emit("task-retried", { uuid: h.id, exception, traceback: error.stack ?? null });
           this.o.onTaskDone(h.task, "retried", (Date.now() - started) / 1000);
           await this.reply(r.task, "RETRY", exceptionInfo(error), error.stack ?? null);
@@ -606,8 +657,9 @@ export class Worker implements ControlTarget {
     }
   }
 
+  /** On the publishing connection; while the broker blocks it, the confirm comes when the alarm clears. */
   private publishConfirmed(exchange: string, routingKey: string, body: Buffer, options: Record<string, unknown>): Promise<void> {
-    const channel = this.channel;
+    const channel = this.publishChannel;
     if (!channel) return Promise.reject(new BrokerUnavailableError("not connected to RabbitMQ"));
     return new Promise((resolve, reject) => {
       try {
@@ -640,7 +692,7 @@ export class Worker implements ControlTarget {
   private async reply(message: TaskMessage, status: "SUCCESS" | "FAILURE" | "RETRY" | "REVOKED", result: unknown, traceback: string | null = null): Promise<void> {
     const replyTo = message.properties.replyTo;
     if (!replyTo || (message.headers.ignore_result && status === "SUCCESS")) return;
-    this.channel?.publish("", replyTo, resultBody(message.headers.id, status, result, traceback), {
+    this.publishChannel?.publish("", replyTo, resultBody(message.headers.id, status, result, traceback), {
       correlationId: message.headers.id,
       contentType: "application/json",
       contentEncoding: "utf-8",
@@ -688,15 +740,15 @@ export class Worker implements ControlTarget {
     if (tag) await this.channel?.cancel(tag).catch(() => undefined);
   }
 
-  /** The task channel once it is open (waiting up to `ms` through a reconnect), or undefined. */
-  private async openChannel(ms: number): Promise<ConfirmChannel | undefined> {
+  /** The publishing channel once it is open (waiting up to `ms` through a reconnect), or undefined. */
+  private async openPublishChannel(ms: number): Promise<ConfirmChannel | undefined> {
     const deadline = Date.now() + ms;
     await new Promise((r) => setImmediate(r)); // let a pending channel close be seen first
-    while (!this.channel || this.closedChannels.has(this.channel)) {
+    while (!this.publishChannel) {
       if (Date.now() > deadline) return undefined;
       await new Promise((r) => setTimeout(r, 50));
     }
-    return this.channel;
+    return this.publishChannel;
   }
 
   private log(line: string): void {

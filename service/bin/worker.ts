@@ -1,8 +1,13 @@
 /**
- * The ShopFDS worker process (the stacks run it ≥ 2 times; `make worker` runs one locally): the
- * TypeScript Celery-compatible worker with the ShopFDS tasks, on the stack the outputs describe.
+ * The ShopFDS worker process (the stacks run it ≥ 2 times; `make worker` runs one locally): two
+ * TypeScript Celery-compatible workers with the ShopFDS tasks, on the stack the outputs describe:
+ * `shopfds-worker-<pid>` consumes "celery" (reports, the FDS batch, the archive, the stale-task check)
+ * and `shopfds-email-<pid>` consumes "shopfds.email" (order e-mails), each with its own slots and
+ * broker connections, so a hung SMTP server never holds a report's slot (Celery's practice: slow I/O
+ * tasks on their own queue and worker). Both register every task, so a task on the other queue (sent
+ * before the routes existed) still runs.
  *
- *   node --import tsx service/bin/worker.ts [--concurrency 4] [--alive-file /tmp/shopfds-worker.alive] [--metrics-port 9464] [--task-events]
+ *   node --import tsx service/bin/worker.ts [--concurrency 4] [--email-concurrency 4] [--alive-file /tmp/shopfds-worker.alive] [--metrics-port 9464] [--task-events]
  * --task-events (Celery's -E): task events from the start; without it, as Celery, they start when a
  * monitor sends enable_events (Flower does).
  * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_PUBLIC_URL (the service, for report links).
@@ -11,12 +16,12 @@
 import { writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { createServer } from "node:http";
-import nodemailer from "nodemailer";
 import { ServiceMetrics } from "@shopfds/runtime/observability";
 import { Database } from "@shopfds/runtime/db";
-import { TaskProducer } from "@shopfds/runtime/jobs";
+import { EMAIL_QUEUE, TaskProducer, Worker, type WorkerOptions } from "@shopfds/runtime/jobs";
 import { registerShopTasks } from "../tasks";
-import { Worker } from "@shopfds/runtime/jobs";
+import { mailTransport } from "../mail";
+import { TASK_ROUTES } from "../shop/orders";
 import { loadStackOutputs } from "@shopfds/runtime";
 
 function option(name: string, fallback: string): string {
@@ -27,51 +32,57 @@ function option(name: string, fallback: string): string {
 async function main(): Promise<void> {
   const concurrency = Number(option("concurrency", "4"));
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency: must be a positive integer (got ${option("concurrency", "")})`);
+  const emailConcurrency = Number(option("email-concurrency", "4"));
+  if (!Number.isInteger(emailConcurrency) || emailConcurrency < 1) throw new Error(`--email-concurrency: must be a positive integer (got ${option("email-concurrency", "")})`);
   const aliveFile = option("alive-file", "");
   const metricsPort = Number(option("metrics-port", "9464"));
   const outputs = await loadStackOutputs();
   if (!outputs.smtp) throw new Error("the stack outputs have no smtp settings: the e-mail tasks need an SMTP server");
   const db = await Database.connect(outputs.postgres);
   const log = (line: string) => console.log(`[worker] ${line}`);
-  const producer = await TaskProducer.connect(outputs.rabbitmq.url, { log });
+  const producer = await TaskProducer.connect(outputs.rabbitmq.url, { routes: TASK_ROUTES, log });
   const metrics = new ServiceMetrics({ service: "worker", db });
-  const worker = new Worker({
+  const common: Omit<WorkerOptions, "hostname"> = {
     onTaskDone: (task, outcome, seconds) => metrics.observeJob(task, outcome, seconds),
     url: outputs.rabbitmq.url,
-    hostname: `shopfds-worker-${process.pid}@${hostname()}`,
-    concurrency,
     taskEvents: process.argv.includes("--task-events") || process.argv.includes("-E"),
-    log,
-    onHeartbeat: aliveFile ? () => writeFileSync(aliveFile, String(Date.now())) : undefined,
-  });
+  };
+  let liveAt = { main: 0, email: 0 };
+  const heartbeat = (which: "main" | "email") => () => {
+    liveAt = { ...liveAt, [which]: Date.now() };
+    // Alive while both consume (the probe reads the file's mtime): touched only while both beat.
+    const now = Date.now();
+    if (aliveFile && now - liveAt.main < 10_000 && now - liveAt.email < 10_000) writeFileSync(aliveFile, String(now));
+  };
+  const worker = new Worker({ ...common, hostname: `shopfds-worker-${process.pid}@${hostname()}`, concurrency, log: (line) => log(line), onHeartbeat: heartbeat("main") });
+  const emailWorker = new Worker({ ...common, hostname: `shopfds-email-${process.pid}@${hostname()}`, queue: EMAIL_QUEUE, concurrency: emailConcurrency, log: (line) => log(`email: ${line}`), onHeartbeat: heartbeat("email") });
   const { smtp } = outputs;
-  // Pooled: up to one SMTP connection per concurrent task, each kept for up to 100 messages, instead of
-  // a connection (TCP, greeting, EHLO, TLS, AUTH, QUIT) per e-mail; nodemailer reconnects when the relay
-  // closes an idle one.
-  const mailer = nodemailer.createTransport({ pool: true, maxConnections: concurrency, maxMessages: 100, host: smtp.host, port: smtp.port, secure: smtp.secure, ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password } } : {}) });
-  registerShopTasks(worker, {
-    db,
-    mailer,
-    from: smtp.from,
-    // Download links point at the service (SHOPFDS_PUBLIC_URL: where clients reach it).
-    reportsBaseUrl: `${(process.env.SHOPFDS_PUBLIC_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "")}/reports`,
-    sender: producer,
-    log,
-    onStaleTasks: (n) => metrics.setTasksWaitingOver24h(n),
-  });
+  const mailer = mailTransport(smtp, emailConcurrency);
+  for (const w of [worker, emailWorker])
+    registerShopTasks(w, {
+      db,
+      mailer,
+      from: smtp.from,
+      // Download links point at the service (SHOPFDS_PUBLIC_URL: where clients reach it).
+      reportsBaseUrl: `${(process.env.SHOPFDS_PUBLIC_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "")}/reports`,
+      sender: producer,
+      log,
+      onStaleTasks: (n) => metrics.setTasksWaitingOver24h(n),
+    });
   // /metrics for Prometheus (job counts, the router's reads, waiting tasks) and a liveness answer.
   const metricsHandler = metrics.handler();
   // Live while it consumes: a worker whose broker connection is down (reconnecting) answers 503.
   const server = createServer((req, res) => {
     if (req.url === "/metrics") return metricsHandler(req, res);
     if (req.url !== "/health/live") return res.writeHead(404).end();
-    res.writeHead(worker.consuming ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify({ status: worker.consuming ? "pass" : "fail" }));
+    const live = worker.consuming && emailWorker.consuming;
+    res.writeHead(live ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify({ status: live ? "pass" : "fail", ...(live ? {} : { output: `${worker.consuming ? "" : "the task worker is not consuming (reconnecting)"}${!worker.consuming && !emailWorker.consuming ? "; " : ""}${emailWorker.consuming ? "" : "the e-mail worker is not consuming (reconnecting)"}` }) }));
   });
   server.listen(metricsPort, process.env.SHOPFDS_METRICS_HOST ?? "0.0.0.0");
   await worker.start();
+  await emailWorker.start();
   const shutdown = () =>
-    void worker
-      .stop()
+    void Promise.all([worker.stop(), emailWorker.stop()])
       .then(() => Promise.all([producer.close(), db.close(), new Promise((r) => server.close(r)), mailer.close()]))
       .then(() => process.exit(0));
   process.once("SIGTERM", shutdown);

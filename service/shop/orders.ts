@@ -12,11 +12,17 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { QueryResult, QueryResultRow } from "pg";
 import type { Database } from "@shopfds/runtime/db";
-import { BrokerUnavailableError } from "@shopfds/runtime/jobs";
+import { BrokerUnavailableError, EMAIL_QUEUE } from "@shopfds/runtime/jobs";
 import { InputError } from "@shopfds/runtime";
 import type { Evaluation, FraudDetector } from "@shopfds/runtime/fds";
 
 export const ORDER_EMAIL_TASK = "shopfds.send_order_confirmation";
+
+/**
+ * Where each ShopFDS task goes (the producers' `routes`, Celery's task_routes): e-mail on its own queue
+ * and worker, so a slow or hung SMTP server holds only e-mail slots; everything else on "celery".
+ */
+export const TASK_ROUTES: Readonly<Record<string, string>> = { [ORDER_EMAIL_TASK]: EMAIL_QUEUE };
 
 export interface TaskSender {
   send(name: string, args?: readonly unknown[], kwargs?: Readonly<Record<string, unknown>>, options?: { id?: string; ignoreResult?: boolean }): Promise<{ id: string }>;

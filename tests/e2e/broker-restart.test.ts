@@ -7,18 +7,18 @@
  * the broker's return, the service's /health and the worker's liveness following the broker.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
-import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
-import { appLogFile, appsStatus, type LocalAppsOptions, serviceUrl, startApps, stopApps } from "../../scripts/local-stack/apps";
+import { appLogFile, type LocalAppsOptions, serviceUrl } from "../../scripts/local-stack/apps";
 import { giveToServiceUser, isAlive } from "../../scripts/local-stack/process";
 import { type LocalRabbitOptions, startRabbit, stopRabbit } from "../../scripts/local-stack/rabbitmq";
 import { mailDir } from "../../scripts/local-stack/smtp";
 import { profile, smtpOptions } from "../../scripts/local-stack/stack";
-import { createMigratedDatabase, sleep, until } from "../support/databases";
+import { sleep, until } from "../support/databases";
+import { type OrderEnvironment, postOrder, startOrderEnvironment } from "../support/order-environment";
 import { testPorts } from "../support/ports";
 
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-restart-"));
@@ -27,9 +27,7 @@ const P = testPorts("brokerRestart");
 const rabbit: LocalRabbitOptions = { dir: path.join(dir, "rabbitmq"), firstPort: P + 72, name: `shopfds-restart-${P}` };
 const apps: LocalAppsOptions = { dir: path.join(dir, "apps"), outputsFile: path.join(dir, "outputs.json"), servicePort: P, workerMetricsPort: P + 1, targetsFile: path.join(dir, "targets.json") };
 const BUYERS = `restart-${process.pid}-`; // buyer i is restart-<pid>-<i>@test.com
-let outputs: StackOutputs;
 let db: pg.Client;
-let drop: () => Promise<void> = async () => undefined;
 let userIds: number[] = [];
 let pids: number[] = [];
 
@@ -41,30 +39,15 @@ interface Attempt {
   retryAfter?: string | null;
 }
 
+let env: OrderEnvironment | undefined;
+
 before(async () => {
-  const base = await loadStackOutputs();
-  const created = await createMigratedDatabase(base, `shopfds_restart_${process.pid}`);
-  drop = created.drop;
-  const broker = await startRabbit(rabbit);
-  outputs = { ...base, postgres: created.postgres, rabbitmq: broker };
-  writeFileSync(apps.outputsFile, JSON.stringify(outputs), { mode: 0o600 });
-  db = new pg.Client({ ...outputs.postgres.primary, database: outputs.postgres.database, user: outputs.postgres.user, password: outputs.postgres.password });
-  await db.connect();
-  // Many buyers and addresses: the FDS velocity rule (5 per user or IP in 10 minutes) must not block the load.
-  userIds = (await db.query("INSERT INTO users (email, password_hash, name) SELECT $1 || g || '@test.com', 'x', 'Restart Buyer ' || g FROM generate_series(1, 100) g RETURNING id", [BUYERS])).rows.map((r) => Number(r.id));
-  await db.query("INSERT INTO products (sku, name, category, price, stock) VALUES ('restart-1', 'Cable', 'pc', 9900, 100000)");
-  await startApps(apps, outputs);
-  pids = appsStatus(apps).map((s) => s.pid!).filter(Boolean);
+  env = await startOrderEnvironment({ name: "restart", dir, rabbit, apps, buyers: BUYERS, sku: "restart-1" });
+  ({ db, userIds, pids } = env);
 });
 
 after(async () => {
-  await stopApps(apps).catch(() => undefined);
-  for (const pid of pids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
-  await stopRabbit(rabbit).catch(() => undefined);
-  await db?.end().catch(() => undefined);
-  await drop();
-  // KEEP_TEST_DIR=1 keeps the processes' logs (apps/*.log) and the broker's for a look after a failure.
-  if (!process.env.KEEP_TEST_DIR) rmSync(dir, { recursive: true, force: true });
+  await env?.teardown();
 });
 
 const mailsFor = (orderId: number): number => {
@@ -85,8 +68,7 @@ describe("RabbitMQ restarted under order load", () => {
     const load = (async () => {
       for (let i = 0; running; i++) {
         const at = performance.now();
-        const order = { userId: userIds[i % userIds.length], items: [{ productId: 1, quantity: 1 }], ip: `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`, email: `${BUYERS}${(i % userIds.length) + 1}@test.com` };
-        const res = await fetch(`${serviceUrl(apps)}/orders`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(order) });
+        const res = await postOrder(serviceUrl(apps), { userIds }, BUYERS, i);
         const body = (await res.json()) as { orderId?: number; error?: { code: string } };
         attempts.push({ at, status: res.status, orderId: body.orderId, code: body.error?.code, retryAfter: res.headers.get("retry-after") });
         await sleep(Math.max(0, 200 - (performance.now() - at))); // 5 orders a second

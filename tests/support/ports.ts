@@ -15,7 +15,11 @@ const SLOTS = {
   /** The upper half of hungServers' hundred (that file uses +32 and +33). */
   replicaDiscovery: 650,
   brokerRestart: 700,
+  /** The upper half of brokerRestart's hundred (that file uses +0, +1 and +72…+76; this one +0, +1, +22…+26). */
+  brokerAlarm: 750,
   postgresTls: 800,
+  /** The upper half of postgresTls' hundred (that file uses its first ports). */
+  taskFaults: 850,
   redisRestart: 900,
 } as const;
 

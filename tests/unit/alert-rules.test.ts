@@ -163,8 +163,8 @@ const cases: Case[] = [
   },
   {
     alert: "TooFewWorkers",
-    series: { 'rabbitmq_queue_consumers{queue="celery",vhost="shopfds"}': "2 2 1 1 1 1 1 1 1 1 1" },
-    at: { "1m": [], "4m": [], "8m": [c({}, 1)] },
+    series: { 'rabbitmq_queue_consumers{queue="celery",vhost="shopfds"}': "2 2 1 1 1 1 1 1 1 1 1", 'rabbitmq_queue_consumers{queue="shopfds.email",vhost="shopfds"}': "2 2 2 2 2 2 0 0 0 0 0 0 0 0 0 0 0 0", 'rabbitmq_queue_consumers{queue="other",vhost="shopfds"}': "0x20" },
+    at: { "1m": [], "4m": [], "8m": [c({ queue: "celery" }, 1)], "12m": [c({ queue: "celery" }, 1), c({ queue: "shopfds.email" }, 0)] },
   },
   {
     alert: "ElasticsearchDiskFull",

@@ -70,10 +70,10 @@ describe("renderDefinitions", () => {
     assert.equal(rabbitPasswordHash("a".repeat(32), salt), expected);
   });
 
-  it("declares Celery's topology with the durability Celery uses, and the task queue's dead-lettering", () => {
+  it("declares Celery's topology with the durability Celery uses, and the task queues' dead-lettering (celery, and shopfds.email for e-mail)", () => {
     const ex = Object.fromEntries(defs.exchanges.map((e: { name: string; type: string; durable: boolean }) => [e.name, [e.type, e.durable]]));
     assert.deepEqual(ex, { celery: ["direct", true], celeryev: ["topic", true], "celery.pidbox": ["fanout", false], "reply.celery.pidbox": ["direct", false], "shopfds.dlx": ["direct", true] });
-    assert.deepEqual(defs.queues.map((q: { name: string; durable: boolean; arguments: object }) => [q.name, q.durable, q.arguments]), [["celery", true, TASK_QUEUE_ARGUMENTS], ["shopfds.dead", true, {}]]);
+    assert.deepEqual(defs.queues.map((q: { name: string; durable: boolean; arguments: object }) => [q.name, q.durable, q.arguments]), [["celery", true, TASK_QUEUE_ARGUMENTS], ["shopfds.email", true, TASK_QUEUE_ARGUMENTS], ["shopfds.dead", true, {}]]);
     assert.deepEqual(defs.policies[0].definition, { "max-length": 100000, overflow: "drop-head" });
   });
 
