@@ -183,7 +183,7 @@ describe("dev stack on Docker: RabbitMQ, workers, scheduler and Flower", () => {
     assert.deepEqual(plainStrings(h.named(CONTAINER, broker).rawInputs.uploads), [], "uploads are one secret: the definitions hold password hashes");
     const definitions = JSON.parse(upload(h.named(CONTAINER, broker), RABBIT_PATHS.definitions));
     assert.deepEqual(definitions.users.map((u: { name: string; tags: string[] }) => [u.name, u.tags]), [["shopfds", []], ["flower", ["monitoring"]], ["admin", ["administrator"]]], "no guest");
-    assert.deepEqual(definitions.queues.map((q: { name: string }) => q.name), ["celery", "shopfds.dead"]);
+    assert.deepEqual(definitions.queues.map((q: { name: string }) => q.name), ["celery", "shopfds.email", "shopfds.dead"]);
   });
 
   it("runs 2 workers of concurrency 4 and one scheduler from the service image, reading the outputs from a secret file", () => {

@@ -117,7 +117,7 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
     assert.deepEqual(plainStrings(secret.rawInputs.stringData), []);
     const definitions = JSON.parse(secret.inputs.stringData["definitions.json"]);
     assert.ok(definitions.users.every((u: { name: string }) => u.name !== "guest"));
-    assert.deepEqual(definitions.queues.map((q: { name: string }) => q.name), ["celery", "shopfds.dead"]);
+    assert.deepEqual(definitions.queues.map((q: { name: string }) => q.name), ["celery", "shopfds.email", "shopfds.dead"]);
   });
 
   it("runs ≥ 2 workers of concurrency ≥ 4 (a Deployment autoscaled from 2 to 6), exactly one scheduler, and Flower with basic auth", () => {
