@@ -7,13 +7,15 @@
  *   one bare server (initdb + start), the least any pair could cost; the whole local stack's start beside;
  * - the read router against a plain pg pool on the same replica, and the share of reads the replicas served;
  * - a full blacklist check against a plain GET on the same Redis Cluster;
- * - no-op tasks per second through the TypeScript worker and Debian's Celery worker on the same broker;
+ * - no-op tasks per second through the TypeScript worker and Debian's Celery worker on the same broker
+ *   (Celery with task events and without, its default);
+ * - the worker beside celery.node and BullMQ, no-op and 2 ms tasks at concurrency 4 and 32 (bench/peers.ts);
  * - /health against a bare handler; the seed;
  * - the reference service (scripts/bench/service.ts): SC-004's async-vs-inline e-mail, and POST /orders
  *   and GET /orders/:id under load against the same database work done bare.
  *
  * Prints figures; asserts nothing (tests assert behaviour, not speed).
- *   npm run bench [-- router | service]     BENCH_RUNS, BENCH_ROUTER_RUNS, BENCH_LOAD_ROUNDS … (below)
+ *   npm run bench [-- router | service | peers]     BENCH_RUNS, BENCH_ROUTER_RUNS, BENCH_LOAD_ROUNDS … (below)
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,6 +36,7 @@ import { cleanStack, outputsFile, postgresOptions, startStack } from "./local-st
 import { postgresBinDir, startPostgres, stopPostgres } from "./local-stack/postgres";
 import { giveToServiceUser, postmasterPid, run, stopPid } from "./local-stack/process";
 import { serviceBench } from "./bench/service";
+import { peersBench } from "./bench/peers";
 import { BENCH_DIR } from "./bench/compare";
 import { BenchReport } from "./bench/report";
 
@@ -114,8 +117,19 @@ const rates = (runs: Load[]) => runs.map((l) => l.perSecond);
 const p99s = (runs: Load[]) => runs.map((l) => l.p99);
 
 /** The router's cost: the same reads through a plain pg pool on the replica and through the router. */
-async function routerBench(p: { name: string; dir: string; portBase: number }, only?: "service"): Promise<void> {
-  const { outputs } = await startStack(p);
+async function routerBench(p: { name: string; dir: string; portBase: number }, only?: "service" | "peers"): Promise<void> {
+  // A stack that failed half-way is stopped too (its servers would outlive the bench, on fixed ports).
+  const { outputs } = await startStack(p).catch(async (e: Error) => {
+    await cleanStack(p).catch(() => undefined);
+    throw e;
+  });
+  if (only === "peers") {
+    try {
+      return await peersBench(report, outputs.rabbitmq.url, p.dir);
+    } finally {
+      await cleanStack(p);
+    }
+  }
   if (only === "service") {
     await migrate(targetFromOutputs(outputs), { direction: "up" });
     await seedDatabase(outputs, { seed: 42 });
@@ -146,6 +160,7 @@ async function routerBench(p: { name: string; dir: string; portBase: number }, o
     report.add("reads served by replicas", "%", "higher", [share], { goal: (m) => ({ text: "≥ 80 % (SC-001)", met: m >= 80 }) });
     await blacklistBench(outputs, db);
     await jobsBench(outputs);
+    await peersBench(report, outputs.rabbitmq.url, p.dir);
     await healthBench(outputs, db);
     const seeded = await seedDatabase(outputs, { seed: 42 });
     console.log(`\nseed: the full data set (1000 users, 500 products, 10000 orders, 5000 reviews…), ${seeded.rows} rows`);
@@ -259,15 +274,19 @@ async function jobsBench(outputs: Awaited<ReturnType<typeof startStack>>["output
     const declare = celeryBackground(env, celeryArgs);
     await waitReady(declare);
     await declare.stop();
-    const pyIds = await queueUp(`${prefix}.py`);
-    const celery = celeryBackground(env, celeryArgs);
-    let pyMs: number;
-    try {
-      const ready = await waitReady(celery);
-      pyMs = (await drain(pyIds)) - ready;
-    } finally {
-      await celery.stop();
-    }
+    // With task events (`-E`, how the interop app runs for Flower) and without (Celery's default).
+    const celeryRun = async (events: boolean) => {
+      const pyIds = await queueUp(`${prefix}.py`);
+      const celery = celeryBackground({ ...env, CELERY_TASK_EVENTS: events ? "1" : "0" }, celeryArgs);
+      try {
+        const ready = await waitReady(celery);
+        return (await drain(pyIds)) - ready;
+      } finally {
+        await celery.stop();
+      }
+    };
+    const pyMs = await celeryRun(true);
+    const pyQuietMs = await celeryRun(false);
 
     const tsWorker = new Worker({ url: outputs.rabbitmq.url, queue: `${prefix}.ts`, hostname: `${prefix}-ts@bench`, concurrency: 4 });
     tsWorker.register("bench.noop", (args) => args[0]);
@@ -284,23 +303,24 @@ async function jobsBench(outputs: Awaited<ReturnType<typeof startStack>>["output
     } finally {
       await ts.stop();
     }
-    const [py, tsRate] = [(JOBS / pyMs) * 1000, (JOBS / tsMs) * 1000];
+    const [py, pyQuiet, tsRate] = [(JOBS / pyMs) * 1000, (JOBS / pyQuietMs) * 1000, (JOBS / tsMs) * 1000];
     console.log(`\nno-op tasks, ${JOBS} queued then drained (acks after the task, results over rpc://), same broker; SC-005 asks for 1000 per hour, i.e. 0.28 per second`);
     report.add("Celery 5.2 worker -c 4 (prefork)", "tasks/s", "higher", [py]);
-    report.add("TypeScript worker, concurrency 4", "tasks/s", "higher", [tsRate], { baseline: "Celery 5.2 worker -c 4 (prefork)", goal: (_m, ratio) => ({ text: "≥ ×1 of Celery", met: (ratio ?? 0) >= 1 }) });
+    report.add("Celery 5.2 worker -c 4 (prefork), task events off (Celery's default)", "tasks/s", "higher", [pyQuiet]);
+    report.add("TypeScript worker, concurrency 4", "tasks/s", "higher", [tsRate], { baseline: "Celery 5.2 worker -c 4 (prefork), task events off (Celery's default)", goal: (_m, ratio) => ({ text: "≥ ×1 of Celery (both without task events)", met: (ratio ?? 0) >= 1 }) });
   } finally {
     await producer.close();
   }
 }
 
 async function main(): Promise<void> {
-  // `npm run bench -- router` skips the start-up part; `npm run bench -- service` runs only the service part.
-  const onlyService = process.argv.includes("service");
-  if (!process.argv.includes("router") && !onlyService) await startupBench();
+  // `npm run bench -- router` skips the start-up part; `-- service` and `-- peers` run only that part.
+  const only = process.argv.includes("service") ? "service" : process.argv.includes("peers") ? "peers" : undefined;
+  if (!process.argv.includes("router") && !only) await startupBench();
   const root2 = mkdtempSync(path.join(tmpdir(), "shopfds-bench-"));
   giveToServiceUser(root2);
   try {
-    await routerBench({ name: "bench", dir: path.join(root2, "stack"), portBase: 19400 }, onlyService ? "service" : undefined);
+    await routerBench({ name: "bench", dir: path.join(root2, "stack"), portBase: 19400 }, only);
   } finally {
     rmSync(root2, { recursive: true, force: true });
   }

@@ -57,7 +57,8 @@ export function shopSchedule(timezone: string): ScheduleEntry[] {
   ];
 }
 
-const CLAIM_SQL = `INSERT INTO task_log (task_id, task_type, task_name, state, retries, args, started_at, worker)
+/** A task's claim: marks it running unless it is done already (exported for the bench's bare consumer). */
+export const CLAIM_SQL = `INSERT INTO task_log (task_id, task_type, task_name, state, retries, args, started_at, worker)
      VALUES ($1, $2, $3, 'running', $4, $5, now(), $6)
      ON CONFLICT (task_id) DO UPDATE SET state = 'running', retries = EXCLUDED.retries, started_at = now(), worker = EXCLUDED.worker
        WHERE task_log.state <> 'done'
@@ -74,6 +75,10 @@ export interface ClaimRead {
   /** The prepared statement's name (the router's `prepare`). */
   readonly prepare: string;
 }
+
+/** The claim and a read in one statement (the read's parameters start at `$7`). */
+export const claimWithRead = (readSql: string): string =>
+  `WITH claimed AS (${CLAIM_SQL}) SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, r.* FROM (SELECT 1) AS one LEFT JOIN LATERAL (${readSql}) AS r ON true`;
 
 /** Attempts at recording a task done once its effect went out, and the wait before each retry. */
 const DONE_ATTEMPTS_MS = [0, 200, 600, 1500];
@@ -109,7 +114,7 @@ export async function once<T, R extends Record<string, unknown> = Record<string,
     if (claimed.rowCount === 0) return { skipped: "done before" };
   } else {
     const { rows } = await db.query<{ claimed: boolean } & R>(
-      `WITH claimed AS (${CLAIM_SQL}) SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, r.* FROM (SELECT 1) AS one LEFT JOIN LATERAL (${read.sql}) AS r ON true`,
+      claimWithRead(read.sql),
       [...claim, ...read.params],
       { target: "primary", prepare: read.prepare },
     );
@@ -139,14 +144,28 @@ export async function once<T, R extends Record<string, unknown> = Record<string,
 }
 
 /** The attempt that recorded it counts (an effect-done retry records its own number). */
-const markDone = (db: Database, ctx: TaskContext) => db.query("UPDATE task_log SET state = 'done', finished_at = now(), error = NULL, retries = $2 WHERE task_id = $1", [ctx.id, ctx.retries], { prepare: "tasks.done-v2" });
+export const MARK_DONE_SQL = "UPDATE task_log SET state = 'done', finished_at = now(), error = NULL, retries = $2 WHERE task_id = $1";
+const markDone = (db: Database, ctx: TaskContext) => db.query(MARK_DONE_SQL, [ctx.id, ctx.retries], { prepare: "tasks.done-v2" });
 
 /** The order and what its confirmation e-mail says, read with the e-mail task's claim. */
-const ORDER_EMAIL_READ_SQL = `SELECT o.id, o.total_amount, o.currency, u.email, u.name,
+export const ORDER_EMAIL_READ_SQL = `SELECT o.id, o.total_amount, o.currency, u.email, u.name,
          json_agg(json_build_object('name', p.name, 'quantity', i.quantity, 'price', i.unit_price) ORDER BY p.name) AS items
     FROM orders o JOIN users u ON u.id = o.user_id JOIN order_items i ON i.order_id = o.id JOIN products p ON p.id = i.product_id
    WHERE o.id = $7 GROUP BY o.id, u.id`;
-type OrderEmailRow = { id: string; total_amount: string; currency: string; email: string; name: string; items: { name: string; quantity: number; price: string }[] };
+export type OrderEmailRow = { id: string; total_amount: string; currency: string; email: string; name: string; items: { name: string; quantity: number; price: string }[] };
+
+/** An order's confirmation e-mail (nodemailer's message options). */
+export function orderEmail(order: OrderEmailRow, from: string) {
+  const lines = order.items.map((i) => `  ${i.quantity} × ${i.name} @ ${i.price}`);
+  return {
+    from,
+    to: order.email,
+    subject: `ShopFDS order #${order.id} confirmed`,
+    // Stable per order: a mail client shows a re-send as the same message.
+    messageId: `<order-${order.id}@shopfds>`,
+    text: [`Hello ${order.name},`, "", `thank you for your order #${order.id}:`, ...lines, "", `Total: ${order.total_amount} ${order.currency}`].join("\n"),
+  };
+}
 
 const isPositiveId = (n: number): boolean => Number.isInteger(n) && n > 0;
 const positiveId = (value: unknown, what: string): number => {
@@ -169,15 +188,7 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
       async (order) => {
         const orderId = positiveId(args[0], "orderId");
         if (!order) throw new Error(`order ${orderId} does not exist`);
-        const lines = order.items.map((i) => `  ${i.quantity} × ${i.name} @ ${i.price}`);
-        const info = await deps.mailer.sendMail({
-          from: deps.from,
-          to: order.email,
-          subject: `ShopFDS order #${order.id} confirmed`,
-          // Stable per order: a mail client shows a re-send as the same message.
-          messageId: `<order-${order.id}@shopfds>`,
-          text: [`Hello ${order.name},`, "", `thank you for your order #${order.id}:`, ...lines, "", `Total: ${order.total_amount} ${order.currency}`].join("\n"),
-        });
+        const info = await deps.mailer.sendMail(orderEmail(order, deps.from));
         return { orderId, to: order.email, messageId: info.messageId };
       },
       isPositiveId(id) ? { sql: ORDER_EMAIL_READ_SQL, params: [id], prepare: "tasks.order-email" } : undefined,

@@ -212,6 +212,10 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
   const worker = startProcess("worker", ["service/dist/bin/worker.js", "--metrics-port", String(portBase + 81)], prodEnv);
   const bareUrl = `http://127.0.0.1:${portBase + 82}`;
   const bare = startProcess("bare-http", ["scripts/bench/bare.ts", String(portBase + 82)], env);
+  // The bare pipeline (bare.ts): the same order work, the publish with confirm, a bare consumer sending the e-mail.
+  const pipelineUrl = `http://127.0.0.1:${portBase + 83}`;
+  const pipeline = startProcess("bare-pipeline", ["scripts/bench/bare.ts", "pipeline", String(portBase + 83)], env);
+  const consumer = startProcess("bare-consumer", ["scripts/bench/bare.ts", "consumer"], env);
   const pgo = outputs.postgres;
   const primary = new pg.Pool({ ...pgo.primary, database: pgo.database, user: pgo.user, password: pgo.password, max: LOAD_CONNECTIONS });
   const replica = new pg.Pool({ ...pgo.replicas[0]!, database: pgo.database, user: pgo.user, password: pgo.password, max: LOAD_CONNECTIONS });
@@ -221,10 +225,12 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
       if (service.exitCode !== null) throw new Error(`the service exited (${service.exitCode})`);
       return (await fetch(`${url}/health/ready`).catch(() => undefined))?.ok ? true : undefined;
     });
-    await waitFor("the bare HTTP server", 30_000, async () => {
-      if (bare.exitCode !== null) throw new Error(`the bare HTTP server exited (${bare.exitCode})`);
-      return (await fetch(`${bareUrl}/ready`).catch(() => undefined))?.ok ? true : undefined;
-    });
+    for (const [what, child, at] of [["the bare HTTP server", bare, bareUrl], ["the bare pipeline", pipeline, pipelineUrl]] as const) {
+      await waitFor(what, 30_000, async () => {
+        if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode}): see ${LOG_DIR}`);
+        return (await fetch(`${at}/ready`).catch(() => undefined))?.ok ? true : undefined;
+      });
+    }
     // Each run replays fresh requests: new orders (users, IPs, products as orderBody spreads them) and
     // random existing orders to read; more than wrk can send in the run, so none repeats.
     const perRun = LOAD_SECONDS * 5_000;
@@ -234,7 +240,7 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     const load = (target: string, requests: LoadRequest[], seconds = LOAD_SECONDS) => wrk(target, requests, { seconds, connections: LOAD_CONNECTIONS });
     // Where the machine's CPU went per request, by process (cpu.ts), summed over the rounds.
     const group = (pid: number, name: string) =>
-      pid === service.pid ? "service" : pid === worker.pid ? "worker" : pid === bare.pid ? "bare HTTP server" : pid === process.pid ? "bench" : name.startsWith("postgres") ? "postgres" : name === "beam.smp" ? "rabbitmq" : name === "redis-server" ? "redis" : /^(kworker|kdamond|ksoftirq)/.test(name) ? "kernel" : name === "node" ? "other node (SMTP sink…)" : name;
+      pid === service.pid ? "service" : pid === worker.pid ? "worker" : pid === bare.pid ? "bare HTTP server" : pid === pipeline.pid ? "bare pipeline HTTP" : pid === consumer.pid ? "bare consumer" : pid === process.pid ? "bench" : name.startsWith("postgres") ? "postgres" : name === "beam.smp" ? "rabbitmq" : name === "redis-server" ? "redis" : /^(kworker|kdamond|ksoftirq)/.test(name) ? "kernel" : name === "node" ? "other node (SMTP sink…)" : name;
     const cpu = new Map<string, { perRequest: Map<string, number>[] }>();
     // One wrk run of `requests` (made beforehand, outside the measured window) against `target`.
     const measured = async (what: string, target: string, requests: LoadRequest[]): Promise<LoadResult> => {
@@ -249,6 +255,7 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     // (Only the run's own: the bare baselines write the same outbox rows, which nothing sends.)
     const drains: number[] = [];
     const drainsAfterAway: number[] = [];
+    const drainsBare: number[] = [];
     const dbNow = async () => (await db.query<{ now: Date }>("SELECT now()", [], { target: "primary" })).rows[0]!.now;
     const drained = async (since: Date, into = drains) => {
       const t = performance.now();
@@ -280,6 +287,14 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
       }
     };
     const serviceGets = () => measured("GET /orders/:id", url, gets());
+    // The bare pipeline, its e-mails sent by the bare consumer; the next run starts once they all are.
+    const pipelinePosts = async () => {
+      const requests = posts();
+      const since = await dbNow();
+      const result = await measured("bare pipeline, POST", pipelineUrl, requests);
+      await drained(since, drainsBare);
+      return result;
+    };
     const barePosts = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, bareOrders(primary, data));
     // The issue's baseline: the GET's query as a plain pg read (parsed and planned at each call) …
     const bareGets = () => timedLoad(LOAD_SECONDS, LOAD_CONNECTIONS, () => replica.query(ORDER_READ_SQL, [randomOrder()]));
@@ -295,14 +310,18 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     await load(url, gets(), 3);
     await timedLoad(3, LOAD_CONNECTIONS, bareOrders(primary, data));
     await load(bareUrl, posts(), 3);
+    const warmPipeline = await dbNow();
+    await load(pipelineUrl, posts(), 3);
+    await drained(warmPipeline);
     drains.length = 0;
     type Run = { perSecond: number; p99: number };
-    const runs = { bareOrder: [] as Run[], bareHttpOrder: [] as Run[], post: [] as Run[], postWorkerAway: [] as Run[], bareRead: [] as Run[], barePreparedRead: [] as Run[], bareHttpRead: [] as Run[], get: [] as Run[] };
+    const runs = { bareOrder: [] as Run[], bareHttpOrder: [] as Run[], barePipeline: [] as Run[], post: [] as Run[], postWorkerAway: [] as Run[], bareRead: [] as Run[], barePreparedRead: [] as Run[], bareHttpRead: [] as Run[], get: [] as Run[] };
     const before = await dbReads(url);
     for (let round = 0; round < LOAD_ROUNDS; round++) {
       const pairs: [() => Promise<Run>, keyof typeof runs][] = [
         [barePosts, "bareOrder"],
         [bareHttpPosts, "bareHttpOrder"],
+        [pipelinePosts, "barePipeline"],
         [servicePosts, "post"],
         [servicePostsWorkerAway, "postWorkerAway"],
         [bareGets, "bareRead"],
@@ -311,7 +330,7 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
         [serviceGets, "get"],
       ];
       // Alternate the order within each group, so none always gets the warmer (or noisier) slot.
-      const order = round % 2 === 0 ? [0, 1, 2, 3, 4, 5, 6, 7] : [3, 2, 1, 0, 7, 6, 5, 4];
+      const order = round % 2 === 0 ? [0, 1, 2, 3, 4, 5, 6, 7, 8] : [4, 3, 2, 1, 0, 8, 7, 6, 5];
       for (const i of order) runs[pairs[i]![1]].push(await pairs[i]![0]());
       process.stderr.write(`load round ${round + 1}/${LOAD_ROUNDS} done\n`);
     }
@@ -320,12 +339,15 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     const rate = (xs: { perSecond: number }[]) => xs.map((x) => x.perSecond);
     const p99 = (xs: { p99: number }[]) => xs.map((x) => x.p99);
     report.add("bare order transaction", "orders/s", "higher", rate(runs.bareOrder));
-    report.add("POST /orders", "req/s", "higher", rate(runs.post), { baseline: "bare order transaction", goal: (_m, ratio) => ({ text: "≥ ×0.5 of bare", met: (ratio ?? 0) >= 0.5 }) });
+    report.add("bare pipeline (order + publish with confirm; consumer: claim, read, SMTP, done)", "req/s", "higher", rate(runs.barePipeline));
+    report.add("POST /orders", "req/s", "higher", rate(runs.post), { baseline: "bare pipeline (order + publish with confirm; consumer: claim, read, SMTP, done)", goal: (_m, ratio) => ({ text: "≥ ×0.5 of the bare pipeline", met: (ratio ?? 0) >= 0.5 }) });
+    report.add("POST /orders vs the bare order transaction", "req/s", "higher", rate(runs.post), { baseline: "bare order transaction" });
     report.add("POST /orders, worker away (e-mails sent after the run)", "req/s", "higher", rate(runs.postWorkerAway), { baseline: "bare order transaction" });
     report.add("bare HTTP server, same order work", "req/s", "higher", rate(runs.bareHttpOrder), { baseline: "bare order transaction" });
     report.add("POST /orders vs bare HTTP", "req/s", "higher", rate(runs.post), { baseline: "bare HTTP server, same order work" });
     report.add("bare order transaction p99", "ms", "lower", p99(runs.bareOrder));
-    report.add("POST /orders p99", "ms", "lower", p99(runs.post), { baseline: "bare order transaction p99", goal: (m) => ({ text: "< 50 ms", met: m < 50 }) });
+    report.add("bare pipeline p99", "ms", "lower", p99(runs.barePipeline));
+    report.add("POST /orders p99", "ms", "lower", p99(runs.post), { baseline: "bare pipeline p99", goal: (m) => ({ text: "< 50 ms", met: m < 50 }) });
     report.add("POST /orders p99, worker away", "ms", "lower", p99(runs.postWorkerAway), { baseline: "bare order transaction p99" });
     report.add("bare replica read (GET's query)", "reads/s", "higher", rate(runs.bareRead));
     report.add("GET /orders/:id", "req/s", "higher", rate(runs.get), { baseline: "bare replica read (GET's query)", goal: (_m, ratio) => ({ text: "≥ ×0.7 of bare", met: (ratio ?? 0) >= 0.7 }) });
@@ -336,6 +358,7 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     report.add("GET /orders/:id p99", "ms", "lower", p99(runs.get));
     report.add("POST /orders: e-mails of a run all sent", "s after", "lower", drains);
     report.add("POST /orders, worker away: its e-mails all sent", "s after SIGCONT", "lower", drainsAfterAway);
+    report.add("bare pipeline: e-mails of a run all sent", "s after", "lower", drainsBare);
     // A run's machine CPU per request, all processes summed, per round.
     const totals = (what: string) => (cpu.get(what)?.perRequest ?? []).map((m) => [...m.values()].reduce((a, b) => a + b, 0));
     console.log("\nwhere the machine's CPU went, per request (all processes, /proc; median of the rounds):");
@@ -355,12 +378,25 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
       report.add("POST /orders, worker away: CPU per order", "ms", "lower", awayCpu, { baseline: "CPU budget per order at ×0.5 of bare (2 × bare HTTP server's)" });
       report.add("the e-mail pipeline's CPU per order (worker, broker delivery, SMTP, its statements)", "ms", "lower", postCpu.map((c, i) => c - awayCpu[i]!), { baseline: "CPU budget per order at ×0.5 of bare (2 × bare HTTP server's)" });
     }
+    // Issue 27's cost goals, per round: the service's own CPU per order against the bare pipeline's HTTP
+    // process (same order work and publish), PostgreSQL's against the bare pipeline's (same statements).
+    const part = (what: string, g: string) => (cpu.get(what)?.perRequest ?? []).map((m) => m.get(g) ?? 0);
+    if (part("bare pipeline, POST", "bare pipeline HTTP").length > 0) {
+      report.add("bare pipeline: its HTTP process's CPU per order", "ms", "lower", part("bare pipeline, POST", "bare pipeline HTTP"));
+      report.add("POST /orders: the service's own CPU per order", "ms", "lower", part("POST /orders", "service"), { baseline: "bare pipeline: its HTTP process's CPU per order", goal: (_m, ratio) => ({ text: "≤ ×3 of the bare pipeline's", met: (ratio ?? 99) <= 3 }) });
+      report.add("bare pipeline: its consumer's CPU per order", "ms", "lower", part("bare pipeline, POST", "bare consumer"));
+      report.add("POST /orders: the worker's CPU per order", "ms", "lower", part("POST /orders", "worker"), { baseline: "bare pipeline: its consumer's CPU per order" });
+      report.add("bare pipeline: PostgreSQL's CPU per order", "ms", "lower", part("bare pipeline, POST", "postgres"));
+      report.add("POST /orders: PostgreSQL's CPU per order", "ms", "lower", part("POST /orders", "postgres"), { baseline: "bare pipeline: PostgreSQL's CPU per order", goal: (_m, ratio) => ({ text: "≤ ×1.5 of the bare pipeline's", met: (ratio ?? 99) <= 1.5 }) });
+      report.add("bare pipeline: RabbitMQ's CPU per order", "ms", "lower", part("bare pipeline, POST", "rabbitmq"));
+      report.add("POST /orders: RabbitMQ's CPU per order", "ms", "lower", part("POST /orders", "rabbitmq"), { baseline: "bare pipeline: RabbitMQ's CPU per order" });
+    }
     const replicaReads = after.replica - before.replica;
     const primaryReads = after.primary - before.primary;
     report.add("GET /orders/:id reads on the replica", "%", "higher", [(replicaReads / Math.max(1, replicaReads + primaryReads)) * 100], { goal: (m) => ({ text: "≥ 80 % (SC-001)", met: m >= 80 }) });
   } finally {
     await Promise.allSettled([primary.end(), replica.end()]);
-    for (const child of [service, worker, bare]) if (child.pid && isAlive(child.pid)) await stopPid(child.pid, "SIGTERM", 35_000);
+    for (const child of [service, worker, bare, pipeline, consumer]) if (child.pid && isAlive(child.pid)) await stopPid(child.pid, "SIGTERM", 35_000);
   }
 }
 

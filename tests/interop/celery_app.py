@@ -10,7 +10,8 @@ app = Celery("shopfds_interop", broker=os.environ["BROKER_URL"], backend="rpc://
 app.conf.update(
     task_queues=[Queue(f"{prefix}.py", Exchange(f"{prefix}.py", type="direct"), routing_key=f"{prefix}.py")],
     task_default_queue=f"{prefix}.py",
-    worker_send_task_events=True,
+    # Task events on (as `-E`; Flower's tests need them) unless CELERY_TASK_EVENTS=0 (Celery's default: off).
+    worker_send_task_events=os.environ.get("CELERY_TASK_EVENTS", "1") == "1",
     task_send_sent_event=True,
     broker_connection_retry_on_startup=True,
 )
