@@ -43,8 +43,12 @@ export class EventDispatcher {
     this.clock = Number.isFinite(remote) ? Math.max(this.clock, remote) + 1 : this.clock + 1;
   }
 
-  /** Publishes one event (a `task-*` one only while task events are on); never throws (an event not sent is logged). */
-  emit(type: string, fields: Record<string, unknown>): void {
+  /**
+   * Publishes one event (a `task-*` one only while task events are on); never throws (an event not sent
+   * is logged). `fields` may be a function, called only when the event is sent: a task's result repr is
+   * not built for an event nobody asked for.
+   */
+  emit(type: string, fields: Record<string, unknown> | (() => Record<string, unknown>)): void {
     if (!this.taskEvents && type.startsWith("task-")) return;
     this.clock++;
     if (this.paused) {
@@ -55,7 +59,7 @@ export class EventDispatcher {
       this.log(`${this.droppedWhilePaused} event(s) dropped while the broker blocked publishing`);
       this.droppedWhilePaused = 0;
     }
-    const event = { hostname: this.hostname, utcoffset: utcoffset(), pid: process.pid, clock: this.clock, ...fields, timestamp: Date.now() / 1000, type };
+    const event = { hostname: this.hostname, utcoffset: utcoffset(), pid: process.pid, clock: this.clock, ...(typeof fields === "function" ? fields() : fields), timestamp: Date.now() / 1000, type };
     try {
       this.channel?.publish(EVENT_EXCHANGE, type.replace(/-/g, "."), Buffer.from(JSON.stringify(event)), {
         contentType: "application/json",

@@ -433,7 +433,7 @@ export class Worker implements ControlTarget {
   }
 
   /** Publishes one Celery event (events.ts). */
-  private emit(type: string, fields: Record<string, unknown>): void {
+  private emit(type: string, fields: Record<string, unknown> | (() => Record<string, unknown>)): void {
     this.events.emit(type, fields);
   }
 
@@ -601,7 +601,8 @@ export class Worker implements ControlTarget {
       }
       if (failure === undefined) {
         await this.reply(r.task, "SUCCESS", value ?? null);
-        this.emit("task-succeeded", { uuid: h.id, result: pyRepr(value ?? null), runtime: (Date.now() - started) / 1000 });
+        const runtime = (Date.now() - started) / 1000;
+        this.emit("task-succeeded", () => ({ uuid: h.id, result: pyRepr(value ?? null), runtime }));
         this.o.onTaskDone(h.task, "succeeded", (Date.now() - started) / 1000);
       } else {
         const error = failure instanceof Error ? failure : new Error(String(failure));
