@@ -6,7 +6,7 @@
  * - the PostgreSQL pair's start-up, cold and warm (goals < 5 s and < 1 s on a 2-core machine), against
  *   one bare server (initdb + start), the least any pair could cost; the whole local stack's start beside;
  * - the read router against a plain pg pool on the same replica, and the share of reads the replicas served;
- * - a full blacklist check against a plain GET on the same Redis Cluster;
+ * - a full blacklist check against a plain GET on the same Redis Cluster; an idle cluster client's CPU;
  * - no-op tasks per second through the TypeScript worker and Debian's Celery worker on the same broker
  *   (Celery with task events and without, its default);
  * - the worker beside celery.node and BullMQ, no-op and 2 ms tasks at concurrency 4 and 32 (bench/peers.ts);
@@ -159,6 +159,7 @@ async function routerBench(p: { name: string; dir: string; portBase: number }, o
     const share = (s.reads.replicas / (s.reads.replicas + s.reads.primary)) * 100;
     report.add("reads served by replicas", "%", "higher", [share], { goal: (m) => ({ text: "≥ 80 % (SC-001)", met: m >= 80 }) });
     await blacklistBench(outputs, db);
+    await idleRedisClientBench(outputs);
     await jobsBench(outputs);
     await peersBench(report, outputs.rabbitmq.url, p.dir);
     await healthBench(outputs, db);
@@ -196,6 +197,40 @@ async function blacklistBench(outputs: Awaited<ReturnType<typeof startStack>>["o
   } finally {
     redis.disconnect();
   }
+}
+
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 10);
+
+/**
+ * What a connected Redis Cluster client costs doing nothing: this process's CPU per second with the
+ * shipped client (connectRedisCluster: the slot map re-read every 5 s and after a timed-out command)
+ * beside the same client re-reading it twice a second, as it did before (each read opens a connection
+ * and rebuilds the 16 384-slot map). Two rounds, alternating.
+ */
+async function idleRedisClientBench(outputs: Awaited<ReturnType<typeof startStack>>["outputs"]): Promise<void> {
+  const idle = async (slotsRefreshInterval?: number) => {
+    const client = connectRedisCluster(outputs.redis, slotsRefreshInterval ? { cluster: { slotsRefreshInterval } } : {});
+    try {
+      await client.set("bench:idle", "x");
+      const before = process.cpuUsage();
+      const t = performance.now();
+      await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+      const used = process.cpuUsage(before);
+      return (used.user + used.system) / 1000 / ((performance.now() - t) / 1000);
+    } finally {
+      client.disconnect();
+    }
+  };
+  const shipped: number[] = [];
+  const twiceASecond: number[] = [];
+  for (let round = 0; round < 2; round++) {
+    if (round % 2 === 0) shipped.push(await idle()), twiceASecond.push(await idle(500));
+    else twiceASecond.push(await idle(500)), shipped.push(await idle());
+  }
+  console.log(`
+an idle Redis Cluster client, ${IDLE_SECONDS} s each, 2 rounds alternating: this process's CPU per second`);
+  report.add("idle Redis client, slot map re-read twice a second (before)", "ms CPU/s", "lower", twiceASecond);
+  report.add("idle Redis client as shipped (every 5 s and after a timeout)", "ms CPU/s", "lower", shipped, { baseline: "idle Redis client, slot map re-read twice a second (before)" });
 }
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
