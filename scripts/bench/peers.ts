@@ -92,18 +92,27 @@ function ours(url: string, producer: TaskProducer, prefix: string): Peer {
   };
 }
 
-/** celery.node's broker, acking after the task with the prefetch at the concurrency (see the top). */
-function boundedSubscribe(worker: ReturnType<typeof celeryNode.createWorker>, concurrency: number): void {
+/**
+ * celery.node's broker, acking after the task with the prefetch at the concurrency (see the top);
+ * `acked()` resolves once every task run so far has been acknowledged (before the connection closes).
+ */
+function boundedSubscribe(worker: ReturnType<typeof celeryNode.createWorker>, concurrency: number): { acked: () => Promise<void> } {
   const broker = (worker as unknown as { broker: { channel: Promise<Channel>; subscribe: unknown } }).broker;
+  const running = new Set<Promise<void>>();
   broker.subscribe = async (queue: string, callback: (m: Message) => Promise<unknown>) => {
     const ch = await broker.channel;
     await ch.prefetch(concurrency);
     return ch.consume(queue, (raw: ConsumeMessage | null) => {
       if (!raw) return;
       const m = new Message(raw.content, raw.properties.contentType as string, raw.properties.contentEncoding as string, raw.properties, raw.properties.headers ?? {});
-      void callback(m).finally(() => ch.ack(raw));
+      const run: Promise<void> = callback(m)
+        .catch(() => undefined)
+        .then(() => ch.ack(raw))
+        .finally(() => running.delete(run));
+      running.add(run);
     });
   };
+  return { acked: async () => void (await Promise.all(running)) };
 }
 
 function celeryNodePeer(url: string, producer: TaskProducer, prefix: string): Peer {
@@ -115,7 +124,7 @@ function celeryNodePeer(url: string, producer: TaskProducer, prefix: string): Pe
       const worker = celeryNode.createWorker(url, url, queue);
       (worker as unknown as { backend: { storeResult: () => Promise<void> } }).backend.storeResult = async () => undefined;
       worker.register("bench.peer", () => watch.task(w.ioMs));
-      boundedSubscribe(worker, w.concurrency);
+      const subscription = boundedSubscribe(worker, w.concurrency);
       await worker.isReady(); // declares its queue
       await queueInBatches((i) => producer.send("bench.peer", [i], {}, { queue, ignoreResult: true }));
       const info = console.info;
@@ -125,6 +134,7 @@ function celeryNodePeer(url: string, producer: TaskProducer, prefix: string): Pe
         return await watch.done;
       } finally {
         await worker.whenCurrentJobsFinished();
+        await subscription.acked();
         await worker.disconnect();
         console.info = info;
       }
