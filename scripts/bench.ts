@@ -117,7 +117,11 @@ const rates = (runs: Load[]) => runs.map((l) => l.perSecond);
 const p99s = (runs: Load[]) => runs.map((l) => l.p99);
 
 /** The router's cost: the same reads through a plain pg pool on the replica and through the router. */
+/** The stack a crash must stop (set while one runs). */
+let activeStack: { name: string; dir: string; portBase: number } | undefined;
+
 async function routerBench(p: { name: string; dir: string; portBase: number }, only?: "service" | "peers"): Promise<void> {
+  activeStack = p;
   // A stack that failed half-way is stopped too (its servers would outlive the bench, on fixed ports).
   const { outputs } = await startStack(p).catch(async (e: Error) => {
     await cleanStack(p).catch(() => undefined);
@@ -372,6 +376,7 @@ async function startupBench(): Promise<void> {
   const root = mkdtempSync(path.join(tmpdir(), "shopfds-bench-"));
   giveToServiceUser(root);
   const p = { name: "bench", dir: path.join(root, "stack"), portBase: 19400 };
+  activeStack = p;
   const pair = postgresOptions(p);
   const baseline: number[] = [];
   const cold: number[] = [];
@@ -401,6 +406,18 @@ async function startupBench(): Promise<void> {
   report.add("PostgreSQL pair, warm start", "s", "lower", s(warm), { goal: (m) => ({ text: "< 1 s", met: m < 1 }) });
   report.add("whole local stack, cold start", "s", "lower", s(stack));
 }
+
+/**
+ * A crash (an exception or rejection nobody awaited, in the bench or a peer library) skips every
+ * `finally`: the bench stack's servers would outlive it on its fixed ports and fail the next run. They
+ * are stopped by PID here before the process exits.
+ */
+const crashed = (e: unknown) => {
+  console.error(`bench: crashed: ${(e as Error)?.stack ?? String(e)}`);
+  void (activeStack ? cleanStack(activeStack) : Promise.resolve()).catch(() => undefined).finally(() => process.exit(1));
+};
+process.on("uncaughtException", crashed);
+process.on("unhandledRejection", crashed);
 
 main().catch((e) => {
   console.error(`bench: ${(e as Error).message}`);
