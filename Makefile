@@ -8,7 +8,7 @@ IN_STACK := source scripts/lib/stack-env.sh &&
 HAVE_DOCKER_AND_PULUMI := $(shell command -v pulumi >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dev down status outputs clean migrate reset-db seed admin test lint typecheck bench preview up e2e-kind e2e-docker
+.PHONY: help setup dev down status health logs outputs clean migrate reset-db seed admin test lint typecheck bench preview up e2e-kind e2e-docker
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,20 @@ down: ## Stop the development environment (service, worker, scheduler, servers),
 
 status: ## Show what the local development stack is running
 	@$(LOCAL_STACK) status --profile dev
+
+health: ## Each component's health in one table: the runtime's checks (PostgreSQL, Redis, RabbitMQ), SMTP, Prometheus, Alertmanager, the service's /health, the worker
+ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
+	@docker ps --all --filter name=shopfds-$(STACK)- --format 'table {{.Names}}\t{{.Status}}'
+else
+	@$(LOCAL_STACK) health --profile dev
+endif
+
+logs: ## Follow every process's log of the running environment, one prefix each (LINES=10 first; Ctrl-C stops)
+ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
+	@bash scripts/docker-logs.sh $(STACK) $(or $(LINES),10)
+else
+	@$(LOCAL_STACK) logs --profile dev --lines $(or $(LINES),10)
+endif
 
 outputs: ## Print the stack outputs (JSON, includes secrets) of the environment in use
 ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)

@@ -2,18 +2,20 @@
  * The local stack's command line: real servers on loopback, started from the same rendered configs the
  * Pulumi stacks ship. `make dev`, `make down`, `make clean`, `make status` and `make outputs` call it.
  *
- *   tsx scripts/local-stack.ts <start|apps|stop|status|clean|outputs> [--profile dev|test]
+ *   tsx scripts/local-stack.ts <start|apps|stop|status|health|logs|clean|outputs> [--profile dev|test] [--lines N]
  * `apps` starts the service, a worker and the scheduler on a started, migrated stack (`make dev` runs it
- * after migrate and seed); `stop` and `clean` stop them first.
+ * after migrate and seed); `stop` and `clean` stop them first. `health` prints each component's health
+ * in one table (exit 1 if one fails), `logs` follows every process's log (scripts/local-stack/ops.ts).
  */
 import { readFileSync, existsSync } from "node:fs";
-import { adminPasswordFile, DEV_ADMIN_EMAIL, serviceUrl, startApps } from "./local-stack/apps";
+import { adminPasswordFile, appsStatus, DEV_ADMIN_EMAIL, serviceUrl, startApps } from "./local-stack/apps";
 import { parseStackOutputs } from "../runtime/outputs";
 import { appsOptions, cleanStack, monitoringOptions, outputsFile, profile, smtpOptions, stackStatus, startStack, stopStack } from "./local-stack/stack";
 import { mailDir } from "./local-stack/smtp";
 import { webhookDir } from "./local-stack/monitoring";
 import { serverVersions, serviceLines, stackLines } from "./local-stack/addresses";
 import { parseStackConfig } from "../components/config";
+import { followLogs, formatHealth, healthTable } from "./local-stack/ops";
 
 /** The server images the Docker and Kubernetes stacks run by default (parseStackConfig's defaults). */
 function pinnedImages(): string {
@@ -88,6 +90,34 @@ async function main(argv: string[]): Promise<number> {
       for (const m of status.apps) console.log(`app      ${m.name.padEnd(10)} ${m.port ? `127.0.0.1:${m.port}` : "(no port)      "}  ${m.pid ? `running (pid ${m.pid})` : "stopped"}`);
       return [...status.postgres, ...status.redis, ...status.rabbitmq, ...status.smtp, ...status.monitoring].every((m) => m.pid) ? 0 : 3;
     }
+    case "health": {
+      if (!existsSync(outputsFile(p))) {
+        console.error(`local stack "${p.name}" is not started (no ${outputsFile(p)}): run make dev`);
+        return 1;
+      }
+      const outputs = parseStackOutputs(JSON.parse(readFileSync(outputsFile(p), "utf8")), outputsFile(p));
+      const m = monitoringOptions(p);
+      const a = appsOptions(p);
+      // Whether or not `make dev` ever started them (their directory may not exist yet).
+      const apps = appsStatus(a);
+      const running = (name: string) => apps.some((x) => x.name === name && x.pid);
+      const rows = await healthTable(outputs, { prometheus: m.prometheusPort, alertmanager: m.alertmanagerPort, ...(running("service") ? { service: a.servicePort } : {}), ...(running("worker") ? { workerMetrics: a.workerMetricsPort } : {}) });
+      for (const app of apps) if (!app.pid) rows.push({ component: app.name, status: "fail", detail: "not running (make dev starts it)" });
+      console.log(formatHealth(rows));
+      return rows.some((r) => r.status === "fail") ? 1 : 0;
+    }
+    case "logs": {
+      if (!existsSync(p.dir)) {
+        console.error(`local stack "${p.name}" has never been started (no ${p.dir}): run make dev`);
+        return 1;
+      }
+      const n = rest.indexOf("--lines");
+      const controller = new AbortController();
+      process.once("SIGINT", () => controller.abort());
+      process.once("SIGTERM", () => controller.abort());
+      await followLogs(p.dir, { lines: n >= 0 ? Number(rest[n + 1]) : 10, signal: controller.signal });
+      return 0;
+    }
     case "outputs": {
       if (!existsSync(outputsFile(p))) {
         console.error(`no outputs yet: start the local stack first (make dev)`);
@@ -97,7 +127,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      console.error("usage: tsx scripts/local-stack.ts <start|apps|stop|status|clean|outputs> [--profile dev|test]");
+      console.error("usage: tsx scripts/local-stack.ts <start|apps|stop|status|health|logs|clean|outputs> [--profile dev|test] [--lines N]");
       return 2;
   }
 }

@@ -48,13 +48,31 @@ export interface AlertmanagerConfigInput {
 }
 
 /**
- * The shipped alert timing (SC-007: a notification within 30 s of the condition). From a sample that
- * makes an alert's expression true: at most one evaluation (10 s) to see it, its `for` of 10 s (one
- * more evaluation: a single bad sample does not page), then Alertmanager's group_wait of 5 s: ≤ 25 s.
+ * The shipped alert timing (SC-007: a notification within 30 s of the condition). The worst case from
+ * the condition to the notification (alertLatencyWorstCase): up to a scrape interval until a sample
+ * shows it (10 s), up to an evaluation interval until a rule sees that sample (5 s), the rule's `for`
+ * (10 s for CPU and memory: two evaluations apart, across a second scrape, so a single bad sample does
+ * not page), then Alertmanager's group_wait (3 s): 28 s. It was 10 + 10 + 10 + 5 = 35 s.
  * Flapping is kept out by the expressions' 1-minute windows (a short spike moves a 1-minute average
  * little) and by group_interval (5 m) between notifications of a group, not by long `for`s.
  */
-export const ALERT_TIMING = { scrapeIntervalSeconds: 10, evaluationIntervalSeconds: 10, groupWait: "5s", groupInterval: "5m" } as const;
+export const ALERT_TIMING = { scrapeIntervalSeconds: 10, evaluationIntervalSeconds: 5, groupWait: "3s", groupInterval: "5m" } as const;
+
+/** Seconds in a Prometheus duration of one unit (`10s`, `5m`, `1h`, `0m`). */
+export function durationSeconds(d: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(d);
+  if (!m) throw new RangeError(`duration: must be a number and one unit of ms, s, m, h (got ${JSON.stringify(d)})`);
+  return Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as "ms" | "s" | "m" | "h"];
+}
+
+/**
+ * The longest time from a condition becoming true to Alertmanager sending the notification, for a rule
+ * of `for` `forDuration` under `timing`: each term and the sum, in seconds.
+ */
+export function alertLatencyWorstCase(forDuration: string, timing: { scrapeIntervalSeconds: number; evaluationIntervalSeconds: number; groupWait: string } = ALERT_TIMING): { scrape: number; evaluation: number; for: number; groupWait: number; total: number } {
+  const t = { scrape: timing.scrapeIntervalSeconds, evaluation: timing.evaluationIntervalSeconds, for: durationSeconds(forDuration), groupWait: durationSeconds(timing.groupWait) };
+  return { ...t, total: t.scrape + t.evaluation + t.for + t.groupWait };
+}
 
 const isTarget = (s: unknown) => typeof s === "string" && /^[A-Za-z0-9.-]+:\d{1,5}$/.test(s);
 

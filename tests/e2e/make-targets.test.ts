@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -15,7 +15,8 @@ import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
 import { migrationNames } from "../../service/bin/migrate";
 import { Database } from "../../runtime/db/router";
 import { authenticate } from "../../service/shop/accounts";
-import { createMigratedDatabase } from "../support/databases";
+import { createMigratedDatabase, until } from "../support/databases";
+import { profile } from "../../scripts/local-stack/stack";
 
 const ROOT = path.resolve(__dirname, "../..");
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-make-"));
@@ -71,7 +72,7 @@ after(async () => {
 describe("make targets (US5)", () => {
   it("make help lists every target with what it does", async () => {
     const { stdout } = await make("help");
-    for (const t of ["setup", "dev", "down", "status", "outputs", "clean", "migrate", "reset-db", "seed", "test", "bench"]) assert.match(stdout, new RegExp(`make ${t}\\s+\\S`), t);
+    for (const t of ["setup", "dev", "down", "status", "health", "logs", "outputs", "clean", "migrate", "reset-db", "seed", "test", "bench"]) assert.match(stdout, new RegExp(`make ${t}\\s+\\S`), t);
   });
 
   it("make migrate applies every migration to an empty database, and a second run applies none", async () => {
@@ -108,6 +109,47 @@ describe("make targets (US5)", () => {
     } finally {
       await db.close();
     }
+  });
+
+  // The running stack here is the test stack (make test points the dev profile at it); it runs the
+  // servers, not the service, worker and scheduler.
+  it("make health: a row per component of the running stack, judged by the runtime's checks; the apps not running fail it", async () => {
+    const { code, stdout } = await makeWithInput(["health"], "");
+    const rows = new Map(
+      stdout
+        .split("\n")
+        .slice(1)
+        .filter(Boolean)
+        .map((l) => {
+          const [component, status, ...detail] = l.split(/\s{2,}/);
+          return [component!, { status, detail: detail.join(" ") }];
+        }),
+    );
+    for (const c of ["postgres:primary", "postgres:replica-1:lag", "redis:cluster", "redis:memory", "rabbitmq:celery", "rabbitmq:shopfds.email", "smtp", "prometheus", "alertmanager"]) assert.equal(rows.get(c)?.status, "pass", `${c}: ${JSON.stringify(rows.get(c))}\n${stdout}`);
+    assert.match(rows.get("smtp")!.detail, /^220 /, "the SMTP sink's greeting");
+    for (const app of ["service", "worker", "scheduler"]) assert.deepEqual(rows.get(app), { status: "fail", detail: "not running (make dev starts it)" }, app);
+    assert.equal(code, 2, "make reports the failing rows (the command exits 1)");
+  });
+
+  it("make logs: every process's last lines, then what is appended, each with its prefix; Ctrl-C stops it", async () => {
+    const stackDir = profile("dev").dir;
+    const probeDir = path.join(stackDir, "apps");
+    mkdirSync(probeDir, { recursive: true });
+    const probe = path.join(probeDir, `make-logs-probe-${process.pid}.log`);
+    const child = spawn("make", ["--no-print-directory", "logs", "LINES=2"], { cwd: ROOT, detached: true, env: process.env });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    try {
+      await until("the servers' last lines", 20_000, async () => ["postgres/primary", "postgres/replica-1", "redis/node-0", "redis/node-5", "rabbitmq", "smtp/smtp-sink", "monitoring/prometheus"].every((name) => new RegExp(`^\\[${name}\\s*\\] `, "m").test(out)));
+      appendFileSync(probe, "first line\nsecond ");
+      appendFileSync(probe, "half, now whole\n");
+      await until("the appended line, whole", 10_000, async () => new RegExp(`^\\[apps/make-logs-probe-${process.pid}\\s*\\] second half, now whole$`, "m").test(out));
+      assert.match(out, new RegExp(`^\\[apps/make-logs-probe-${process.pid}\\s*\\] first line$`, "m"));
+    } finally {
+      process.kill(-child.pid!, "SIGINT");
+      rmSync(probe, { force: true });
+    }
+    await until("make logs stopped by Ctrl-C", 10_000, async () => child.exitCode !== null || child.signalCode !== null);
   });
 
   it("US5-3: make reset-db drops everything and recreates the latest schema, empty", async () => {

@@ -31,7 +31,7 @@ describe("prod stack: monitoring on the Prometheus Operator", () => {
     assert.deepEqual([chart, version, namespace], ["kube-prometheus-stack", OPERATORS.prometheus.version, "monitoring"]);
     const spec = values.prometheus.prometheusSpec;
     assert.deepEqual([spec.ruleSelectorNilUsesHelmValues, spec.serviceMonitorSelectorNilUsesHelmValues, spec.podMonitorSelectorNilUsesHelmValues], [false, false, false]);
-    assert.deepEqual([spec.scrapeInterval, spec.evaluationInterval], ["10s", "10s"], "the timing the alert tests use");
+    assert.deepEqual([spec.scrapeInterval, spec.evaluationInterval], ["10s", "5s"], "the shipped timing (ALERT_TIMING: SC-007's worst case 28 s)");
     assert.equal(spec.storageSpec.volumeClaimTemplate.spec.resources.requests.storage, "10Gi");
     assert.deepEqual(values.alertmanager.alertmanagerSpec.alertmanagerConfigSelector, { matchLabels: { "shopfds.io/alertmanager": "true" } });
     assert.deepEqual(values.alertmanager.alertmanagerSpec.alertmanagerConfigMatcherStrategy, { type: "None" });

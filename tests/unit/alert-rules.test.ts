@@ -13,7 +13,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { after, describe, it } from "node:test";
 import { stringify } from "yaml";
-import { alertRuleGroups, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig } from "../../components/monitoring/render";
+import { ALERT_TIMING, alertLatencyWorstCase, alertRuleGroups, durationSeconds, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig } from "../../components/monitoring/render";
 
 const run = promisify(execFile);
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-alerts-"));
@@ -200,6 +200,29 @@ function testFile(rulesFile: string, list: readonly Case[]): string {
     })),
   });
 }
+
+describe("SC-007: from the condition to the notification, worst case as shipped", () => {
+  it("the CPU alerts notify within 30 s: scrape + evaluation + for + group_wait, printed", () => {
+    for (const r of alertRuleGroups().flatMap((g) => g.rules).filter((r) => r.alert === "HostHighCpu")) {
+      const w = alertLatencyWorstCase(r.for);
+      console.log(`    ${r.alert} (${r.labels.severity}): scrape ${w.scrape} s + evaluation ${w.evaluation} s + for ${w.for} s + group_wait ${w.groupWait} s = ${w.total} s (SC-007: ≤ 30 s)`);
+      assert.ok(w.total <= 30, `${r.alert} ${r.labels.severity}: ${w.total} s`);
+      // Still two evaluations apart across a second scrape: one bad sample does not page.
+      assert.ok(w.for >= ALERT_TIMING.scrapeIntervalSeconds && w.for >= 2 * ALERT_TIMING.evaluationIntervalSeconds, `for ${r.for}`);
+    }
+  });
+
+  it("the former timing (evaluation 10 s, group_wait 5 s) is caught: 35 s", () => {
+    const before = alertLatencyWorstCase("10s", { scrapeIntervalSeconds: 10, evaluationIntervalSeconds: 10, groupWait: "5s" });
+    assert.equal(before.total, 35);
+    assert.ok(before.total > 30);
+  });
+
+  it("reads Prometheus durations and names a bad one", () => {
+    assert.deepEqual(["10s", "5m", "0m", "1h", "500ms"].map(durationSeconds), [10, 300, 0, 3600, 0.5]);
+    assert.throws(() => durationSeconds("1m30s"), /duration: must be a number and one unit .* \(got "1m30s"\)/);
+  });
+});
 
 describe("Prometheus: config and rules", () => {
   const rulesFile = file("rules.yml", renderAlertRules());
