@@ -76,7 +76,9 @@ export function utcoffset(now = new Date()): number {
   return Math.floor(now.getTimezoneOffset() / 60);
 }
 
-export const defaultOrigin = () => `gen${process.pid}@${hostname()}`;
+let origin: string | undefined;
+/** Celery's `origin` header: this process on this host (read once: os.hostname() is a system call, and it was one per task sent). */
+export const defaultOrigin = (): string => (origin ??= `gen${process.pid}@${hostname()}`);
 
 function pyString(s: string): string {
   const quote = s.includes("'") && !s.includes('"') ? '"' : "'";

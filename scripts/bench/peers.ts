@@ -31,12 +31,14 @@ import { pidFromFile, run, stopPid, waitFor } from "../local-stack/process";
 
 const TASKS = Number(process.env.BENCH_PEER_TASKS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_PEER_ROUNDS ?? 3);
-const WORKLOADS = [
+const ALL_WORKLOADS = [
   { name: "no-op", concurrency: 4, ioMs: 0 },
   { name: "no-op", concurrency: 32, ioMs: 0 },
   { name: "2 ms I/O", concurrency: 4, ioMs: 2 },
   { name: "2 ms I/O", concurrency: 32, ioMs: 2 },
 ] as const;
+/** BENCH_PEER_WORKLOAD=no-op/32 (name/concurrency) and BENCH_PEER_ONLY=ts: one workload or peer, e.g. under a profiler. */
+const WORKLOADS = ALL_WORKLOADS.filter((w) => !process.env.BENCH_PEER_WORKLOAD || process.env.BENCH_PEER_WORKLOAD === `${w.name}/${w.concurrency}`);
 type Workload = (typeof WORKLOADS)[number];
 
 /** Counts task ends; resolves once `total` ended, with the span from the first start to the last end. */
@@ -190,7 +192,7 @@ export async function peersBench(report: BenchReport, rabbitUrl: string, dir: st
   const producer = await TaskProducer.connect(rabbitUrl);
   const redis = await startBullRedis(path.join(dir, "bullmq-redis"));
   const bull = bullPeer(redis.port, prefix);
-  const peers: Peer[] = [ours(rabbitUrl, producer, prefix), celeryNodePeer(rabbitUrl, producer, prefix), bull];
+  const peers: Peer[] = [ours(rabbitUrl, producer, prefix), ...(process.env.BENCH_PEER_ONLY === "ts" ? [] : [celeryNodePeer(rabbitUrl, producer, prefix), bull])];
   try {
     const rates = new Map<string, number[]>();
     for (let round = 0; round < ROUNDS; round++) {
@@ -209,6 +211,7 @@ export async function peersBench(report: BenchReport, rabbitUrl: string, dir: st
     for (const w of WORKLOADS) {
       const key = (peer: Peer) => `${w.name}, concurrency ${w.concurrency}: ${peer.name}`;
       const [tsPeer, ...others] = peers;
+      if (others.length === 0) report.add(key(tsPeer!), "tasks/s", "higher", rates.get(key(tsPeer!))!);
       for (const other of others) report.add(key(other!), "tasks/s", "higher", rates.get(key(other!))!);
       for (const other of others) {
         report.add(`${key(tsPeer!)} vs ${other!.name}`, "tasks/s", "higher", rates.get(key(tsPeer!))!, { baseline: key(other!), goal: (_m, ratio) => ({ text: `≥ ×1 of ${other!.name}`, met: (ratio ?? 0) >= 1 }) });

@@ -91,13 +91,13 @@ before(async () => {
   producer = await TaskProducer.connect(outputs.rabbitmq.url);
   conn = await amqp.connect(outputs.rabbitmq.url);
   ch = await conn.createChannel();
-  for (const q of ["kill", "retry", "poison", "order", "stop"]) await ch.assertQueue(`${Q}.${q}`, { durable: true });
+  for (const q of ["kill", "acks", "retry", "poison", "order", "stop"]) await ch.assertQueue(`${Q}.${q}`, { durable: true });
 });
 
 after(async () => {
   for (const w of workers) await w.stop().catch(() => undefined);
   for (const c of children) if (c.pid && isAlive(c.pid)) await stopPid(c.pid, "SIGKILL");
-  for (const q of ["kill", "retry", "poison", "order", "stop"]) await ch?.deleteQueue(`${Q}.${q}`).catch(() => undefined);
+  for (const q of ["kill", "acks", "retry", "poison", "order", "stop"]) await ch?.deleteQueue(`${Q}.${q}`).catch(() => undefined);
   await producer?.close();
   await conn?.close().catch(() => undefined);
   await db?.end();
@@ -119,6 +119,28 @@ describe("TypeScript worker faults", () => {
     const attempts = (await db.query("SELECT worker FROM fault_attempts WHERE task_id = $1 ORDER BY at", [task.id])).rows.map((r) => r.worker);
     assert.deepEqual(attempts, ["first@faults", "second@faults"]);
     assert.equal((await db.query("SELECT count(*)::int AS n FROM fault_effects WHERE task_id = $1", [task.id])).rows[0].n, 1);
+  });
+
+  it("coalesced acks never cover an open task: killed after 60 quick tasks behind a long one, only the long one is redelivered", async () => {
+    // The worker acks the tasks done in one event-loop turn with one basic.ack (multiple) up to the
+    // lowest delivery still open. Here the open one is the first delivered: a multiple ack past it would
+    // lose it with the worker; an ack not sent would redeliver the quick ones.
+    const first = startWorkerProcess(`${Q}.acks`, "acks1@faults");
+    await until("first worker ready", 20_000, async () => marker().includes("ready acks1@faults"));
+    const long = await producer.send("fault.effect", [], { sleepMs: 30_000 }, { queue: `${Q}.acks` });
+    await until("the long task to start", 10_000, async () => marker().includes(`${long.id} started on acks1@faults`));
+    const quick = await Promise.all(Array.from({ length: 60 }, () => producer.send("fault.effect", [], { sleepMs: 0 }, { queue: `${Q}.acks` })));
+    for (const t of quick) assert.equal(await t.result(20_000), "done");
+    await sleep(500); // the last turn's acks on the wire
+    await stopPid(first.pid!, "SIGKILL");
+    startWorkerProcess(`${Q}.acks`, "acks2@faults");
+    await until("the long task redelivered to the second worker", 20_000, async () => marker().includes(`${long.id} started on acks2@faults`));
+    const attempts = async (ids: string[]) => (await db.query("SELECT task_id, count(*)::int AS n FROM fault_attempts WHERE task_id = ANY($1) GROUP BY task_id", [ids])).rows as { task_id: string; n: number }[];
+    assert.deepEqual((await attempts([long.id])).map((r) => r.n), [2], "the open task was not acknowledged with the others");
+    await sleep(1000); // time for any wrongly unacknowledged quick task to be redelivered and started
+    const quickAttempts = await attempts(quick.map((t) => t.id));
+    assert.equal(quickAttempts.length, 60);
+    assert.deepEqual(quickAttempts.filter((r) => r.n !== 1), [], "every quick task ran once: all were acknowledged");
   });
 
   it("FR-021: a task that always fails is tried 4 times in all, then dead-lettered with its reason", async () => {
