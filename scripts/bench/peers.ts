@@ -107,9 +107,11 @@ function boundedSubscribe(worker: ReturnType<typeof celeryNode.createWorker>, co
     return ch.consume(queue, (raw: ConsumeMessage | null) => {
       if (!raw) return;
       const m = new Message(raw.content, raw.properties.contentType as string, raw.properties.contentEncoding as string, raw.properties, raw.properties.headers ?? {});
+      // A delivery after the round's last task (a redelivered leftover) may meet the connection closing.
       const run: Promise<void> = callback(m)
         .catch(() => undefined)
         .then(() => ch.ack(raw))
+        .catch(() => undefined)
         .finally(() => running.delete(run));
       running.add(run);
     });
@@ -128,6 +130,8 @@ function celeryNodePeer(url: string, producer: TaskProducer, prefix: string): Pe
       worker.register("bench.peer", () => watch.task(w.ioMs));
       const subscription = boundedSubscribe(worker, w.concurrency);
       await worker.isReady(); // declares its queue
+      // Exactly this round's tasks: nothing left over from an earlier round's stop.
+      await (await (worker as unknown as { broker: { channel: Promise<Channel> } }).broker.channel).purgeQueue(queue);
       await queueInBatches((i) => producer.send("bench.peer", [i], {}, { queue, ignoreResult: true }));
       const info = console.info;
       console.info = () => undefined;
