@@ -98,7 +98,7 @@ function ours(url: string, producer: TaskProducer, prefix: string): Peer {
  * celery.node's broker, acking after the task with the prefetch at the concurrency (see the top);
  * `acked()` resolves once every task run so far has been acknowledged (before the connection closes).
  */
-function boundedSubscribe(worker: ReturnType<typeof celeryNode.createWorker>, concurrency: number): { acked: () => Promise<void> } {
+function boundedSubscribe(worker: ReturnType<typeof celeryNode.createWorker>, concurrency: number): { acked: () => Promise<void>; channel: Promise<Channel> } {
   const broker = (worker as unknown as { broker: { channel: Promise<Channel>; subscribe: unknown } }).broker;
   const running = new Set<Promise<void>>();
   broker.subscribe = async (queue: string, callback: (m: Message) => Promise<unknown>) => {
@@ -116,7 +116,7 @@ function boundedSubscribe(worker: ReturnType<typeof celeryNode.createWorker>, co
       running.add(run);
     });
   };
-  return { acked: async () => void (await Promise.all(running)) };
+  return { acked: async () => void (await Promise.all(running)), channel: broker.channel };
 }
 
 function celeryNodePeer(url: string, producer: TaskProducer, prefix: string): Peer {
@@ -131,7 +131,7 @@ function celeryNodePeer(url: string, producer: TaskProducer, prefix: string): Pe
       const subscription = boundedSubscribe(worker, w.concurrency);
       await worker.isReady(); // declares its queue
       // Exactly this round's tasks: nothing left over from an earlier round's stop.
-      await (await (worker as unknown as { broker: { channel: Promise<Channel> } }).broker.channel).purgeQueue(queue);
+      await (await subscription.channel).purgeQueue(queue);
       await queueInBatches((i) => producer.send("bench.peer", [i], {}, { queue, ignoreResult: true }));
       const info = console.info;
       console.info = () => undefined;
@@ -165,6 +165,14 @@ async function startBullRedis(dir: string): Promise<{ pid: number; port: number 
   const pidFile = path.join(dir, "redis.pid");
   await run("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--daemonize", "yes", "--pidfile", pidFile, "--logfile", path.join(dir, "redis.log"), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"]);
   const pid = await waitFor(`BullMQ's Redis on 127.0.0.1:${port} (log: ${dir}/redis.log)`, 20_000, async () => pidFromFile(pidFile));
+  // A crash exits without the finally below; the server (daemonized, not the stack's) must not outlive it.
+  process.once("exit", () => {
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      /* stopped already */
+    }
+  });
   return { pid, port };
 }
 
