@@ -651,7 +651,7 @@ export class Worker implements ControlTarget {
         await this.reply(r.task, "SUCCESS", value ?? null);
         const runtime = (Date.now() - started) / 1000;
         this.emit("task-succeeded", () => ({ uuid: h.id, result: pyRepr(value ?? null), runtime }));
-        this.o.onTaskDone(h.task, "succeeded", (Date.now() - started) / 1000);
+        this.o.onTaskDone(h.task, "succeeded", runtime);
       } else {
         const error = failure instanceof Error ? failure : new Error(String(failure));
         const exception = `${error.name}(${pyRepr(error.message)})`;

@@ -49,10 +49,10 @@ export function logFiles(dir: string): { name: string; file: string }[] {
 export async function followLogs(dir: string, o: { lines?: number; signal?: AbortSignal; write?: (line: string) => void } = {}): Promise<void> {
   const write = o.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const offsets = new Map<string, { offset: number; partial: string }>();
-  const width = () => Math.max(8, ...logFiles(dir).map((f) => f.name.length));
-  const read = (name: string, file: string, from: number, first: boolean) => {
+  /** New lines of `file`; a file seen for the first time starts `from` bytes in, showing its last `lines` lines. */
+  const read = (name: string, file: string, width: number, first: boolean) => {
     const size = statSync(file).size;
-    const state = offsets.get(file) ?? { offset: from, partial: "" };
+    const state = offsets.get(file) ?? { offset: first ? Math.max(0, size - 64 * 1024) : 0, partial: "" };
     if (size < state.offset) state.offset = 0; // truncated or rotated
     if (size > state.offset) {
       const fd = openSync(file, "r");
@@ -64,19 +64,29 @@ export async function followLogs(dir: string, o: { lines?: number; signal?: Abor
         const parts = text.split("\n");
         state.partial = parts.pop() ?? "";
         const shown = first ? parts.slice(-(o.lines ?? 10)) : parts;
-        for (const line of shown) write(`[${name.padEnd(width())}] ${line}`);
+        for (const line of shown) write(`[${name.padEnd(width)}] ${line}`);
       } finally {
         closeSync(fd);
       }
     }
     offsets.set(file, state);
   };
-  const tail = (file: string) => Math.max(0, statSync(file).size - 64 * 1024);
-  for (const { name, file } of logFiles(dir)) read(name, file, tail(file), true);
+  // One listing per poll; a file that appeared since is shown from its start, one removed meanwhile skipped.
+  const poll = (first: boolean) => {
+    const files = logFiles(dir);
+    const width = Math.max(8, ...files.map((f) => f.name.length));
+    for (const { name, file } of files) {
+      try {
+        read(name, file, width, first);
+      } catch {
+        offsets.delete(file);
+      }
+    }
+  };
+  poll(true);
   while (!o.signal?.aborted) {
     await new Promise((r) => setTimeout(r, 250));
-    // A file that appeared since is shown from its start.
-    for (const { name, file } of logFiles(dir)) read(name, file, 0, false);
+    poll(false);
   }
 }
 
