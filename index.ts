@@ -22,6 +22,7 @@ import { DEV_MAIL_FROM, MailSink } from "./components/mail/MailSink";
 import { ShopSentryProject } from "./components/observability/SentryProject";
 import { SERVICE_PORT, serviceInsideUrl, ShopService } from "./components/service/ShopService";
 import { Migrations } from "./components/service/Migrations";
+import { releaseOf } from "./components/service/image";
 import { contract, contractJson, type ContractParts, type ContractView } from "./components/outputs";
 import { IMAGES } from "./components/versions";
 import type { ExistingSecretFiles } from "./components/platform/types";
@@ -269,6 +270,9 @@ export const logging: StackOutputs["logging"] = elk ? { logstash: elk.logstash, 
 
 /** The stack's Sentry project's DSN (secret) and environment, when `shopfds:sentry.enabled`. */
 export const sentry = outside.sentry;
+
+/** Not part of the services' contract: the image the workloads run and its commit (scripts/ci/deploy.ts rolls back to it). */
+export const release = releaseOf(settings.jobs.image);
 
 /** Not part of the services' contract: where people reach the reference service (undefined when off). */
 export const serviceUrl = service?.url;

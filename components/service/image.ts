@@ -19,3 +19,13 @@ export const IMAGE_ENTRY_POINTS = {
 export function imageCommand(entry: keyof typeof IMAGE_ENTRY_POINTS, ...args: string[]): string[] {
   return ["node", IMAGE_ENTRY_POINTS[entry], ...args];
 }
+
+/**
+ * What a stack runs, exported as its `release` output: the service image and, when its tag is a commit
+ * id (the workflow's image job tags `:<github.sha>`), that commit. scripts/ci/deploy.ts reads it before
+ * an update: it is the release a failed one rolls back to.
+ */
+export function releaseOf(image: string): { image: string; commit?: string } {
+  const commit = /:([0-9a-f]{40})$/.exec(image)?.[1];
+  return { image, ...(commit ? { commit } : {}) };
+}

@@ -104,7 +104,7 @@ describe("dev stack on Docker", () => {
   });
 
   it("exports the outputs contract: loopback endpoints of the primary and the replica", async () => {
-    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "grafana", "logging", "monitoring", "postgres", "rabbitmq", "redis", "sentry", "serviceUrl", "smtp"]);
+    assert.deepEqual(Object.keys(program).filter((k) => k !== "default").sort(), ["fds", "flower", "grafana", "logging", "monitoring", "postgres", "rabbitmq", "redis", "release", "sentry", "serviceUrl", "smtp"]);
     const outputs = parseStackOutputs(await allOutputs());
     const { password, ...plain } = outputs.postgres;
     assert.deepEqual(plain, { primary: { host: "127.0.0.1", port: 15432 }, replicas: [{ host: "127.0.0.1", port: 15433 }], database: "shopfds", user: "shopfds" });

@@ -9,6 +9,7 @@ import { RABBIT_CLUSTER_CONFIG } from "../../components/rabbitmq/kubernetes";
 import { validateCustomResource } from "./crd-schema";
 import { fileAccessProblems } from "./pod-audit";
 import { parseStackOutputs } from "../../runtime/outputs";
+import { releaseOf } from "../../components/service/image";
 import { contractOutputs, MockHarness, plainStrings, resolve } from "./harness";
 
 const h = new MockHarness();
@@ -202,5 +203,13 @@ describe("prod stack on Kubernetes: the reference service", () => {
     assert.deepEqual(plainStrings(h.named("kubernetes:core/v1:Secret", "shopfds-prod-service-secrets").rawInputs.stringData), []);
     assert.ok(h.named(DEPLOY, "shopfds-prod-jobs-worker").inputs.spec.template.spec.containers[0].env.some((e: { name: string; value: string }) => e.name === "SHOPFDS_PUBLIC_URL" && e.value === "https://shop.shopfds.example"));
     assert.deepEqual(await resolve(program.serviceUrl), { value: "https://shop.shopfds.example", secret: false });
+  });
+
+  it("exports the release it runs (the image, and the commit its tag names), which a failed deploy rolls back to", async () => {
+    // Pulumi.prod.yaml names no image: the default tag is no commit.
+    assert.deepEqual((await resolve(program.release)).value, { image: "ghcr.io/shopfds/shopfds-service:latest" });
+    const sha = "0123456789abcdef0123456789abcdef01234567";
+    assert.deepEqual(releaseOf(`ghcr.io/shopfds/shopfds-service:${sha}`), { image: `ghcr.io/shopfds/shopfds-service:${sha}`, commit: sha });
+    assert.deepEqual(releaseOf("ghcr.io/shopfds/shopfds-service:0123456"), { image: "ghcr.io/shopfds/shopfds-service:0123456" }, "a short tag is no commit to check out");
   });
 });

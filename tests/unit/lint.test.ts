@@ -94,6 +94,7 @@ describe("CI pre-flight (scripts/ci/deploy-env.sh): the preview and deploy jobs 
 
   it("the workflow runs the pre-flight before every preview and the deploy, with the stack's kubeconfig secret", () => {
     assert.match(workflow, /run: bash scripts\/ci\/deploy-env\.sh "\$\{\{ matrix\.stack \}\}"[\s\S]*KUBECONFIG_DATA: \$\{\{ secrets\[format\('KUBECONFIG_\{0\}', matrix\.stack\)\] \}\}[\s\S]*command: preview/);
-    assert.match(workflow, /run: bash scripts\/ci\/deploy-env\.sh prod[\s\S]*KUBECONFIG_DATA: \$\{\{ secrets\.KUBECONFIG_PROD \}\}[\s\S]*command: up/);
+    for (const stack of ["staging", "prod"])
+      assert.match(workflow, new RegExp(`run: bash scripts/ci/deploy-env\\.sh ${stack}\\n\\s+env:\\n[^\\n]+\\n\\s+KUBECONFIG_DATA: \\$\\{\\{ secrets\\.KUBECONFIG_${stack.toUpperCase()} \\}\\}\\n\\s+- name: deploy, smoke test, roll back on failure\\n\\s+run: node --import tsx scripts/ci/deploy\\.ts --stack ${stack} `));
   });
 });

@@ -35,16 +35,27 @@ describe("CI workflow", () => {
     assert.ok(validateWorkflow("on: push\njobs:\n  broken:\n    steps:\n      - run: true\n").errors.length > 0);
   });
 
-  it("deploys only from main, after the tests and the migrations job; the migrations run in the cluster, not from the runner", () => {
+  it("deploys only from main: staging then prod through the guarded deploy, gated by the tests, the migrations and both end-to-end runs", () => {
     const wf = parse(text);
-    assert.deepEqual(wf.jobs.deploy.needs, ["test", "migrations", "image"]);
-    assert.match(wf.jobs.deploy.if, /refs\/heads\/main/);
-    const steps = wf.jobs.deploy.steps.map((s: { name?: string; with?: { command?: string } }) => s.name ?? s.with?.command);
-    // The runner cannot reach a cluster-internal primary; the program's migration Job runs inside it,
-    // before the workloads (tests/pulumi/prod-stack.test.ts, "migrations").
-    assert.ok(!wf.jobs.deploy.steps.some((s: { run?: string }) => /migrate\.ts/.test(s.run ?? "")), `no migration from the runner: ${steps.join(", ")}`);
-    assert.ok(steps.indexOf("pin the image") >= 0 && steps.indexOf("pin the image") < steps.indexOf("pulumi up"), "pulumi up deploys this commit's image");
-    assert.match(wf.jobs.deploy.steps.find((s: { name?: string }) => s.name === "pin the image").run, /shopfds-service:\$\{\{ github\.sha \}\}/);
+    assert.equal(wf.jobs.deploy, undefined, "no unguarded deploy job");
+    assert.deepEqual(wf.jobs["deploy-staging"].needs, ["test", "migrations", "image", "e2e-kind", "e2e-docker"]);
+    assert.deepEqual(wf.jobs["deploy-prod"].needs, ["deploy-staging"], "prod only after staging passed its smoke test");
+    for (const [job, stack, mode] of [["deploy-staging", "staging", "full"], ["deploy-prod", "prod", "safe"]] as const) {
+      const j = wf.jobs[job];
+      assert.match(j.if, /github\.event_name == 'push' && github\.ref == 'refs\/heads\/main'/);
+      const runs = j.steps.map((s: { run?: string }) => s.run ?? "");
+      // The runner cannot reach a cluster-internal primary; the program's migration Job runs inside it,
+      // before the workloads (tests/pulumi/prod-stack.test.ts, "migrations").
+      assert.ok(!runs.some((r: string) => /migrate\.ts/.test(r)), "no migration from the runner");
+      assert.ok(!runs.some((r: string) => /pulumi (up|config)/.test(r)), "pulumi up only through deploy.ts, which can roll it back");
+      const env = runs.indexOf(`bash scripts/ci/deploy-env.sh ${stack}`);
+      const deploy = runs.findIndex((r: string) => r.startsWith("node --import tsx scripts/ci/deploy.ts"));
+      assert.ok(env >= 0 && deploy > env, `${job}: secrets checked, then the guarded deploy`);
+      assert.equal(runs[deploy], `node --import tsx scripts/ci/deploy.ts --stack ${stack} --image "ghcr.io/shopfds/shopfds-service:\${{ github.sha }}" --commit "\${{ github.sha }}" --smoke-mode ${mode} --backup-dir "$RUNNER_TEMP/state"`);
+      assert.equal(j.steps[deploy].env.SLACK_WEBHOOK_URL, "${{ secrets.SLACK_DEPLOY_WEBHOOK }}", "the outcome goes to Slack");
+      const keep = j.steps.find((s: { uses?: string }) => s.uses?.startsWith("actions/upload-artifact"));
+      assert.equal(keep?.if, "always()", "the state backup is kept even when the deploy fails");
+    }
     const build = wf.jobs.image.steps.find((s: { uses?: string }) => s.uses?.startsWith("docker/build-push-action"));
     assert.match(build.with.tags, /:\$\{\{ github\.sha \}\}/, "the image job pushes the tag deploy pins");
     assert.equal(build.with.push, "${{ github.event_name == 'push' }}", "pull requests build the image without pushing it");
@@ -95,18 +106,34 @@ describe("CI workflow", () => {
     assert.deepEqual(steps, [
       "1 the service is ready",
       "2 an order is placed and read back from a replica",
+      "2 the FDS decides within its target (safe mode: no order placed)",
       "3 a blacklisted IP is blocked",
       "4 a task goes through a worker",
+      "5 a request's log line is found in Elasticsearch by its trace id within 10 s (safe mode: nothing taken down)",
       "5 an error log line is found in Elasticsearch by its trace id within 10 s (SC-006)",
       "6 an alert is visible in Alertmanager",
     ]);
-    assert.match(smoke, /const targets: Record<string, \(\) => Target \| Promise<Target>> = \{ kind: kindTarget, docker: dockerTarget \};/);
+    // Safe mode (production) seeds nothing, places no order and stops nothing.
+    const safeOnly = smoke.slice(smoke.indexOf("async function main("));
+    assert.match(safeOnly, /if \(!safe\) await target\.inService\(imageCommand\("seed", "--if-empty"\)\);/);
+    assert.match(safeOnly, /else if \(safe\)\n\s+await step\(5, "a request's log line/, "the broker is never stopped in safe mode");
+    assert.match(smoke, /const targets: Record<string, \(\) => Target \| Promise<Target>> = \{ kind: \(\) => kindTarget\(\), docker: dockerTarget, kubernetes: \(\) => kindTarget\(stackCoordinates\(arg\("stack"\)\)\) \};/);
+  });
+
+  it("the smoke test finds a Kubernetes stack's context, namespace and prefix in its stack file, and refuses a Docker stack or a bad mode", () => {
+    const smoke = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", path.resolve(__dirname, "../../scripts/smoke.ts"), ...args], { encoding: "utf8" });
+    const docker = smoke("--target", "kubernetes", "--stack", "dev");
+    assert.equal(docker.status, 1);
+    assert.match(docker.stderr, /stack dev runs on docker, not Kubernetes: use --target docker/);
+    const mode = smoke("--target", "kubernetes", "--stack", "prod", "--mode", "gentle");
+    assert.equal(mode.status, 2);
+    assert.equal(mode.stderr.trim(), '--mode must be full or safe (got "gentle")');
   });
 
   it("the smoke test refuses an unknown target, naming the ones it has", () => {
     const r = spawnSync(process.execPath, ["--import", "tsx", path.resolve(__dirname, "../../scripts/smoke.ts"), "--target", "compose"], { encoding: "utf8" });
     assert.equal(r.status, 2);
-    assert.equal(r.stderr.trim(), '--target must be one of kind, docker (got "compose")');
+    assert.equal(r.stderr.trim(), '--target must be one of kind, docker, kubernetes (got "compose")');
   });
 
   for (const [target, message] of [
