@@ -130,6 +130,22 @@ const ERROR_RATE = `100 * sum by (service) (rate(shopfds_http_requests_total{sta
 const ES_DISK = `100 * (1 - elasticsearch_filesystem_data_available_bytes / elasticsearch_filesystem_data_size_bytes)`;
 
 /**
+ * The service-level targets the latency alerts and the dashboards hold the service to: a request's
+ * p95 (any route but /health* and /metrics) and the FDS decision's p95 (SC-002: a blacklisted request
+ * blocked within 100 ms).
+ */
+export const SLO = { httpP95Seconds: 0.5, fdsP95Seconds: 0.1 } as const;
+const NOT_PROBES = `route!~"/health.*|/metrics"`;
+const HTTP_P95 = `histogram_quantile(0.95, sum by (service, route, le) (rate(shopfds_http_request_duration_seconds_bucket{${NOT_PROBES}}[5m])))`;
+const FDS_P95 = `histogram_quantile(0.95, sum by (service, le) (rate(shopfds_fds_evaluation_duration_seconds_bucket[5m])))`;
+const ORDERS = `shopfds_http_requests_total{method="POST",route="/orders"}`;
+const ORDER_FAILURES = `100 * sum by (service) (rate(shopfds_http_requests_total{method="POST",route="/orders",status_code=~"5.."}[5m])) / sum by (service) (rate(${ORDERS}[5m]))`;
+/** The task queues the workers consume (the e-mail worker's own and Celery's default). */
+const TASK_QUEUES = `queue=~"celery|shopfds\\\\.email"`;
+/** SC-001: at least 80 % of reads on the replicas. */
+const PRIMARY_READ_SHARE = `100 * sum by (service) (rate(shopfds_db_reads_total{target="primary"}[10m])) / sum by (service) (rate(shopfds_db_reads_total[10m]))`;
+
+/**
  * Where the rules run: `standalone` (Docker, local stack: postgres-exporter labels the primary) or
  * `kubernetes` (CloudNativePG's own metrics, scraped through its PodMonitor, say which instance is primary).
  */
@@ -144,6 +160,16 @@ const PRIMARY_DOWN: Record<RulesFlavour, { expr: string; description: string }> 
   standalone: { expr: `pg_up{role="primary"} == 0`, description: "postgres-exporter cannot reach the primary: writes fail." },
   kubernetes: { expr: "(count(cnpg_pg_replication_in_recovery == 0) or vector(0)) == 0", description: "No CloudNativePG instance reports itself primary: writes fail until one is promoted." },
 };
+
+/**
+ * Backups (Kubernetes: CloudNativePG's Barman backups to the object store, its collector's metrics). The
+ * timestamps are 0 until the first backup of each kind.
+ */
+const BACKUP_RULES: AlertRule[] = [
+  rule("BackupFailed", "critical", "cnpg_collector_last_failed_backup_timestamp > cnpg_collector_last_available_backup_timestamp", "5m", "The last PostgreSQL base backup of {{ $labels.pod }} failed", "The newest backup attempt failed after the last good one: read the Backup object's status (kubectl get backups)."),
+  rule("BackupTooOld", "warning", "(time() - cnpg_collector_last_available_backup_timestamp > 26 * 3600) and (cnpg_collector_last_available_backup_timestamp > 0)", "30m", "No PostgreSQL base backup for over 26 hours", "The newest backup is {{ $value | printf \"%.0f\" }} s old; the schedule is daily."),
+  rule("WalArchivingFailing", "critical", "increase(cnpg_pg_stat_archiver_failed_count[10m]) > 0 and increase(cnpg_pg_stat_archiver_archived_count[10m]) == 0", "10m", "WAL archiving of {{ $labels.pod }} fails", "No WAL segment reached the object store in 10 minutes: point-in-time recovery stops at the last archived one, and pg_wal grows."),
+];
 
 /** The alert rules, one group per concern (FR-026, FR-027). */
 export function alertRuleGroups(flavour: RulesFlavour = "standalone"): { name: string; rules: AlertRule[] }[] {
@@ -169,6 +195,22 @@ function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }
         rule("ApiErrorRate", "warning", `${ERROR_RATE} > 5`, "5m", "{{ $labels.service }}: more than 5 % of requests fail", "{{ $value | printf \"%.1f\" }} % of requests answered 5xx over 5 minutes."),
         rule("ApiErrorRate", "critical", `${ERROR_RATE} > 10`, "5m", "{{ $labels.service }}: more than 10 % of requests fail", "{{ $value | printf \"%.1f\" }} % of requests answered 5xx over 5 minutes."),
         rule("HealthCheckFailing", "critical", `up{job="shopfds-services"} == 0`, "1m", "{{ $labels.instance }} does not answer its health and metrics endpoint", "Prometheus cannot scrape {{ $labels.instance }}."),
+        rule("ApiLatencyHigh", "warning", `${HTTP_P95} > ${SLO.httpP95Seconds}`, "5m", "{{ $labels.service }} {{ $labels.route }}: p95 over its 500 ms target", "The slowest 5 % of requests took over {{ $value | printf \"%.2f\" }} s in the last 5 minutes."),
+        rule("FdsEvaluationSlow", "warning", `${FDS_P95} > ${SLO.fdsP95Seconds}`, "5m", "{{ $labels.service }}: FDS decisions slower than 100 ms (p95)", "p95 {{ $value | printf \"%.3f\" }} s; SC-002 wants a blacklisted request blocked within 100 ms. Look at the blacklist's Redis and PostgreSQL."),
+      ],
+    },
+    {
+      name: "orders",
+      rules: [
+        rule("OrderFailureRate", "critical", `${ORDER_FAILURES} > 5`, "5m", "{{ $labels.service }}: more than 5 % of orders fail", "{{ $value | printf \"%.1f\" }} % of POST /orders answered 5xx over 5 minutes (FDS blocks, 403, are not failures)."),
+        rule(
+          "NoOrders",
+          "warning",
+          `(sum(rate(shopfds_http_requests_total{method="POST",route="/orders",status_code="201"}[15m])) or vector(0)) == 0 and on () (sum(rate(shopfds_http_requests_total{${NOT_PROBES}}[15m])) > 0.05)`,
+          "15m",
+          "No order placed for 15 minutes while the shop has traffic",
+          "The service answers other requests but no POST /orders succeeded: checkout is broken somewhere before the service, or every order is refused.",
+        ),
       ],
     },
     {
@@ -177,6 +219,8 @@ function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }
         rule("ReplicationLagHigh", "warning", "max by (replica) (shopfds_db_replica_lag_seconds) > 10", "1m", "Replica {{ $labels.replica }} is more than 10 s behind", "Lag {{ $value | printf \"%.1f\" }} s; reads skip it until it catches up."),
         rule("ReplicaDown", "warning", "min by (replica) (shopfds_db_replica_up) == 0", "1m", "Replica {{ $labels.replica }} is out of rotation", "Reads fall back to the primary."),
         rule("PrimaryDown", "critical", PRIMARY_DOWN[flavour].expr, "1m", "The PostgreSQL primary is down", PRIMARY_DOWN[flavour].description),
+        rule("ReadsServedByPrimary", "warning", `${PRIMARY_READ_SHARE} > 20`, "10m", "{{ $labels.service }}: {{ $value | printf \"%.0f\" }} % of reads run on the primary", "SC-001 wants at least 80 % on the replicas: replicas are out of rotation, lagging, or reads are marked fresh."),
+        ...(flavour === "kubernetes" ? BACKUP_RULES : []),
       ],
     },
     {
@@ -184,6 +228,8 @@ function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }
       rules: [
         rule("RedisClusterNotOk", "critical", "min(redis_cluster_state) == 0", "1m", "The Redis Cluster state is not ok", "Blacklist checks fall back to PostgreSQL; sessions fail."),
         rule("RedisMemoryNearMax", "warning", "(redis_memory_used_bytes / redis_memory_max_bytes > 0.9) and (redis_memory_max_bytes > 0)", "2m", "Redis {{ $labels.instance }} uses over 90 % of its maxmemory", "The stacks run noeviction: at maxmemory the master refuses writes (blacklist changes are rolled back and answered 503, logins fail) while reads go on. Free or raise memory."),
+        rule("RedisDown", "critical", "redis_up == 0", "1m", "redis_exporter cannot reach Redis at {{ $labels.instance }}", "Blacklist checks fall back to PostgreSQL; sessions and logins may fail."),
+        rule("BlacklistAnsweredByPostgres", "warning", "sum by (service) (rate(shopfds_blacklist_fallbacks_total[5m])) > 0", "2m", "{{ $labels.service }}: blacklist checks answered by PostgreSQL", "{{ $value | printf \"%.2f\" }} checks/s fall back because Redis could not answer: still enforced, but slower and on the primary's load."),
         rule("RedisMasterWithoutReplica", "warning", `(redis_connected_slaves < 1) and on (instance) (redis_instance_info{role="master"} == 1)`, "5m", "Redis master {{ $labels.instance }} has no replica", "Its slots would be lost with it."),
       ],
     },
@@ -192,12 +238,17 @@ function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }
       rules: [
         rule("DeadLetterQueueGrowing", "warning", `delta(rabbitmq_queue_messages_ready{queue="shopfds.dead"}[15m]) > 0`, "5m", "Tasks are being dead-lettered", "{{ $value | printf \"%.0f\" }} more dead letters in 15 minutes; read their x-shopfds-reason headers."),
         rule("CriticalTaskWaiting", "critical", "max(shopfds_tasks_waiting_over_24h) > 0", "5m", "Tasks have waited more than 24 hours", "{{ $value | printf \"%.0f\" }} task(s) pending or running for over a day."),
+        rule("QueueBacklog", "warning", `max by (queue) (rabbitmq_queue_messages_ready{${TASK_QUEUES}}) > 1000`, "10m", "{{ $value | printf \"%.0f\" }} tasks waiting in {{ $labels.queue }}", "The workers do not keep up: scale them (docs/capacity.md) or look for a slow dependency."),
+        rule("QueueWithoutConsumers", "critical", `max by (queue) (rabbitmq_queue_consumers{${TASK_QUEUES}}) == 0`, "1m", "No worker consumes {{ $labels.queue }}", "Tasks pile up unprocessed: e-mails, reports and the FDS batch wait."),
+        rule("RabbitMqDown", "critical", "absent(rabbitmq_identity_info)", "1m", "RabbitMQ reports nothing", "No RabbitMQ node is scraped: orders are refused (503) or their e-mails wait in the outbox, and no task runs."),
         rule("TooFewWorkers", "critical", `max by (queue) (rabbitmq_queue_consumers{queue=~"celery|shopfds\\\\.email"}) < 2`, "5m", "Fewer than 2 workers consume {{ $labels.queue }}", "FR-015 needs at least 2 workers on each task queue (celery; shopfds.email, the e-mail worker's); {{ $value | printf \"%.0f\" }} now."),
       ],
     },
     {
       name: "elasticsearch",
       rules: [
+        rule("ElasticsearchDown", "critical", "elasticsearch_cluster_health_up == 0", "2m", "elasticsearch_exporter cannot reach Elasticsearch", "Log lines queue in Logstash/Filebeat and are not searchable (SC-006)."),
+        rule("ElasticsearchClusterRed", "critical", `elasticsearch_cluster_health_status{color="red"} == 1`, "5m", "Elasticsearch cluster {{ $labels.cluster }} is red", "A primary shard is unassigned: some log indices cannot be written or searched."),
         rule("ElasticsearchDiskFull", "warning", `${ES_DISK} > 85`, "10m", "Elasticsearch disk above 85 % on {{ $labels.name }}", "ILM deletes indices after 30 days; check the retention."),
         rule("ElasticsearchDiskFull", "critical", `${ES_DISK} > 95`, "5m", "Elasticsearch disk above 95 % on {{ $labels.name }}", "Indexing stops at the flood-stage watermark."),
       ],

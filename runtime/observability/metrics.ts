@@ -21,7 +21,8 @@ import type { Evaluation } from "../fds/evaluate";
 export interface MetricsOptions {
   readonly service: string;
   readonly db?: Database;
-  readonly blacklist?: Blacklist;
+  /** Its counters are read at scrape time. */
+  readonly blacklist?: Pick<Blacklist, "stats">;
   /** Node.js process metrics (CPU, memory, event loop). @default true */
   readonly defaultMetrics?: boolean;
 }

@@ -9,6 +9,16 @@ import { after, before, describe, it } from "node:test";
 import { Database } from "../../runtime/db/router";
 import { ServiceMetrics } from "../../runtime/observability/metrics";
 import { loadStackOutputs } from "../../runtime/outputs";
+import { alertRuleGroups } from "../../components/monitoring/render";
+import { profile, rabbitOptions } from "../../scripts/local-stack/stack";
+
+/** The metric names an alert rule set reads with `prefix`, histogram suffixes folded into their family. */
+function ruleMetrics(prefix: string): string[] {
+  const exprs = [...alertRuleGroups("standalone"), ...alertRuleGroups("kubernetes")].flatMap((g) => g.rules.map((r) => r.expr));
+  return [...new Set(exprs.flatMap((e) => e.match(new RegExp(`\\b${prefix}[a-z0-9_]+`, "g")) ?? []).map((n) => n.replace(/_(bucket|count|sum)$/, "")))].sort();
+}
+/** The families an exposition text declares (`# TYPE name …`). */
+const families = (text: string) => new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
 
 let db: Database;
 let metrics: ServiceMetrics;
@@ -67,4 +77,28 @@ describe("service metrics", () => {
       server.close();
     }
   });
+
+  it("exports every shopfds_ series the alert rules read (a renamed metric or a typo in a rule fails here)", async () => {
+    const all = new ServiceMetrics({ service: "rules-test", db, blacklist: { stats: () => ({ checks: 0, hits: 0, fallbacks: 0 }) }, defaultMetrics: false });
+    all.observeHttp("GET", "/x", 200, 0.01);
+    const exported = families(await all.registry.metrics());
+    const wanted = ruleMetrics("shopfds_");
+    assert.ok(wanted.length >= 8, `rules read ${wanted.join(", ")}`);
+    assert.deepEqual(wanted.filter((n) => !exported.has(n)), []);
+    assert.ok(!exported.has("shopfds_no_such_metric"), "the check can fail");
+  });
 });
+
+describe("RabbitMQ's own metrics (the test stack's broker, its Prometheus plugin as the stacks configure it)", () => {
+  it("serves every rabbitmq_ series the alert rules read, per queue", async () => {
+    const port = rabbitOptions(profile("test")).firstPort + 2;
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const exported = families(text);
+    const wanted = ruleMetrics("rabbitmq_");
+    assert.ok(wanted.includes("rabbitmq_identity_info") && wanted.includes("rabbitmq_queue_consumers"), wanted.join(", "));
+    assert.deepEqual(wanted.filter((n) => !exported.has(n)), []);
+    // Per-object series: the rules select queues by name.
+    assert.match(text, /^rabbitmq_queue_consumers\{[^}]*queue="[^"]+"/m);
+  });
+});
+

@@ -167,6 +167,114 @@ const cases: Case[] = [
     at: { "1m": [], "4m": [], "8m": [c({ queue: "celery" }, 1)], "12m": [c({ queue: "celery" }, 1), c({ queue: "shopfds.email" }, 0)] },
   },
   {
+    alert: "ApiLatencyHigh",
+    // /orders: every request between 0.5 and 2.5 s (p95 2.4 s); /products under 0.25 s; /health slow but a probe.
+    series: {
+      'shopfds_http_request_duration_seconds_bucket{service="svc",route="/orders",le="0.5"}': "0x30",
+      'shopfds_http_request_duration_seconds_bucket{service="svc",route="/orders",le="2.5"}': "0+10x30",
+      'shopfds_http_request_duration_seconds_bucket{service="svc",route="/orders",le="+Inf"}': "0+10x30",
+      'shopfds_http_request_duration_seconds_bucket{service="svc",route="/products",le="0.1"}': "0x30",
+      'shopfds_http_request_duration_seconds_bucket{service="svc",route="/products",le="0.25"}': "0+10x30",
+      'shopfds_http_request_duration_seconds_bucket{service="svc",route="/products",le="+Inf"}': "0+10x30",
+      'shopfds_http_request_duration_seconds_bucket{service="svc",route="/health/ready",le="0.5"}': "0x30",
+      'shopfds_http_request_duration_seconds_bucket{service="svc",route="/health/ready",le="+Inf"}': "0+10x30",
+    },
+    at: { "4m": [], "10m": [w({ service: "svc", route: "/orders" }, 2.4)] },
+  },
+  {
+    alert: "FdsEvaluationSlow",
+    // slow: 90 % within 0.1 s, the rest up to 0.25 s (p95 0.175 s); fast: everything within 0.05 s.
+    series: {
+      'shopfds_fds_evaluation_duration_seconds_bucket{service="slow",le="0.05"}': "0x30",
+      'shopfds_fds_evaluation_duration_seconds_bucket{service="slow",le="0.1"}': "0+9x30",
+      'shopfds_fds_evaluation_duration_seconds_bucket{service="slow",le="0.25"}': "0+10x30",
+      'shopfds_fds_evaluation_duration_seconds_bucket{service="slow",le="+Inf"}': "0+10x30",
+      'shopfds_fds_evaluation_duration_seconds_bucket{service="fast",le="0.05"}': "0+10x30",
+      'shopfds_fds_evaluation_duration_seconds_bucket{service="fast",le="0.1"}': "0+10x30",
+      'shopfds_fds_evaluation_duration_seconds_bucket{service="fast",le="+Inf"}': "0+10x30",
+    },
+    at: { "4m": [], "10m": [w({ service: "slow" }, 0.175)] },
+  },
+  {
+    alert: "OrderFailureRate",
+    // a: 10 % of orders answer 5xx; b: 3 %, and its 403s (FDS blocks) are no failures.
+    series: {
+      'shopfds_http_requests_total{service="a",method="POST",route="/orders",status_code="201"}': "0+90x30",
+      'shopfds_http_requests_total{service="a",method="POST",route="/orders",status_code="500"}': "0+10x30",
+      'shopfds_http_requests_total{service="b",method="POST",route="/orders",status_code="201"}': "0+77x30",
+      'shopfds_http_requests_total{service="b",method="POST",route="/orders",status_code="403"}': "0+20x30",
+      'shopfds_http_requests_total{service="b",method="POST",route="/orders",status_code="503"}': "0+3x30",
+      'shopfds_http_requests_total{service="b",method="GET",route="/orders/:id",status_code="500"}': "0+50x30",
+    },
+    at: { "4m": [], "10m": [c({ service: "a" }, 10)] },
+  },
+  {
+    alert: "NoOrders",
+    // Orders flow until 10m, then none while other requests go on: the 15-minute rate is 0 from 25m, firing from 40m.
+    series: {
+      'shopfds_http_requests_total{service="svc",method="POST",route="/orders",status_code="201"}': "0+5x10 50x60",
+      'shopfds_http_requests_total{service="svc",method="GET",route="/orders/:id",status_code="200"}': "0+10x70",
+    },
+    at: { "20m": [], "39m": [], "41m": [w({}, 0)] },
+  },
+  {
+    alert: "ReadsServedByPrimary",
+    series: {
+      'shopfds_db_reads_total{service="a",target="primary"}': "0+30x30",
+      'shopfds_db_reads_total{service="a",target="replica"}': "0+70x30",
+      'shopfds_db_reads_total{service="b",target="primary"}': "0+10x30",
+      'shopfds_db_reads_total{service="b",target="replica"}': "0+90x30",
+    },
+    at: { "9m": [], "13m": [w({ service: "a" }, 30)] },
+  },
+  {
+    alert: "RedisDown",
+    series: { 'redis_up{instance="n1"}': "0x10", 'redis_up{instance="n2"}': "1x10" },
+    at: { "0m": [], "3m": [c({ instance: "n1" }, 0)] },
+  },
+  {
+    alert: "BlacklistAnsweredByPostgres",
+    series: { 'shopfds_blacklist_fallbacks_total{service="a"}': "0+6x10", 'shopfds_blacklist_fallbacks_total{service="b"}': "5x10" },
+    at: { "2m": [], "7m": [w({ service: "a" }, 0.1)] },
+  },
+  {
+    alert: "QueueBacklog",
+    // celery passes 1000 ready at 6m (firing from 16m); the e-mail queue stays short; another queue is not a task queue.
+    series: {
+      'rabbitmq_queue_messages_ready{queue="celery",vhost="shopfds"}': "500+100x20",
+      'rabbitmq_queue_messages_ready{queue="shopfds.email",vhost="shopfds"}': "10x20",
+      'rabbitmq_queue_messages_ready{queue="reports.archive",vhost="shopfds"}': "5000x20",
+    },
+    at: { "5m": [], "15m": [], "17m": [w({ queue: "celery" }, 2200)] },
+  },
+  {
+    alert: "QueueWithoutConsumers",
+    series: {
+      'rabbitmq_queue_consumers{queue="celery",vhost="shopfds"}': "2 2 0 0 0 0 0",
+      'rabbitmq_queue_consumers{queue="shopfds.email",vhost="shopfds"}': "1x6",
+      'rabbitmq_queue_consumers{queue="other",vhost="shopfds"}': "0x6",
+    },
+    at: { "2m": [], "4m": [c({ queue: "celery" }, 0)] },
+  },
+  {
+    alert: "RabbitMqDown",
+    series: { 'rabbitmq_identity_info{rabbitmq_node="rabbit@a",rabbitmq_cluster="shopfds"}': "1 1 1 stale" },
+    at: { "2m": [], "3m": [], "5m": [c({}, 1)] },
+  },
+  {
+    alert: "ElasticsearchDown",
+    series: { 'elasticsearch_cluster_health_up{cluster="logs"}': "1 1 0 0 0 0 0 0" },
+    at: { "1m": [], "3m": [], "5m": [c({ cluster: "logs" }, 0)] },
+  },
+  {
+    alert: "ElasticsearchClusterRed",
+    series: {
+      'elasticsearch_cluster_health_status{cluster="logs",color="red"}': "0 0 1 1 1 1 1 1 1 1",
+      'elasticsearch_cluster_health_status{cluster="logs",color="green"}': "1 1 0 0 0 0 0 0 0 0",
+    },
+    at: { "1m": [], "6m": [], "8m": [c({ cluster: "logs", color: "red" }, 1)] },
+  },
+  {
     alert: "ElasticsearchDiskFull",
     series: {
       'elasticsearch_filesystem_data_available_bytes{name="es-0"}': "10x20",
@@ -233,7 +341,7 @@ describe("Prometheus: config and rules", () => {
       renderPrometheusConfig({ scrapeIntervalSeconds: 15, evaluationIntervalSeconds: 15, alertmanagers: ["alertmanager:9093"], ruleFiles: [rulesFile], jobs: [{ name: "node", targets: ["node-exporter:9100"] }] }),
     );
     const { stdout } = await run("promtool", ["check", "config", config]);
-    assert.match(stdout, /SUCCESS: 21 rules found/);
+    assert.match(stdout, /SUCCESS: 33 rules found/);
   });
 
   it("every alert has for, severity, summary, description and runbook_url, and a unit test below", () => {
@@ -260,10 +368,65 @@ describe("Prometheus rules on Kubernetes (the PrometheusRule's groups)", () => {
   const k8sRules = alertRuleGroups("kubernetes").flatMap((g) => g.rules);
   const rulesFile = file("k8s-rules.yml", renderAlertRules("kubernetes"));
 
-  it("holds the same alerts as the standalone rules; only PrimaryDown reads CloudNativePG's metrics", async () => {
-    assert.deepEqual(k8sRules.map((r) => `${r.alert}/${r.labels.severity}`), rules.map((r) => `${r.alert}/${r.labels.severity}`));
-    assert.deepEqual(k8sRules.filter((r, i) => r.expr !== rules[i]!.expr).map((r) => r.alert), ["PrimaryDown"]);
-    assert.match((await run("promtool", ["check", "rules", rulesFile])).stdout, /SUCCESS: 21 rules found/);
+  it("holds the standalone rules plus the backup alerts; only PrimaryDown reads CloudNativePG's metrics differently", async () => {
+    const standalone = rules.map((r) => `${r.alert}/${r.labels.severity}`);
+    assert.deepEqual(k8sRules.map((r) => `${r.alert}/${r.labels.severity}`).filter((a) => !/^(BackupFailed|BackupTooOld|WalArchivingFailing)\//.test(a)), standalone);
+    assert.deepEqual(k8sRules.filter((r) => !rules.some((x) => x.alert === r.alert && x.expr === r.expr)).map((r) => r.alert), ["PrimaryDown", "BackupFailed", "BackupTooOld", "WalArchivingFailing"]);
+    assert.match((await run("promtool", ["check", "rules", rulesFile])).stdout, /SUCCESS: 36 rules found/);
+  });
+
+  it("promtool test rules: the backup alerts on both sides of their threshold and their for", async () => {
+    const k8sCases: Case[] = [
+      {
+        alert: "BackupFailed",
+        series: {
+          'cnpg_collector_last_failed_backup_timestamp{pod="pg-1"}': "2000x10",
+          'cnpg_collector_last_available_backup_timestamp{pod="pg-1"}': "1000x10",
+          'cnpg_collector_last_failed_backup_timestamp{pod="pg-2"}': "500x10",
+          'cnpg_collector_last_available_backup_timestamp{pod="pg-2"}': "1000x10",
+        },
+        at: { "4m": [], "6m": [c({ pod: "pg-1" }, 2000)] },
+      },
+      {
+        alert: "BackupTooOld",
+        // pg-1's newest backup is from t=1000 s: over 26 h old from 26.28 h, firing 30 minutes later; pg-2's is recent; pg-3 never had one (0).
+        series: {
+          'cnpg_collector_last_available_backup_timestamp{pod="pg-1"}': "1000x1700",
+          'cnpg_collector_last_available_backup_timestamp{pod="pg-2"}': "90000x1700",
+          'cnpg_collector_last_available_backup_timestamp{pod="pg-3"}': "0x1700",
+        },
+        at: { "26h": [], "26h30m": [], "27h": [w({ pod: "pg-1" }, 96200)] },
+      },
+      {
+        alert: "WalArchivingFailing",
+        series: {
+          'cnpg_pg_stat_archiver_failed_count{pod="pg-1"}': "0+1x30",
+          'cnpg_pg_stat_archiver_archived_count{pod="pg-1"}': "5x30",
+          'cnpg_pg_stat_archiver_failed_count{pod="pg-2"}': "0+1x30",
+          'cnpg_pg_stat_archiver_archived_count{pod="pg-2"}': "0+2x30",
+        },
+        at: { "9m": [], "12m": [c({ pod: "pg-1" }, 10)] },
+      },
+    ];
+    const ann = (alert: string, e: Expect) => {
+      const r = k8sRules.find((x) => x.alert === alert)!;
+      const expand = (t: string) => t.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, k) => e.labels[k] ?? "").replace(/\{\{ \$value \| printf "%\.(\d)f" \}\}/g, (_, d) => e.value.toFixed(Number(d)));
+      return { summary: expand(r.annotations.summary), description: expand(r.annotations.description), runbook_url: r.annotations.runbook_url };
+    };
+    const testOf = (list: Case[]) =>
+      stringify({
+        rule_files: [rulesFile],
+        evaluation_interval: "1m",
+        tests: list.map((k) => ({
+          interval: "1m",
+          input_series: Object.entries(k.series).map(([series, values]) => ({ series, values })),
+          alert_rule_test: Object.entries(k.at).map(([at, expected]) => ({ eval_time: at, alertname: k.alert, exp_alerts: expected.map((e) => ({ exp_labels: e.labels, exp_annotations: ann(k.alert, e) })) })),
+        })),
+      });
+    assert.match((await run("promtool", ["test", "rules", file("k8s-backup-tests.yml", testOf(k8sCases))])).stdout, /SUCCESS/);
+    // …and can fail: pg-2's recent backup is no alert.
+    const wrong = testOf([{ ...k8sCases[1]!, at: { "27h": [w({ pod: "pg-2" }, 7200)] } }]);
+    await assert.rejects(run("promtool", ["test", "rules", file("k8s-backup-wrong.yml", wrong)]), (e: { stdout: string; stderr: string }) => /FAILED/.test(e.stdout + e.stderr));
   });
 
   it("PrimaryDown fires a minute after no instance reports itself primary, and not while one does", async () => {
