@@ -37,10 +37,11 @@ interface Case {
 }
 
 const rules = alertRuleGroups().flatMap((g) => g.rules);
+type AlertRuleLike = (typeof rules)[number];
 
 /** Expands the annotation templates the way Prometheus does for the subset the rules use. */
-function annotations(alert: string, severity: string, e: Expect): Labels {
-  const r = rules.find((x) => x.alert === alert && x.labels.severity === severity)!;
+function annotations(alert: string, severity: string, e: Expect, from: readonly AlertRuleLike[] = rules): Labels {
+  const r = from.find((x) => x.alert === alert && x.labels.severity === severity)!;
   const expand = (t: string) =>
     t.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, k) => e.labels[k] ?? "").replace(/\{\{ \$value \| printf "%\.(\d)f" \}\}/g, (_, d) => e.value.toFixed(Number(d)));
   return { summary: expand(r.annotations.summary), description: expand(r.annotations.description), runbook_url: r.annotations.runbook_url };
@@ -293,7 +294,7 @@ const cases: Case[] = [
   },
 ];
 
-function testFile(rulesFile: string, list: readonly Case[]): string {
+function testFile(rulesFile: string, list: readonly Case[], from: readonly AlertRuleLike[] = rules): string {
   return stringify({
     rule_files: [rulesFile],
     evaluation_interval: "1m",
@@ -303,7 +304,7 @@ function testFile(rulesFile: string, list: readonly Case[]): string {
       alert_rule_test: Object.entries(k.at).map(([at, expected]) => ({
         eval_time: at,
         alertname: k.alert,
-        exp_alerts: expected.map((e) => ({ exp_labels: e.labels, exp_annotations: annotations(k.alert, e.labels.severity!, e) })),
+        exp_alerts: expected.map((e) => ({ exp_labels: e.labels, exp_annotations: annotations(k.alert, e.labels.severity!, e, from) })),
       })),
     })),
   });
@@ -408,21 +409,7 @@ describe("Prometheus rules on Kubernetes (the PrometheusRule's groups)", () => {
         at: { "9m": [], "12m": [c({ pod: "pg-1" }, 10)] },
       },
     ];
-    const ann = (alert: string, e: Expect) => {
-      const r = k8sRules.find((x) => x.alert === alert)!;
-      const expand = (t: string) => t.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, k) => e.labels[k] ?? "").replace(/\{\{ \$value \| printf "%\.(\d)f" \}\}/g, (_, d) => e.value.toFixed(Number(d)));
-      return { summary: expand(r.annotations.summary), description: expand(r.annotations.description), runbook_url: r.annotations.runbook_url };
-    };
-    const testOf = (list: Case[]) =>
-      stringify({
-        rule_files: [rulesFile],
-        evaluation_interval: "1m",
-        tests: list.map((k) => ({
-          interval: "1m",
-          input_series: Object.entries(k.series).map(([series, values]) => ({ series, values })),
-          alert_rule_test: Object.entries(k.at).map(([at, expected]) => ({ eval_time: at, alertname: k.alert, exp_alerts: expected.map((e) => ({ exp_labels: e.labels, exp_annotations: ann(k.alert, e) })) })),
-        })),
-      });
+    const testOf = (list: Case[]) => testFile(rulesFile, list, k8sRules);
     assert.match((await run("promtool", ["test", "rules", file("k8s-backup-tests.yml", testOf(k8sCases))])).stdout, /SUCCESS/);
     // …and can fail: pg-2's recent backup is no alert.
     const wrong = testOf([{ ...k8sCases[1]!, at: { "27h": [w({ pod: "pg-2" }, 7200)] } }]);
