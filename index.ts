@@ -4,7 +4,7 @@
  * stack outputs in the shape of the runtime's contract (components/outputs.ts), which the services read.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { missingSecretsError, parseStackConfig, PROJECT, requiredSecrets } from "./components/config";
+import { dockerStackSchema, kubernetesStackSchema, missingSecretsError, parseStackConfig, PROJECT, requiredSecrets } from "./components/config";
 import { DockerPlatform } from "./components/platform/docker";
 import { KubernetesPlatform } from "./components/platform/kubernetes";
 import { Platform } from "./components/platform/types";
@@ -20,9 +20,10 @@ import { prometheusStackValues } from "./components/monitoring/prometheus-stack"
 import { declareLogging } from "./components/logging";
 import { DEV_MAIL_FROM, MailSink } from "./components/mail/MailSink";
 import { ShopSentryProject } from "./components/observability/SentryProject";
-import { SERVICE_PORT, serviceInsideUrl, ShopService } from "./components/service/ShopService";
+import { SERVICE_MAX_BODY_BYTES, SERVICE_PORT, serviceInsideUrl, ShopService } from "./components/service/ShopService";
 import { Migrations } from "./components/service/Migrations";
 import { releaseOf } from "./components/service/image";
+import { ServiceEdge } from "./components/service/edge";
 import { contract, contractJson, type ContractParts, type ContractView } from "./components/outputs";
 import { IMAGES } from "./components/versions";
 import type { ExistingSecretFiles } from "./components/platform/types";
@@ -33,22 +34,9 @@ import type { StackOutputs } from "./runtime/outputs";
 const config = new pulumi.Config(PROJECT);
 // Only the settings the stack file has: each platform's branch of the schema refuses the other's keys.
 const defined = (raw: Record<string, unknown>) => Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
-const settings = parseStackConfig(defined({
-  platform: config.get("platform"),
-  docker: config.getObject("docker"),
-  kubernetes: config.getObject("kubernetes"),
-  postgres: config.getObject("postgres"),
-  redis: config.getObject("redis"),
-  fds: config.getObject("fds"),
-  rabbitmq: config.getObject("rabbitmq"),
-  jobs: config.getObject("jobs"),
-  service: config.getObject("service"),
-  smtp: config.getObject("smtp"),
-  monitoring: config.getObject("monitoring"),
-  logging: config.getObject("logging"),
-  sentry: config.getObject("sentry"),
-  backup: config.getObject("backup"),
-}));
+// Every setting either platform's schema knows is read, so a new one cannot be left out here and ignored.
+const SETTINGS = [...new Set([...Object.keys(dockerStackSchema.shape), ...Object.keys(kubernetesStackSchema.shape)])].filter((k) => k !== "platform");
+const settings = parseStackConfig(defined({ platform: config.get("platform"), ...Object.fromEntries(SETTINGS.map((k) => [k, config.getObject(k)])) }));
 
 // Every secret these settings need, checked before anything is declared: one error names them all.
 const missingSecrets = missingSecretsError(
@@ -197,6 +185,12 @@ const service = settings.service.enabled
     })
   : undefined;
 
+// Kubernetes: the service on its public host, through the cluster's ingress controller and cert-manager.
+const edge =
+  service && onK8s?.edge && platform instanceof KubernetesPlatform
+    ? new ServiceEdge(`${prefix}-edge`, { platform, publicUrl: onK8s.service.publicUrl!, serviceName: service.service.name, port: SERVICE_PORT, maxBodyBytes: SERVICE_MAX_BODY_BYTES, settings: onK8s.edge, instance: `${prefix}-service`, certManager: operators?.ready.certManager ?? [] })
+    : undefined;
+
 const elk = settings.logging.enabled
   ? declareLogging(`${prefix}-logging`, {
       platform,
@@ -249,7 +243,7 @@ if (platform instanceof KubernetesPlatform) {
     operatorNamespaces: [OPERATORS.cnpg.namespace, OPERATORS.eck.namespace, OPERATORS.rabbitmq.namespace],
     monitoringNamespace: OPERATORS.prometheus.namespace,
     ...(elk?.shipping ? { logShipping: elk.shipping } : {}),
-    ...(service && onK8s ? { ingress: { namespace: onK8s.kubernetes.ingressNamespace, serviceName: service.service.name, port: SERVICE_PORT } } : {}),
+    ...(service && onK8s ? { ingress: { namespace: onK8s.kubernetes.ingressNamespace, serviceName: service.service.name, port: SERVICE_PORT, acmeSolver: edge !== undefined } } : {}),
   });
 }
 
@@ -275,7 +269,7 @@ export const sentry = outside.sentry;
 export const release = releaseOf(settings.jobs.image);
 
 /** Not part of the services' contract: where people reach the reference service (undefined when off). */
-export const serviceUrl = service?.url;
+export const serviceUrl = edge?.url ?? service?.url;
 
 /** Not part of the services' contract: Grafana (Kubernetes stacks; user admin). */
 export const grafana = monitor?.grafanaUrl ? { url: monitor.grafanaUrl, user: "admin", password: pulumi.secret(grafanaAdminPassword!) } : undefined;

@@ -132,6 +132,29 @@ const serviceBase = z.object({
     /** Where clients reach the service (links in its answers); default: its address in the stack. */
     publicUrl: z.string().url("must be an absolute URL such as https://shop.example").optional(),
 });
+/**
+ * The service at the edge (Kubernetes): Ingresses for ingress-nginx with the certificate of a
+ * cert-manager ACME Issuer of the stack's own, per-route rate limits in the controller's terms. The
+ * host is service.publicUrl's (https required). The controller and cert-manager are the cluster's, like
+ * its storage class (docs/stacks.md, "The edge").
+ */
+export const edgeConfigSchema = z
+  .object({
+    /** The IngressClass of the cluster's ingress-nginx controller. */
+    ingressClassName: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be an IngressClass name such as nginx").default("nginx"),
+    /** The ACME account's contact address (expiry notices). */
+    acmeEmail: z.string().regex(/^[^@\s]+@[^@\s]+\.[^@\s]+$/, "must be an e-mail address"),
+    /** The ACME directory: Let's Encrypt's staging one for staging (its certificates are not trusted, its limits are generous), its production one for prod. */
+    acmeServer: z.string().url("must be an ACME directory URL").default("https://acme-v02.api.letsencrypt.org/directory"),
+    /** POST /login per client IP and minute (ingress-nginx limit-rpm), before the service's own per-account lockout. */
+    loginPerMinute: z.number().int("must be an integer").min(1, "must be at least 1").max(6000).default(10),
+    /** POST /orders per client IP and second (limit-rps). */
+    ordersPerSecond: z.number().int("must be an integer").min(1, "must be at least 1").max(1000).default(5),
+    /** The burst a client may take above its rate, as a multiple of it (limit-burst-multiplier). */
+    burstMultiplier: z.number().int("must be an integer").min(1, "must be at least 1").max(20).default(5),
+  })
+  .strict();
+
 export const serviceDockerSchema = serviceBase.extend({ /** The service on 127.0.0.1:hostPort. */ hostPort: port.default(18080) }).strict();
 export const serviceKubernetesSchema = serviceBase.strict();
 
@@ -298,6 +321,8 @@ export const kubernetesStackSchema = z
     logging: loggingKubernetesSchema.prefault({}),
     /** PostgreSQL's WAL archive and base backups (required unless `enabled: false`). */
     backup: backupConfigSchema.optional(),
+    /** The service's Ingress, certificate and edge limits; absent: the service stays inside the cluster. */
+    edge: edgeConfigSchema.optional(),
     ...commonStack,
   })
   .strict();
@@ -326,6 +351,9 @@ export const stackConfigSchema = z
     const backup = cfg.platform === "kubernetes" ? cfg.backup : undefined;
     if (restore && backup && restore.fromServerName === (backup.serverName ?? undefined)) {
       ctx.addIssue({ code: "custom", path: ["backup", "serverName"], message: `must differ from postgres.restore.fromServerName (${restore.fromServerName}): the restored cluster archives into a new folder` });
+    }
+    if (cfg.platform === "kubernetes" && cfg.edge && !cfg.service.publicUrl?.startsWith("https://")) {
+      ctx.addIssue({ code: "custom", path: ["service", "publicUrl"], message: `must be an https:// URL when edge is set: its host is the Ingress's and the certificate's (got ${cfg.service.publicUrl === undefined ? "nothing" : `"${cfg.service.publicUrl}"`})` });
     }
     if (cfg.platform === "kubernetes" && !cfg.smtp) {
       ctx.addIssue({ code: "custom", path: ["smtp"], message: "is required when platform is \"kubernetes\" (the e-mail tasks need a relay: set smtp.host and smtp.from)" });

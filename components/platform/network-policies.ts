@@ -26,8 +26,14 @@ export interface NetworkPoliciesArgs {
   /** The Filebeat namespace, the Logstash (ECK's name) and port it sends to (undefined when logging is off). */
   readonly logShipping?: { readonly namespace: string; readonly logstash: string; readonly port: number };
   /** The ingress controller's namespace and the service's pods and port it reaches (undefined: no service). */
-  readonly ingress?: { readonly namespace: string; readonly serviceName: string; readonly port: number };
+  readonly ingress?: { readonly namespace: string; readonly serviceName: string; readonly port: number; readonly acmeSolver?: boolean };
 }
+
+/**
+ * cert-manager's HTTP-01 solver pods (created in the Certificate's namespace while an order is open): the
+ * label they carry and the port they answer the ACME challenge on (tests/fixtures/upstream/facts.yaml).
+ */
+export const ACME_SOLVER = { labels: { "acme.cert-manager.io/http01-solver": "true" }, port: 8089 } as const;
 
 const fromNamespace = (name: string) => ({ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": name } } });
 
@@ -62,6 +68,14 @@ export class NetworkPolicies extends pulumi.ComponentResource {
         policyTypes: ["Ingress"],
         ingress: [{ from: [fromNamespace(args.ingress.namespace)], ports: [tcp(args.ingress.port)] }],
       });
+      // The controller forwards Let's Encrypt's challenge requests to the solver: without this the
+      // default deny above fails every issuance and renewal of the edge's certificate.
+      if (args.ingress.acmeSolver)
+        policy("acme-solver", {
+          podSelector: { matchLabels: { ...ACME_SOLVER.labels } },
+          policyTypes: ["Ingress"],
+          ingress: [{ from: [fromNamespace(args.ingress.namespace)], ports: [tcp(ACME_SOLVER.port)] }],
+        });
     }
     this.registerOutputs({});
   }

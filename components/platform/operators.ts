@@ -39,6 +39,8 @@ export interface OperatorReadiness {
   readonly eck: pulumi.Resource[];
   readonly prometheus: pulumi.Resource[];
   readonly rabbitmq: pulumi.Resource[];
+  /** cert-manager (the RabbitMQ operator's webhook certificates, the edge's Issuer and Certificate). */
+  readonly certManager: pulumi.Resource[];
 }
 
 
@@ -49,7 +51,7 @@ export class ClusterOperators extends pulumi.ComponentResource {
     super("shopfds:k8s:ClusterOperators", name, {}, opts);
     const provider = args.platform.provider;
     if (args.mode === "existing") {
-      this.ready = { cnpg: [], eck: [], prometheus: [], rabbitmq: [] };
+      this.ready = { cnpg: [], eck: [], prometheus: [], rabbitmq: [], certManager: [] };
       this.registerOutputs({});
       return;
     }
@@ -86,7 +88,7 @@ export class ClusterOperators extends pulumi.ComponentResource {
     const rabbitmq = new k8s.yaml.v2.ConfigFile(`${name}-rabbitmq-cluster-operator`, { file: OPERATORS.rabbitmq.manifest }, { parent: this, provider, dependsOn: [certManager] });
     // The Prometheus stack's own objects are scraped and alerted on only once its CRDs exist.
     const prometheus = release("prometheus", args.prometheusStackValues);
-    this.ready = { cnpg: [cnpg], eck: [eck], prometheus: [prometheus], rabbitmq: [rabbitmq] };
+    this.ready = { cnpg: [cnpg], eck: [eck], prometheus: [prometheus], rabbitmq: [rabbitmq], certManager: [certManager] };
     this.registerOutputs({});
   }
 }

@@ -10,6 +10,8 @@ import { JOB_PATHS } from "../jobs/JobRunners";
 import { imageCommand } from "./image";
 
 export const SERVICE_PORT = 8080;
+/** The largest request body the service takes (service/http/app.ts MAX_BODY; tests/pulumi/prod-edge.test.ts keeps them equal). */
+export const SERVICE_MAX_BODY_BYTES = 64 * 1024;
 
 /** The service's stable name inside the stack (known before it is deployed, for the workers' links). */
 export const serviceInsideUrl = (name: string) => `http://${name}-http:${SERVICE_PORT}`;

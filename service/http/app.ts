@@ -18,6 +18,7 @@
  * and writes nothing. One module per route group (routes/); this file is the plumbing.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import helmet from "@fastify/helmet";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { HttpError } from "@shopfds/runtime/http";
@@ -95,6 +96,14 @@ export async function buildApp(deps: AppDeps, serverFactory?: (handler: (req: In
     }
   });
   await app.register(shopfdsFastify, { health: deps.health, metrics: deps.metrics, log: deps.log, db: deps.db });
+  // The security headers on every answer (the edge adds none of its own: docs/stacks.md, "The edge"): an
+  // API serves nothing to frame, script or embed; HSTS for a year on the host and its subdomains.
+  await app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
+    crossOriginResourcePolicy: { policy: "same-origin" },
+    xFrameOptions: { action: "deny" },
+  });
   await app.register(orderRoutes(deps));
   await app.register(accountRoutes(deps));
   await app.register(blacklistRoutes(deps));

@@ -294,6 +294,18 @@ describe("reference service: user story scenarios", () => {
     assert.equal(logLines.join("").includes("a wrong password"), false, "no password in any line");
   });
 
+  it("sends the security headers on every answer, errors and health included (the edge adds none of its own)", async () => {
+    for (const r of [await call("GET", "/health/live"), await call("GET", "/orders/999999999"), await call("POST", "/orders", undefined, "{not json")]) {
+      assert.equal(r.headers.get("strict-transport-security"), "max-age=31536000; includeSubDomains", `${r.status}`);
+      assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+      assert.equal(r.headers.get("x-frame-options"), "DENY");
+      assert.equal(r.headers.get("content-security-policy"), "default-src 'none';frame-ancestors 'none'");
+      assert.equal(r.headers.get("referrer-policy"), "no-referrer");
+      assert.equal(r.headers.get("cross-origin-resource-policy"), "same-origin");
+      assert.equal(r.headers.get("x-powered-by"), null);
+    }
+  });
+
   it("US4-5: /health answers within 100 ms while the service is busy, checking the database, Redis and the disk", async () => {
     const busy = Array.from({ length: 10 }, () => call("POST", "/orders", order()));
     const h = await call("GET", "/health");

@@ -41,6 +41,7 @@ describe("custom resources against the operators' CRDs", () => {
     assert.deepEqual(versionOf("eck-"), [OPERATORS.eck.appVersion]);
     assert.deepEqual(versionOf("prometheus-operator-"), [OPERATORS.prometheus.appVersion]);
     assert.deepEqual(versionOf("rabbitmq-cluster-operator-"), [OPERATORS.rabbitmq.appVersion]);
+    assert.deepEqual(versionOf("cert-manager-").map((v) => `v${v}`), [OPERATORS.certManager.appVersion]);
     assert.match(OPERATORS.rabbitmq.manifest, new RegExp(`/v${OPERATORS.rabbitmq.appVersion.replaceAll(".", "\\.")}/`));
   });
 });

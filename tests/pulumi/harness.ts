@@ -111,6 +111,7 @@ const COMPUTED: Record<string, (name: string, inputs: Record<string, any>) => Re
   "kubernetes:apps/v1:DaemonSet": k8sNamed,
   "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": k8sNamed,
   "kubernetes:networking.k8s.io/v1:NetworkPolicy": k8sNamed,
+  "kubernetes:networking.k8s.io/v1:Ingress": k8sNamed,
   "kubernetes:core/v1:ServiceAccount": k8sNamed,
   "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": k8sNamed,
   "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": k8sNamed,

@@ -87,4 +87,13 @@ describe("prod stack: NetworkPolicies", () => {
     assert.equal(admits(policies(), filebeat, elasticsearch, 9200), false);
     assert.equal(admits(policies(), filebeat, redis, 6379), false);
   });
+
+  it("lets the ingress controller reach cert-manager's HTTP-01 solver pods on their port, and nobody else", () => {
+    const solver = pod(NS, { "acme.cert-manager.io/http01-solver": "true", "acme.cert-manager.io/http-domain": "1234" });
+    const ingress = pod("ingress-nginx", { "app.kubernetes.io/name": "ingress-nginx" });
+    assert.equal(admits(policies(), ingress, solver, 8089), true, "the challenge reaches the solver: issuance and renewals work");
+    assert.equal(admits(policies(), ingress, solver, 9402), false, "on its challenge port only");
+    assert.equal(admits(policies(), pod("default"), solver, 8089), false);
+    assert.equal(admits(policies(), ingress, redis, 8089), false, "the rule selects the solver pods only");
+  });
 });

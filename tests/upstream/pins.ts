@@ -26,6 +26,7 @@ export function pinnedVersions(w: World): Map<string, string> {
   pins.set("cnpg", OPERATORS.cnpg.appVersion);
   pins.set("cloudnative-pg-chart", OPERATORS.cnpg.version);
   pins.set("rabbitmq-cluster-operator", OPERATORS.rabbitmq.appVersion);
+  pins.set("cert-manager", OPERATORS.certManager.appVersion.replace(/^v/, ""));
   pins.set("kube-prometheus-stack", OPERATORS.prometheus.version);
   const steps: any[] = w.workflow.jobs?.["e2e-kind"]?.steps ?? [];
   const kindAction = steps.find((s) => String(s.uses ?? "").startsWith("helm/kind-action"));

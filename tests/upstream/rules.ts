@@ -338,6 +338,31 @@ export const RULES: Record<string, Rule> = {
     },
   },
 
+  "cert-manager-http01-solver-pods": {
+    check: (w) =>
+      k8sStacks(w).flatMap((s) =>
+        s.resources
+          .filter((r) => r.type === "kubernetes:cert-manager.io/v1:Issuer" && (r.inputs.spec.acme?.solvers ?? []).some((x: any) => x.http01?.ingress))
+          .flatMap((issuer) => {
+            const ns = issuer.inputs.metadata.namespace;
+            const admits = s.resources.some(
+              (p) =>
+                p.type === "kubernetes:networking.k8s.io/v1:NetworkPolicy" &&
+                p.inputs.metadata.namespace === ns &&
+                p.inputs.spec.podSelector?.matchLabels?.["acme.cert-manager.io/http01-solver"] === "true" &&
+                (p.inputs.spec.ingress ?? []).some((rule: any) => (rule.ports ?? []).some((x: any) => x.port === 8089) && (rule.from ?? []).some((f: any) => f.namespaceSelector)),
+            );
+            return admits ? [] : [`${s.stack}/${issuer.name}: HTTP-01 solver pods (acme.cert-manager.io/http01-solver=true, port 8089) are not admitted by any NetworkPolicy of ${ns}: issuance would time out`];
+          }),
+      ),
+    negative: (w) => {
+      const n = copy(w);
+      const i = n.prod.resources.findIndex((r) => r.type === "kubernetes:networking.k8s.io/v1:NetworkPolicy" && r.name.endsWith("-acme-solver"));
+      (n.prod.resources as unknown[]).splice(i, 1);
+      return n;
+    },
+  },
+
   "rabbitmq-image-deprecated-env": {
     check: (w) =>
       dockerContainers(w.dev, "rabbitmq").flatMap((c) =>
