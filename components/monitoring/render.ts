@@ -171,6 +171,40 @@ const BACKUP_RULES: AlertRule[] = [
   rule("WalArchivingFailing", "critical", "increase(cnpg_pg_stat_archiver_failed_count[10m]) > 0 and increase(cnpg_pg_stat_archiver_archived_count[10m]) == 0", "10m", "WAL archiving of {{ $labels.pod }} fails", "No WAL segment reached the object store in 10 minutes: point-in-time recovery stops at the last archived one, and pg_wal grows."),
 ];
 
+/**
+ * CloudNativePG's own alerts, adapted (Kubernetes: its metrics exist only there). Neither the operator
+ * nor its chart (cloudnative-pg 0.29.0) installs rules; these follow the `cluster` chart's
+ * prometheus_rules/ (cloudnative-pg/charts cluster-v0.8.1: HA, connections) and the operator's sample
+ * rules (cloudnative-pg v1.30.0 docs/src/samples/monitoring: long transactions, XID age, a replica not
+ * receiving WAL), with one cluster per namespace and ShopFDS's severities. What they leave out: lag (ours,
+ * ReplicationLagHigh, reads the router's own measure), disk (HostDiskFull), zone spread (needs a
+ * kube-state-metrics label the stack does not export).
+ */
+const CNPG_RULES: AlertRule[] = [
+  rule("PostgresReplicasNotStreaming", "critical", "max(cnpg_pg_replication_streaming_replicas - cnpg_pg_replication_is_wal_receiver_up) < 1", "5m", "No PostgreSQL replica is streaming from the primary", "A failover now would lose what is not archived, and reads all run on the primary (adapted from CloudNativePG's CNPGClusterHACritical)."),
+  rule("PostgresReplicasNotStreaming", "warning", "max(cnpg_pg_replication_streaming_replicas - cnpg_pg_replication_is_wal_receiver_up) < 2", "5m", "Fewer than 2 PostgreSQL replicas are streaming", "{{ $value | printf \"%.0f\" }} replica(s) stream from the primary (adapted from CNPGClusterHAWarning)."),
+  rule("PostgresConnectionsHigh", "warning", `100 * sum by (pod) (cnpg_backends_total) / max by (pod) (cnpg_pg_settings_setting{name="max_connections"}) > 80`, "5m", "{{ $labels.pod }} uses {{ $value | printf \"%.0f\" }} % of max_connections", "New connections will soon be refused (too many clients): check the pools' sizes against the instance count (adapted from CNPGClusterHighConnectionsWarning)."),
+  rule("PostgresConnectionsHigh", "critical", `100 * sum by (pod) (cnpg_backends_total) / max by (pod) (cnpg_pg_settings_setting{name="max_connections"}) > 95`, "5m", "{{ $labels.pod }} uses {{ $value | printf \"%.0f\" }} % of max_connections", "Connections are about to be refused (adapted from CNPGClusterHighConnectionsCritical)."),
+  rule("PostgresLongTransaction", "warning", "max by (pod) (cnpg_backends_max_tx_duration_seconds) > 300", "1m", "A transaction on {{ $labels.pod }} has been open for over 5 minutes", "It holds back vacuum and may hold locks orders wait for (the operator's sample rule LongRunningTransaction)."),
+  rule("PostgresXidAgeHigh", "warning", "max by (pod, datname) (cnpg_pg_database_xid_age) > 300000000", "5m", "Database {{ $labels.datname }} is {{ $value | printf \"%.0f\" }} transactions from its oldest unfrozen XID", "Vacuum is not keeping up; at 2^31 PostgreSQL stops writes to avoid wraparound (the operator's sample rule PGDatabaseXidAge)."),
+  rule("PostgresReplicaNotReceivingWal", "warning", "cnpg_pg_replication_in_recovery > cnpg_pg_replication_is_wal_receiver_up", "1m", "Replica {{ $labels.pod }} receives no WAL", "It is in recovery without a WAL receiver: it falls behind until it reconnects (the operator's sample rule ReplicaFailingReplication)."),
+];
+
+/**
+ * The RabbitMQ cluster operator's observability rules, adapted (rabbitmq/cluster-operator v2.22.3
+ * observability/prometheus/rules/rabbitmq/: alarms, file descriptors, unroutable messages): the operator
+ * does not apply them itself (its README has them applied with kubectl), and they join on the
+ * ServiceMonitor's namespace/pod labels, which the Docker and local stacks lack; these group by
+ * `instance`, the one label every stack's scrape sets. Their queue rules are ours (QueueBacklog,
+ * QueueWithoutConsumers); their Kubernetes-object rules need kube-state-metrics labels not exported.
+ */
+const RABBITMQ_VENDOR_RULES: AlertRule[] = [
+  rule("RabbitMqMemoryAlarm", "critical", "max by (instance) (max_over_time(rabbitmq_alarms_memory_used_watermark[5m])) > 0", "0m", "RabbitMQ {{ $labels.instance }} is in a memory alarm", "The broker blocks every publishing connection: orders are refused with 503 (or wait for their e-mail in the outbox) until memory falls under the watermark (adapted from MemoryAlarm)."),
+  rule("RabbitMqDiskAlarm", "critical", "max by (instance) (max_over_time(rabbitmq_alarms_free_disk_space_watermark[5m])) > 0", "0m", "RabbitMQ {{ $labels.instance }} is in a disk alarm", "Free disk is under the limit: publishers are blocked as in a memory alarm (adapted from RabbitmqDiskAlarm)."),
+  rule("RabbitMqFileDescriptorsNearLimit", "warning", "sum by (instance) (max_over_time(rabbitmq_process_open_fds[5m])) / sum by (instance) (rabbitmq_process_max_fds) > 0.8", "10m", "RabbitMQ {{ $labels.instance }} uses over 80 % of its file descriptors", "At the limit it refuses new connections (adapted from FileDescriptorsNearLimit)."),
+  rule("RabbitMqUnroutableMessages", "warning", "sum(increase(rabbitmq_channel_messages_unroutable_dropped_total[5m])) >= 1 or sum(increase(rabbitmq_channel_messages_unroutable_returned_total[5m])) >= 1", "1m", "Messages published to RabbitMQ reach no queue", "A publisher names an exchange or routing key no queue is bound to: those tasks are dropped or returned (adapted from UnroutableMessages)."),
+];
+
 /** The alert rules, one group per concern (FR-026, FR-027). */
 export function alertRuleGroups(flavour: RulesFlavour = "standalone"): { name: string; rules: AlertRule[] }[] {
   return ruleGroups(flavour);
@@ -220,7 +254,7 @@ function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }
         rule("ReplicaDown", "warning", "min by (replica) (shopfds_db_replica_up) == 0", "1m", "Replica {{ $labels.replica }} is out of rotation", "Reads fall back to the primary."),
         rule("PrimaryDown", "critical", PRIMARY_DOWN[flavour].expr, "1m", "The PostgreSQL primary is down", PRIMARY_DOWN[flavour].description),
         rule("ReadsServedByPrimary", "warning", `${PRIMARY_READ_SHARE} > 20`, "10m", "{{ $labels.service }}: {{ $value | printf \"%.0f\" }} % of reads run on the primary", "SC-001 wants at least 80 % on the replicas: replicas are out of rotation, lagging, or reads are marked fresh."),
-        ...(flavour === "kubernetes" ? BACKUP_RULES : []),
+        ...(flavour === "kubernetes" ? [...BACKUP_RULES, ...CNPG_RULES] : []),
       ],
     },
     {
@@ -230,6 +264,10 @@ function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }
         rule("RedisMemoryNearMax", "warning", "(redis_memory_used_bytes / redis_memory_max_bytes > 0.9) and (redis_memory_max_bytes > 0)", "2m", "Redis {{ $labels.instance }} uses over 90 % of its maxmemory", "The stacks run noeviction: at maxmemory the master refuses writes (blacklist changes are rolled back and answered 503, logins fail) while reads go on. Free or raise memory."),
         rule("RedisDown", "critical", "redis_up == 0", "1m", "redis_exporter cannot reach Redis at {{ $labels.instance }}", "Blacklist checks fall back to PostgreSQL; sessions and logins may fail."),
         rule("BlacklistAnsweredByPostgres", "warning", "sum by (service) (rate(shopfds_blacklist_fallbacks_total[5m])) > 0", "2m", "{{ $labels.service }}: blacklist checks answered by PostgreSQL", "{{ $value | printf \"%.2f\" }} checks/s fall back because Redis could not answer: still enforced, but slower and on the primary's load."),
+        // Adapted from redis_exporter's mixin (v1.88.0 contrib/redis-mixin): connections against the
+        // node's own maxclients rather than a fixed 100; failing slots, which precede a cluster not ok.
+        rule("RedisConnectionsHigh", "warning", "redis_connected_clients / redis_config_maxclients > 0.8", "5m", "Redis {{ $labels.instance }} is over 80 % of maxclients", "New clients will be refused: look for a connection leak before raising maxclients (adapted from RedisTooManyConnections)."),
+        rule("RedisClusterSlotsFailing", "warning", "max(redis_cluster_slots_fail) > 0 or max(redis_cluster_slots_pfail) > 0", "5m", "Redis Cluster slots are failing", "{{ $value | printf \"%.0f\" }} slot(s) in fail or pfail state: a node is unreachable and its keys may soon be unavailable (adapted from RedisClusterSlotFail/Pfail)."),
         rule("RedisMasterWithoutReplica", "warning", `(redis_connected_slaves < 1) and on (instance) (redis_instance_info{role="master"} == 1)`, "5m", "Redis master {{ $labels.instance }} has no replica", "Its slots would be lost with it."),
       ],
     },
@@ -240,6 +278,7 @@ function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }
         rule("CriticalTaskWaiting", "critical", "max(shopfds_tasks_waiting_over_24h) > 0", "5m", "Tasks have waited more than 24 hours", "{{ $value | printf \"%.0f\" }} task(s) pending or running for over a day."),
         rule("QueueBacklog", "warning", `max by (queue) (rabbitmq_queue_messages_ready{${TASK_QUEUES}}) > 1000`, "10m", "{{ $value | printf \"%.0f\" }} tasks waiting in {{ $labels.queue }}", "The workers do not keep up: scale them (docs/capacity.md) or look for a slow dependency."),
         rule("QueueWithoutConsumers", "critical", `max by (queue) (rabbitmq_queue_consumers{${TASK_QUEUES}}) == 0`, "1m", "No worker consumes {{ $labels.queue }}", "Tasks pile up unprocessed: e-mails, reports and the FDS batch wait."),
+        ...RABBITMQ_VENDOR_RULES,
         rule("RabbitMqDown", "critical", "absent(rabbitmq_identity_info)", "1m", "RabbitMQ reports nothing", "No RabbitMQ node is scraped: orders are refused (503) or their e-mails wait in the outbox, and no task runs."),
         rule("TooFewWorkers", "critical", `max by (queue) (rabbitmq_queue_consumers{queue=~"celery|shopfds\\\\.email"}) < 2`, "5m", "Fewer than 2 workers consume {{ $labels.queue }}", "FR-015 needs at least 2 workers on each task queue (celery; shopfds.email, the e-mail worker's); {{ $value | printf \"%.0f\" }} now."),
       ],

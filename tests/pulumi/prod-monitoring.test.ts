@@ -47,7 +47,7 @@ describe("prod stack: monitoring on the Prometheus Operator", () => {
     assert.deepEqual(validateCustomResource("monitoring.coreos.com/v1", "PrometheusRule", rule), []);
     assert.deepEqual(rule.spec.groups, JSON.parse(JSON.stringify(alertRuleGroups("kubernetes"))));
     const alerts = new Set(rule.spec.groups.flatMap((g: any) => g.rules.map((r: any) => r.alert)));
-    for (const a of ["HostHighCpu", "HostHighMemory", "HostDiskFull", "ApiErrorRate", "HealthCheckFailing", "ReplicationLagHigh", "PrimaryDown", "RedisClusterNotOk", "DeadLetterQueueGrowing", "TooFewWorkers", "ApiLatencyHigh", "FdsEvaluationSlow", "OrderFailureRate", "NoOrders", "QueueBacklog", "QueueWithoutConsumers", "RabbitMqDown", "RedisDown", "ElasticsearchDown", "BackupFailed", "BackupTooOld", "WalArchivingFailing", "ReadsServedByPrimary", "BlacklistAnsweredByPostgres"]) assert.ok(alerts.has(a), a);
+    for (const a of ["HostHighCpu", "HostHighMemory", "HostDiskFull", "ApiErrorRate", "HealthCheckFailing", "ReplicationLagHigh", "PrimaryDown", "RedisClusterNotOk", "DeadLetterQueueGrowing", "TooFewWorkers", "ApiLatencyHigh", "FdsEvaluationSlow", "OrderFailureRate", "NoOrders", "QueueBacklog", "QueueWithoutConsumers", "RabbitMqDown", "RedisDown", "ElasticsearchDown", "BackupFailed", "BackupTooOld", "WalArchivingFailing", "ReadsServedByPrimary", "BlacklistAnsweredByPostgres", "PostgresReplicasNotStreaming", "PostgresConnectionsHigh", "RabbitMqMemoryAlarm", "RabbitMqDiskAlarm", "RedisConnectionsHigh"]) assert.ok(alerts.has(a), a);
   });
 
   it("routes alerts with an AlertmanagerConfig: critical to e-mail and Slack, warnings to Slack, the Watchdog nowhere; secrets by reference", () => {

@@ -276,6 +276,47 @@ const cases: Case[] = [
     at: { "1m": [], "6m": [], "8m": [c({ cluster: "logs", color: "red" }, 1)] },
   },
   {
+    alert: "RabbitMqMemoryAlarm",
+    // r1 in alarm for one sample at 2m: firing at once, and for the 5 minutes the window holds it.
+    series: { 'rabbitmq_alarms_memory_used_watermark{instance="r1"}': "0 0 1 0 0 0 0 0 0 0 0", 'rabbitmq_alarms_memory_used_watermark{instance="r2"}': "0x10" },
+    at: { "1m": [], "3m": [c({ instance: "r1" }, 1)], "8m": [] },
+  },
+  {
+    alert: "RabbitMqDiskAlarm",
+    series: { 'rabbitmq_alarms_free_disk_space_watermark{instance="r1"}': "0x10", 'rabbitmq_alarms_free_disk_space_watermark{instance="r2"}': "0 1 1 0 0 0 0 0 0 0 0" },
+    at: { "0m": [], "2m": [c({ instance: "r2" }, 1)], "8m": [] },
+  },
+  {
+    alert: "RabbitMqFileDescriptorsNearLimit",
+    series: {
+      'rabbitmq_process_open_fds{instance="r1"}': "900x20",
+      'rabbitmq_process_max_fds{instance="r1"}': "1000x20",
+      'rabbitmq_process_open_fds{instance="r2"}': "500x20",
+      'rabbitmq_process_max_fds{instance="r2"}': "1000x20",
+    },
+    at: { "9m": [], "11m": [w({ instance: "r1" }, 0.9)] },
+  },
+  {
+    alert: "RabbitMqUnroutableMessages",
+    series: { 'rabbitmq_channel_messages_unroutable_dropped_total{instance="r1"}': "0 0 0 1 2 3 3 3 3 3 3 3 3 3 3", 'rabbitmq_channel_messages_unroutable_returned_total{instance="r1"}': "0x15" },
+    at: { "2m": [], "3m": [], "5m": [w({}, 2)] },
+  },
+  {
+    alert: "RedisConnectionsHigh",
+    series: {
+      'redis_connected_clients{instance="n1"}': "9000x10",
+      'redis_config_maxclients{instance="n1"}': "10000x10",
+      'redis_connected_clients{instance="n2"}': "100x10",
+      'redis_config_maxclients{instance="n2"}': "10000x10",
+    },
+    at: { "4m": [], "6m": [w({ instance: "n1" }, 0.9)] },
+  },
+  {
+    alert: "RedisClusterSlotsFailing",
+    series: { 'redis_cluster_slots_fail{instance="n1"}': "0 0 3 3 3 3 3 3 3 3", 'redis_cluster_slots_pfail{instance="n1"}': "0x10", 'redis_cluster_slots_fail{instance="n2"}': "0x10" },
+    at: { "6m": [], "8m": [w({}, 3)] },
+  },
+  {
     alert: "ElasticsearchDiskFull",
     series: {
       'elasticsearch_filesystem_data_available_bytes{name="es-0"}': "10x20",
@@ -342,7 +383,7 @@ describe("Prometheus: config and rules", () => {
       renderPrometheusConfig({ scrapeIntervalSeconds: 15, evaluationIntervalSeconds: 15, alertmanagers: ["alertmanager:9093"], ruleFiles: [rulesFile], jobs: [{ name: "node", targets: ["node-exporter:9100"] }] }),
     );
     const { stdout } = await run("promtool", ["check", "config", config]);
-    assert.match(stdout, /SUCCESS: 33 rules found/);
+    assert.match(stdout, /SUCCESS: 39 rules found/);
   });
 
   it("every alert has for, severity, summary, description and runbook_url, and a unit test below", () => {
@@ -371,12 +412,16 @@ describe("Prometheus rules on Kubernetes (the PrometheusRule's groups)", () => {
 
   it("holds the standalone rules plus the backup alerts; only PrimaryDown reads CloudNativePG's metrics differently", async () => {
     const standalone = rules.map((r) => `${r.alert}/${r.labels.severity}`);
-    assert.deepEqual(k8sRules.map((r) => `${r.alert}/${r.labels.severity}`).filter((a) => !/^(BackupFailed|BackupTooOld|WalArchivingFailing)\//.test(a)), standalone);
-    assert.deepEqual(k8sRules.filter((r) => !rules.some((x) => x.alert === r.alert && x.expr === r.expr)).map((r) => r.alert), ["PrimaryDown", "BackupFailed", "BackupTooOld", "WalArchivingFailing"]);
-    assert.match((await run("promtool", ["check", "rules", rulesFile])).stdout, /SUCCESS: 36 rules found/);
+    const k8sOnly = /^(BackupFailed|BackupTooOld|WalArchivingFailing|Postgres[A-Za-z]+)\//;
+    assert.deepEqual(k8sRules.map((r) => `${r.alert}/${r.labels.severity}`).filter((a) => !k8sOnly.test(a)), standalone);
+    assert.deepEqual(
+      [...new Set(k8sRules.filter((r) => !rules.some((x) => x.alert === r.alert && x.expr === r.expr)).map((r) => r.alert))],
+      ["PrimaryDown", "BackupFailed", "BackupTooOld", "WalArchivingFailing", "PostgresReplicasNotStreaming", "PostgresConnectionsHigh", "PostgresLongTransaction", "PostgresXidAgeHigh", "PostgresReplicaNotReceivingWal"],
+    );
+    assert.match((await run("promtool", ["check", "rules", rulesFile])).stdout, /SUCCESS: 49 rules found/);
   });
 
-  it("promtool test rules: the backup alerts on both sides of their threshold and their for", async () => {
+  it("promtool test rules: the backup and CloudNativePG alerts on both sides of their threshold and their for", async () => {
     const k8sCases: Case[] = [
       {
         alert: "BackupFailed",
@@ -407,6 +452,53 @@ describe("Prometheus rules on Kubernetes (the PrometheusRule's groups)", () => {
           'cnpg_pg_stat_archiver_archived_count{pod="pg-2"}': "0+2x30",
         },
         at: { "9m": [], "12m": [c({ pod: "pg-1" }, 10)] },
+      },
+      {
+        alert: "PostgresReplicasNotStreaming",
+        // One of two replicas streams (warning from 5m), then none from 10m (critical too, from 15m).
+        series: {
+          'cnpg_pg_replication_streaming_replicas{pod="pg-1"}': "1x10 0x10",
+          'cnpg_pg_replication_is_wal_receiver_up{pod="pg-1"}': "0x20",
+          'cnpg_pg_replication_streaming_replicas{pod="pg-2"}': "0x20",
+          'cnpg_pg_replication_is_wal_receiver_up{pod="pg-2"}': "1x20",
+        },
+        at: { "4m": [], "6m": [w({}, 1)], "16m": [w({}, 0), c({}, 0)] },
+      },
+      {
+        alert: "PostgresConnectionsHigh",
+        series: {
+          'cnpg_backends_total{pod="pg-1",datname="shopfds",state="active"}': "85x10",
+          'cnpg_backends_total{pod="pg-1",datname="shopfds",state="idle"}': "5x10",
+          'cnpg_pg_settings_setting{pod="pg-1",name="max_connections"}': "100x10",
+          'cnpg_backends_total{pod="pg-2",datname="shopfds",state="active"}': "10x10",
+          'cnpg_pg_settings_setting{pod="pg-2",name="max_connections"}': "100x10",
+          'cnpg_backends_total{pod="pg-3",datname="shopfds",state="active"}': "97x10",
+          'cnpg_pg_settings_setting{pod="pg-3",name="max_connections"}': "100x10",
+          'cnpg_pg_settings_setting{pod="pg-3",name="shared_buffers"}': "1x10",
+        },
+        at: { "4m": [], "6m": [w({ pod: "pg-1" }, 90), w({ pod: "pg-3" }, 97), c({ pod: "pg-3" }, 97)] },
+      },
+      {
+        alert: "PostgresLongTransaction",
+        series: { 'cnpg_backends_max_tx_duration_seconds{pod="pg-1"}': "100 200 400 400 400 400", 'cnpg_backends_max_tx_duration_seconds{pod="pg-2"}': "10x6" },
+        at: { "2m": [], "4m": [w({ pod: "pg-1" }, 400)] },
+      },
+      {
+        alert: "PostgresXidAgeHigh",
+        series: { 'cnpg_pg_database_xid_age{pod="pg-1",datname="shopfds"}': "400000000x10", 'cnpg_pg_database_xid_age{pod="pg-1",datname="postgres"}': "1000x10" },
+        at: { "4m": [], "6m": [w({ pod: "pg-1", datname: "shopfds" }, 400000000)] },
+      },
+      {
+        alert: "PostgresReplicaNotReceivingWal",
+        series: {
+          'cnpg_pg_replication_in_recovery{pod="pg-1"}': "0x5",
+          'cnpg_pg_replication_is_wal_receiver_up{pod="pg-1"}': "0x5",
+          'cnpg_pg_replication_in_recovery{pod="pg-2"}': "1x5",
+          'cnpg_pg_replication_is_wal_receiver_up{pod="pg-2"}': "0x5",
+          'cnpg_pg_replication_in_recovery{pod="pg-3"}': "1x5",
+          'cnpg_pg_replication_is_wal_receiver_up{pod="pg-3"}': "1x5",
+        },
+        at: { "0m": [], "2m": [w({ pod: "pg-2" }, 1)] },
       },
     ];
     const testOf = (list: Case[]) => testFile(rulesFile, list, k8sRules);
