@@ -8,7 +8,7 @@ IN_STACK := source scripts/lib/stack-env.sh &&
 HAVE_DOCKER_AND_PULUMI := $(shell command -v pulumi >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dev down status health logs outputs clean migrate reset-db seed admin test lint typecheck bench preview up e2e-kind e2e-docker
+.PHONY: help setup dev down status health logs dashboards outputs clean migrate reset-db seed admin test lint typecheck bench preview up e2e-kind e2e-docker
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,13 @@ ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
 	@bash scripts/docker-logs.sh $(STACK) $(or $(LINES),10)
 else
 	@$(LOCAL_STACK) logs --profile dev --lines $(or $(LINES),10)
+endif
+
+dashboards: ## Draw every Grafana panel from the running environment's Prometheus to PNG files (.dashboards/index.html; MINUTES=30)
+ifeq ($(HAVE_DOCKER_AND_PULUMI),yes)
+	@node --import tsx scripts/dashboards.ts --minutes $(or $(MINUTES),30) --prometheus "$$(pulumi stack output --stack $(STACK) monitoring --json | node -e 'process.stdin.on("data", (d) => process.stdout.write(JSON.parse(d).prometheusUrl.replace(/\/$$/, "")))')"
+else
+	@node --import tsx scripts/dashboards.ts --minutes $(or $(MINUTES),30)
 endif
 
 outputs: ## Print the stack outputs (JSON, includes secrets) of the environment in use

@@ -59,8 +59,9 @@ const platform: Platform =
     : new DockerPlatform(prefix, { subnet: "172.28.0.0/16", host: settings.docker.host });
 
 // Kubernetes stacks stand on the field's operators (components/platform/operators.ts).
-const grafanaAdminPassword =
-  platform instanceof KubernetesPlatform ? new random.RandomPassword(`${prefix}-grafana-admin-password`, { length: 24, special: false }, { additionalSecretOutputs: ["result"] }).result : undefined;
+const grafanaAdminPassword = settings.monitoring.enabled
+  ? new random.RandomPassword(`${prefix}-grafana-admin-password`, { length: 24, special: false }, { additionalSecretOutputs: ["result"] }).result
+  : undefined;
 const operators =
   platform instanceof KubernetesPlatform && onK8s
     ? new ClusterOperators(`${prefix}-operators`, {
@@ -227,6 +228,7 @@ if (settings.monitoring.enabled) {
     },
     storageSize: settings.monitoring.storageSize,
     hostPort: onDocker?.monitoring.hostPort,
+    grafanaAdminPassword: grafanaAdminPassword!,
     db,
     cache,
     broker: mq,

@@ -21,6 +21,8 @@ export const IMAGES = {
   elasticsearchExporter: "quay.io/prometheuscommunity/elasticsearch-exporter:v1.5.0",
   prometheus: "prom/prometheus:v2.42.0",
   alertmanager: "prom/alertmanager:v0.25.0",
+  /** The dev stack's Grafana (Kubernetes stacks use the Prometheus stack's). */
+  grafana: "grafana/grafana:12.0.0",
   nodeExporter: "prom/node-exporter:v1.5.0",
   postgresExporter: "quay.io/prometheuscommunity/postgres-exporter:v0.12.0",
   redisExporter: "oliver006/redis_exporter:v1.50.0",

@@ -14,7 +14,8 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
 # 2. Debian packages: the PostgreSQL ≥ 15 server binaries, redis-server/redis-cli (≥ 7.0) and
 #    rabbitmq-server for the local stack (the machine's own services on 5432, 6379 and 5672 are never
 #    touched), python3-celery for the interop tests, Prometheus, Alertmanager and node-exporter (with
-#    promtool and amtool) for the monitoring tests, wrk for the benchmark, and make. None of their
+#    promtool and amtool) for the monitoring tests, wrk for the benchmark, a font for the dashboard
+#    PNGs, and make. None of their
 #    services is started.
 have_pg() { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ "$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -1)" -ge 15 ]; }
 missing=()
@@ -35,6 +36,8 @@ command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-expo
 command -v wrk >/dev/null || missing+=(wrk)
 # The shell linter: make test checks every shell script with it (scripts/lint.ts).
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+# A font for the labels of `make dashboards`' PNGs (resvg draws text with the system's fonts).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
   say "installing Debian packages: ${missing[*]}"

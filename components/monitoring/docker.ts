@@ -5,6 +5,8 @@
  * database and Redis passwords reach the containers only as secret files.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { DASHBOARDS, grafanaDashboard } from "./dashboards";
+import { stringify } from "yaml";
 import { DeployedService, Endpoint, Platform, ServiceSpec } from "../platform/types";
 import { REDIS_EXPORTER_PASSWORDS, redisExporterSpec } from "./redis-exporter";
 import { ALERT_TIMING, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "./render";
@@ -21,6 +23,10 @@ export const MONITORING_PATHS = {
   postgresPassword: "/run/secrets/postgres-password",
   redisPasswords: REDIS_EXPORTER_PASSWORDS,
   elasticPassword: "/run/secrets/elastic-password",
+  grafanaAdminPassword: "/run/secrets/grafana-admin-password",
+  grafanaDatasources: "/etc/grafana/provisioning/datasources/prometheus.yaml",
+  grafanaDashboardProvider: "/etc/grafana/provisioning/dashboards/shopfds.yaml",
+  grafanaDashboards: "/etc/grafana/dashboards",
 } as const;
 
 /** Where node-exporter sees the host's root filesystem. */
@@ -28,7 +34,9 @@ export const HOST_ROOT = "/host";
 
 export interface MonitoringArgs {
   readonly platform: Platform;
-  readonly images: { readonly prometheus: string; readonly alertmanager: string; readonly nodeExporter: string; readonly postgresExporter: string; readonly redisExporter: string };
+  readonly images: { readonly prometheus: string; readonly alertmanager: string; readonly nodeExporter: string; readonly postgresExporter: string; readonly redisExporter: string; readonly grafana: string };
+  /** Grafana's admin password (a secret file; Grafana's run.sh reads GF_*__FILE variables). */
+  readonly grafanaAdminPassword: pulumi.Input<string>;
   readonly storageSize: string;
   /** The Slack incoming-webhook URL (a secret). */
   readonly slackWebhookUrl: pulumi.Input<string>;
@@ -43,7 +51,7 @@ export interface MonitoringArgs {
   readonly elasticsearch?: { readonly url: string; readonly password: pulumi.Input<string>; readonly image: string };
   /** The ShopFDS services' /metrics endpoints (`host:port`): workers now, the service (issue 8) later. */
   readonly serviceTargets?: readonly string[];
-  /** Docker only: Prometheus on 127.0.0.1:hostPort, Alertmanager on hostPort + 1. */
+  /** Docker only: Prometheus on 127.0.0.1:hostPort, Alertmanager on hostPort + 1, Grafana on hostPort + 2. */
   readonly hostPort?: number;
   readonly dependsOn?: readonly DeployedService[];
 }
@@ -51,6 +59,7 @@ export interface MonitoringArgs {
 export class Monitoring extends pulumi.ComponentResource implements MonitoringStack {
   declare readonly prometheusUrl: string;
   declare readonly alertmanagerUrl: string;
+  declare readonly grafanaUrl: string;
 
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:monitoring:Monitoring", name, {}, opts);
@@ -192,10 +201,39 @@ export class Monitoring extends pulumi.ComponentResource implements MonitoringSt
       this,
     );
 
+    // Grafana with the same dashboards as Kubernetes' (components/monitoring/dashboards.ts), provisioned
+    // from files: the Prometheus datasource (uid "prometheus", which the panels name) and a file provider.
+    const grafana = p.deploy(
+      {
+        name: `${name}-grafana`,
+        role: "grafana",
+        instance: name,
+        image: args.images.grafana,
+        env: { GF_SECURITY_ADMIN_USER: "admin", GF_SECURITY_ADMIN_PASSWORD__FILE: MONITORING_PATHS.grafanaAdminPassword, GF_ANALYTICS_REPORTING_ENABLED: "false", GF_USERS_ALLOW_SIGN_UP: "false" },
+        configFiles: [
+          { path: MONITORING_PATHS.grafanaDatasources, content: stringify({ apiVersion: 1, datasources: [{ name: "Prometheus", type: "prometheus", uid: "prometheus", access: "proxy", url: `http://${target(prometheus, 9090)}`, isDefault: true, editable: false }] }) },
+          { path: MONITORING_PATHS.grafanaDashboardProvider, content: stringify({ apiVersion: 1, providers: [{ name: "shopfds", folder: "ShopFDS", type: "file", disableDeletion: true, allowUiUpdates: false, options: { path: MONITORING_PATHS.grafanaDashboards } }] }) },
+          ...DASHBOARDS.map((d) => ({ path: `${MONITORING_PATHS.grafanaDashboards}/${d.uid}.json`, content: JSON.stringify(grafanaDashboard(d)) })),
+        ],
+        secretFiles: [{ path: MONITORING_PATHS.grafanaAdminPassword, content: args.grafanaAdminPassword }],
+        ports: [{ name: "http", port: 3000, hostPort: args.hostPort !== undefined ? args.hostPort + 2 : undefined }],
+        volumes: [{ name: "data", mountPath: "/var/lib/grafana", size: "1Gi" }],
+        healthCheck: httpCheck(3000, "/api/health"),
+        resources: { cpu: "100m", memory: "256Mi" },
+        replicas: 1,
+        // The image's own user (grafana, uid 472, group root).
+        runAs: { uid: 472, gid: 0 },
+        dependsOn: [prometheus],
+      },
+      this,
+    );
+
     const [prom] = prometheus.instanceEndpoints("http") as [Endpoint];
     const [am] = alertmanager.instanceEndpoints("http") as [Endpoint];
+    const [gf] = grafana.instanceEndpoints("http") as [Endpoint];
     this.prometheusUrl = `http://${prom.host}:${prom.port}/`;
     this.alertmanagerUrl = `http://${am.host}:${am.port}/`;
-    this.registerOutputs({ prometheusUrl: this.prometheusUrl, alertmanagerUrl: this.alertmanagerUrl });
+    this.grafanaUrl = `http://${gf.host}:${gf.port}/`;
+    this.registerOutputs({ prometheusUrl: this.prometheusUrl, alertmanagerUrl: this.alertmanagerUrl, grafanaUrl: this.grafanaUrl });
   }
 }

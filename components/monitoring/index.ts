@@ -22,6 +22,8 @@ export interface MonitoringArgs {
   readonly email: AlertEmail;
   readonly storageSize: string;
   readonly hostPort?: number;
+  /** Docker: the provisioned Grafana's admin password (Kubernetes: the Prometheus stack's values take it). */
+  readonly grafanaAdminPassword: pulumi.Input<string>;
   readonly db: PostgresDeployment;
   readonly cache: { readonly internalNodes: Endpoint[]; readonly password: pulumi.Output<string>; readonly service: DeployedService };
   readonly broker: Broker;
@@ -54,7 +56,8 @@ export function declareMonitoring(name: string, args: MonitoringArgs): Monitorin
   }
   return new Monitoring(name, {
     platform,
-    images: { prometheus: IMAGES.prometheus, alertmanager: IMAGES.alertmanager, nodeExporter: IMAGES.nodeExporter, postgresExporter: IMAGES.postgresExporter, redisExporter: IMAGES.redisExporter },
+    images: { prometheus: IMAGES.prometheus, alertmanager: IMAGES.alertmanager, nodeExporter: IMAGES.nodeExporter, postgresExporter: IMAGES.postgresExporter, redisExporter: IMAGES.redisExporter, grafana: IMAGES.grafana },
+    grafanaAdminPassword: args.grafanaAdminPassword,
     storageSize: args.storageSize,
     slackWebhookUrl,
     slackChannel,

@@ -12,7 +12,8 @@ import type { KubernetesPlatform } from "../platform/kubernetes";
 import type { DeployedService, Endpoint } from "../platform/types";
 import { redisExporterSpec } from "./redis-exporter";
 import { alertRuleGroups } from "./render";
-import { ALERTMANAGER_CONFIG_LABEL, alertmanagerConfigSpec, GRAFANA_DASHBOARD_LABEL, PROMETHEUS_STACK_NAME, shopfdsDashboard } from "./prometheus-stack";
+import { DASHBOARDS, grafanaDashboard } from "./dashboards";
+import { ALERTMANAGER_CONFIG_LABEL, alertmanagerConfigSpec, GRAFANA_DASHBOARD_LABEL, PROMETHEUS_STACK_NAME } from "./prometheus-stack";
 import { OPERATORS } from "../platform/operators";
 import type { MonitoringStack } from "./stack";
 
@@ -90,11 +91,13 @@ export class OperatorMonitoring extends pulumi.ComponentResource implements Moni
       });
     }
 
-    new k8s.core.v1.ConfigMap(
-      `${name}-dashboard`,
-      { metadata: { name: `${name}-dashboard`, namespace: ns, labels: { ...labels, ...GRAFANA_DASHBOARD_LABEL } }, data: { "shopfds.json": JSON.stringify(shopfdsDashboard()) } },
-      platform.objectOptions(this),
-    );
+    // One ConfigMap per dashboard (components/monitoring/dashboards.ts), loaded by Grafana's sidecar.
+    for (const d of DASHBOARDS)
+      new k8s.core.v1.ConfigMap(
+        `${name}-${d.uid}`,
+        { metadata: { name: `${name}-${d.uid}`, namespace: ns, labels: { ...labels, ...GRAFANA_DASHBOARD_LABEL } }, data: { [`${d.uid}.json`]: JSON.stringify(grafanaDashboard(d)) } },
+        platform.objectOptions(this),
+      );
 
     const svc = (suffix: string, port: number) => `http://${PROMETHEUS_STACK_NAME}-${suffix}.${OPERATORS.prometheus.namespace}.svc:${port}/`;
     this.prometheusUrl = svc("prometheus", 9090);

@@ -71,6 +71,8 @@ export interface DatabaseStats {
   readonly primaryConnectFailure?: { readonly at: number; readonly message: string; readonly code?: string };
   /** With replicaDiscovery: where the replicas in use come from, and the last resolution's problem. */
   readonly discovery?: { readonly source: "dns" | "fallback"; readonly resolutions: number; readonly lastError?: string };
+  /** Each pool's connections now (`primary`, then each replica in rotation by name): what the pool-use panel shows. */
+  readonly pools?: readonly { readonly name: string; readonly total: number; readonly idle: number; readonly waiting: number; readonly max: number }[];
 }
 
 /** Errors that say the server is unreachable or going away, not that the statement was wrong. */
@@ -304,6 +306,7 @@ export class Database {
       writes: this.counts.writes,
       fallbacks: this.counts.fallbacks,
       replicas: this.replicas.map((r) => ({ name: r.name, healthy: r.healthy, lagMs: r.lagMs, lagBytes: r.lagBytes, reads: r.reads })),
+      pools: [{ name: "primary", pool: this.primaryPool }, ...this.replicas].map(({ name, pool: p }) => ({ name, total: p.totalCount, idle: p.idleCount, waiting: p.waitingCount, max: p.options.max ?? 10 })),
       ...(this.primaryConnectFailure ? { primaryConnectFailure: { ...this.primaryConnectFailure } } : {}),
       ...(this.resolver
         ? { discovery: { source: this.replicas === this.configured ? ("fallback" as const) : ("dns" as const), resolutions: this.discoveryState.resolutions, ...(this.discoveryState.lastError ? { lastError: this.discoveryState.lastError } : {}) } }

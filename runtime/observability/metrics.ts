@@ -18,6 +18,9 @@ import type { Database } from "../db/router";
 import type { Blacklist } from "../fds/blacklist";
 import type { Evaluation } from "../fds/evaluate";
 
+/** What a task run can end in (shopfds_jobs_total's `outcome`). */
+export const JOB_OUTCOMES = ["succeeded", "failed", "retried", "dead_lettered", "revoked"] as const;
+
 export interface MetricsOptions {
   readonly service: string;
   readonly db?: Database;
@@ -40,6 +43,7 @@ export class ServiceMetrics {
   private readonly httpDuration: Histogram<"method" | "route" | "status_code">;
   private readonly evaluations: Counter<"level" | "decision">;
   private readonly evaluationDuration: Histogram<string>;
+  private readonly blockReasons: Counter<"rule">;
   private readonly jobs: Counter<"task" | "outcome">;
   private readonly jobDuration: Histogram<"task">;
   private readonly waitingOver24h: Gauge<string>;
@@ -57,6 +61,7 @@ export class ServiceMetrics {
       registers,
     });
     this.evaluations = new Counter({ name: "shopfds_fds_evaluations_total", help: "FDS evaluations by risk level and decision", labelNames: ["level", "decision"], registers });
+    this.blockReasons = new Counter({ name: "shopfds_fds_block_reasons_total", help: "Blocked transactions by each rule that contributed", labelNames: ["rule"], registers });
     this.evaluationDuration = new Histogram({ name: "shopfds_fds_evaluation_duration_seconds", help: "FDS evaluation time", buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25], registers });
     this.jobs = new Counter({ name: "shopfds_jobs_total", help: "Background tasks by outcome", labelNames: ["task", "outcome"], registers });
     this.jobDuration = new Histogram({ name: "shopfds_job_duration_seconds", help: "Background task run time", labelNames: ["task"], buckets: [0.01, 0.1, 0.5, 1, 5, 30, 120], registers });
@@ -66,7 +71,7 @@ export class ServiceMetrics {
       const db = o.db;
       const last = new Map<string, number>();
       // Registered first, so its collect (which updates the whole group) runs before any of them is read.
-      let writes: Counter<string>, fallbacks: Counter<string>, up: Gauge<"replica">, lag: Gauge<"replica">;
+      let writes: Counter<string>, fallbacks: Counter<string>, up: Gauge<"replica">, lag: Gauge<"replica">, poolConnections: Gauge<"pool" | "state">, poolMax: Gauge<"pool">, poolWaiting: Gauge<"pool">;
       new Counter({
         name: "shopfds_db_reads_total",
         help: "Reads by where they ran",
@@ -82,12 +87,21 @@ export class ServiceMetrics {
             up.set({ replica: r.name }, r.healthy ? 1 : 0);
             if (r.lagMs !== undefined) lag.set({ replica: r.name }, r.lagMs / 1000);
           }
+          for (const p of s.pools ?? []) {
+            poolConnections.set({ pool: p.name, state: "in_use" }, p.total - p.idle);
+            poolConnections.set({ pool: p.name, state: "idle" }, p.idle);
+            poolMax.set({ pool: p.name }, p.max);
+            poolWaiting.set({ pool: p.name }, p.waiting);
+          }
         },
       });
       writes = new Counter({ name: "shopfds_db_writes_total", help: "Writes (always on the primary)", registers });
       fallbacks = new Counter({ name: "shopfds_db_fallbacks_total", help: "Reads that fell back from a replica", registers });
       up = new Gauge({ name: "shopfds_db_replica_up", help: "1 while the replica is in rotation", labelNames: ["replica"], registers });
       lag = new Gauge({ name: "shopfds_db_replica_lag_seconds", help: "Replication lag measured by LSN", labelNames: ["replica"], registers });
+      poolConnections = new Gauge({ name: "shopfds_db_pool_connections", help: "Connections of each pool (primary, each replica) by state", labelNames: ["pool", "state"], registers });
+      poolMax = new Gauge({ name: "shopfds_db_pool_max_connections", help: "The most connections each pool opens", labelNames: ["pool"], registers });
+      poolWaiting = new Gauge({ name: "shopfds_db_pool_waiting_clients", help: "Queries waiting for a connection of each pool", labelNames: ["pool"], registers });
     }
     if (o.blacklist) {
       const blacklist = o.blacklist;
@@ -119,9 +133,18 @@ export class ServiceMetrics {
   observeEvaluation(e: Evaluation): void {
     this.evaluations.inc({ level: e.level, decision: e.decision });
     this.evaluationDuration.observe(e.elapsedMs / 1000);
+    if (e.decision === "block") for (const f of e.factors) this.blockReasons.inc({ rule: f.rule });
   }
 
-  observeJob(task: string, outcome: "succeeded" | "failed" | "retried" | "dead_lettered" | "revoked", seconds?: number): void {
+  /**
+   * Starts every outcome of `tasks` at 0, so each series exists from the first scrape (a rate over a
+   * series that appears at its first retry misses that retry, and a dashboard panel shows nothing).
+   */
+  knownTasks(tasks: readonly string[]): void {
+    for (const task of tasks) for (const outcome of JOB_OUTCOMES) this.jobs.inc({ task, outcome }, 0);
+  }
+
+  observeJob(task: string, outcome: (typeof JOB_OUTCOMES)[number], seconds?: number): void {
     this.jobs.inc({ task, outcome });
     if (seconds !== undefined) this.jobDuration.observe({ task }, seconds);
   }

@@ -69,6 +69,7 @@ async function main(): Promise<void> {
       log,
       onStaleTasks: (n) => metrics.setTasksWaitingOver24h(n),
     });
+  metrics.knownTasks([...new Set([...worker.registered(), ...emailWorker.registered()])]);
   // /metrics for Prometheus (job counts, the router's reads, waiting tasks) and a liveness answer.
   const metricsHandler = metrics.handler();
   // Live while it consumes: a worker whose broker connection is down (reconnecting) answers 503.

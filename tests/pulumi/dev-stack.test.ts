@@ -7,6 +7,8 @@ import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
 import { MONITORING_PATHS } from "../../components/monitoring/docker";
+import { DASHBOARDS, grafanaDashboard } from "../../components/monitoring/dashboards";
+import { parse as parseYaml } from "yaml";
 import { RABBIT_PATHS } from "../../components/rabbitmq/docker";
 import { renderRabbitConf } from "../../components/rabbitmq/render";
 import { parseStackOutputs } from "../../runtime/outputs";
@@ -27,13 +29,14 @@ before(async () => {
 });
 
 describe("dev stack on Docker", () => {
-  it("declares one network, a container and a named volume per member, one pulled image and three passwords", () => {
+  it("declares one network, a container and a named volume per member, one pulled image and four passwords (Grafana's admin among them)", () => {
     const count = (t: string) => h.ofType(t).map((r) => r.name).filter((n) => !/^shopfds-dev-(redis|fds|rabbitmq|jobs|mail|monitoring|slack|migrate|service)/.test(n)).sort();
     assert.deepEqual(count("docker:index/network:Network"), ["shopfds-dev-net"]);
     assert.deepEqual(count(CONTAINER), ["shopfds-dev-pg-primary-0", "shopfds-dev-pg-replica-0"]);
     assert.deepEqual(count("docker:index/volume:Volume"), ["shopfds-dev-pg-primary-0-data", "shopfds-dev-pg-replica-0-data"]);
     assert.deepEqual(count("docker:index/remoteImage:RemoteImage"), [
       "shopfds-dev-image-axllent-mailpit-v1-21",
+      "shopfds-dev-image-grafana-grafana-12-0-0",
       "shopfds-dev-image-mher-flower-2-0-1",
       "shopfds-dev-image-oliver006-redis-exporter-v1-50-0",
       "shopfds-dev-image-postgres-15-8-bookworm",
@@ -46,6 +49,7 @@ describe("dev stack on Docker", () => {
       "shopfds-dev-image-shopfds-service-dev",
     ], "one pulled image each, shared by the containers that use it");
     assert.deepEqual(count("random:index/randomPassword:RandomPassword"), [
+      "shopfds-dev-grafana-admin-password",
       "shopfds-dev-pg-app-password",
       "shopfds-dev-pg-replication-password",
       "shopfds-dev-pg-superuser-password",
@@ -243,6 +247,27 @@ describe("dev stack on Docker: monitoring", () => {
     assert.equal(upload(exporter, MONITORING_PATHS.postgresPassword), h.generatedPasswords().find((p) => p.includes("apppassword")));
     assert.deepEqual((await resolve(program.monitoring)).value, { prometheusUrl: "http://127.0.0.1:19090/", alertmanagerUrl: "http://127.0.0.1:19091/" });
     assert.deepEqual(h.leaks(), []);
+  });
+  it("runs Grafana provisioned from files: Prometheus as the datasource the panels name, the same dashboards as Kubernetes', the password a secret file", async () => {
+    const gf = h.named(CONTAINER, "shopfds-dev-monitoring-grafana-0");
+    assert.deepEqual(gf.inputs.ports, [{ internal: 3000, external: 19092, ip: "127.0.0.1" }]);
+    const [ds] = parseYaml(upload(gf, MONITORING_PATHS.grafanaDatasources)).datasources;
+    assert.deepEqual([ds.uid, ds.type, ds.url], ["prometheus", "prometheus", "http://shopfds-dev-monitoring-prometheus-0:9090"]);
+    const [provider] = parseYaml(upload(gf, MONITORING_PATHS.grafanaDashboardProvider)).providers;
+    assert.equal(provider.options.path, MONITORING_PATHS.grafanaDashboards);
+    for (const d of DASHBOARDS) {
+      const json = JSON.parse(upload(gf, `${MONITORING_PATHS.grafanaDashboards}/${d.uid}.json`));
+      assert.deepEqual(json, grafanaDashboard(d));
+      const uids = new Set((json.panels as any[]).flatMap((p) => [p.datasource?.uid, ...(p.targets ?? []).map((t: any) => t.datasource?.uid)]));
+      uids.delete(undefined);
+      assert.deepEqual([...uids], [ds.uid], `${d.uid}: every query goes to the provisioned datasource`);
+    }
+    assert.ok(gf.inputs.envs.includes(`GF_SECURITY_ADMIN_PASSWORD__FILE=${MONITORING_PATHS.grafanaAdminPassword}`));
+    assert.ok(!gf.inputs.envs.some((e: string) => e.startsWith("GF_SECURITY_ADMIN_PASSWORD=")));
+    const out = (await resolve(program.grafana)).value as unknown as { url: string; password: string };
+    assert.equal(out.url, "http://127.0.0.1:19092/");
+    assert.equal(upload(gf, MONITORING_PATHS.grafanaAdminPassword), out.password);
+    assert.deepEqual(plainStrings(gf.rawInputs).filter((s) => s === out.password), [], "the admin password is a secret");
   });
 });
 

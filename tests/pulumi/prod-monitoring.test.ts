@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { shopfdsDashboard } from "../../components/monitoring/prometheus-stack";
+import { DASHBOARDS, grafanaDashboard } from "../../components/monitoring/dashboards";
 import { OPERATORS } from "../../components/platform/operators";
 import { alertRuleGroups } from "../../components/monitoring/render";
 import { parseStackOutputs } from "../../runtime/outputs";
@@ -94,12 +94,13 @@ describe("prod stack: monitoring on the Prometheus Operator", () => {
     assert.deepEqual(h.named("kubernetes:postgresql.cnpg.io/v1:Cluster", "shopfds-prod-pg").inputs.spec.monitoring, { enablePodMonitor: true });
   });
 
-  it("ships the ShopFDS Grafana dashboard to Grafana's sidecar", () => {
-    const cm = h.named("kubernetes:core/v1:ConfigMap", `${M}-dashboard`).inputs;
-    assert.equal(cm.metadata.labels.grafana_dashboard, "1");
-    const dashboard = JSON.parse(cm.data["shopfds.json"]) as { panels: { title: string }[] };
-    assert.deepEqual(dashboard, shopfdsDashboard());
-    assert.deepEqual(dashboard.panels.map((p) => p.title), ["Orders", "FDS decisions", "Blacklist checks by source", "Reads served by replicas", "Tasks", "Queue depth"]);
+  it("ships every ShopFDS dashboard to Grafana's sidecar, one ConfigMap each, the JSON of components/monitoring/dashboards.ts", () => {
+    for (const d of DASHBOARDS) {
+      const cm = h.named("kubernetes:core/v1:ConfigMap", `${M}-${d.uid}`).inputs;
+      assert.equal(cm.metadata.labels.grafana_dashboard, "1");
+      assert.deepEqual(JSON.parse(cm.data[`${d.uid}.json`]), grafanaDashboard(d));
+    }
+    assert.deepEqual(DASHBOARDS.map((d) => d.uid), ["shopfds-service", "shopfds-fds", "shopfds-data", "shopfds-tasks"]);
   });
 
   it("exports the monitoring URLs in the contract", async () => {

@@ -10,6 +10,8 @@ const SLOTS = {
   health: 200,
   apps: 300,
   alerting: 400,
+  /** The upper half of alerting's hundred (that file uses +0…+4). */
+  dashboards: 450,
   redisFailover: 500,
   hungServers: 600,
   /** The upper half of hungServers' hundred (that file uses +32 and +33). */

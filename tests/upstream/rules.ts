@@ -15,6 +15,7 @@ const ES = "docker.elastic.co/elasticsearch/elasticsearch";
 const KIBANA = "docker.elastic.co/kibana/kibana";
 const LOGSTASH = "docker.elastic.co/logstash/logstash";
 const FILEBEAT = "docker.elastic.co/beats/filebeat";
+const GRAFANA = "grafana/grafana";
 const RELEASE = "kubernetes:helm.sh/v3:Release";
 const k8sStacks = (w: World) => [w.kind, w.prod];
 
@@ -83,6 +84,32 @@ export const RULES: Record<string, Rule> = {
       const c = only(n.dev, ES);
       delete c.inputs.entrypoints;
       c.inputs.envs.push("ELASTIC_PASSWORD_FILE=/run/secrets/elastic-password");
+      return n;
+    },
+  },
+
+  "grafana-file-env": {
+    check: (w) =>
+      dockerContainers(w.dev, GRAFANA).flatMap((c) => {
+        const env = envOf(c);
+        const problems = Object.entries(env)
+          .filter(([k]) => /^GF_.+__FILE$/.test(k))
+          .flatMap(([k, file]) => {
+            const plain = k.replace(/__FILE$/, "");
+            const upload = uploadsOf(c).find((u) => u.file === file);
+            return [
+              ...(plain in env ? [`${c.name}: both ${plain} and ${k} are set; run.sh exits 1`] : []),
+              ...(upload ? [] : [`${c.name}: ${k}=${file} is not a file the container has`]),
+            ];
+          });
+        if (!env.GF_SECURITY_ADMIN_PASSWORD__FILE) problems.push(`${c.name}: the admin password does not come from a file (GF_SECURITY_ADMIN_PASSWORD__FILE)`);
+        for (const u of uploadsOf(c)) if (u.file.endsWith(".yaml") && !u.file.startsWith("/etc/grafana/provisioning/")) problems.push(`${c.name}: ${u.file} is outside GF_PATHS_PROVISIONING (/etc/grafana/provisioning)`);
+        if (c.inputs.user !== "472:0") problems.push(`${c.name}: runs as ${c.inputs.user}, not the image's 472:0`);
+        return problems;
+      }),
+    negative: (w) => {
+      const n = copy(w);
+      only(n.dev, GRAFANA).inputs.envs.push("GF_SECURITY_ADMIN_PASSWORD=admin");
       return n;
     },
   },
