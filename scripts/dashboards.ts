@@ -52,9 +52,10 @@ export async function renderPanel(prometheus: string, panel: PanelSpec, window: 
     data: { values: rows },
     mark: { type: "line", point: rows.length < 40 },
     encoding: {
-      x: { field: "t", type: "temporal", title: null },
-      y: { field: "v", type: "quantitative", title: panel.unit },
-      color: { field: "series", type: "nominal", legend: { orient: "bottom", columns: 2, labelLimit: 300 } },
+      x: { field: "t", type: "temporal", title: null, axis: { format: "%H:%M:%S", labelOverlap: true } },
+      // A flat zero line keeps a 0–1 axis (Vega would otherwise draw one tick, "0.000000").
+      y: { field: "v", type: "quantitative", title: panel.unit, scale: rows.some((r) => r.v !== 0) ? { zero: true } : { domain: [0, 1] } },
+      color: { field: "series", type: "nominal", legend: { orient: "bottom", columns: 2, labelLimit: 480 } },
     },
   };
   // ES modules with top-level await (vega-canvas): loaded the ESM way, once.
