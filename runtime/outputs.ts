@@ -17,6 +17,14 @@ export const endpointSchema = z
   })
   .strict();
 
+/** Verified TLS to a server (runtime/tls.ts): the CA that signs its certificate, and the name it carries when not the host. */
+export const serverTlsSchema = z
+  .object({
+    caFile: z.string().regex(/^\//, "must be an absolute path"),
+    serverName: z.string().min(1, "must be a DNS name").optional(),
+  })
+  .strict();
+
 export const postgresOutputsSchema = z
   .object({
     primary: endpointSchema,
@@ -25,7 +33,7 @@ export const postgresOutputsSchema = z
     user: z.string().min(1),
     password: z.string().min(1, "must not be empty"),
     /** Connect with TLS, verifying the server against this CA (Kubernetes stacks: CloudNativePG's CA). */
-    tls: z.object({ caFile: z.string().regex(/^\//, "must be an absolute path") }).strict().optional(),
+    tls: serverTlsSchema.optional(),
     /**
      * Kubernetes stacks: a name with one address per replica pod (a headless Service), so the router
      * measures and reads each replica on its own; `replicas` (the `-ro` Service) is then the fallback.
@@ -44,6 +52,11 @@ export const redisOutputsSchema = z
      * (Docker: container names), the address to use instead: `"host:port"` → endpoint.
      */
     natMap: z.record(z.string(), endpointSchema).optional(),
+    /**
+     * TLS only (Kubernetes stacks): verify every node against this CA. The nodes announce addresses, so
+     * `serverName` is the name their shared certificate carries.
+     */
+    tls: serverTlsSchema.optional(),
   })
   .strict();
 
@@ -72,8 +85,11 @@ export const rabbitMqOutputsSchema = z
     url: z.string().regex(/^amqps?:\/\/[^:/@]+:[^@]+@[^/]+\/[^/]+$/, "must be amqp://user:password@host:port/vhost"),
     /** The management UI and HTTP API (queue lengths for Flower and the alerts). */
     managementUrl: z.string().url("must be an http(s) URL"),
+    /** AMQPS (Kubernetes stacks): verify the broker against this CA; `url` is then amqps://. */
+    tls: serverTlsSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => !r.tls || r.url.startsWith("amqps://"), { path: ["url"], message: "must be amqps:// when tls is set (the broker takes TLS only)" });
 
 export const smtpOutputsSchema = z
   .object({

@@ -35,6 +35,11 @@ export interface RabbitConfInput {
   readonly bindAddress: string;
   /** Absolute path of the definitions file (a secret: it holds password hashes). */
   readonly definitionsFile: string;
+  /**
+   * TLS only: AMQPS on `amqpPort`, no plain AMQP listener. Clients are verified by password, not by
+   * certificate (verify_none on the server side; they verify the server).
+   */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
 }
 
 export interface RabbitUser {
@@ -59,10 +64,24 @@ export function renderRabbitConf(input: RabbitConfInput): string {
   p.check(new Set([input.amqpPort, input.managementPort, input.prometheusPort]).size === 3, "managementPort", "the three ports must differ", [input.amqpPort, input.managementPort, input.prometheusPort]);
   p.check(/^(\d{1,3}\.){3}\d{1,3}$/.test(input.bindAddress), "bindAddress", "must be an IPv4 address", input.bindAddress);
   p.check(isSafePath(input.definitionsFile), "definitionsFile", "must be an absolute path", input.definitionsFile);
+  for (const key of ["certFile", "keyFile", "caFile"] as const) if (input.tls) p.check(isSafePath(input.tls[key]), `tls.${key}`, "must be an absolute path", input.tls[key]);
   p.throwIfAny();
+  const listen = input.tls
+    ? [
+        "listeners.tcp = none",
+        `listeners.ssl.1 = ${input.bindAddress}:${input.amqpPort}`,
+        `ssl_options.cacertfile = ${input.tls.caFile}`,
+        `ssl_options.certfile = ${input.tls.certFile}`,
+        `ssl_options.keyfile = ${input.tls.keyFile}`,
+        "ssl_options.verify = verify_none",
+        "ssl_options.fail_if_no_peer_cert = false",
+        "ssl_options.versions.1 = tlsv1.3",
+        "ssl_options.versions.2 = tlsv1.2",
+      ]
+    : [`listeners.tcp.1 = ${input.bindAddress}:${input.amqpPort}`];
   return [
     "# Rendered by components/rabbitmq/render.ts.",
-    `listeners.tcp.1 = ${input.bindAddress}:${input.amqpPort}`,
+    ...listen,
     `management.tcp.ip = ${input.bindAddress}`,
     `management.tcp.port = ${input.managementPort}`,
     `prometheus.tcp.ip = ${input.bindAddress}`,

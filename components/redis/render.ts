@@ -29,6 +29,19 @@ export interface RedisConfInput {
    * line) rather than IPs, so addresses survive a pod or container getting a new IP.
    */
   readonly announceHostnames: boolean;
+  /**
+   * TLS only: clients, replication and the cluster bus all speak TLS on `port` and `clusterPort` (no
+   * plain port). Clients are not asked for certificates (they authenticate with the password); nodes
+   * check each other's against the CA.
+   */
+  readonly tls?: RedisTlsFiles;
+}
+
+/** PEM files of a node's certificate, its key, and the CA that signs every node's certificate. */
+export interface RedisTlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
 }
 
 export interface NodeStartInput {
@@ -47,6 +60,8 @@ export interface ClusterCreateInput {
   readonly passwordFile: string;
   /** Seconds to wait for every node to answer before giving up. */
   readonly waitSeconds: number;
+  /** The nodes take TLS only: redis-cli verifies them against this CA. */
+  readonly tlsCaFile?: string;
 }
 
 
@@ -59,10 +74,24 @@ export function renderRedisConf(input: RedisConfInput): string {
   p.check(isSafePath(input.dataDir), "dataDir", "must be an absolute path", input.dataDir);
   p.rule("maxMemory", RULES.redisSize, input.maxMemory);
   p.check(isSafePath(input.authIncludeFile), "authIncludeFile", "must be an absolute path", input.authIncludeFile);
+  for (const key of ["certFile", "keyFile", "caFile"] as const) if (input.tls) p.check(isSafePath(input.tls[key]), `tls.${key}`, "must be an absolute path", input.tls[key]);
   p.throwIfAny();
+  const listen = input.tls
+    ? [
+        // TLS only: no plain port; replication and the cluster bus over TLS too.
+        "port 0",
+        `tls-port ${input.port}`,
+        `tls-cert-file ${input.tls.certFile}`,
+        `tls-key-file ${input.tls.keyFile}`,
+        `tls-ca-cert-file ${input.tls.caFile}`,
+        "tls-auth-clients no",
+        "tls-replication yes",
+        "tls-cluster yes",
+      ]
+    : [`port ${input.port}`];
   return [
     "# Rendered by components/redis/render.ts; one file for every node of the cluster.",
-    `port ${input.port}`,
+    ...listen,
     "protected-mode no",
     "cluster-enabled yes",
     `cluster-port ${input.clusterPort}`,
@@ -118,7 +147,9 @@ export function renderClusterCreateScript(input: ClusterCreateInput): string {
   });
   p.check(isSafePath(input.passwordFile), "passwordFile", "must be an absolute path", input.passwordFile);
   p.check(Number.isInteger(input.waitSeconds) && input.waitSeconds > 0, "waitSeconds", "must be a positive integer", input.waitSeconds);
+  if (input.tlsCaFile !== undefined) p.check(isSafePath(input.tlsCaFile), "tlsCaFile", "must be an absolute path", input.tlsCaFile);
   p.throwIfAny();
+  const cli = input.tlsCaFile ? `redis-cli --tls --cacert '${input.tlsCaFile}'` : "redis-cli";
   const nodes = input.nodes.map((n) => `${n.host}:${n.port}`).join(" ");
   return `#!/bin/sh
 # Rendered by components/redis/render.ts: forms the Redis Cluster once; safe to run again.
@@ -127,12 +158,13 @@ REDISCLI_AUTH="$(cat '${input.passwordFile}')"
 export REDISCLI_AUTH
 NODES="${nodes}"
 EXPECTED=${input.nodes.length}
+rcli() { ${cli} "$@"; }
 
-info() { redis-cli -h "\${1%:*}" -p "\${1##*:}" cluster info 2>/dev/null | tr -d '\\r' | sed -n "s/^$2://p"; }
+info() { rcli -h "\${1%:*}" -p "\${1##*:}" cluster info 2>/dev/null | tr -d '\\r' | sed -n "s/^$2://p"; }
 
 for node in $NODES; do
   waited=0
-  until [ "$(redis-cli -h "\${node%:*}" -p "\${node##*:}" ping 2>/dev/null | tr -d '\\r')" = PONG ]; do
+  until [ "$(rcli -h "\${node%:*}" -p "\${node##*:}" ping 2>/dev/null | tr -d '\\r')" = PONG ]; do
     waited=$((waited + 1))
     if [ "$waited" -gt ${input.waitSeconds * 10} ]; then echo "redis node $node did not answer within ${input.waitSeconds} s" >&2; exit 1; fi
     sleep 0.1
@@ -170,7 +202,7 @@ for node in $NODES; do
   addresses="$addresses \${addr:-$host}:\${node##*:}"
 done
 # shellcheck disable=SC2086
-redis-cli --cluster create $addresses --cluster-replicas ${input.replicasPerMaster} --cluster-yes
+rcli --cluster create $addresses --cluster-replicas ${input.replicasPerMaster} --cluster-yes
 wait_ok
 echo "cluster formed: $EXPECTED nodes, state ok"
 `;

@@ -10,9 +10,12 @@
  */
 import amqp, { type Channel, type ChannelModel, type RecoveringChannelModel } from "amqplib";
 import { UnavailableError } from "../errors";
+import { type ServerTls, verifiedTls } from "../tls";
 
 export interface BrokerLinkOptions {
   readonly url: string;
+  /** AMQPS: verify the broker against this CA (the contract's `rabbitmq.tls`); the URL is then amqps://. */
+  readonly tls?: ServerTls;
   /** Shown in the management UI (connection_name). */
   readonly name: string;
   /**
@@ -70,7 +73,10 @@ export class BrokerLink {
     const log = o.log ?? (() => undefined);
     let link: BrokerLink | undefined;
     let pending: ChannelModel | undefined;
+    const tls = verifiedTls("rabbitmq.tls", o.tls);
+    if (tls && !o.url.startsWith("amqps://")) throw new Error("rabbitmq.url: must be amqps:// when rabbitmq.tls is set");
     const recovering = await amqp.connect(withHeartbeat(o.url, o.heartbeatSeconds ?? 10), {
+      ...tls,
       clientProperties: { connection_name: o.name },
       timeout: 5000,
       recovery: {

@@ -11,6 +11,7 @@
  *   the task for the unblock without publishing. RabbitMQ tells a connection it is blocked only when it
  *   publishes during the alarm, so the first send after an alarm starts is the one that waits the bound.
  */
+import type { ServerTls } from "../tls";
 import { randomUUID } from "node:crypto";
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { TASK_QUEUE } from "./topology";
@@ -63,6 +64,8 @@ interface Deferred {
 }
 
 export interface ProducerOptions {
+  /** AMQPS: verify the broker against this CA (pass the contract's `rabbitmq.tls`). */
+  readonly tls?: ServerTls;
   /** Told of connection loss and recovery, and of deferred sends. */
   readonly log?: (line: string) => void;
   /** Longest wait between reconnect attempts. @default 2000 */
@@ -100,6 +103,7 @@ export class TaskProducer {
     const producer = new TaskProducer(options);
     producer.link = await BrokerLink.open({
       url,
+      tls: options.tls,
       name: "shopfds-producer",
       log: options.log,
       maxReconnectDelayMs: options.maxReconnectDelayMs,

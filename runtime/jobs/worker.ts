@@ -31,6 +31,7 @@
  * - Graceful stop: stops taking tasks, lets running ones finish for `shutdownTimeoutMs`, then returns
  *   the rest to the queue, and says worker-offline.
  */
+import type { ServerTls } from "../tls";
 import { hostname as osHostname, loadavg } from "node:os";
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, EMAIL_QUEUE, TASK_QUEUE, TASK_QUEUE_ARGUMENTS } from "./topology";
@@ -69,6 +70,8 @@ export type TaskHandler = (args: unknown[], kwargs: Record<string, unknown>, ctx
 
 export interface WorkerOptions {
   readonly url: string;
+  /** AMQPS: verify the broker against this CA (pass the contract's `rabbitmq.tls`). */
+  readonly tls?: ServerTls;
   /** Node name shown in Flower and answered to on the pidbox. @default `ts-worker-<pid>@<host>` */
   readonly hostname?: string;
   /** @default "celery" */
@@ -136,7 +139,8 @@ class TimeLimitExceeded extends Error {
 
 export class Worker implements ControlTarget {
   readonly hostname: string;
-  private readonly o: Required<Omit<WorkerOptions, "hostname" | "log" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents">> & {
+  private readonly o: Required<Omit<WorkerOptions, "hostname" | "tls" | "log" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents">> & {
+    tls?: ServerTls;
     log: (line: string) => void;
     onHeartbeat?: () => void;
     onTaskDone: (task: string, outcome: TaskOutcome, seconds?: number) => void;
@@ -180,6 +184,7 @@ export class Worker implements ControlTarget {
     this.pool = options.concurrency ?? 4;
     this.o = {
       url: options.url,
+      tls: options.tls,
       queue: options.queue ?? TASK_QUEUE,
       prefetchMultiplier: options.prefetchMultiplier ?? 4,
       maxRetries: options.maxRetries ?? 3,
@@ -328,6 +333,7 @@ export class Worker implements ControlTarget {
     this.startedAt = Date.now();
     this.publishLink = await BrokerLink.open({
       url: this.o.url,
+      tls: this.o.tls,
       name: `${this.hostname} (publish)`,
       log: this.o.log,
       maxReconnectDelayMs: this.o.maxReconnectDelayMs,
@@ -349,6 +355,7 @@ export class Worker implements ControlTarget {
     });
     this.link = await BrokerLink.open({
       url: this.o.url,
+      tls: this.o.tls,
       name: this.hostname,
       log: this.o.log,
       maxReconnectDelayMs: this.o.maxReconnectDelayMs,

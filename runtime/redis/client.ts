@@ -7,6 +7,7 @@
  */
 import { Cluster, type ClusterOptions } from "ioredis";
 import type { RedisOutputs } from "../outputs";
+import { verifiedTls } from "../tls";
 
 export interface RedisClientOptions {
   /** Per-command timeout in ms; a hung node fails fast instead of stalling a request. @default 1000 */
@@ -38,6 +39,8 @@ export function refreshSlotsOnTimeout(cluster: Cluster): void {
 }
 
 export function connectRedisCluster(outputs: RedisOutputs, options: RedisClientOptions = {}): Cluster {
+  // TLS only on Kubernetes: every node verified against the stack's CA (and the certificate's name).
+  const tls = verifiedTls("redis.tls", outputs.tls);
   const cluster = new Cluster(
     outputs.nodes.map((n) => ({ host: n.host, port: n.port })),
     {
@@ -63,6 +66,7 @@ export function connectRedisCluster(outputs: RedisOutputs, options: RedisClientO
         commandTimeout: options.commandTimeoutMs ?? 1000,
         maxRetriesPerRequest: 2,
         connectTimeout: 1000,
+        ...(tls ? { tls } : {}),
         ...options.cluster?.redisOptions,
       },
     },

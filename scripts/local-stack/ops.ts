@@ -151,7 +151,7 @@ export async function healthTable(outputs: StackOutputs, ports: { prometheus: nu
     const redis = connectRedisCluster(outputs.redis);
     closers.push(() => redis.disconnect());
     checks.push(redisClusterCheck(redis), redisMemoryCheck(redis));
-    const producer = await TaskProducer.connect(outputs.rabbitmq.url).catch((e: Error) => (rows.push({ component: "rabbitmq", status: "fail", detail: e.message }), undefined));
+    const producer = await TaskProducer.connect(outputs.rabbitmq.url, { tls: outputs.rabbitmq.tls }).catch((e: Error) => (rows.push({ component: "rabbitmq", status: "fail", detail: e.message }), undefined));
     if (producer) closers.push(() => producer.close()), checks.push(rabbitMqCheck(producer, TASK_QUEUE, `rabbitmq:${TASK_QUEUE}`), rabbitMqCheck(producer, EMAIL_QUEUE, `rabbitmq:${EMAIL_QUEUE}`));
     const monitor = new HealthMonitor(checks, { timeoutMs: 3000 });
     await monitor.refresh();

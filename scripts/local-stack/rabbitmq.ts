@@ -12,6 +12,7 @@ import amqp from "amqplib";
 import { RABBIT_VHOST, renderDefinitions, renderEnabledPlugins, renderRabbitConf } from "../../components/rabbitmq/render";
 
 export { RABBIT_VHOST };
+import { verifiedTls } from "../../runtime/tls";
 import type { RabbitMqOutputs } from "../../runtime/outputs";
 import { pidFromFile, spawnDetached, stopPid, waitFor } from "./process";
 
@@ -21,6 +22,11 @@ export interface LocalRabbitOptions {
   readonly firstPort: number;
   /** Distinguishes this node from others on the machine (the Erlang node name). */
   readonly name: string;
+  /**
+   * TLS only (as on Kubernetes): AMQPS on `firstPort` with this certificate, no plain AMQP; clients
+   * verify it against `caFile` and the name `serverName` (tests/integration/tls-services.test.ts).
+   */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string; readonly serverName: string };
 }
 
 const HOST = "127.0.0.1";
@@ -41,8 +47,9 @@ function environment(o: LocalRabbitOptions): NodeJS.ProcessEnv {
     PATH: process.env.PATH,
     HOME: path.join(o.dir, "home"),
     RABBITMQ_NODENAME: `${o.name}@localhost`,
-    RABBITMQ_NODE_IP_ADDRESS: HOST,
-    RABBITMQ_NODE_PORT: String(p.amqp),
+    // These two become a plain TCP listener on the command line, over the config file's: TLS-only
+    // nodes leave them out (rabbitmq.conf then says listeners.tcp = none).
+    ...(o.tls ? {} : { RABBITMQ_NODE_IP_ADDRESS: HOST, RABBITMQ_NODE_PORT: String(p.amqp) }),
     RABBITMQ_DIST_PORT: String(p.dist),
     RABBITMQ_CONFIG_FILE: path.join(o.dir, "rabbitmq.conf"),
     RABBITMQ_ENABLED_PLUGINS_FILE: path.join(o.dir, "enabled_plugins"),
@@ -66,7 +73,7 @@ function ensureConfig(o: LocalRabbitOptions): void {
     { name: "flower", password: rabbitPassword(o, "flower"), tags: ["monitoring"] },
     { name: "admin", password: rabbitPassword(o, "admin"), tags: ["administrator"] },
   ] }), { mode: 0o600 });
-  writeFileSync(path.join(o.dir, "rabbitmq.conf"), renderRabbitConf({ amqpPort: p.amqp, managementPort: p.management, prometheusPort: p.prometheus, bindAddress: HOST, definitionsFile: definitions }));
+  writeFileSync(path.join(o.dir, "rabbitmq.conf"), renderRabbitConf({ amqpPort: p.amqp, managementPort: p.management, prometheusPort: p.prometheus, bindAddress: HOST, definitionsFile: definitions, tls: o.tls }));
   writeFileSync(path.join(o.dir, "enabled_plugins"), renderEnabledPlugins());
   // Erlang needs a cookie of its own, readable only by its owner.
   const cookie = path.join(o.dir, "home", ".erlang.cookie");
@@ -76,8 +83,9 @@ function ensureConfig(o: LocalRabbitOptions): void {
 export function rabbitOutputs(o: LocalRabbitOptions): RabbitMqOutputs {
   const p = ports(o);
   return {
-    url: `amqp://shopfds:${rabbitPassword(o, "shopfds")}@${HOST}:${p.amqp}/${RABBIT_VHOST}`,
+    url: `${o.tls ? "amqps" : "amqp"}://shopfds:${rabbitPassword(o, "shopfds")}@${HOST}:${p.amqp}/${RABBIT_VHOST}`,
     managementUrl: `http://${HOST}:${p.management}/`,
+    ...(o.tls ? { tls: { caFile: o.tls.caFile, serverName: o.tls.serverName } } : {}),
   };
 }
 
@@ -96,7 +104,7 @@ export async function startRabbit(o: LocalRabbitOptions, log: Log = () => {}): P
   const outputs = rabbitOutputs(o);
   await waitFor(`RabbitMQ on ${HOST}:${p.amqp}`, 60_000, async () => {
     if (!pidFromFile(files.node)) throw new Error(`the node exited; see ${path.join(o.dir, "log")}`);
-    const c = await amqp.connect(outputs.url, { timeout: 1000 });
+    const c = await amqp.connect(outputs.url, { timeout: 1000, ...verifiedTls("rabbitmq.tls", outputs.tls) });
     await c.close();
     return true;
   });

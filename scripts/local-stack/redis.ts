@@ -7,7 +7,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import * as path from "node:path";
-import { REDIS_NODE_COUNT, renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "../../components/redis/render";
+import { REDIS_NODE_COUNT, type RedisTlsFiles, renderClusterCreateScript, renderRedisAuthInclude, renderRedisConf } from "../../components/redis/render";
+import { connect as tlsConnect } from "node:tls";
 import type { RedisOutputs } from "../../runtime/outputs";
 import { pidFromFile, run, stopPid, waitFor } from "./process";
 
@@ -22,6 +23,11 @@ export interface LocalRedisOptions {
   readonly nodeTimeoutMs: number;
   /** The dev stack's `redis.maxMemory`. */
   readonly maxMemory: string;
+  /**
+   * TLS only (as on Kubernetes): every node serves this certificate; clients verify it against `caFile`
+   * and the name `serverName` (tests/integration/tls-services.test.ts).
+   */
+  readonly tls?: RedisTlsFiles & { readonly serverName: string };
 }
 
 const HOST = "127.0.0.1";
@@ -53,10 +59,14 @@ function ensureConfig(o: LocalRedisOptions): void {
         maxMemory: o.maxMemory,
         authIncludeFile: authInclude(o),
         announceHostnames: false,
+        tls: o.tls,
       }),
     );
   }
 }
+
+/** redis-cli's TLS flags (it checks the chain, not the name). */
+const cliTls = (o: LocalRedisOptions): string[] => (o.tls ? ["--tls", "--cacert", o.tls.caFile] : []);
 
 /** A node's PID, if its pid file names a live process. */
 export function redisNodePid(o: LocalRedisOptions, i: number): number | undefined {
@@ -74,14 +84,14 @@ export async function startRedisNode(o: LocalRedisOptions, i: number): Promise<n
   return waitFor(`redis node ${i} on ${HOST}:${redisNodePort(o, i)} (log: ${path.join(dir, "redis.log")})`, 30_000, async () => {
     const pid = redisNodePid(o, i);
     if (!pid) return undefined;
-    return (await pingRedis(redisNodePort(o, i), readRedisPassword(o))) ? pid : undefined;
+    return (await pingRedis(o, redisNodePort(o, i), readRedisPassword(o))) ? pid : undefined;
   });
 }
 
 /** AUTH + PING over a plain socket: cheaper than spawning redis-cli at every poll. */
-function pingRedis(port: number, password: string): Promise<boolean> {
+function pingRedis(o: LocalRedisOptions, port: number, password: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host: HOST, port });
+    const socket = o.tls ? tlsConnect({ host: HOST, port, ca: readFileSync(o.tls.caFile), servername: o.tls.serverName }) : createConnection({ host: HOST, port });
     let reply = "";
     const done = (ok: boolean) => {
       socket.destroy();
@@ -89,7 +99,7 @@ function pingRedis(port: number, password: string): Promise<boolean> {
     };
     socket.setTimeout(1000, () => done(false));
     socket.on("error", () => done(false));
-    socket.on("connect", () => socket.write(`AUTH ${password}\r\nPING\r\n`));
+    socket.on(o.tls ? "secureConnect" : "connect", () => socket.write(`AUTH ${password}\r\nPING\r\n`));
     socket.on("data", (d) => {
       reply += d.toString();
       if (reply.includes("+PONG")) done(true);
@@ -108,7 +118,7 @@ export async function stopRedisNode(o: LocalRedisOptions, i: number, signal: Nod
 
 /** `cluster info` of node `i` as a map. */
 export async function clusterInfo(o: LocalRedisOptions, i: number): Promise<Record<string, string>> {
-  const out = await run("redis-cli", ["-h", HOST, "-p", String(redisNodePort(o, i)), "cluster", "info"], { env: { REDISCLI_AUTH: readRedisPassword(o) } });
+  const out = await run("redis-cli", [...cliTls(o), "-h", HOST, "-p", String(redisNodePort(o, i)), "cluster", "info"], { env: { REDISCLI_AUTH: readRedisPassword(o) } });
   return Object.fromEntries(
     out
       .split(/\r?\n/)
@@ -130,6 +140,7 @@ export async function startRedis(o: LocalRedisOptions, log: Log = () => {}): Pro
       replicasPerMaster: 1,
       passwordFile: passwordFile(o),
       waitSeconds: 30,
+      tlsCaFile: o.tls?.caFile,
     }),
     { mode: 0o755 },
   );
@@ -139,7 +150,7 @@ export async function startRedis(o: LocalRedisOptions, log: Log = () => {}): Pro
   // `WAIT 1` right after start does not time out while a replica is still doing its first sync.
   await waitFor("every Redis replica in sync with its master", 30_000, async () => {
     for (let i = 0; i < REDIS_NODE_COUNT; i++) {
-      const info = await run("redis-cli", ["-h", HOST, "-p", String(redisNodePort(o, i)), "info", "replication"], { env: { REDISCLI_AUTH: readRedisPassword(o) } });
+      const info = await run("redis-cli", [...cliTls(o), "-h", HOST, "-p", String(redisNodePort(o, i)), "info", "replication"], { env: { REDISCLI_AUTH: readRedisPassword(o) } });
       if (/^role:slave\r?$/m.test(info) && !/^master_link_status:up\r?$/m.test(info)) return undefined;
     }
     return true;
@@ -148,7 +159,11 @@ export async function startRedis(o: LocalRedisOptions, log: Log = () => {}): Pro
 }
 
 export function redisOutputs(o: LocalRedisOptions): RedisOutputs {
-  return { nodes: Array.from({ length: REDIS_NODE_COUNT }, (_, i) => ({ host: HOST, port: redisNodePort(o, i) })), password: readRedisPassword(o) };
+  return {
+    nodes: Array.from({ length: REDIS_NODE_COUNT }, (_, i) => ({ host: HOST, port: redisNodePort(o, i) })),
+    password: readRedisPassword(o),
+    ...(o.tls ? { tls: { caFile: o.tls.caFile, serverName: o.tls.serverName } } : {}),
+  };
 }
 
 export async function stopRedis(o: LocalRedisOptions): Promise<string[]> {

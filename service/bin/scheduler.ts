@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const db = new pg.Pool({ host: primary.host, port: primary.port, database, user, password, ...(ssl ? { ssl } : {}), max: 2 });
   db.on("error", () => undefined);
   // Reconnects by itself after a broker loss; a slot that cannot be sent meanwhile is retried next tick.
-  const producer = await TaskProducer.connect(outputs.rabbitmq.url, { log: (line) => console.log(`[scheduler] ${line}`) });
+  const producer = await TaskProducer.connect(outputs.rabbitmq.url, { tls: outputs.rabbitmq.tls, log: (line) => console.log(`[scheduler] ${line}`) });
   const timezone = process.env.SHOPFDS_TIMEZONE ?? "Asia/Seoul";
   const scheduler = new Scheduler({
     entries: shopSchedule(timezone),

@@ -40,11 +40,12 @@ async function main(): Promise<void> {
   if (!outputs.smtp) throw new Error("the stack outputs have no smtp settings: the e-mail tasks need an SMTP server");
   const db = await Database.connect(outputs.postgres);
   const log = (line: string) => console.log(`[worker] ${line}`);
-  const producer = await TaskProducer.connect(outputs.rabbitmq.url, { routes: TASK_ROUTES, log });
+  const producer = await TaskProducer.connect(outputs.rabbitmq.url, { tls: outputs.rabbitmq.tls, routes: TASK_ROUTES, log });
   const metrics = new ServiceMetrics({ service: "worker", db });
   const common: Omit<WorkerOptions, "hostname"> = {
     onTaskDone: (task, outcome, seconds) => metrics.observeJob(task, outcome, seconds),
     url: outputs.rabbitmq.url,
+    tls: outputs.rabbitmq.tls,
     taskEvents: process.argv.includes("--task-events") || process.argv.includes("-E"),
   };
   let liveAt = { main: 0, email: 0 };

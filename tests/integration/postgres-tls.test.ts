@@ -15,21 +15,13 @@ import { Database } from "../../runtime/db/router";
 import { giveToServiceUser, postmasterPid, run, stopPid } from "../../scripts/local-stack/process";
 import { postgresBinDir } from "../../scripts/local-stack/postgres";
 import { testPorts } from "../support/ports";
+import { testCertificate } from "../support/tls";
 
 const PORT = testPorts("postgresTls");
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-pg-tls-"));
 const file = (name: string) => path.join(dir, name);
 const PASSWORD = "tls-test-password";
 let pid: number | undefined;
-
-/** A CA and a certificate it signs for `dns` (the name clients connect to). */
-async function certificates(prefix: string, dns: string): Promise<void> {
-  const ssl = (...args: string[]) => run("openssl", args);
-  await ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", `/CN=${prefix} CA`, "-keyout", file(`${prefix}-ca.key`), "-out", file(`${prefix}-ca.crt`));
-  await ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${dns}`, "-keyout", file(`${prefix}-server.key`), "-out", file(`${prefix}-server.csr`));
-  writeFileSync(file(`${prefix}-ext.cnf`), `subjectAltName=DNS:${dns}\n`);
-  await ssl("x509", "-req", "-in", file(`${prefix}-server.csr`), "-CA", file(`${prefix}-ca.crt`), "-CAkey", file(`${prefix}-ca.key`), "-CAcreateserial", "-days", "2", "-extfile", file(`${prefix}-ext.cnf`), "-out", file(`${prefix}-server.crt`));
-}
 
 const outputs = (tls?: { caFile: string }, host = "localhost") => ({
   primary: { host, port: PORT },
@@ -42,8 +34,8 @@ const outputs = (tls?: { caFile: string }, host = "localhost") => ({
 });
 
 before(async () => {
-  await certificates("cluster", "localhost");
-  await certificates("other", "localhost");
+  await testCertificate(dir, "cluster", ["localhost"]);
+  await testCertificate(dir, "other", ["localhost"]);
   chmodSync(dir, 0o755);
   giveToServiceUser(dir);
   const data = file("data");

@@ -23,6 +23,10 @@ const SLOTS = {
   /** The upper half of postgresTls' hundred (that file uses its first ports). */
   taskFaults: 850,
   redisRestart: 900,
+  /** Inside redisRestart's hundred (that file uses +0 and +50): six TLS nodes +10…+15, their bus +20…+25. */
+  redisTls: 910,
+  /** Inside redisRestart's hundred: AMQPS +30, management +31, Prometheus +32, distribution +33, epmd +34. */
+  rabbitTls: 930,
 } as const;
 
 /** The first port of a test file's own hundred. */

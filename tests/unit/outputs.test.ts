@@ -61,6 +61,31 @@ describe("stack-outputs contract", () => {
     assert.throws(() => parseStackOutputs({ ...valid, fds: { cardHashKeys: [{ version: 1, key: "zz-secret-key" }] } }), (e: unknown) => !String((e as Error).message).includes("zz-secret-key"));
   });
 
+  it("takes verified TLS for every data service, and refuses a plain amqp:// URL beside rabbitmq.tls", () => {
+    const tls = { caFile: "/run/secrets/shopfds-tls-ca/ca.crt", serverName: "shopfds-prod-redis" };
+    const withTls = {
+      ...valid,
+      redis: { ...valid.redis, tls },
+      rabbitmq: { url: "amqps://shopfds:rabbit-s3cret@rabbit:5671/shopfds", managementUrl: "http://rabbit:15672/", tls: { caFile: tls.caFile } },
+    };
+    assert.deepEqual(parseStackOutputs(withTls), withTls);
+    assert.throws(
+      () => parseStackOutputs({ ...withTls, redis: { ...withTls.redis, tls: { caFile: "ca.crt", serverName: "" } }, rabbitmq: { ...withTls.rabbitmq, url: valid.rabbitmq.url } }),
+      (e: unknown) => {
+        assert.equal(
+          (e as Error).message,
+          [
+            "stack outputs do not match the stack-outputs contract:",
+            "  - redis.tls.caFile: must be an absolute path",
+            "  - redis.tls.serverName: must be a DNS name",
+            "  - rabbitmq.url: must be amqps:// when tls is set (the broker takes TLS only)",
+          ].join("\n"),
+        );
+        return true;
+      },
+    );
+  });
+
   it("reads JSON from SHOPFDS_STACK_OUTPUTS before a file named by SHOPFDS_OUTPUTS_FILE", async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), "outputs-")), "outputs.json");
     writeFileSync(file, JSON.stringify({ ...valid, postgres: { ...valid.postgres, database: "from_file" } }));

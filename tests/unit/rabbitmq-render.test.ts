@@ -50,6 +50,14 @@ describe("renderRabbitConf", () => {
     );
   });
 
+  it("with TLS, listens for AMQPS only (no plain listener), the server's certificate from the files given", () => {
+    const text = renderRabbitConf({ amqpPort: 5671, managementPort: 15672, prometheusPort: 15692, bindAddress: "127.0.0.1", definitionsFile: "/d.json", tls: { certFile: "/tls/tls.crt", keyFile: "/tls/tls.key", caFile: "/tls/ca.crt" } });
+    const lines = text.split("\n");
+    for (const line of ["listeners.tcp = none", "listeners.ssl.1 = 127.0.0.1:5671", "ssl_options.certfile = /tls/tls.crt", "ssl_options.keyfile = /tls/tls.key", "ssl_options.cacertfile = /tls/ca.crt", "ssl_options.versions.1 = tlsv1.3", "ssl_options.versions.2 = tlsv1.2"]) assert.ok(lines.includes(line), line);
+    assert.ok(!lines.some((l) => l.startsWith("listeners.tcp.")), "no plain AMQP listener");
+    assert.throws(() => renderRabbitConf({ amqpPort: 5671, managementPort: 15672, prometheusPort: 15692, bindAddress: "127.0.0.1", definitionsFile: "/d.json", tls: { certFile: "/tls/tls.crt", keyFile: "key", caFile: "/tls/ca.crt" } }), /tls\.keyFile: must be an absolute path \(got "key"\)/);
+  });
+
   it("enables the management and Prometheus plugins", () => assert.equal(renderEnabledPlugins(), "[rabbitmq_management,rabbitmq_prometheus].\n"));
 });
 

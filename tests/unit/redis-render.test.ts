@@ -45,6 +45,24 @@ describe("renderRedisConf", () => {
     });
   });
 
+  it("with TLS, has no plain port: clients, replication and the bus speak TLS, nodes checked against the CA", () => {
+    const d = directives(renderRedisConf({ ...conf, tls: { certFile: "/tls/tls.crt", keyFile: "/tls/tls.key", caFile: "/tls/ca.crt" } }));
+    assert.equal(d.port, "0");
+    assert.equal(d["tls-port"], "6379");
+    assert.equal(d["tls-cert-file"], "/tls/tls.crt");
+    assert.equal(d["tls-key-file"], "/tls/tls.key");
+    assert.equal(d["tls-ca-cert-file"], "/tls/ca.crt");
+    assert.equal(d["tls-replication"], "yes");
+    assert.equal(d["tls-cluster"], "yes");
+    assert.equal(d["tls-auth-clients"], "no", "clients authenticate with the password; they verify the server");
+    assert.equal(d["cluster-port"], "16379");
+    assert.equal(directives(renderRedisConf(conf))["tls-port"], undefined, "no TLS unless asked");
+  });
+
+  it("names a bad TLS file path", () => {
+    assert.throws(() => renderRedisConf({ ...conf, tls: { certFile: "tls.crt", keyFile: "/tls/tls.key", caFile: "/x;rm" } }), (e: Error) => /tls\.certFile: must be an absolute path \(got "tls.crt"\)/.test(e.message) && /tls\.caFile: must be an absolute path/.test(e.message) && !/tls\.keyFile/.test(e.message));
+  });
+
   it("announces IPs when host names are off (the local stack on loopback)", () => {
     assert.match(renderRedisConf({ ...conf, announceHostnames: false }), /^cluster-preferred-endpoint-type ip$/m);
   });
@@ -98,7 +116,9 @@ describe("renderClusterCreateScript", () => {
   it("creates 3 masters with a replica each from every node, passing the password by environment", () => {
     assert.match(script, new RegExp(`^NODES="${nodes.map((n) => `${n.host}:${n.port}`).join(" ")}"$`, "m"));
     assert.match(script, /^EXPECTED=6$/m);
-    assert.match(script, /redis-cli --cluster create \$addresses --cluster-replicas 1 --cluster-yes/);
+    assert.match(script, /^rcli\(\) \{ redis-cli "\$@"; \}$/m);
+    assert.match(script, /^rcli --cluster create \$addresses --cluster-replicas 1 --cluster-yes$/m);
+    assert.doesNotMatch(script, /redis-cli -h|--tls/, "every call goes through rcli, none speaks TLS");
     assert.match(script, /^REDISCLI_AUTH="\$\(cat '\/run\/secrets\/redis-password'\)"$/m);
     assert.doesNotMatch(script, / -a /, "no password on a command line");
   });
@@ -124,6 +144,15 @@ describe("renderClusterCreateScript", () => {
             "  - waitSeconds: must be a positive integer (got 0)",
           ].join("\n"),
     );
+  });
+
+  it("speaks TLS to every node when given the CA, verifying it (no --insecure)", () => {
+    const tls = renderClusterCreateScript({ ...create, tlsCaFile: "/tls/ca.crt" });
+    assert.match(tls, /^rcli\(\) \{ redis-cli --tls --cacert '\/tls\/ca.crt' "\$@"; \}$/m);
+    assert.doesNotMatch(tls, /--insecure/);
+    const calls = tls.split("\n").filter((l) => /redis-cli/.test(l) && !/^\s*echo /.test(l));
+    assert.deepEqual(calls, [`rcli() { redis-cli --tls --cacert '/tls/ca.crt' "$@"; }`], "the one redis-cli call is inside rcli");
+    assert.throws(() => renderClusterCreateScript({ ...create, tlsCaFile: "ca.crt" }), /tlsCaFile: must be an absolute path \(got "ca.crt"\)/);
   });
 
   it("needs at least 3 masters with their replicas", () => {
