@@ -10,6 +10,7 @@ import { KubernetesPlatform } from "./components/platform/kubernetes";
 import { Platform } from "./components/platform/types";
 import { ClusterOperators, OPERATORS } from "./components/platform/operators";
 import { NetworkPolicies } from "./components/platform/network-policies";
+import { InternalCa, podWildcards, serviceDnsNames } from "./components/platform/internal-ca";
 import { declareDatabase } from "./components/postgres";
 import { RedisCluster } from "./components/redis/RedisCluster";
 import { declareBroker } from "./components/rabbitmq";
@@ -94,6 +95,12 @@ const db = declareDatabase(`${prefix}-pg`, {
   dependsOn: operators?.ready.cnpg ?? [],
 });
 
+// Kubernetes: the stack's own CA (cert-manager) signs Redis's and RabbitMQ's server certificates; both
+// then take TLS only, and every workload verifies them against it (README, "TLS inside the cluster").
+const internalCa =
+  platform instanceof KubernetesPlatform && operators ? new InternalCa(`${prefix}-ca`, { platform, instance: prefix, certManager: operators.ready.certManager }) : undefined;
+const k8sNames = platform instanceof KubernetesPlatform ? { ns: platform.namespaceName, domain: platform.clusterDomain } : undefined;
+
 const rc = settings.redis;
 const cache = new RedisCluster(`${prefix}-redis`, {
   platform,
@@ -103,6 +110,8 @@ const cache = new RedisCluster(`${prefix}-redis`, {
   storageSize: rc.storageSize,
   resources: rc.resources,
   hostPort: onDocker?.redis.hostPort,
+  // Every node's announced name: `<pod>.<headless Service>.<namespace>.svc.<domain>`.
+  ...(internalCa && k8sNames ? { tls: internalCa.serverCertificate(internalCa, `${prefix}-redis-tls`, podWildcards(`${prefix}-redis-node`, k8sNames.ns, k8sNames.domain)) } : {}),
 });
 
 // Card-hash keys 1…N (FR-010, PCI DSS 3.5.1.1). A RandomPassword (secret in the state) hashed to 256
@@ -120,6 +129,15 @@ const mq = declareBroker(`${prefix}-rabbitmq`, {
   resources: settings.rabbitmq.resources,
   hostPort: onDocker?.rabbitmq.hostPort,
   operator: operators?.ready.rabbitmq ?? [],
+  // The operator's client Service `<name>` (what the URL names) and its pods behind `<name>-nodes`.
+  ...(internalCa && k8sNames
+    ? {
+        tls: internalCa.serverCertificate(internalCa, `${prefix}-rabbitmq-tls`, [
+          ...serviceDnsNames(`${prefix}-rabbitmq`, k8sNames.ns, k8sNames.domain),
+          ...podWildcards(`${prefix}-rabbitmq-nodes`, k8sNames.ns, k8sNames.domain),
+        ]),
+      }
+    : {}),
 });
 
 // E-mail: the configured relay, or on Docker a Mailpit sink (its UI shows what the tasks sent).
@@ -142,10 +160,16 @@ const sentryProject = settings.sentry.enabled
 // On Kubernetes, PostgreSQL takes TLS only: workloads verify it against the operator's CA, mounted
 // (that one key) from the Secret CloudNativePG keeps.
 const POSTGRES_CA_DIR = "/run/secrets/postgres-ca";
-const contractFiles: ExistingSecretFiles[] = db.caSecretName ? [{ secretName: db.caSecretName, keys: ["ca.crt"], directory: POSTGRES_CA_DIR }] : [];
+const INTERNAL_CA_DIR = "/run/secrets/internal-ca";
+const contractFiles: ExistingSecretFiles[] = [
+  ...(db.caSecretName ? [{ secretName: db.caSecretName, keys: ["ca.crt"], directory: POSTGRES_CA_DIR }] : []),
+  // Only ca.crt: the CA's Secret also holds its private key.
+  ...(internalCa ? [{ secretName: internalCa.caSecretName, keys: ["ca.crt"], directory: INTERNAL_CA_DIR }] : []),
+];
 const parts: ContractParts = {
   db,
   ...(db.caSecretName ? { postgresCaFile: `${POSTGRES_CA_DIR}/ca.crt` } : {}),
+  ...(internalCa ? { internalCaFile: `${INTERNAL_CA_DIR}/ca.crt` } : {}),
   cache,
   broker: mq,
   cardHashKeys: pulumi.all(cardHashKeys.map((k) => pulumi.all([k.version, k.key]).apply(([version, key]) => ({ version, key })))),
@@ -167,6 +191,7 @@ const jobs = new JobRunners(`${prefix}-jobs`, {
   workers: settings.jobs.workers,
   flower: { ...settings.jobs.flower, hostPort: onDocker?.jobs.flower.hostPort },
   contractFiles,
+  ...(internalCa ? { brokerCaFile: `${INTERNAL_CA_DIR}/ca.crt` } : {}),
   dependsOn: [...db.services, cache.service, migrated],
 });
 
@@ -231,6 +256,7 @@ if (settings.monitoring.enabled) {
     grafanaAdminPassword: grafanaAdminPassword!,
     db,
     cache,
+    ...(internalCa ? { internalCaSecretName: internalCa.caSecretName } : {}),
     broker: mq,
     ...(service ? { service } : {}),
     workers: jobs,

@@ -19,6 +19,8 @@ export interface ContractParts {
   readonly db: PostgresDeployment;
   /** Where inside workloads read the database's CA (Kubernetes: TLS only). */
   readonly postgresCaFile?: string;
+  /** Where inside workloads read the stack's CA, which signs Redis's and RabbitMQ's certificates (Kubernetes: TLS only). */
+  readonly internalCaFile?: string;
   readonly cache: { readonly nodes: Endpoint[]; readonly internalNodes: Endpoint[]; readonly password: pulumi.Output<string>; readonly natMap: Record<string, Endpoint> | undefined };
   readonly broker: Broker;
   readonly cardHashKeys: pulumi.Output<{ version: number; key: string }[]>;
@@ -55,9 +57,12 @@ export function contract(view: ContractView, p: ContractParts): Contract {
       nodes: inside ? cache.internalNodes : cache.nodes,
       password: cache.password,
       ...(!inside && cache.natMap ? { natMap: cache.natMap } : {}),
+      ...(inside && p.internalCaFile ? { tls: { caFile: p.internalCaFile } } : {}),
     },
     fds: { cardHashKeys: inside ? p.cardHashKeys : pulumi.secret(p.cardHashKeys) },
-    rabbitmq: inside ? { url: broker.internalUrl, managementUrl: broker.internalManagementUrl } : { url: broker.url, managementUrl: broker.managementUrl },
+    rabbitmq: inside
+      ? { url: broker.internalUrl, managementUrl: broker.internalManagementUrl, ...(broker.inside.tls && p.internalCaFile ? { tls: { caFile: p.internalCaFile } } : {}) }
+      : { url: broker.url, managementUrl: broker.managementUrl },
     ...(smtp ? { smtp: inside ? smtp : pulumi.secret(smtp) } : {}),
     ...(p.sentry ? { sentry: { dsn: p.sentry.dsn, environment: p.sentry.environment } } : {}),
   };

@@ -9,6 +9,7 @@ import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, ExistingSecretFiles, Platform, SERVICE_IMAGE_USER } from "../platform/types";
 import { RABBIT_VHOST, type Broker } from "../rabbitmq/docker";
 import { imageCommand } from "../service/image";
+import { FLOWER_CELERY_CONFIG_MODULE, renderFlowerCeleryConfig } from "./flower-config";
 
 export const JOB_PATHS = {
   outputs: "/run/secrets/shopfds-outputs.json",
@@ -16,6 +17,8 @@ export const JOB_PATHS = {
   flowerBroker: "/run/secrets/flower-broker-url",
   flowerAuth: "/run/secrets/flower-basic-auth",
   flowerBrokerApi: "/run/secrets/flower-broker-api",
+  /** Flower's Celery configuration module's directory (on its PYTHONPATH), when the broker takes TLS only. */
+  flowerConfigDir: "/etc/shopfds-flower",
 } as const;
 const FLOWER_PORT = 5555;
 export const WORKER_METRICS_PORT = 9464;
@@ -32,6 +35,8 @@ export interface JobRunnersArgs {
   readonly publicUrl?: string;
   /** Files the outputs contract points at that an operator creates (Kubernetes: the PostgreSQL CA). */
   readonly contractFiles?: readonly ExistingSecretFiles[];
+  /** When the broker takes TLS only: where the stack's CA is mounted (one of contractFiles) for Flower. */
+  readonly brokerCaFile?: string;
   /** What must exist before workers start (the database, the Redis cluster's creation job…). */
   readonly dependsOn?: readonly DeployedService[];
 }
@@ -114,6 +119,9 @@ export class JobRunners extends pulumi.ComponentResource {
     if (args.flower.enabled) {
       const uiPassword = new random.RandomPassword(`${name}-flower-ui-password`, { length: 24, special: false }, { parent: this, additionalSecretOutputs: ["result"] }).result;
       const brokerHost = args.broker.broker.internalHost(0);
+      const { tls, amqpPort, managementPort } = args.broker.inside;
+      if (tls && !args.brokerCaFile) throw new Error(`JobRunners ${name}: brokerCaFile: the broker takes TLS only, so Flower needs the CA that signs its certificate (got nothing)`);
+      const celeryConfig = tls ? renderFlowerCeleryConfig({ caFile: args.brokerCaFile!, serverName: brokerHost }) : undefined;
       const flower = args.platform.deploy(
         {
           name: `${name}-flower`,
@@ -126,13 +134,21 @@ export class JobRunners extends pulumi.ComponentResource {
           entrypoint: [
             "sh",
             "-c",
-            `exec celery --broker="$(cat ${JOB_PATHS.flowerBroker})" flower --port=${FLOWER_PORT} --basic_auth="$(cat ${JOB_PATHS.flowerAuth})" --broker_api="$(cat ${JOB_PATHS.flowerBrokerApi})" --purge_offline_workers=300`,
+            `exec celery ${celeryConfig ? `--config=${FLOWER_CELERY_CONFIG_MODULE} ` : ""}--broker="$(cat ${JOB_PATHS.flowerBroker})" flower --port=${FLOWER_PORT} --basic_auth="$(cat ${JOB_PATHS.flowerAuth})" --broker_api="$(cat ${JOB_PATHS.flowerBrokerApi})" --purge_offline_workers=300`,
           ],
           secretFiles: [
-            { path: JOB_PATHS.flowerBroker, content: pulumi.interpolate`amqp://flower:${args.broker.flowerPassword}@${brokerHost}:5672/${RABBIT_VHOST}` },
+            { path: JOB_PATHS.flowerBroker, content: pulumi.interpolate`${tls ? "amqps" : "amqp"}://flower:${args.broker.flowerPassword}@${brokerHost}:${amqpPort}/${RABBIT_VHOST}` },
             { path: JOB_PATHS.flowerAuth, content: pulumi.interpolate`admin:${uiPassword}` },
-            { path: JOB_PATHS.flowerBrokerApi, content: pulumi.interpolate`http://flower:${args.broker.flowerPassword}@${brokerHost}:15672/api/` },
+            { path: JOB_PATHS.flowerBrokerApi, content: pulumi.interpolate`${tls ? "https" : "http"}://flower:${args.broker.flowerPassword}@${brokerHost}:${managementPort}/api/` },
           ],
+          ...(celeryConfig
+            ? {
+                configFiles: [{ path: `${JOB_PATHS.flowerConfigDir}/${FLOWER_CELERY_CONFIG_MODULE}.py`, content: celeryConfig }],
+                env: { PYTHONPATH: JOB_PATHS.flowerConfigDir },
+                // Only the mount that holds the broker's CA.
+                existingSecretFiles: (args.contractFiles ?? []).filter((f) => args.brokerCaFile!.startsWith(`${f.directory}/`)),
+              }
+            : {}),
           ports: [{ name: "http", port: FLOWER_PORT, hostPort: args.flower.hostPort }],
           healthCheck: {
             command: ["python", "-c", `import urllib.request; urllib.request.urlopen("http://127.0.0.1:${FLOWER_PORT}/healthcheck", timeout=3)`],

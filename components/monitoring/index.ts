@@ -25,7 +25,9 @@ export interface MonitoringArgs {
   /** Docker: the provisioned Grafana's admin password (Kubernetes: the Prometheus stack's values take it). */
   readonly grafanaAdminPassword: pulumi.Input<string>;
   readonly db: PostgresDeployment;
-  readonly cache: { readonly internalNodes: Endpoint[]; readonly password: pulumi.Output<string>; readonly service: DeployedService };
+  readonly cache: { readonly internalNodes: Endpoint[]; readonly password: pulumi.Output<string>; readonly service: DeployedService; readonly tlsSecretName?: string | undefined };
+  /** Kubernetes with TLS inside: the Secret of the stack's CA (its `ca.crt` verifies the broker's metrics port). */
+  readonly internalCaSecretName?: string;
   readonly broker: Broker;
   /** The reference service and the workers: what Prometheus scrapes of ShopFDS's own processes. */
   readonly service?: { readonly service: DeployedService; readonly metricsTargets: string[] };
@@ -35,6 +37,11 @@ export interface MonitoringArgs {
   readonly operator?: readonly pulumi.Resource[];
 }
 
+const requireCa = (secretName: string | undefined): string => {
+  if (!secretName) throw new Error("monitoring: internalCaSecretName: the broker takes TLS only, so Prometheus needs the CA that signs its certificate (got nothing)");
+  return secretName;
+};
+
 export function declareMonitoring(name: string, args: MonitoringArgs): MonitoringStack {
   const { platform, slackWebhookUrl, slackChannel, email, db, cache, broker, service, workers, logging } = args;
   if (platform instanceof KubernetesPlatform) {
@@ -43,11 +50,16 @@ export function declareMonitoring(name: string, args: MonitoringArgs): Monitorin
       slackWebhookUrl,
       slackChannel,
       email,
-      redis: { nodes: cache.internalNodes, password: cache.password, exporterImage: IMAGES.redisExporter },
+      redis: { nodes: cache.internalNodes, password: cache.password, exporterImage: IMAGES.redisExporter, ...(cache.tlsSecretName ? { tls: { caSecretName: cache.tlsSecretName } } : {}) },
       scraped: [
         ...(service ? [{ service: service.service.name, port: "http", job: "shopfds-services" }] : []),
         { service: workers.workers.name, port: "metrics", job: "shopfds-services" },
-        { service: broker.broker.name, port: "prometheus", job: "rabbitmq" },
+        {
+          service: broker.broker.name,
+          port: broker.inside.metrics.name,
+          job: "rabbitmq",
+          ...(broker.inside.tls ? { tls: { caSecretName: requireCa(args.internalCaSecretName), serverName: broker.broker.internalHost(0) } } : {}),
+        },
         ...(logging?.exporterService ? [{ service: logging.exporterService, port: "metrics", job: "elasticsearch" }] : []),
       ],
       operator: args.operator ?? [],

@@ -24,6 +24,8 @@ export interface ScrapedService {
   readonly path?: string;
   /** The `job` label the rules read (e.g. `shopfds-services` for HealthCheckFailing); the Service's name otherwise. */
   readonly job?: string;
+  /** HTTPS, verified against `ca.crt` of this Secret and for this name (the pods are scraped by IP). */
+  readonly tls?: { readonly caSecretName: string; readonly serverName: string };
 }
 
 export interface OperatorMonitoringArgs {
@@ -31,7 +33,7 @@ export interface OperatorMonitoringArgs {
   readonly slackWebhookUrl: pulumi.Input<string>;
   readonly slackChannel: string;
   readonly email: { readonly to: string; readonly from: string; readonly smarthost: string; readonly username?: string; readonly password?: pulumi.Input<string>; readonly requireTls: boolean };
-  readonly redis: { readonly nodes: readonly Endpoint[]; readonly password: pulumi.Input<string>; readonly exporterImage: string };
+  readonly redis: { readonly nodes: readonly Endpoint[]; readonly password: pulumi.Input<string>; readonly exporterImage: string; readonly tls?: { readonly caSecretName: string } };
   readonly scraped: readonly ScrapedService[];
   /** The Prometheus Operator's release: the custom resources wait for its CRDs. */
   readonly operator: readonly pulumi.Resource[];
@@ -51,7 +53,7 @@ export class OperatorMonitoring extends pulumi.ComponentResource implements Moni
     const cr = (kind: string, apiVersion: string, crName: string, spec: pulumi.Input<Record<string, unknown>>, extraLabels: Record<string, string> = {}, dependsOn: pulumi.Resource[] = []) =>
       platform.customResource(this, { apiVersion, kind }, crName, spec, { instance: name, labels: extraLabels, dependsOn: [...args.operator, ...dependsOn] });
 
-    const redisExporter = platform.deploy(redisExporterSpec(`${name}-redis-exporter`, name, args.redis.exporterImage, args.redis, args.dependsOn), this);
+    const redisExporter = platform.deploy(redisExporterSpec(`${name}-redis-exporter`, name, args.redis.exporterImage, args.redis, args.dependsOn, args.redis.tls), this);
 
     cr("PrometheusRule", "monitoring.coreos.com/v1", `${name}-alerts`, { groups: alertRuleGroups("kubernetes") });
 
@@ -85,6 +87,7 @@ export class OperatorMonitoring extends pulumi.ComponentResource implements Moni
             port: s.port,
             path: s.path ?? "/metrics",
             interval: "10s",
+            ...(s.tls ? { scheme: "https", tlsConfig: { ca: { secret: { name: s.tls.caSecretName, key: "ca.crt" } }, serverName: s.tls.serverName } } : {}),
             ...(s.job ? { relabelings: [{ action: "replace", targetLabel: "job", replacement: s.job }] } : {}),
           },
         ],

@@ -4,10 +4,15 @@ import type { DeployedService, Endpoint, ServiceSpec } from "../platform/types";
 
 /** Where the exporter reads the nodes' passwords (a secret file). */
 export const REDIS_EXPORTER_PASSWORDS = "/run/secrets/redis-passwords.json";
+/** Kubernetes with TLS: the directory of the CA that signs the nodes' certificates. */
+export const REDIS_EXPORTER_CA_DIR = "/run/secrets/redis-ca";
 
 /**
  * The Redis exporter, one for the whole cluster (it discovers every node from the first); the
- * password of each node reaches it as a secret file, never on the command line.
+ * password of each node reaches it as a secret file, never on the command line. With `tls` (the Secret
+ * whose `ca.crt` signs the nodes' certificates) it speaks TLS (a `rediss://` address, v1.50.0's
+ * exporter/redis.go) and verifies the nodes against that CA (`--tls-ca-cert-file`, main.go and
+ * exporter/tls.go: the RootCAs of its TLS config).
  */
 export function redisExporterSpec(
   name: string,
@@ -15,8 +20,10 @@ export function redisExporterSpec(
   image: string,
   redis: { readonly nodes: readonly Endpoint[]; readonly password: pulumi.Input<string> },
   dependsOn?: readonly DeployedService[],
+  tls?: { readonly caSecretName: string },
 ): ServiceSpec {
   const first = redis.nodes[0]!;
+  const scheme = tls ? "rediss" : "redis";
   return {
     name,
     role: "redis-exporter",
@@ -24,8 +31,14 @@ export function redisExporterSpec(
     image,
     // The image's own user (oliver006/redis_exporter: `USER 59000:59000`).
     runAs: { uid: 59000, gid: 59000 },
-    command: [`--redis.addr=redis://${first.host}:${first.port}`, "--is-cluster", `--redis.password-file=${REDIS_EXPORTER_PASSWORDS}`],
-    secretFiles: [{ path: REDIS_EXPORTER_PASSWORDS, content: pulumi.output(redis.password).apply((pw) => JSON.stringify(Object.fromEntries(redis.nodes.map((n) => [`redis://${n.host}:${n.port}`, pw])))) }],
+    command: [
+      `--redis.addr=${scheme}://${first.host}:${first.port}`,
+      "--is-cluster",
+      `--redis.password-file=${REDIS_EXPORTER_PASSWORDS}`,
+      ...(tls ? [`--tls-ca-cert-file=${REDIS_EXPORTER_CA_DIR}/ca.crt`] : []),
+    ],
+    secretFiles: [{ path: REDIS_EXPORTER_PASSWORDS, content: pulumi.output(redis.password).apply((pw) => JSON.stringify(Object.fromEntries(redis.nodes.map((n) => [`${scheme}://${n.host}:${n.port}`, pw])))) }],
+    ...(tls ? { existingSecretFiles: [{ secretName: tls.caSecretName, keys: ["ca.crt"], directory: REDIS_EXPORTER_CA_DIR }] } : {}),
     ports: [{ name: "metrics", port: 9121 }],
     healthCheck: { command: ["/redis_exporter", "--version"], intervalSeconds: 30, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 10 },
     resources: { cpu: "50m", memory: "64Mi" },

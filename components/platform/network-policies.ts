@@ -15,8 +15,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { KubernetesPlatform } from "./kubernetes";
 
-/** The ports Prometheus scrapes: service, workers, RabbitMQ, Redis and Elasticsearch exporters, CloudNativePG. */
-export const METRICS_PORTS = [8080, 9464, 15692, 9121, 9114, 9187] as const;
+/** The ports Prometheus scrapes: service, workers, RabbitMQ (15692, or 15691 with TLS), Redis and Elasticsearch exporters, CloudNativePG. */
+export const METRICS_PORTS = [8080, 9464, 15692, 15691, 9121, 9114, 9187] as const;
 
 export interface NetworkPoliciesArgs {
   readonly platform: KubernetesPlatform;

@@ -52,4 +52,22 @@ export interface Broker {
   readonly internalManagementUrl: string;
   readonly flowerPassword: pulumi.Output<string>;
   readonly broker: DeployedService;
+  /** How the stack's own workloads reach it: AMQPS and HTTPS when `tls` (verified against the stack's CA). */
+  readonly inside: BrokerListeners;
+}
+
+/** The broker's listeners as the stack's workloads see them. */
+export interface BrokerListeners {
+  readonly tls: boolean;
+  readonly amqpPort: number;
+  readonly managementPort: number;
+  /** The Prometheus plugin's port and the name the broker's Service gives it. */
+  readonly metrics: { readonly port: number; readonly name: string };
+}
+
+/** RabbitMQ's default ports, plain (5672, 15672, 15692) and TLS (5671, 15671, 15691). */
+export function brokerListeners(tls: boolean): BrokerListeners {
+  return tls
+    ? { tls, amqpPort: 5671, managementPort: 15671, metrics: { port: 15691, name: "prometheus-tls" } }
+    : { tls, amqpPort: 5672, managementPort: 15672, metrics: { port: 15692, name: "prometheus" } };
 }

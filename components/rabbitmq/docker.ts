@@ -7,7 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DeployedService, Endpoint, Platform } from "../platform/types";
 import { RABBIT_VHOST, renderEnabledPlugins, renderRabbitConf } from "./render";
-import { rabbitCredentials, type Broker } from "./broker";
+import { brokerListeners, rabbitCredentials, type Broker, type BrokerListeners } from "./broker";
 
 export { RABBIT_VHOST, rabbitCredentials, type Broker };
 
@@ -40,6 +40,8 @@ export class RabbitMq extends pulumi.ComponentResource implements Broker {
   declare readonly internalUrl: pulumi.Output<string>;
   declare readonly managementUrl: string;
   declare readonly internalManagementUrl: string;
+  /** One host's network: plain AMQP and HTTP. */
+  declare readonly inside: BrokerListeners;
   declare readonly flowerPassword: pulumi.Output<string>;
   declare readonly broker: DeployedService;
 
@@ -79,6 +81,7 @@ export class RabbitMq extends pulumi.ComponentResource implements Broker {
     this.internalUrl = pulumi.secret(pulumi.interpolate`amqp://shopfds:${app}@${inside}:${AMQP_PORT}/${RABBIT_VHOST}`);
     this.managementUrl = `http://${managementOut.host}:${managementOut.port}/`;
     this.internalManagementUrl = `http://${inside}:${MANAGEMENT_PORT}/`;
+    this.inside = brokerListeners(false);
     this.flowerPassword = flower;
     this.registerOutputs({ url: this.url, managementUrl: this.managementUrl });
   }

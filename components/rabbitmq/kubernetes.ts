@@ -16,11 +16,10 @@ import * as pulumi from "@pulumi/pulumi";
 import type { KubernetesPlatform } from "../platform/kubernetes";
 import { doubleCpu } from "../platform/quantity";
 import { resourcesToWaitFor, type DeployedService } from "../platform/types";
-import { RABBIT_VHOST, rabbitCredentials, type Broker } from "./broker";
+import { brokerListeners, RABBIT_VHOST, rabbitCredentials, type Broker, type BrokerListeners } from "./broker";
+import type { IssuedCertificate } from "../platform/internal-ca";
 
 const DEFINITIONS_DIR = "/etc/shopfds-definitions";
-const AMQP_PORT = 5672;
-const MANAGEMENT_PORT = 15672;
 
 export interface RabbitClusterArgs {
   readonly platform: KubernetesPlatform;
@@ -31,6 +30,13 @@ export interface RabbitClusterArgs {
   readonly resources: { readonly cpu: string; readonly memory: string };
   /** The operator's manifest: the cluster waits for its CRD. */
   readonly operator: readonly pulumi.Resource[];
+  /**
+   * TLS only (`spec.tls` with `disableNonTLSListeners`): the server certificate's Secret (tls.crt and
+   * tls.key, which the operator requires); its names must cover the client Service `<name>`. AMQPS on
+   * 5671, management on 15671 and Prometheus on 15691, nothing in plain text (the operator's
+   * configmap.go and service.go at the pinned version: tests/fixtures/upstream/facts.yaml).
+   */
+  readonly tls?: IssuedCertificate;
 }
 
 /** rabbitmq.conf lines added to the operator's own (listeners, clustering and the watermark are its). */
@@ -49,6 +55,7 @@ export class RabbitCluster extends pulumi.ComponentResource implements Broker {
   declare readonly internalManagementUrl: string;
   declare readonly flowerPassword: pulumi.Output<string>;
   declare readonly broker: DeployedService;
+  declare readonly inside: BrokerListeners;
 
   constructor(name: string, args: RabbitClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:jobs:RabbitCluster", name, {}, opts);
@@ -65,6 +72,7 @@ export class RabbitCluster extends pulumi.ComponentResource implements Broker {
         resources: { requests: { cpu: args.resources.cpu, memory: args.resources.memory }, limits: { cpu: doubleCpu(args.resources.cpu), memory: args.resources.memory } },
         persistence: { storage: args.storageSize, ...(platform.storageClass ? { storageClassName: platform.storageClass } : {}) },
         rabbitmq: { additionalConfig: RABBIT_CLUSTER_CONFIG },
+        ...(args.tls ? { tls: { secretName: args.tls.secretName, disableNonTLSListeners: true } } : {}),
         ...(args.replicas > 1
           ? { affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: { "app.kubernetes.io/name": name } } }] } } }
           : {}),
@@ -81,20 +89,26 @@ export class RabbitCluster extends pulumi.ComponentResource implements Broker {
           },
         },
       },
-      { instance: name, dependsOn: [...args.operator, secret], holdsData: true },
+      // The operator does not reconcile the cluster until the certificate's Secret exists (reconcile_tls.go).
+      { instance: name, dependsOn: [...args.operator, secret, ...(args.tls ? [args.tls.certificate] : [])], holdsData: true },
     );
-    // The operator's client Service, `<name>`, balances over the nodes (amqp, management, prometheus).
+    // The operator's client Service, `<name>`, balances over the nodes (amqp, management, prometheus;
+    // with TLS only: amqps, management-tls, prometheus-tls).
     const host = platform.serviceHost(name);
+    const listeners = brokerListeners(args.tls !== undefined);
+    const { amqpPort, managementPort } = listeners;
+    const [amqp, http] = listeners.tls ? ["amqps", "https"] : ["amqp", "http"];
     const waitFor = resourcesToWaitFor(name, [cluster]);
     this.broker = {
       ...waitFor,
       internalHost: () => host,
-      instanceEndpoints: (port) => [{ host, port: port === "management" ? MANAGEMENT_PORT : AMQP_PORT }],
-      aliasEndpoint: (_alias, port) => ({ host, port: port === "management" ? MANAGEMENT_PORT : AMQP_PORT }),
+      instanceEndpoints: (port) => [{ host, port: port === "management" ? managementPort : amqpPort }],
+      aliasEndpoint: (_alias, port) => ({ host, port: port === "management" ? managementPort : amqpPort }),
     };
-    this.url = pulumi.secret(pulumi.interpolate`amqp://shopfds:${app}@${host}:${AMQP_PORT}/${RABBIT_VHOST}`);
+    this.inside = listeners;
+    this.url = pulumi.secret(pulumi.interpolate`${amqp}://shopfds:${app}@${host}:${amqpPort}/${RABBIT_VHOST}`);
     this.internalUrl = this.url;
-    this.managementUrl = `http://${host}:${MANAGEMENT_PORT}/`;
+    this.managementUrl = `${http}://${host}:${managementPort}/`;
     this.internalManagementUrl = this.managementUrl;
     this.flowerPassword = flower;
     this.registerOutputs({ url: this.url, managementUrl: this.managementUrl });

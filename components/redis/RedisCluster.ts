@@ -6,7 +6,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { DeployedService, Endpoint, Platform, ServiceSpec } from "../platform/types";
+import { DeployedService, Endpoint, Platform, resourcesToWaitFor, ServiceSpec } from "../platform/types";
 import { REDIS_NODE_COUNT, renderClusterCreateScript, renderNodeStartScript, renderRedisAuthInclude, renderRedisConf } from "./render";
 
 export { REDIS_NODE_COUNT };
@@ -19,6 +19,8 @@ export const REDIS_PATHS = {
   authInclude: "/run/secrets/redis-auth.conf",
   password: "/run/secrets/redis-password",
   data: "/data",
+  /** Kubernetes with TLS: the node's certificate Secret (tls.crt, tls.key, ca.crt) as a directory. */
+  tls: "/run/secrets/redis-tls",
 } as const;
 
 export const REDIS_PORT = 6379;
@@ -41,6 +43,12 @@ export interface RedisClusterArgs {
   readonly resources: { readonly cpu: string; readonly memory: string };
   /** Docker only: node `i` is published on 127.0.0.1:`hostPort + i`. */
   readonly hostPort?: number;
+  /**
+   * Kubernetes only: TLS only, with the server certificate cert-manager keeps in this Secret (tls.crt,
+   * tls.key, and ca.crt: the CA every node and client verifies against). Its names must cover every
+   * node's announced name (`*.<name>-node.<namespace>.svc.<domain>`).
+   */
+  readonly tls?: { readonly secretName: string; readonly certificate: pulumi.Resource };
 }
 
 export class RedisCluster extends pulumi.ComponentResource {
@@ -55,11 +63,17 @@ export class RedisCluster extends pulumi.ComponentResource {
   declare readonly internalNodes: Endpoint[];
   /** The node service plus the creation job, for dependants to wait on. */
   declare readonly service: DeployedService;
+  /** With TLS: the Secret whose `ca.crt` verifies the nodes (the exporter mounts it). */
+  declare readonly tlsSecretName: string | undefined;
 
   constructor(name: string, args: RedisClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:cache:RedisCluster", name, {}, opts);
+    if (args.tls && args.platform.kind !== "kubernetes") throw new Error(`${name}: tls: the Docker stack runs Redis without TLS (one host's network); TLS is for Kubernetes stacks`);
     const password = new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent: this, additionalSecretOutputs: ["result"] }).result;
 
+    const tlsDir = REDIS_PATHS.tls;
+    const tls = args.tls ? { certFile: `${tlsDir}/tls.crt`, keyFile: `${tlsDir}/tls.key`, caFile: `${tlsDir}/ca.crt` } : undefined;
+    const cli = tls ? `redis-cli --tls --cacert ${tls.caFile}` : "redis-cli";
     const conf = renderRedisConf({
       port: REDIS_PORT,
       clusterPort: REDIS_BUS_PORT,
@@ -68,6 +82,7 @@ export class RedisCluster extends pulumi.ComponentResource {
       maxMemory: args.maxMemory,
       authIncludeFile: REDIS_PATHS.authInclude,
       announceHostnames: true,
+      ...(tls ? { tls } : {}),
     });
     const secretFiles = [
       { path: REDIS_PATHS.authInclude, content: pulumi.secret(password.apply(renderRedisAuthInclude)) },
@@ -88,13 +103,14 @@ export class RedisCluster extends pulumi.ComponentResource {
         { path: REDIS_PATHS.startScript, content: renderNodeStartScript({ configFile: REDIS_PATHS.config, dataDir: REDIS_PATHS.data }), executable: true },
       ],
       secretFiles,
+      ...(args.tls ? { existingSecretFiles: [{ secretName: args.tls.secretName, keys: ["tls.crt", "tls.key", "ca.crt"], directory: tlsDir }] } : {}),
       ports: [
         { name: "redis", port: REDIS_PORT, hostPort: args.hostPort },
         { name: "bus", port: REDIS_BUS_PORT },
       ],
       volumes: [{ name: "data", mountPath: REDIS_PATHS.data, size: args.storageSize }],
       healthCheck: {
-        command: ["sh", "-c", `REDISCLI_AUTH="$(cat ${REDIS_PATHS.password})" redis-cli -p ${REDIS_PORT} ping | grep -q PONG`],
+        command: ["sh", "-c", `REDISCLI_AUTH="$(cat ${REDIS_PATHS.password})" ${cli} -p ${REDIS_PORT} ping | grep -q PONG`],
         intervalSeconds: 5,
         timeoutSeconds: 3,
         retries: 3,
@@ -104,6 +120,8 @@ export class RedisCluster extends pulumi.ComponentResource {
       resources: args.resources,
       replicas: REDIS_NODE_COUNT,
       runAs: { uid: REDIS_UID, gid: REDIS_UID },
+      // The pods mount the certificate's Secret: it must exist first.
+      ...(args.tls ? { dependsOn: [resourcesToWaitFor(args.tls.secretName, [args.tls.certificate])] } : {}),
     };
     const nodes: DeployedService = args.platform.deploy(spec, this);
     const internal = Array.from({ length: REDIS_NODE_COUNT }, (_, i) => ({ host: nodes.internalHost(i), port: REDIS_PORT }));
@@ -116,9 +134,10 @@ export class RedisCluster extends pulumi.ComponentResource {
         image: args.image,
         command: ["sh", REDIS_PATHS.createScript],
         configFiles: [
-          { path: REDIS_PATHS.createScript, content: renderClusterCreateScript({ nodes: internal, replicasPerMaster: 1, passwordFile: REDIS_PATHS.password, waitSeconds: 120 }), executable: true },
+          { path: REDIS_PATHS.createScript, content: renderClusterCreateScript({ nodes: internal, replicasPerMaster: 1, passwordFile: REDIS_PATHS.password, waitSeconds: 120, ...(tls ? { tlsCaFile: tls.caFile } : {}) }), executable: true },
         ],
         secretFiles: [{ path: REDIS_PATHS.password, content: password }],
+        ...(args.tls ? { existingSecretFiles: [{ secretName: args.tls.secretName, keys: ["ca.crt"], directory: tlsDir }] } : {}),
         resources: { cpu: "50m", memory: "64Mi" },
         runAs: { uid: REDIS_UID, gid: REDIS_UID },
         dependsOn: [nodes],
@@ -131,6 +150,7 @@ export class RedisCluster extends pulumi.ComponentResource {
     const ready = this.ready;
     this.service = { ...nodes, resources: [...nodes.resources, ready] };
     this.password = password;
+    this.tlsSecretName = args.tls?.secretName;
     const reachable = this.nodes.some((n, i) => n.host !== internal[i]!.host || n.port !== internal[i]!.port);
     this.natMap = reachable ? Object.fromEntries(internal.map((n, i) => [`${n.host}:${n.port}`, this.nodes[i]!])) : undefined;
     this.registerOutputs({ nodes: this.nodes, password: this.password, natMap: this.natMap });

@@ -9,7 +9,9 @@
  * with openssl; every server is stopped by its PID, even when a test fails.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { promisify } from "node:util";
 import { createConnection } from "node:net";
 import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
 import { tmpdir } from "node:os";
@@ -27,6 +29,8 @@ import { run } from "../../scripts/local-stack/process";
 import { type LocalRabbitOptions, startRabbit, stopRabbit } from "../../scripts/local-stack/rabbitmq";
 import { type LocalRedisOptions, startRedis, stopRedis } from "../../scripts/local-stack/redis";
 import { testPorts } from "../support/ports";
+import { PYTHON } from "../support/celery";
+import { FLOWER_CELERY_CONFIG_MODULE, renderFlowerCeleryConfig } from "../../components/jobs/flower-config";
 import { testCertificate, type TestCertificate } from "../support/tls";
 
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-tls-"));
@@ -150,6 +154,34 @@ describe("RabbitMQ, TLS only", () => {
     assert.doesNotMatch(reply, /^\x01\x00\x00/, "no connection.start frame over plain TCP");
     await assert.rejects(amqp.connect(rabbit.url.replace(/^amqps:/, "amqp:"), { timeout: 2000 }));
     await assert.rejects(TaskProducer.connect(rabbit.url.replace(/^amqps:/, "amqp:"), { tls: rabbit.tls }), /rabbitmq\.url: must be amqps:\/\//);
+  });
+
+  // What Flower does on Kubernetes: `celery --config=<module>` with the rendered module on PYTHONPATH,
+  // here with Debian's Celery (the same kombu and py-amqp path Flower's event consumer takes).
+  it("Debian's Celery, with Flower's rendered config module, talks to the broker over AMQPS and refuses another CA", async () => {
+    const configDir = (name: string, caFile: string) => {
+      const d = path.join(dir, `flower-${name}`);
+      mkdirSync(d, { recursive: true });
+      writeFileSync(path.join(d, `${FLOWER_CELERY_CONFIG_MODULE}.py`), renderFlowerCeleryConfig({ caFile, serverName: RABBIT_NAME }));
+      return d;
+    };
+    const ping = async (pythonPath: string) => {
+      const env = { PATH: process.env.PATH, HOME: process.env.HOME, PYTHONPATH: pythonPath };
+      const args = ["-m", "celery", `--config=${FLOWER_CELERY_CONFIG_MODULE}`, `--broker=${rabbit.url}`, "inspect", "ping", "--timeout=1"];
+      try {
+        const { stdout, stderr } = await promisify(execFile)(PYTHON, args, { env, timeout: 60_000 });
+        return stdout + stderr;
+      } catch (e) {
+        const err = e as { stdout?: string; stderr?: string; killed?: boolean };
+        assert.equal(err.killed, false, "celery returned by itself");
+        return `${err.stdout ?? ""}${err.stderr ?? ""}`;
+      }
+    };
+    // Connected: the broadcast went out and no worker answered.
+    assert.match(await ping(configDir("ours", rabbit.tls!.caFile)), /No nodes replied/);
+    const refused = await ping(configDir("other", other.caFile));
+    assert.match(refused, /CERTIFICATE_VERIFY_FAILED|certificate verify failed/i);
+    assert.doesNotMatch(refused, /No nodes replied/);
   });
 
   it("is refused by the client when the certificate comes from another CA, or does not name the broker", async () => {

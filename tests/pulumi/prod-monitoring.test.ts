@@ -75,8 +75,12 @@ describe("prod stack: monitoring on the Prometheus Operator", () => {
     const monitors = h.ofType(CR("ServiceMonitor"));
     assert.deepEqual(monitors.flatMap((m) => validateCustomResource("monitoring.coreos.com/v1", "ServiceMonitor", m.inputs)), []);
     const services = h.ofType("kubernetes:core/v1:Service").map((s) => s.inputs);
-    // The RabbitMQ operator makes the broker's Service (`<cluster>`, labelled with its name, port `prometheus`).
-    const operatorServices = [{ metadata: { labels: { "app.kubernetes.io/name": "shopfds-prod-rabbitmq" } }, spec: { ports: [{ name: "amqp" }, { name: "management" }, { name: "prometheus" }] } }];
+    // The RabbitMQ operator makes the broker's Service (`<cluster>`, labelled with its name); with
+    // spec.tls and disableNonTLSListeners its ports are amqps, management-tls and prometheus-tls only
+    // (internal/resource/service.go at v2.22.3: tests/fixtures/upstream/facts.yaml, rabbitmq-operator-tls).
+    const rmq = h.named("kubernetes:rabbitmq.com/v1beta1:RabbitmqCluster", "shopfds-prod-rabbitmq").inputs.spec;
+    assert.equal(rmq.tls?.disableNonTLSListeners, true);
+    const operatorServices = [{ metadata: { labels: { "app.kubernetes.io/name": "shopfds-prod-rabbitmq" } }, spec: { ports: [{ name: "amqps" }, { name: "management-tls" }, { name: "prometheus-tls" }] } }];
     const summary = monitors.map((m) => {
       const selected = [...services, ...operatorServices].filter((s) => Object.entries(m.inputs.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v));
       const endpoint = m.inputs.spec.endpoints[0];
@@ -87,9 +91,18 @@ describe("prod stack: monitoring on the Prometheus Operator", () => {
       ["shopfds-prod-jobs-worker", "metrics", "shopfds-services"],
       ["shopfds-prod-logging-es-exporter", "metrics", "elasticsearch"],
       ["shopfds-prod-monitoring-redis-exporter", "metrics", "redis"],
-      ["shopfds-prod-rabbitmq", "prometheus", "rabbitmq"],
+      ["shopfds-prod-rabbitmq", "prometheus-tls", "rabbitmq"],
       ["shopfds-prod-service", "http", "shopfds-services"],
     ]);
+    // The broker's metrics over HTTPS, checked against the stack's CA for the name its certificate carries
+    // (Prometheus scrapes pods by IP); the Redis exporter over TLS against the same CA.
+    const rabbit = monitors.find((m) => m.name === "shopfds-prod-rabbitmq")!.inputs.spec.endpoints[0];
+    assert.deepEqual([rabbit.scheme, rabbit.tlsConfig], ["https", { ca: { secret: { name: "shopfds-prod-ca", key: "ca.crt" } }, serverName: "shopfds-prod-rabbitmq.shopfds-prod.svc" }]);
+    const exporter = h.named("kubernetes:apps/v1:Deployment", "shopfds-prod-monitoring-redis-exporter").inputs.spec.template.spec;
+    const args = [...(exporter.containers[0].command ?? []), ...(exporter.containers[0].args ?? [])];
+    assert.ok(args.includes("--redis.addr=rediss://shopfds-prod-redis-node-0.shopfds-prod-redis-node.shopfds-prod.svc.cluster.local:6379"), args.join(" "));
+    assert.ok(args.includes("--tls-ca-cert-file=/run/secrets/redis-ca/ca.crt"), args.join(" "));
+    assert.deepEqual(exporter.volumes.find((v: any) => v.secret?.secretName === "shopfds-prod-redis-tls")?.secret.items, [{ key: "ca.crt", path: "ca.crt" }]);
     // PostgreSQL is scraped through the PodMonitor CloudNativePG creates for its Cluster.
     assert.deepEqual(h.named("kubernetes:postgresql.cnpg.io/v1:Cluster", "shopfds-prod-pg").inputs.spec.monitoring, { enablePodMonitor: true });
   });

@@ -5,6 +5,7 @@ import { fileKey } from "../../components/platform/kubernetes";
 import { REDIS_PATHS } from "../../components/redis/RedisCluster";
 import { renderClusterCreateScript, renderNodeStartScript, renderRedisConf } from "../../components/redis/render";
 import { JOB_PATHS } from "../../components/jobs/JobRunners";
+import { FLOWER_CELERY_CONFIG_MODULE, renderFlowerCeleryConfig } from "../../components/jobs/flower-config";
 import { RABBIT_CLUSTER_CONFIG } from "../../components/rabbitmq/kubernetes";
 import { validateCustomResource } from "./crd-schema";
 import { fileAccessProblems } from "./pod-audit";
@@ -20,6 +21,10 @@ const SVC = "kubernetes:core/v1:Service";
 const DEPLOY = "kubernetes:apps/v1:Deployment";
 const HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler";
 const NS = "shopfds-prod";
+const CERT = "kubernetes:cert-manager.io/v1:Certificate";
+const NODE_TLS = { certFile: `${REDIS_PATHS.tls}/tls.crt`, keyFile: `${REDIS_PATHS.tls}/tls.key`, caFile: `${REDIS_PATHS.tls}/ca.crt` };
+/** Whether a certificate's DNS name covers `host` as Node.js checks it (a leading `*.` stands for exactly one label). */
+const wildcardMatches = (name: string, host: string) => (name.startsWith("*.") ? host.slice(host.indexOf(".") + 1) === name.slice(2) && !host.slice(0, host.indexOf(".")).includes("*") : name === host);
 
 before(async () => {
   program = await h.runProgram("prod");
@@ -75,8 +80,23 @@ describe("prod stack on Kubernetes: the Redis Cluster", () => {
     assert.deepEqual(pod.securityContext, { runAsUser: 999, runAsGroup: 999, fsGroup: 999, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
     assert.equal(
       h.named("kubernetes:core/v1:ConfigMap", `${NODE}-config`).inputs.data[fileKey(REDIS_PATHS.config)],
-      renderRedisConf({ port: 6379, clusterPort: 16379, nodeTimeoutMs: 3000, dataDir: "/data", maxMemory: "2gb", authIncludeFile: REDIS_PATHS.authInclude, announceHostnames: true }),
+      renderRedisConf({ port: 6379, clusterPort: 16379, nodeTimeoutMs: 3000, dataDir: "/data", maxMemory: "2gb", authIncludeFile: REDIS_PATHS.authInclude, announceHostnames: true, tls: NODE_TLS }),
     );
+  });
+
+  it("takes TLS only, with a certificate of the stack's CA naming every node, mounted as the node's files and checked by the health probe", () => {
+    const cert = h.named(CERT, "shopfds-prod-redis-tls").inputs;
+    assert.deepEqual(validateCustomResource("cert-manager.io/v1", "Certificate", cert), []);
+    assert.deepEqual(cert.spec.issuerRef, { group: "cert-manager.io", kind: "Issuer", name: "shopfds-prod-ca-issuer" });
+    // Node.js checks a wildcard against one label: every node's announced name must match one.
+    for (let i = 0; i < 6; i++) assert.ok(cert.spec.dnsNames.some((n: string) => wildcardMatches(n, dns(i))), `${dns(i)} is named by ${cert.spec.dnsNames.join(", ")}`);
+    assert.ok(!cert.spec.dnsNames.some((n: string) => wildcardMatches(n, `other.${NODE}-x.${NS}.svc.cluster.local`)), "and nothing wider");
+    const pod = h.named(STS, NODE).inputs.spec.template.spec;
+    const volume = pod.volumes.find((v: any) => v.secret?.secretName === "shopfds-prod-redis-tls");
+    assert.deepEqual(volume.secret.items.map((i: any) => i.key), ["tls.crt", "tls.key", "ca.crt"]);
+    assert.ok(pod.containers[0].volumeMounts.some((m: any) => m.name === volume.name && m.mountPath === REDIS_PATHS.tls));
+    assert.match(pod.containers[0].readinessProbe.exec.command.join(" "), /redis-cli --tls --cacert \/run\/secrets\/redis-tls\/ca\.crt -p 6379 ping/);
+    assert.ok(h.dependsOn(h.named(STS, NODE), CERT, "shopfds-prod-redis-tls"), "the pods wait for the certificate's Secret");
   });
 
   it("forms the cluster with a Job over the pods' stable names", () => {
@@ -86,7 +106,7 @@ describe("prod stack on Kubernetes: the Redis Cluster", () => {
     assert.deepEqual(job.spec.template.spec.containers[0].command, ["sh", REDIS_PATHS.createScript]);
     assert.equal(
       h.named("kubernetes:core/v1:ConfigMap", "shopfds-prod-redis-create-config").inputs.data[fileKey(REDIS_PATHS.createScript)],
-      renderClusterCreateScript({ nodes: [0, 1, 2, 3, 4, 5].map((i) => ({ host: dns(i), port: 6379 })), replicasPerMaster: 1, passwordFile: REDIS_PATHS.password, waitSeconds: 120 }),
+      renderClusterCreateScript({ nodes: [0, 1, 2, 3, 4, 5].map((i) => ({ host: dns(i), port: 6379 })), replicasPerMaster: 1, passwordFile: REDIS_PATHS.password, waitSeconds: 120, tlsCaFile: NODE_TLS.caFile }),
     );
   });
 
@@ -148,8 +168,47 @@ describe("prod stack on Kubernetes: RabbitMQ, workers, scheduler and Flower", ()
 
   it("exports the broker through its in-cluster name", async () => {
     const { rabbitmq } = parseStackOutputs(await allOutputs());
-    assert.match(rabbitmq.url, new RegExp(`^amqp://shopfds:[A-Za-z0-9]{32,}@shopfds-prod-rabbitmq\\.${NS}\\.svc:5672/shopfds$`), "the operator's client Service");
+    assert.match(rabbitmq.url, new RegExp(`^amqps://shopfds:[A-Za-z0-9]{32,}@shopfds-prod-rabbitmq\\.${NS}\\.svc:5671/shopfds$`), "the operator's client Service, AMQPS");
+    assert.equal(rabbitmq.managementUrl, `https://shopfds-prod-rabbitmq.${NS}.svc:15671/`);
     assert.deepEqual(h.leaks(), []);
+  });
+
+  it("takes TLS only (the operator's spec.tls, non-TLS listeners off) with a certificate of the stack's CA naming the client Service", () => {
+    const rmq = h.named("kubernetes:rabbitmq.com/v1beta1:RabbitmqCluster", "shopfds-prod-rabbitmq");
+    assert.deepEqual(rmq.inputs.spec.tls, { secretName: "shopfds-prod-rabbitmq-tls", disableNonTLSListeners: true });
+    assert.ok(h.dependsOn(rmq, CERT, "shopfds-prod-rabbitmq-tls"), "the operator does not reconcile until the Secret exists");
+    const cert = h.named(CERT, "shopfds-prod-rabbitmq-tls").inputs;
+    assert.deepEqual(validateCustomResource("cert-manager.io/v1", "Certificate", cert), []);
+    assert.ok(cert.spec.dnsNames.includes(`shopfds-prod-rabbitmq.${NS}.svc`), "the URL's host");
+    assert.equal(cert.spec.secretName, "shopfds-prod-rabbitmq-tls");
+  });
+
+  it("gives every workload the contract's tls for Redis and RabbitMQ, with only ca.crt of the stack's CA mounted", () => {
+    for (const [type, name] of [[DEPLOY, "shopfds-prod-jobs-worker"], [STS, "shopfds-prod-jobs-scheduler"], [DEPLOY, "shopfds-prod-service"]] as const) {
+      const inside = parseStackOutputs(JSON.parse(h.named("kubernetes:core/v1:Secret", `${name}-secrets`).inputs.stringData[fileKey(JOB_PATHS.outputs)]));
+      assert.deepEqual(inside.redis.tls, { caFile: "/run/secrets/internal-ca/ca.crt" }, name);
+      assert.deepEqual(inside.rabbitmq.tls, { caFile: "/run/secrets/internal-ca/ca.crt" }, name);
+      assert.match(inside.rabbitmq.url, /^amqps:\/\/.*:5671\//);
+      const pod = h.named(type, name).inputs.spec.template.spec;
+      const volume = pod.volumes.find((v: any) => v.secret?.secretName === "shopfds-prod-ca");
+      assert.deepEqual(volume?.secret.items, [{ key: "ca.crt", path: "ca.crt" }], `${name}: the CA's certificate only, never its key`);
+      assert.ok(pod.containers[0].volumeMounts.some((m: any) => m.name === volume.name && m.mountPath === "/run/secrets/internal-ca"), name);
+    }
+    const ca = h.named(CERT, "shopfds-prod-ca").inputs.spec;
+    assert.equal(ca.isCA, true);
+    assert.deepEqual(h.named("kubernetes:cert-manager.io/v1:Issuer", "shopfds-prod-ca-issuer").inputs.spec, { ca: { secretName: "shopfds-prod-ca" } });
+  });
+
+  it("points Flower at AMQPS through a Celery configuration module that verifies the broker against the stack's CA", () => {
+    const flower = h.named(DEPLOY, "shopfds-prod-jobs-flower").inputs.spec.template.spec;
+    const c = flower.containers[0];
+    assert.match(c.command[2], new RegExp(`^exec celery --config=${FLOWER_CELERY_CONFIG_MODULE} --broker=`));
+    assert.deepEqual(c.env.find((e: any) => e.name === "PYTHONPATH"), { name: "PYTHONPATH", value: JOB_PATHS.flowerConfigDir });
+    const config = h.named("kubernetes:core/v1:ConfigMap", "shopfds-prod-jobs-flower-config").inputs.data[fileKey(`${JOB_PATHS.flowerConfigDir}/${FLOWER_CELERY_CONFIG_MODULE}.py`)];
+    assert.equal(config, renderFlowerCeleryConfig({ caFile: "/run/secrets/internal-ca/ca.crt", serverName: `shopfds-prod-rabbitmq.${NS}.svc` }));
+    const secrets = h.named("kubernetes:core/v1:Secret", "shopfds-prod-jobs-flower-secrets").inputs.stringData;
+    assert.match(secrets[fileKey(JOB_PATHS.flowerBroker)], new RegExp(`^amqps://flower:[^@]+@shopfds-prod-rabbitmq\\.${NS}\\.svc:5671/shopfds$`));
+    assert.match(secrets[fileKey(JOB_PATHS.flowerBrokerApi)], new RegExp(`^https://flower:[^@]+@shopfds-prod-rabbitmq\\.${NS}\\.svc:15671/api/$`));
   });
 });
 

@@ -3,6 +3,7 @@
  * stacks, scripts or workflow break the fact (empty: they obey it); `negative` changes the world to what
  * the fact forbids (mostly what shipped before the fact was read), which `check` must then reject.
  */
+import { fileKey } from "../../components/platform/kubernetes";
 import { OPERATORS } from "../../components/platform/operators";
 import { copy, dependencyClosure, Declared, dockerContainers, DOCKER_CONTAINER, envOf, key, mib, named, Snapshot, uploadsOf, World } from "./world";
 
@@ -61,6 +62,30 @@ function rolloutLoops(script: string): { list: string; line: string }[] {
     found.push({ list: loop ?? "", line: line.trim() });
   });
   return found;
+}
+
+const RABBIT_CLUSTER = "kubernetes:rabbitmq.com/v1beta1:RabbitmqCluster";
+const SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor";
+const CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate";
+
+/** Every text a stack hands its workloads: ConfigMap data and Secret stringData, by `<resource>/<key>`. */
+function handedTexts(s: Snapshot): { where: string; text: string }[] {
+  return s.resources
+    .filter((r) => r.type === "kubernetes:core/v1:ConfigMap" || r.type === "kubernetes:core/v1:Secret")
+    .flatMap((r) => Object.entries({ ...(r.inputs.data ?? {}), ...(r.inputs.stringData ?? {}) }).map(([k, v]) => ({ where: `${r.name}/${k}`, text: String(v) })));
+}
+
+/** The pod templates of a stack's Deployments and StatefulSets, with their owner's name. */
+function podTemplates(s: Snapshot): { owner: string; spec: any }[] {
+  return s.resources.filter((r) => r.type === "kubernetes:apps/v1:Deployment" || r.type === "kubernetes:apps/v1:StatefulSet").map((r) => ({ owner: r.name, spec: r.inputs.spec.template.spec }));
+}
+
+/** The files a pod's container sees from Secret volumes: mount path + item path. */
+function secretFilesOf(pod: any, container: any): string[] {
+  return (container.volumeMounts ?? []).flatMap((m: any) => {
+    const v = (pod.volumes ?? []).find((x: any) => x.name === m.name);
+    return v?.secret ? (v.secret.items ?? []).map((i: any) => `${m.mountPath}/${i.path}`) : [];
+  });
 }
 
 export const RULES: Record<string, Rule> = {
@@ -464,6 +489,96 @@ export const RULES: Record<string, Rule> = {
     negative: (w) => {
       const n = copy(w);
       delete helmValues(n.kind, "cloudnative-pg").resources;
+      return n;
+    },
+  },
+
+  "rabbitmq-operator-tls": {
+    check: (w) =>
+      k8sStacks(w).flatMap((s) =>
+        s.resources
+          .filter((r) => r.type === RABBIT_CLUSTER)
+          .flatMap((r) => {
+            const tls = r.inputs.spec.tls ?? {};
+            const problems: string[] = [];
+            if (tls.disableNonTLSListeners && !tls.secretName) problems.push(`${s.stack}/${r.name}: disableNonTLSListeners without tls.secretName (the operator refuses: "TLS must be enabled")`);
+            if (tls.secretName) {
+              const cert = s.resources.find((c) => c.type === CERTIFICATE && c.inputs.spec.secretName === tls.secretName);
+              if (!cert) problems.push(`${s.stack}/${r.name}: nothing writes the Secret ${tls.secretName} (tls.crt, tls.key): the operator reconciles nothing until it exists`);
+              else if (!dependencyClosure(s, r).has(key(cert))) problems.push(`${s.stack}/${r.name}: declared before the Certificate ${cert.name} that writes its Secret`);
+            }
+            if (!tls.disableNonTLSListeners) return problems;
+            for (const m of s.resources.filter((x) => x.type === SERVICE_MONITOR && x.inputs.spec.selector?.matchLabels?.["app.kubernetes.io/name"] === r.name))
+              for (const e of m.inputs.spec.endpoints)
+                if (e.port !== "prometheus-tls" || e.scheme !== "https") problems.push(`${s.stack}/${m.name}: scrapes port ${e.port} over ${e.scheme ?? "http"}, but the Service has only prometheus-tls (HTTPS)`);
+            const host = new RegExp(`(amqp|http)://[^/\\s"]*@?${r.name}\\.[^/\\s":]*:(5672|15672|15692)\\b`);
+            for (const t of handedTexts(s)) if (host.test(t.text)) problems.push(`${s.stack}/${t.where}: a plain port of ${r.name}, which takes TLS only`);
+            return problems;
+          }),
+      ),
+    negative: (w) => {
+      const n = copy(w);
+      const m = n.prod.resources.find((x) => x.type === SERVICE_MONITOR && x.name === "shopfds-prod-rabbitmq")!;
+      m.inputs.spec.endpoints[0].port = "prometheus";
+      delete m.inputs.spec.endpoints[0].scheme;
+      return n;
+    },
+  },
+
+  "redis-exporter-tls": {
+    check: (w) =>
+      k8sStacks(w).flatMap((s) => {
+        const tlsOnly = handedTexts(s).some((t) => /redis\.conf$/.test(t.where) && /^port 0$/m.test(t.text) && /^tls-port \d+$/m.test(t.text));
+        if (!tlsOnly) return [];
+        return podTemplates(s).flatMap(({ owner, spec }) =>
+          (spec.containers ?? [])
+            .filter((c: any) => String(c.image).startsWith("oliver006/redis_exporter:"))
+            .flatMap((c: any) => {
+              const args: string[] = [...(c.command ?? []), ...(c.args ?? [])];
+              const addr = args.find((a) => a.startsWith("--redis.addr="));
+              const ca = args.find((a) => a.startsWith("--tls-ca-cert-file="))?.slice("--tls-ca-cert-file=".length);
+              const problems: string[] = [];
+              if (!addr?.startsWith("--redis.addr=rediss://")) problems.push(`${s.stack}/${owner}: ${addr ?? "no --redis.addr"}: the nodes take TLS only and the exporter speaks it only to rediss://`);
+              if (args.includes("--skip-tls-verification")) problems.push(`${s.stack}/${owner}: --skip-tls-verification`);
+              if (!ca || !secretFilesOf(spec, c).includes(ca)) problems.push(`${s.stack}/${owner}: --tls-ca-cert-file ${ca ?? "missing"} is not a file mounted in the container (the system CAs do not hold the stack's)`);
+              return problems;
+            }),
+        );
+      }),
+    negative: (w) => {
+      const n = copy(w);
+      const c = n.prod.resources.find((r) => r.type === "kubernetes:apps/v1:Deployment" && r.name === "shopfds-prod-monitoring-redis-exporter")!.inputs.spec.template.spec.containers[0];
+      for (const field of ["command", "args"]) if (c[field]) c[field] = c[field].map((a: string) => a.replace("rediss://", "redis://"));
+      return n;
+    },
+  },
+
+  "flower-broker-tls": {
+    check: (w) =>
+      k8sStacks(w).flatMap((s) =>
+        podTemplates(s).flatMap(({ owner, spec }) =>
+          (spec.containers ?? [])
+            .filter((c: any) => String(c.image).startsWith("mher/flower:"))
+            .flatMap((c: any) => {
+              const line = [...(c.command ?? []), ...(c.args ?? [])].join(" ");
+              const brokerFile = /--broker="\$\(cat ([^)]+)\)"/.exec(line)?.[1];
+              const texts = handedTexts(s);
+              const broker = brokerFile ? texts.find((t) => t.where === `${owner}-secrets/${fileKey(brokerFile)}`)?.text : undefined;
+              if (!broker) return [`${s.stack}/${owner}: no broker URL file found for Flower (--broker="$(cat …)")`];
+              if (!broker.startsWith("amqps://")) return [];
+              const module = /--config=(\w+)/.exec(line)?.[1];
+              const path = (c.env ?? []).find((e: any) => e.name === "PYTHONPATH")?.value;
+              const config = module && path ? texts.find((t) => t.where === `${owner}-config/${fileKey(`${path}/${module}.py`)}`)?.text : undefined;
+              const ca = /"ca_certs": "([^"]+)"/.exec(config ?? "")?.[1];
+              if (!config || !/"cert_reqs": ssl\.CERT_REQUIRED/.test(config) || !ca) return [`${s.stack}/${owner}: an amqps:// broker without a Celery config module (--config, PYTHONPATH) setting broker_use_ssl with ca_certs: py-amqp checks the system CAs only`];
+              return secretFilesOf(spec, c).includes(ca) ? [] : [`${s.stack}/${owner}: broker_use_ssl ca_certs ${ca} is not mounted in the container`];
+            }),
+        ),
+      ),
+    negative: (w) => {
+      const n = copy(w);
+      const c = n.prod.resources.find((r) => r.type === "kubernetes:apps/v1:Deployment" && r.name === "shopfds-prod-jobs-flower")!.inputs.spec.template.spec.containers[0];
+      c.command = c.command.map((a: string) => a.replace(/--config=\w+ /, ""));
       return n;
     },
   },
