@@ -4,7 +4,7 @@
  * stack outputs in the shape of the runtime's contract (components/outputs.ts), which the services read.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { dockerStackSchema, kubernetesStackSchema, missingSecretsError, parseStackConfig, PROJECT, requiredSecrets } from "./components/config";
+import { cidrWithin, dockerStackSchema, kubernetesStackSchema, missingSecretsError, parseStackConfig, PROJECT, requiredSecrets } from "./components/config";
 import { DockerPlatform } from "./components/platform/docker";
 import { KubernetesPlatform } from "./components/platform/kubernetes";
 import { Platform } from "./components/platform/types";
@@ -12,7 +12,7 @@ import { ClusterOperators, OPERATORS } from "./components/platform/operators";
 import { NetworkPolicies } from "./components/platform/network-policies";
 import { InternalCa, podWildcards, serviceDnsNames } from "./components/platform/internal-ca";
 import { declareDatabase } from "./components/postgres";
-import { RedisCluster } from "./components/redis/RedisCluster";
+import { REDIS_BUS_PORT, REDIS_PORT, RedisCluster } from "./components/redis/RedisCluster";
 import { declareBroker } from "./components/rabbitmq";
 import { JobRunners } from "./components/jobs/JobRunners";
 import { declareMonitoring, type MonitoringStack } from "./components/monitoring";
@@ -272,6 +272,21 @@ if (platform instanceof KubernetesPlatform) {
     monitoringNamespace: OPERATORS.prometheus.namespace,
     ...(elk?.shipping ? { logShipping: elk.shipping } : {}),
     ...(service && onK8s ? { ingress: { namespace: onK8s.kubernetes.ingressNamespace, serviceName: service.service.name, port: SERVICE_PORT, acmeSolver: edge !== undefined } } : {}),
+    // The pods' labels are the operators' (CloudNativePG: cnpg.io/cluster; RabbitMQ: app.kubernetes.io/name
+    // and component; ECK: its cluster names) and the platform's (Redis).
+    egress: {
+      dns: onK8s!.egress.dns,
+      postgres: { podLabels: { "cnpg.io/cluster": `${prefix}-pg` }, port: 5432 },
+      redis: { podLabels: { "app.kubernetes.io/name": `${prefix}-redis-node` }, port: REDIS_PORT, busPort: REDIS_BUS_PORT },
+      rabbitmq: { podLabels: { "app.kubernetes.io/name": `${prefix}-rabbitmq`, "app.kubernetes.io/component": "rabbitmq" }, amqpPort: mq.inside.amqpPort, managementPort: mq.inside.managementPort },
+      ...(elk?.eck
+        ? { elasticsearch: { podLabels: { "elasticsearch.k8s.elastic.co/cluster-name": elk.eck.elasticsearch }, port: 9200, kibanaPodLabels: { "kibana.k8s.elastic.co/name": elk.eck.kibana }, kibanaPort: 5601 } }
+        : {}),
+      smtp: { peer: onK8s!.egress.smtp, port: onK8s!.smtp.port },
+      ...(settings.sentry.enabled ? { sentry: { cidrs: onK8s!.egress.sentry, port: 443 } } : {}),
+      ...(onK8s!.egress.otlp ? { otlp: onK8s!.egress.otlp } : {}),
+    },
+    cidrWithin,
   });
 }
 

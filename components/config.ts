@@ -5,6 +5,7 @@
  * default is in the schema. Components never read `pulumi.Config` or the environment themselves; they
  * receive the typed, defaulted values below.
  */
+import { BlockList, isIP } from "node:net";
 import { z } from "zod";
 import { RULES } from "../runtime/rules";
 import { IMAGES } from "./versions";
@@ -152,6 +153,75 @@ export const edgeConfigSchema = z
     ordersPerSecond: z.number().int("must be an integer").min(1, "must be at least 1").max(1000).default(5),
     /** The burst a client may take above its rate, as a multiple of it (limit-burst-multiplier). */
     burstMultiplier: z.number().int("must be an integer").min(1, "must be at least 1").max(20).default(5),
+  })
+  .strict();
+
+/** A CIDR block, IPv4 or IPv6 (`203.0.113.0/24`, `2001:db8::/32`). */
+const cidr = z.string().superRefine((s, ctx) => {
+  if (cidrParts(s) === undefined) ctx.addIssue({ code: "custom", message: `must be a CIDR block such as 203.0.113.0/24 or 2001:db8::/32 (got ${JSON.stringify(s)})` });
+});
+
+/** `[address, prefix, family]` of a CIDR block, or undefined when it is not one. */
+export function cidrParts(s: string): [string, number, "ipv4" | "ipv6"] | undefined {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
+  const family = m ? isIP(m[1]!) : 0;
+  if (!m || family === 0 || Number(m[2]) > (family === 4 ? 32 : 128)) return undefined;
+  return [m[1]!, Number(m[2]), family === 4 ? "ipv4" : "ipv6"];
+}
+
+/** Whether CIDR `inner` lies inside CIDR `outer` (same family, a longer or equal prefix, its address inside). */
+export function cidrWithin(inner: string, outer: string): boolean {
+  const a = cidrParts(inner);
+  const b = cidrParts(outer);
+  if (!a || !b || a[2] !== b[2] || a[1] < b[1]) return false;
+  const list = new BlockList();
+  list.addSubnet(b[0], b[1], b[2]);
+  return list.check(a[0], a[2]);
+}
+
+/** Addresses no public relay has: private, shared (CGNAT), link-local (the clouds' metadata service), unique-local. */
+export const NON_PUBLIC_CIDRS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10"] as const;
+/**
+ * Sentry SaaS's ingest addresses for organization DSNs (`o<n>.ingest.sentry.io`, US and EU), as its
+ * docs list them (docs.sentry.io/security-legal-pii/security/ip-ranges, updated by getsentry/sentry-docs#15529, 2025-11).
+ */
+export const SENTRY_INGEST_CIDRS = ["34.120.195.249/32", "34.160.81.0/32", "34.102.210.18/32", "2600:1901:0:5e8a::/64", "2600:1901:0:7edb::/64"] as const;
+
+const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS-1123 label");
+
+/** Where an egress rule lets pods connect: address blocks (with holes), or every pod of a namespace. */
+export const egressPeerSchema = z
+  .object({
+    cidrs: z.array(cidr).min(1, "must list at least one block").optional(),
+    /** Holes in `cidrs` (each must lie inside one of them). */
+    except: z.array(cidr).optional(),
+    namespace: dnsLabel.optional(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    if ((p.cidrs === undefined) === (p.namespace === undefined)) ctx.addIssue({ code: "custom", path: [], message: "must set either cidrs or namespace (not both, not neither)" });
+    if (p.except && !p.cidrs) ctx.addIssue({ code: "custom", path: ["except"], message: "needs cidrs to make holes in" });
+    for (const [i, hole] of (p.except ?? []).entries())
+      if (!(p.cidrs ?? []).some((c) => cidrWithin(hole, c))) ctx.addIssue({ code: "custom", path: ["except", i], message: `must lie inside one of cidrs (got "${hole}")` });
+  });
+
+/**
+ * Where ShopFDS's pods may connect outside the stack (Kubernetes; components/platform/network-policies.ts).
+ * Inside the stack the destinations follow from the program (DNS, PostgreSQL, Redis, RabbitMQ, Elasticsearch).
+ */
+export const egressConfigSchema = z
+  .object({
+    /** The SMTP relay (on smtp.port). Default: any public address, so mail works on day one; narrow it to the relay's published ranges. */
+    smtp: egressPeerSchema.default({ cidrs: ["0.0.0.0/0", "::/0"], except: [...NON_PUBLIC_CIDRS] }),
+    /** Sentry's ingest addresses (HTTPS), when sentry.enabled. */
+    sentry: z.array(cidr).min(1, "must list at least one block").default([...SENTRY_INGEST_CIDRS]),
+    /** An OpenTelemetry collector the workloads export to (OTLP: 4317 gRPC, 4318 HTTP); absent: none. */
+    otlp: z.object({ peer: egressPeerSchema, port }).strict().optional(),
+    /** The cluster's DNS: its namespace and its pods' labels (CoreDNS under kube-dns's labels on kubeadm, EKS, GKE and kind). */
+    dns: z
+      .object({ namespace: dnsLabel.default("kube-system"), podLabels: z.record(z.string(), z.string()).default({ "k8s-app": "kube-dns" }) })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -323,6 +393,8 @@ export const kubernetesStackSchema = z
     backup: backupConfigSchema.optional(),
     /** The service's Ingress, certificate and edge limits; absent: the service stays inside the cluster. */
     edge: edgeConfigSchema.optional(),
+    /** Where ShopFDS's pods may connect beyond the stack (every other egress is denied). */
+    egress: egressConfigSchema.prefault({}),
     ...commonStack,
   })
   .strict();

@@ -61,6 +61,7 @@ export class EckLogging extends pulumi.ComponentResource implements LogStack {
   declare readonly beatsEndpoint: string;
   /** Where Filebeat runs, and the Logstash it sends to (for the NetworkPolicies). */
   declare readonly shipping: { readonly namespace: string; readonly logstash: string; readonly port: number };
+  declare readonly eck: { readonly elasticsearch: string; readonly kibana: string };
 
   constructor(name: string, args: EckLoggingArgs, opts?: pulumi.ComponentResourceOptions) {
     super("shopfds:logging:EckLogging", name, {}, opts);
@@ -327,6 +328,7 @@ export class EckLogging extends pulumi.ComponentResource implements LogStack {
     );
 
     this.shipping = { namespace: beatsNamespace, logstash: ls, port: BEATS_PORT };
+    this.eck = { elasticsearch: es, kibana: kb };
     this.elasticsearchUrl = esUrl;
     this.logstash = { host: platform.serviceHost(`${ls}-ls-beats`), port: JSON_TCP_PORT };
     this.kibanaUrl = `https://${platform.serviceHost(`${kb}-kb-http`)}:5601/`;

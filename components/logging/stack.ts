@@ -13,4 +13,6 @@ export interface LogStack {
   readonly exporterService?: string;
   /** Kubernetes: where Filebeat runs and the Logstash it sends to (for the NetworkPolicies). */
   readonly shipping?: { readonly namespace: string; readonly logstash: string; readonly port: number };
+  /** Kubernetes: the names of ECK's Elasticsearch and Kibana (their pods carry them as labels). */
+  readonly eck?: { readonly elasticsearch: string; readonly kibana: string };
 }

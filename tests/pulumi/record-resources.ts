@@ -42,8 +42,9 @@ async function main(): Promise<void> {
       inputs: canonical(r.inputs),
     }))
     .sort((a, b) => `${a.type}::${a.name}`.localeCompare(`${b.type}::${b.name}`));
-  process.stdout.write(JSON.stringify(records, null, 1) + "\n");
-  process.exit(0);
+  // Exit only once the whole document is written: on a pipe, stdout is asynchronous, and exiting at
+  // once cut a large stack's snapshot short (an "Unterminated string in JSON" in the snapshot test).
+  process.stdout.write(JSON.stringify(records, null, 1) + "\n", () => process.exit(0));
 }
 
 main().catch((e) => {

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
-import { parseStackConfig, StackConfigError, type DockerStackConfig } from "../../components/config";
+import { cidrWithin, NON_PUBLIC_CIDRS, parseStackConfig, SENTRY_INGEST_CIDRS, StackConfigError, type DockerStackConfig } from "../../components/config";
 
 /** A stack file's settings as `pulumi.Config` would hand them to index.ts. */
 function stackFile(stack: string): Record<string, unknown> {
@@ -60,6 +60,34 @@ describe("stack configuration", () => {
       assert.deepEqual(e.problems, ["shopfds:service.replicas: must be at least 1 (got 0)", 'shopfds:service.publicUrl: must be an absolute URL such as https://shop.example (got "shop.example")']);
       return true;
     });
+  });
+
+  it("egress beyond the stack: public addresses for SMTP and Sentry's listed ingest by default, a namespace on kind; bad blocks named", () => {
+    const prod = parseStackConfig(stackFile("prod"));
+    assert.ok(prod.platform === "kubernetes");
+    assert.deepEqual(prod.egress.smtp, { cidrs: ["0.0.0.0/0", "::/0"], except: [...NON_PUBLIC_CIDRS] });
+    assert.deepEqual(prod.egress.sentry, [...SENTRY_INGEST_CIDRS]);
+    assert.deepEqual(prod.egress.dns, { namespace: "kube-system", podLabels: { "k8s-app": "kube-dns" } });
+    const kind = parseStackConfig(stackFile("kind"));
+    assert.ok(kind.platform === "kubernetes");
+    assert.deepEqual(kind.egress.smtp, { namespace: "mail" });
+    const base = { platform: "kubernetes", kubernetes: { namespace: "x", context: "x" }, smtp: { host: "relay", from: "a@b.c" }, backup: { enabled: false } };
+    assert.throws(
+      () => parseStackConfig({ ...base, egress: { smtp: { cidrs: ["52.79.0.0/16"], except: ["10.0.0.0/8", "52.79.1.0/24"], namespace: "mail" }, sentry: ["34.120.195.249"], otlp: { peer: { cidrs: ["10.1.0.0/33"] }, port: 4317 } } }),
+      (e: unknown) => {
+        assert.ok(e instanceof StackConfigError);
+        assert.deepEqual(e.problems, [
+          "shopfds:egress.smtp: must set either cidrs or namespace (not both, not neither)",
+          'shopfds:egress.smtp.except.0: must lie inside one of cidrs (got "10.0.0.0/8")',
+          'shopfds:egress.sentry.0: must be a CIDR block such as 203.0.113.0/24 or 2001:db8::/32 (got "34.120.195.249")',
+          'shopfds:egress.otlp.peer.cidrs.0: must be a CIDR block such as 203.0.113.0/24 or 2001:db8::/32 (got "10.1.0.0/33")',
+        ]);
+        return true;
+      },
+    );
+    assert.equal(cidrWithin("fc00::/7", "::/0"), true);
+    assert.equal(cidrWithin("fc00::/7", "0.0.0.0/0"), false, "another family");
+    assert.equal(cidrWithin("10.0.0.0/8", "10.0.0.0/16"), false, "wider than the block");
   });
 
   it("names every bad or missing key and what is wrong with it, all at once", () => {
