@@ -8,7 +8,7 @@ IN_STACK := source scripts/lib/stack-env.sh &&
 HAVE_DOCKER_AND_PULUMI := $(shell command -v pulumi >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dev down status health logs dashboards outputs clean migrate reset-db seed admin test lint typecheck bench preview up e2e-kind e2e-docker
+.PHONY: help setup dev down status health logs dashboards outputs clean migrate dlq reset-db seed admin test lint typecheck bench preview up e2e-kind e2e-docker
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ endif
 
 migrate: ## Apply pending schema migrations to the stack in use (migrate.ts down|status for the rest)
 	@$(IN_STACK) node --import tsx service/bin/migrate.ts up
+
+dlq: ## The dead letters of the stack in use: ARGS="list" (default), "redrive --task NAME --reason WHY", "redrive --all --reason WHY", "purge"
+	@$(IN_STACK) node --import tsx runtime/cli/shopfds-runtime.ts dlq $(or $(ARGS),list)
 
 reset-db: ## Drop every table of the stack's database and recreate the latest schema (asks first on a terminal)
 	@bash scripts/reset-db.sh

@@ -11,7 +11,7 @@ import { Blacklist, type BlacklistOptions } from "@shopfds/runtime/fds";
 import { FraudDetector, type FdsRulesOptions } from "@shopfds/runtime/fds";
 import { diskCheck, postgresChecks, rabbitMqCheck, redisClusterCheck, redisMemoryCheck } from "@shopfds/runtime/health";
 import { HealthMonitor, type HealthMonitorOptions } from "@shopfds/runtime/health";
-import { TaskProducer } from "@shopfds/runtime/jobs";
+import { DeadLetters, TaskProducer } from "@shopfds/runtime/jobs";
 import { createLogger } from "@shopfds/runtime/observability";
 import type { Logger } from "pino";
 import { ServiceMetrics } from "@shopfds/runtime/observability";
@@ -53,6 +53,8 @@ export interface ServiceDepsOptions {
   readonly defaultMetrics?: boolean;
   /** Where clients reach the service (links in answers). */
   readonly publicUrl?: string;
+  /** The dead-letter queue the admin routes act on. @default "shopfds.dead" */
+  readonly deadLetterQueue?: string;
 }
 
 export interface ServiceDeps extends AppDeps {
@@ -94,6 +96,8 @@ export async function buildServiceDeps(outputs: StackOutputs, options: ServiceDe
     log,
     ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl } : {}),
     ...(producer ? { producer } : {}),
+    // A connection per admin request: rare, and nothing to keep alive across a broker restart.
+    deadLetters: () => DeadLetters.connect({ url: outputs.rabbitmq.url, ...(outputs.rabbitmq.tls ? { tls: outputs.rabbitmq.tls } : {}), ...(options.deadLetterQueue ? { queue: options.deadLetterQueue } : {}) }),
     async close() {
       health.stop();
       await Promise.allSettled([producer?.close(), db.close()]);

@@ -9,6 +9,7 @@
  *                         repeated wrong passwords are refused for a while (429, Retry-After)
  *   /v1/admin/blacklist   GET ?type=&limit=&after= (pages), POST (add), PATCH …/:type/:value {ttlSeconds},
  *                         DELETE …/:type/:value — an admin session required
+ *   /v1/admin/dead-letters GET ?task=&limit=, POST …/redrive {ids|task|all, reason}, DELETE ?confirm=<count> — admin
  *   POST /reports         (admin) records the report and enqueues its generation → 202 with its status URL
  *   GET  /reports/:id     status and, once completed, the download link; GET /reports/:id/download the CSV
  *   GET  /health, /health/live, /health/ready, /metrics (the adapter)
@@ -25,6 +26,7 @@ import { HttpError } from "@shopfds/runtime/http";
 import { shopfdsFastify } from "@shopfds/runtime/http/fastify";
 import { accountRoutes } from "./routes/accounts";
 import { blacklistRoutes } from "./routes/blacklist";
+import { deadLetterRoutes } from "./routes/dead-letters";
 import { orderRoutes } from "./routes/orders";
 import { reportRoutes } from "./routes/reports";
 import type { App, AppDeps } from "./deps";
@@ -108,6 +110,7 @@ export async function buildApp(deps: AppDeps, serverFactory?: (handler: (req: In
   await app.register(accountRoutes(deps));
   await app.register(blacklistRoutes(deps));
   await app.register(reportRoutes(deps));
+  await app.register(deadLetterRoutes(deps));
   await app.ready();
   return app as unknown as App;
 }

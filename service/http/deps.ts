@@ -8,6 +8,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Logger } from "pino";
 import type { Database } from "@shopfds/runtime/db";
 import type { Blacklist, FraudDetector } from "@shopfds/runtime/fds";
+import type { DeadLetters } from "@shopfds/runtime/jobs";
 import type { HealthMonitor } from "@shopfds/runtime/health";
 import type { ServiceMetrics } from "@shopfds/runtime/observability";
 import type { SessionStore } from "@shopfds/runtime/redis";
@@ -28,6 +29,8 @@ export interface AppDeps {
   readonly log: Logger;
   /** Where clients reach this service (links in answers: report status and download). @default "" (relative links) */
   readonly publicUrl?: string;
+  /** Opens the dead-letter queue for the admin routes (closed after each request); absent: no such routes. */
+  readonly deadLetters?: () => Promise<DeadLetters>;
 }
 
 /** The app as the route modules see it: zod schemas type the requests. */

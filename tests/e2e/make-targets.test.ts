@@ -72,7 +72,14 @@ after(async () => {
 describe("make targets (US5)", () => {
   it("make help lists every target with what it does", async () => {
     const { stdout } = await make("help");
-    for (const t of ["setup", "dev", "down", "status", "health", "logs", "outputs", "clean", "migrate", "reset-db", "seed", "test", "bench"]) assert.match(stdout, new RegExp(`make ${t}\\s+\\S`), t);
+    for (const t of ["setup", "dev", "down", "status", "health", "logs", "outputs", "clean", "migrate", "dlq", "reset-db", "seed", "test", "bench"]) assert.match(stdout, new RegExp(`make ${t}\\s+\\S`), t);
+  });
+
+  it("make dlq lists the stack's dead letters; a purge without a terminal is refused and deletes nothing", async () => {
+    assert.match((await make("dlq")).stdout, /^\d+ dead letter\(s\) in shopfds\.dead/m);
+    const refused = await makeWithInput(["dlq", "ARGS=purge"], "");
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /purge: \d+ dead letter\(s\) would go; run on a terminal to confirm, or pass --yes/);
   });
 
   it("make migrate applies every migration to an empty database, and a second run applies none", async () => {

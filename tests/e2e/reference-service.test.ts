@@ -10,6 +10,8 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import nodemailer from "nodemailer";
+import amqp, { type Channel, type ChannelModel } from "amqplib";
+import { buildTaskMessage, encodeTaskMessage } from "../../runtime/jobs/protocol";
 import type { Cluster } from "ioredis";
 import { Database } from "../../runtime/db/router";
 import { Blacklist } from "../../runtime/fds/blacklist";
@@ -26,6 +28,11 @@ import { createApp } from "../../service/http/app";
 import { createMigratedDatabase, sleep, until } from "../support/databases";
 
 const QUEUE = `t${process.pid}.e2e`;
+/** This run's own dead-letter queue (the admin routes act on it) and where a redrive sends its letters. */
+const DEAD = `t${process.pid}.e2e-dead`;
+const REDRIVEN = `t${process.pid}.e2e-redriven`;
+let amqpConn: ChannelModel;
+let amqpCh: Channel;
 let db: Database;
 let redis: Cluster;
 let worker: Worker;
@@ -78,7 +85,11 @@ before(async () => {
     health: { checks: "all", intervalMs: 500 },
     defaultMetrics: false,
     publicUrl: "http://shop.test",
+    deadLetterQueue: DEAD,
   });
+  amqpConn = await amqp.connect(outputs.rabbitmq.url);
+  amqpCh = await amqpConn.createChannel();
+  for (const q of [DEAD, REDRIVEN]) await amqpCh.assertQueue(q, { durable: true });
   ({ db, redis, blacklist } = deps);
   worker = new Worker({ url: outputs.rabbitmq.url, queue: QUEUE, hostname: `e2e-${process.pid}@test` });
   registerShopTasks(worker, { db, mailer: nodemailer.createTransport({ host: outputs.smtp!.host, port: outputs.smtp!.port, secure: false, ignoreTLS: true }), from: outputs.smtp!.from, reportsBaseUrl: "http://127.0.0.1/reports", sender: deps.jobs });
@@ -95,6 +106,8 @@ before(async () => {
 });
 
 after(async () => {
+  for (const q of [DEAD, REDRIVEN]) await amqpCh?.deleteQueue(q).catch(() => undefined);
+  await amqpConn?.close().catch(() => undefined);
   server?.close();
   await worker?.stop();
   await deps?.close();
@@ -320,6 +333,48 @@ describe("reference service: user story scenarios", () => {
 // The fuzzer: every public endpoint with a valid body, and for each field every wrong type, a missing
 // value, a long string, plus bad JSON, a wrong content type and unknown fields. Each must be a 4xx with a
 // code and a message (naming the field where there is one), never a 500, and write nothing.
+describe("reference service: dead letters (admin)", () => {
+  /** A dead letter as the worker leaves one: the task's message with its reason and home queue. */
+  const bury = (id: string, to: string) => {
+    const { body, options } = encodeTaskMessage(buildTaskMessage("shop.send_order_email", [41], { to }, { id, retries: 3 }));
+    const headers = { ...(options.headers as object), "x-shopfds-reason": "failed after 4 attempts: Error: relay said 550", "x-shopfds-queue": REDRIVEN, "x-shopfds-dead-at": new Date().toISOString() };
+    amqpCh.sendToQueue(DEAD, body, { ...options, headers });
+  };
+
+  it("lists them redacted, redrives one with the admin and reason recorded, purges only with the count confirmed; customers 403", async () => {
+    const token = await login(ADMIN);
+    bury(`dl-${process.pid}-1`, "buyer@example.com");
+    await until("the dead letter is there", 5000, async () => (await amqpCh.checkQueue(DEAD)).messageCount === 1);
+    assert.equal((await call("GET", "/v1/admin/dead-letters", undefined, undefined, await login(CUSTOMER))).status, 403);
+    const listed = await call("GET", "/v1/admin/dead-letters", undefined, undefined, token);
+    assert.equal(listed.status, 200);
+    assert.equal(listed.json.count, 1);
+    const [d] = listed.json.deadLetters;
+    assert.deepEqual([d.id, d.task, d.retries, d.queue, d.kwargs], [`dl-${process.pid}-1`, "shop.send_order_email", 3, REDRIVEN, { to: "[redacted]" }]);
+    assert.match(d.reason, /relay said 550/);
+
+    const both = await call("POST", "/v1/admin/dead-letters/redrive", { ids: [d.id], all: true, reason: "x" }, undefined, token);
+    assert.deepEqual([both.status, both.json.error.field], [400, "ids"]);
+    const noReason = await call("POST", "/v1/admin/dead-letters/redrive", { ids: [d.id], reason: "  " }, undefined, token);
+    assert.deepEqual([noReason.status, noReason.json.error.field], [400, "reason"]);
+    const redriven = await call("POST", "/v1/admin/dead-letters/redrive", { ids: [d.id], reason: "relay fixed" }, undefined, token);
+    assert.deepEqual(redriven.json, { redriven: [{ id: d.id, task: "shop.send_order_email", queue: REDRIVEN }] });
+    const back = await amqpCh.get(REDRIVEN, { noAck: true });
+    assert.ok(back, "the task is back in its queue");
+    assert.deepEqual([back.properties.headers?.id, back.properties.headers?.retries, back.properties.headers?.["x-shopfds-redrive-reason"]], [d.id, 0, `admin:${ADMIN.email}: relay fixed`]);
+    assert.equal((await amqpCh.checkQueue(DEAD)).messageCount, 0);
+
+    bury(`dl-${process.pid}-2`, "x@example.com");
+    bury(`dl-${process.pid}-3`, "y@example.com");
+    await until("two dead letters", 5000, async () => (await amqpCh.checkQueue(DEAD)).messageCount === 2);
+    const mismatch = await call("DELETE", "/v1/admin/dead-letters?confirm=5", undefined, undefined, token);
+    assert.deepEqual([mismatch.status, mismatch.json.error.code, mismatch.json.error.message], [409, "CONFIRMATION_MISMATCH", "confirm: must be the current count of dead letters, 2 (got 5)"]);
+    assert.equal((await amqpCh.checkQueue(DEAD)).messageCount, 2, "nothing purged");
+    assert.deepEqual((await call("DELETE", "/v1/admin/dead-letters?confirm=2", undefined, undefined, token)).json, { purged: 2 });
+    assert.equal((await amqpCh.checkQueue(DEAD)).messageCount, 0);
+  });
+});
+
 describe("reference service: malformed input (fuzzing)", () => {
   const WRONG: unknown[] = [null, true, 0, -1, 1.5, 1e300, "", "x".repeat(5000), "\u0000", [], [1], {}, { a: 1 }];
   // `alsoValid`: values of WRONG that are in fact acceptable for that field (skipped).
