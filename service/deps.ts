@@ -75,7 +75,10 @@ export async function buildServiceDeps(outputs: StackOutputs, options: ServiceDe
   const fds = new FraudDetector(blacklist, redis, outputs.fds.cardHashKeys, { ...options.fds, ...(prefix ? { velocityKeyPrefix: `${prefix}vel:` } : {}) });
   const own = options.jobs === undefined || "queue" in options.jobs;
   // Reconnects by itself after any broker loss; /health reports this very connection.
-  const producer = own ? await TaskProducer.connect(outputs.rabbitmq.url, { tls: outputs.rabbitmq.tls, routes: TASK_ROUTES, log: (line) => log.warn(`task producer: ${line}`) }) : undefined;
+  // Tasks carry the request's write location, so the worker reads what the request wrote.
+  const producer = own
+    ? await TaskProducer.connect(outputs.rabbitmq.url, { tls: outputs.rabbitmq.tls, routes: TASK_ROUTES, log: (line) => log.warn(`task producer: ${line}`), writeLocation: () => db.writeLocation() })
+    : undefined;
   const jobs: OrderTaskSender = producer ? (options.jobs && "queue" in options.jobs ? producer.forQueue(options.jobs.queue) : producer) : (options.jobs as OrderTaskSender);
   const { checks = "all", ...healthOptions } = options.health ?? {};
   const health = new HealthMonitor(checks === "all" ? [...postgresChecks(db), redisClusterCheck(redis), redisMemoryCheck(redis), ...(producer ? [rabbitMqCheck(producer)] : []), diskCheck("/")] : [], healthOptions);

@@ -1,8 +1,8 @@
 /**
  * @shopfds/runtime/db: read/write routing over the PostgreSQL pair, and the runtime's own schema.
  */
-export { Database, isConnectionError } from "./router";
-export type { DatabaseStats, QueryOptions, ReplicaStats, Target } from "./router";
+export { Database, isConnectionError, parseWriteLocation } from "./router";
+export type { DatabaseStats, QueryOptions, ReplicaStats, SessionHandle, SessionOptions, Target } from "./router";
 export { DatabaseOptionsError, DEFAULT_OPTIONS as DATABASE_DEFAULTS } from "./options";
 export type { DatabaseOptions } from "./options";
 export { isReadOnlyStatement } from "./classify";

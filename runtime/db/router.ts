@@ -85,6 +85,37 @@ const parseLsn = (lsn: string): bigint => {
   return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 };
 
+/** PostgreSQL's text form of an LSN (`16/B374D848`), which is also the write location's. */
+const LSN_TEXT = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i;
+const formatLsn = (lsn: bigint): string => `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+
+/**
+ * A write location as carried by a client or a task (`16/B374D848`), or undefined when it is none: a
+ * value that is not one is ignored rather than refused (it cannot be ours, and the read is then as if
+ * nothing was carried).
+ */
+export function parseWriteLocation(value: unknown): bigint | undefined {
+  return typeof value === "string" && LSN_TEXT.test(value.trim()) ? parseLsn(value.trim()) : undefined;
+}
+
+export interface SessionOptions {
+  /**
+   * A write location from an earlier scope (a client's previous request, the request that sent a task):
+   * replicas that have not replayed it are skipped, as for this scope's own writes.
+   */
+  readonly after?: string;
+}
+
+/** The scope `withSession` runs: where its writes (and what it was given to wait for) stand. */
+export interface SessionHandle {
+  /**
+   * The location a later scope must read after (`16/B374D848`) to see this scope's writes and what it was
+   * given, or undefined when there is nothing to wait for. After a write this asks the primary once (a
+   * transaction's commit already said where it stood).
+   */
+  writeLocation(): Promise<string | undefined>;
+}
+
 interface Replica {
   readonly name: string;
   /** Discovered replicas: the address the name resolved to. */
@@ -282,6 +313,16 @@ export class Database {
     try {
       await client.query("BEGIN");
       const result = await fn(client);
+      const session = this.sessionsUsed ? this.sessions.getStore() : undefined;
+      if (session) {
+        // In a scope, where the WAL stands right after the commit, in the same round trip: the scope's
+        // next read, its tasks and its client's next request need no question to the primary.
+        const [, position] = (await client.query("COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn")) as unknown as [pg.QueryResult, pg.QueryResult<{ lsn: string }>];
+        this.counts.writes++;
+        const lsn = parseLsn(position.rows[0]!.lsn);
+        if (session.minLsn === undefined || lsn > session.minLsn) session.minLsn = lsn;
+        return result;
+      }
       await client.query("COMMIT");
       this.counts.writes++;
       this.rememberWriteLsn();
@@ -294,10 +335,27 @@ export class Database {
     }
   }
 
-  /** A read-your-writes scope (one request): reads see this scope's writes even before replicas do. */
-  withSession<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * A read-your-writes scope (one request, one task): reads see this scope's writes even before replicas
+   * do, and, with `after`, an earlier scope's (SessionOptions). `fn` gets the scope's handle.
+   */
+  withSession<T>(fn: (session: SessionHandle) => Promise<T>, o: SessionOptions = {}): Promise<T> {
     this.sessionsUsed = true;
-    return this.sessions.run({}, fn);
+    const after = parseWriteLocation(o.after);
+    const session: Session = after !== undefined ? { minLsn: after } : {};
+    const handle: SessionHandle = { writeLocation: () => this.locationOf(session) };
+    return this.sessions.run(session, () => fn(handle));
+  }
+
+  /** The write location of the scope this runs in (SessionHandle.writeLocation), or undefined outside one. */
+  writeLocation(): Promise<string | undefined> {
+    const session = this.sessionsUsed ? this.sessions.getStore() : undefined;
+    return session ? this.locationOf(session) : Promise.resolve(undefined);
+  }
+
+  private async locationOf(session: Session): Promise<string | undefined> {
+    await this.positionAfterWrite(session);
+    return session.minLsn === undefined || session.minLsn >= BEYOND_ANY_LSN ? undefined : formatLsn(session.minLsn);
   }
 
   stats(): DatabaseStats {
@@ -407,7 +465,9 @@ export class Database {
       session.wrote = false;
       const asked: Promise<void> = this.primaryPool.query("SELECT pg_current_wal_insert_lsn()::text AS lsn").then(
         ({ rows }) => {
-          session.minLsn = parseLsn(rows[0].lsn);
+          // Never backwards: a commit of the scope may have said a later position meanwhile.
+          const lsn = parseLsn(rows[0].lsn);
+          if (session.minLsn === undefined || lsn > session.minLsn) session.minLsn = lsn;
         },
         () => {
           session.minLsn = BEYOND_ANY_LSN;

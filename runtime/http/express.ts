@@ -24,6 +24,7 @@ import { captureError } from "../observability/sentry";
 import type { SessionStore } from "../redis/sessions";
 import { logAccess } from "./access";
 import { errorResponse } from "./errors";
+import { carriedWriteLocation, WRITE_LOCATION_HTTP_HEADER, writeLocationCookie } from "./write-location";
 
 export interface ShopfdsExpressOptions {
   readonly health: HealthMonitor;
@@ -56,13 +57,30 @@ export function shopfdsExpress(o: ShopfdsExpressOptions): RequestHandler {
     const probe = req.method === "GET" ? probes[req.path] : undefined;
     if (probe) return probe(req, res);
     if (!o.db) return next();
-    // The rest of the chain runs inside the scope (it starts synchronously from here).
+    // The rest of the chain runs inside the scope (it starts synchronously from here). The answer's end
+    // waits for the scope's write location (one query to the primary after a plain write; none after a
+    // transaction) so it can carry it; a streamed answer whose headers went out already does not.
     void o.db.withSession(
-      () =>
+      (session) =>
         new Promise<void>((resolve) => {
           res.once("close", resolve);
+          const end = res.end.bind(res) as (...args: unknown[]) => Response;
+          res.end = ((...args: unknown[]) => {
+            if (res.headersSent) return end(...args);
+            void session
+              .writeLocation()
+              .then(
+                (location) => {
+                  if (location && !res.headersSent) res.setHeader(WRITE_LOCATION_HTTP_HEADER, location).append("Set-Cookie", writeLocationCookie(location));
+                },
+                () => undefined,
+              )
+              .finally(() => end(...args));
+            return res;
+          }) as Response["end"];
           next();
         }),
+      { after: carriedWriteLocation(req.headers) },
     );
   };
 }

@@ -9,7 +9,9 @@
  * - one ECS access line per request (method, status, route, duration, `labels` a handler adds to
  *   `request.logLabels`), with the caller's W3C trace id; probes and scrapes at debug level only;
  * - each request handled inside the router's read-your-writes scope (`db.withSession`): a read after a
- *   write in the same request sees it, even before the replicas do;
+ *   write in the same request sees it, even before the replicas do; and across requests: the answer
+ *   carries the scope's write location (header `shopfds-write-location` and a one-minute cookie), and a
+ *   request that brings it back reads only from replicas that have replayed it (./write-location.ts);
  * - errors answered as `{ error: { code, field?, message } }`: schema validation and body problems 400
  *   (413, 415) naming the field, the runtime's input errors 422, a dependency down 503 with Retry-After,
  *   the rest 500 (logged at error level with the trace id);
@@ -26,6 +28,11 @@ import { captureError } from "../observability/sentry";
 import type { SessionStore } from "../redis/sessions";
 import { logAccess } from "./access";
 import { errorResponse, fieldPath } from "./errors";
+import { carriedWriteLocation, WRITE_LOCATION_HTTP_HEADER, writeLocationCookie } from "./write-location";
+import type { SessionHandle } from "../db/router";
+
+/** Each request's read-your-writes scope, for the onSend hook (a WeakMap: nothing added to the request's type). */
+const sessionOf = new WeakMap<FastifyRequest, SessionHandle>();
 
 export interface ShopfdsFastifyOptions {
   readonly health: HealthMonitor;
@@ -77,8 +84,21 @@ export async function shopfdsFastify(app: FastifyInstance, o: ShopfdsFastifyOpti
     app.addHook("onRoute", (route) => {
       const handler = route.handler as RouteHandlerMethod;
       route.handler = function scoped(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
-        return db.withSession(async () => handler.call(this, request, reply));
+        return db.withSession(
+          async (session) => {
+            sessionOf.set(request, session);
+            return handler.call(this, request, reply);
+          },
+          { after: carriedWriteLocation(request.headers) },
+        );
       } as RouteHandlerMethod;
+    });
+    // Before the answer leaves: where the scope's writes stand, for the client's next request.
+    app.addHook("onSend", async (request, reply, payload) => {
+      const session = sessionOf.get(request);
+      const location = session ? await session.writeLocation().catch(() => undefined) : undefined;
+      if (location) void reply.header(WRITE_LOCATION_HTTP_HEADER, location).header("set-cookie", writeLocationCookie(location));
+      return payload;
     });
   }
 

@@ -4,3 +4,4 @@
  */
 export { errorResponse, fieldPath, HttpError, isUnavailable, RETRY_AFTER_SECONDS, validate } from "./errors";
 export type { ErrorBody, ErrorResponse } from "./errors";
+export { carriedWriteLocation, WRITE_LOCATION_COOKIE, WRITE_LOCATION_HTTP_HEADER, writeLocationCookie } from "./write-location";

@@ -18,12 +18,17 @@ import { TASK_QUEUE } from "./topology";
 import { ShopfdsError } from "../errors";
 import { typedTable } from "./amqp-table";
 import { BrokerBlockedError, BrokerLink, BrokerUnavailableError } from "./broker-link";
-import { BuildOptions, buildTaskMessage, encodeTaskMessage } from "./protocol";
+import { BuildOptions, buildTaskMessage, encodeTaskMessage, WRITE_LOCATION_HEADER } from "./protocol";
 
 export { BrokerBlockedError, BrokerUnavailableError } from "./broker-link";
 export interface SendOptions extends Omit<BuildOptions, "replyTo" | "origin" | "now"> {
   /** Queue to route to (through the default exchange). @default the task's route, else "celery" */
   readonly queue?: string;
+  /**
+   * Where the task must read after (a Database scope's write location): carried in the
+   * `x-shopfds-write-location` header, which a worker given `readAfter` applies. @default ProducerOptions.writeLocation's
+   */
+  readonly writeLocation?: string;
 }
 
 export interface SentTask {
@@ -74,6 +79,11 @@ export interface ProducerOptions {
   readonly confirmTimeoutMs?: number;
   /** The queue of each task name sent without a `queue` option (Celery's task_routes); others go to "celery". */
   readonly routes?: Readonly<Record<string, string>>;
+  /**
+   * Asked at each send for the sender's write location (`() => db.writeLocation()`: the request's
+   * scope), so the task reads what the request wrote (read-your-writes across tasks).
+   */
+  readonly writeLocation?: () => Promise<string | undefined> | string | undefined;
 }
 
 export class TaskProducer {
@@ -182,6 +192,7 @@ export class TaskProducer {
    * BrokerUnavailableError too, though the message may still arrive (every task here is idempotent by id).
    */
   async send(name: string, args: readonly unknown[] = [], kwargs: Readonly<Record<string, unknown>> = {}, options: SendOptions = {}): Promise<SentTask> {
+    options = await this.withWriteLocation(options);
     const { id, confirmed } = this.publish(name, args, kwargs, options);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -205,8 +216,17 @@ export class TaskProducer {
   }
 
   /** Writes the message on the channel (throws at once when there is none, or it is blocked); `confirmed` settles with the broker's answer. */
+  /** `options` with the sender's write location (ProducerOptions.writeLocation), unless it names one. */
+  private async withWriteLocation<O extends SendOptions>(options: O): Promise<O> {
+    if (options.writeLocation !== undefined || !this.o.writeLocation) return options;
+    const writeLocation = await this.o.writeLocation();
+    return writeLocation === undefined ? options : { ...options, writeLocation };
+  }
+
   private publish(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: SendOptions): { id: string; confirmed: Promise<void> } {
-    const message = buildTaskMessage(name, args, kwargs, { ...options, replyTo: this.replyQueue });
+    const { writeLocation, ...build } = options;
+    const message = buildTaskMessage(name, args, kwargs, { ...build, replyTo: this.replyQueue });
+    if (writeLocation !== undefined) message.headers[WRITE_LOCATION_HEADER] = writeLocation;
     const { body, options: publishOptions } = encodeTaskMessage(message);
     const id = message.headers.id;
     const channel = this.channel;
@@ -242,6 +262,7 @@ export class TaskProducer {
    * the bound. Needs `options.id` so a re-send is recognisable; a send the broker refused (no queue) still throws.
    */
   async sendOrDefer(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: SendOptions & { id: string }): Promise<{ id: string; deferred: boolean }> {
+    options = await this.withWriteLocation(options);
     const d: Deferred = { name, args, kwargs, options };
     let confirmed: Promise<void>;
     try {

@@ -58,6 +58,13 @@ export interface BuildOptions {
   readonly now?: Date;
 }
 
+/**
+ * The task header carrying where the task must read after (a PostgreSQL write location, `16/B374D848`):
+ * set by the producer (ProducerOptions.writeLocation), applied by a worker given `readAfter`; other
+ * Celery workers ignore it.
+ */
+export const WRITE_LOCATION_HEADER = "x-shopfds-write-location";
+
 /** A message that cannot be run; `reason` says why (it goes with the message to the dead-letter queue). */
 export class MalformedTaskError extends ShopfdsError {
   constructor(readonly reason: string) {

@@ -40,7 +40,7 @@ import { BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { UnavailableError } from "../errors";
 import { EventDispatcher, WORKER_SOFTWARE } from "./events";
 import { startPidbox } from "./pidbox";
-import { exceptionInfo, isoWithOffset, MalformedTaskError, parseTaskMessage, parseTime, pyRepr, resultBody, TaskMessage } from "./protocol";
+import { exceptionInfo, isoWithOffset, MalformedTaskError, parseTaskMessage, parseTime, pyRepr, resultBody, TaskMessage, WRITE_LOCATION_HEADER } from "./protocol";
 import { parseRateLimit } from "./rate-limit";
 import type { ControlledTask, ControlTarget } from "./remote-control";
 import { RevokedIds } from "./revoked";
@@ -108,6 +108,11 @@ export interface WorkerOptions {
   readonly onHeartbeat?: () => void;
   /** Called when a task run ends, for metrics (ServiceMetrics.observeJob fits). */
   readonly onTaskDone?: (task: string, outcome: TaskOutcome, seconds?: number) => void;
+  /**
+   * Runs each task in a read-your-writes scope after the write location its sender carried
+   * (`x-shopfds-write-location`): `(after, run) => db.withSession(run, { after })`. @default none
+   */
+  readonly readAfter?: <T>(writeLocation: string | undefined, run: () => Promise<T>) => Promise<T>;
 }
 
 export type TaskOutcome = "succeeded" | "failed" | "retried" | "dead_lettered" | "revoked";
@@ -139,8 +144,9 @@ class TimeLimitExceeded extends Error {
 
 export class Worker implements ControlTarget {
   readonly hostname: string;
-  private readonly o: Required<Omit<WorkerOptions, "hostname" | "tls" | "log" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents">> & {
+  private readonly o: Required<Omit<WorkerOptions, "hostname" | "tls" | "log" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents" | "readAfter">> & {
     tls?: ServerTls;
+    readAfter?: WorkerOptions["readAfter"];
     log: (line: string) => void;
     onHeartbeat?: () => void;
     onTaskDone: (task: string, outcome: TaskOutcome, seconds?: number) => void;
@@ -197,6 +203,7 @@ export class Worker implements ControlTarget {
       log: options.log ?? (() => undefined),
       onHeartbeat: options.onHeartbeat,
       onTaskDone: options.onTaskDone ?? (() => undefined),
+      ...(options.readAfter ? { readAfter: options.readAfter } : {}),
     };
     if (!Number.isInteger(this.pool) || this.pool < 1) throw new RangeError(`concurrency: must be a positive integer (got ${options.concurrency})`);
     if (!Number.isInteger(this.o.prefetchMultiplier) || this.o.prefetchMultiplier < 1) throw new RangeError(`prefetchMultiplier: must be a positive integer (got ${options.prefetchMultiplier})`);
@@ -650,7 +657,10 @@ export class Worker implements ControlTarget {
       let failure: unknown;
       try {
         const effectDone = (r.delivery.message.properties.headers ?? {})[EFFECT_DONE] === true;
-        value = await this.withTimeLimit(h.task, h.timelimit, () => (this.handlers.get(h.task) as TaskHandler)(r.task.args, r.task.kwargs, { id: h.id, name: h.task, retries: h.retries, hostname: this.hostname, effectDone }));
+        const call = async () => (this.handlers.get(h.task) as TaskHandler)(r.task.args, r.task.kwargs, { id: h.id, name: h.task, retries: h.retries, hostname: this.hostname, effectDone });
+        const after = h[WRITE_LOCATION_HEADER];
+        const readAfter = this.o.readAfter;
+        value = await this.withTimeLimit(h.task, h.timelimit, readAfter ? () => readAfter(typeof after === "string" ? after : undefined, call) : call);
       } catch (error) {
         failure = error ?? new Error("task failed");
       }

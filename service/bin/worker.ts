@@ -40,13 +40,15 @@ async function main(): Promise<void> {
   if (!outputs.smtp) throw new Error("the stack outputs have no smtp settings: the e-mail tasks need an SMTP server");
   const db = await Database.connect(outputs.postgres);
   const log = (line: string) => console.log(`[worker] ${line}`);
-  const producer = await TaskProducer.connect(outputs.rabbitmq.url, { tls: outputs.rabbitmq.tls, routes: TASK_ROUTES, log });
+  const producer = await TaskProducer.connect(outputs.rabbitmq.url, { tls: outputs.rabbitmq.tls, routes: TASK_ROUTES, log, writeLocation: () => db.writeLocation() });
   const metrics = new ServiceMetrics({ service: "worker", db });
   const common: Omit<WorkerOptions, "hostname"> = {
     onTaskDone: (task, outcome, seconds) => metrics.observeJob(task, outcome, seconds),
     url: outputs.rabbitmq.url,
     tls: outputs.rabbitmq.tls,
     taskEvents: process.argv.includes("--task-events") || process.argv.includes("-E"),
+    // Each task reads after the write location its sender carried (the order's e-mail reads the order).
+    readAfter: (after, run) => db.withSession(run, { after }),
   };
   let liveAt = { main: 0, email: 0 };
   const heartbeat = (which: "main" | "email") => () => {
