@@ -19,6 +19,7 @@ import { ShopfdsError } from "../errors";
 import { typedTable } from "./amqp-table";
 import { BrokerBlockedError, BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { BuildOptions, buildTaskMessage, encodeTaskMessage, WRITE_LOCATION_HEADER } from "./protocol";
+import type { Signature } from "./canvas";
 
 export { BrokerBlockedError, BrokerUnavailableError } from "./broker-link";
 export interface SendOptions extends Omit<BuildOptions, "replyTo" | "origin" | "now"> {
@@ -29,6 +30,12 @@ export interface SendOptions extends Omit<BuildOptions, "replyTo" | "origin" | "
    * `x-shopfds-write-location` header, which a worker given `readAfter` applies. @default ProducerOptions.writeLocation's
    */
   readonly writeLocation?: string;
+  /** Celery's `link`: tasks sent with this one's result first in their args when it succeeds. */
+  readonly link?: readonly Signature[];
+  /** Celery's `link_error`: tasks sent with this one's id when it fails for good. */
+  readonly linkError?: readonly Signature[];
+  /** The rest of a chain, in call order (`[b, c]` for a → b → c): each step gets the previous result first. */
+  readonly chain?: readonly Signature[];
 }
 
 export interface SentTask {
@@ -224,9 +231,13 @@ export class TaskProducer {
   }
 
   private publish(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: SendOptions): { id: string; confirmed: Promise<void> } {
-    const { writeLocation, ...build } = options;
+    const { writeLocation, link, linkError, chain, ...build } = options;
     const message = buildTaskMessage(name, args, kwargs, { ...build, replyTo: this.replyQueue });
     if (writeLocation !== undefined) message.headers[WRITE_LOCATION_HEADER] = writeLocation;
+    // Celery's embed: a chain travels last step first (the worker pops the next one).
+    if (link?.length) message.embed.callbacks = [...link];
+    if (linkError?.length) message.embed.errbacks = [...linkError];
+    if (chain?.length) message.embed.chain = [...chain].reverse();
     const { body, options: publishOptions } = encodeTaskMessage(message);
     const id = message.headers.id;
     const channel = this.channel;

@@ -40,6 +40,7 @@ import { BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { UnavailableError } from "../errors";
 import { EventDispatcher, WORKER_SOFTWARE } from "./events";
 import { startPidbox } from "./pidbox";
+import { onFailure, onSuccess, unsupportedCanvas } from "./canvas";
 import { exceptionInfo, isoWithOffset, MalformedTaskError, parseTaskMessage, parseTime, pyRepr, resultBody, TaskMessage, WRITE_LOCATION_HEADER } from "./protocol";
 import { parseRateLimit } from "./rate-limit";
 import type { ControlledTask, ControlTarget } from "./remote-control";
@@ -113,6 +114,8 @@ export interface WorkerOptions {
    * (`x-shopfds-write-location`): `(after, run) => db.withSession(run, { after })`. @default none
    */
   readonly readAfter?: <T>(writeLocation: string | undefined, run: () => Promise<T>) => Promise<T>;
+  /** The queue of each task name a chain step or callback sends without naming one (Celery's task_routes); others go to "celery". */
+  readonly routes?: Readonly<Record<string, string>>;
 }
 
 export type TaskOutcome = "succeeded" | "failed" | "retried" | "dead_lettered" | "revoked";
@@ -204,6 +207,7 @@ export class Worker implements ControlTarget {
       onHeartbeat: options.onHeartbeat,
       onTaskDone: options.onTaskDone ?? (() => undefined),
       ...(options.readAfter ? { readAfter: options.readAfter } : {}),
+      routes: options.routes ?? {},
     };
     if (!Number.isInteger(this.pool) || this.pool < 1) throw new RangeError(`concurrency: must be a positive integer (got ${options.concurrency})`);
     if (!Number.isInteger(this.o.prefetchMultiplier) || this.o.prefetchMultiplier < 1) throw new RangeError(`prefetchMultiplier: must be a positive integer (got ${options.prefetchMultiplier})`);
@@ -534,6 +538,13 @@ export class Worker implements ControlTarget {
       await this.deadLetter(d, `unknown task ${h.task}: this worker runs ${[...this.handlers.keys()].join(", ") || "nothing"}`);
       return;
     }
+    const canvas = unsupportedCanvas(task.embed);
+    if (canvas) {
+      this.emit("task-rejected", { uuid: h.id, requeue: false });
+      await this.reply(task, "FAILURE", { exc_type: "NotImplementedError", exc_message: [canvas], exc_module: "builtins" });
+      await this.deadLetter(d, `unsupported canvas: ${canvas}`);
+      return;
+    }
     if (d.message.fields.redelivered) {
       // The worker that had it was lost. Count it in the message itself (a re-publish), so the count
       // survives this worker dying too; past the limit, it is a poison message.
@@ -666,6 +677,9 @@ export class Worker implements ControlTarget {
       }
       if (failure === undefined) {
         await this.reply(r.task, "SUCCESS", value ?? null);
+        // The chain's next step and the link callbacks, confirmed before the task is acknowledged (a
+        // crash in between runs the task again: at least once, as Celery).
+        for (const f of onSuccess(r.task, value ?? null, this.o.routes, TASK_QUEUE)) await this.publishConfirmed("", f.queue, f.body, f.options);
         const runtime = (Date.now() - started) / 1000;
         this.emit("task-succeeded", () => ({ uuid: h.id, result: pyRepr(value ?? null), runtime }));
         this.o.onTaskDone(h.task, "succeeded", runtime);
@@ -686,6 +700,7 @@ export class Worker implements ControlTarget {
           this.emit("task-failed", { uuid: h.id, exception, traceback: error.stack ?? null });
           this.o.onTaskDone(h.task, "failed", (Date.now() - started) / 1000);
           await this.reply(r.task, "FAILURE", exceptionInfo(error), error.stack ?? null);
+          for (const f of onFailure(r.task, this.o.routes, TASK_QUEUE)) await this.publishConfirmed("", f.queue, f.body, f.options);
           await this.deadLetter(r.delivery, `failed after ${h.retries + 1} attempts: ${error.name}: ${error.message}`);
           return;
         }

@@ -25,3 +25,19 @@ def py_multiply(a, b, scale=1):
 @app.task(name="bench.noop")
 def noop(i):
     return i
+
+
+# Canvas (tests/integration/celery-canvas.test.ts): chain steps, callbacks and errbacks.
+@app.task(name="interop.py_add")
+def py_add(x, y):
+    return x + y
+
+
+@app.task(name="interop.py_fail")
+def py_fail(x):
+    raise ValueError(f"py_fail({x})")
+
+
+@app.task(name="interop.py_errback")
+def py_errback(task_id):
+    return f"errback for {task_id}"
