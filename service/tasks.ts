@@ -15,6 +15,7 @@ import type { Transporter } from "nodemailer";
 import type { Database } from "@shopfds/runtime/db";
 import { reevaluateLastDay } from "./shop/reevaluate";
 import type { FdsRulesOptions } from "@shopfds/runtime/fds";
+import { purgeExpiredEntries } from "@shopfds/runtime/fds";
 import { ORDER_EMAIL_TASK, type TaskSender } from "./shop/orders";
 import { REPORT_TASK } from "./shop/reports";
 import type { ScheduleEntry } from "@shopfds/runtime/jobs";
@@ -26,6 +27,7 @@ export const TASKS = {
   report: REPORT_TASK,
   archiveLogs: "shopfds.archive_app_logs",
   staleTasks: "shopfds.check_stale_tasks",
+  blacklistExpiry: "shopfds.blacklist_purge_expired",
 } as const;
 
 type TaskType = "email" | "batch" | "report" | "cleanup";
@@ -54,6 +56,8 @@ export function shopSchedule(timezone: string): ScheduleEntry[] {
     { name: "fds-batch-daily", cron: "0 0 * * *", timezone, task: TASKS.fdsBatch },
     { name: "archive-app-logs-weekly", cron: "0 2 * * 0", timezone, task: TASKS.archiveLogs, kwargs: { olderThanDays: 90 } },
     { name: "stale-tasks", cron: "*/5 * * * *", timezone, task: TASKS.staleTasks },
+    // Expired blacklist rows leave for the history (expired, by system:expiry); they are ignored already.
+    { name: "blacklist-expiry-hourly", cron: "17 * * * *", timezone, task: TASKS.blacklistExpiry },
   ];
 }
 
@@ -249,6 +253,8 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
       return { archived: { taskLog: Number(rows[0].tasks), appLogs: Number(rows[0].logs) }, olderThanDays: days };
     }),
   );
+
+  worker.register(TASKS.blacklistExpiry, async () => ({ expired: await purgeExpiredEntries(db) }));
 
   worker.register(TASKS.staleTasks, async () => {
     // Outbox entries never picked up (the publish after the commit failed): send them again, same id.

@@ -191,6 +191,39 @@ const fromRow = (r: Row): BlacklistEntry => ({
 const COLUMNS = "entry_type, value, key_version, reason, source, created_at, expires_at";
 
 
+/** Who changes an entry, and why (the history's actor and reason). */
+export interface ChangeBy {
+  readonly actor?: string;
+  readonly reason?: string;
+}
+
+/** One line of the blacklist's history (runtime/migrations/0003_blacklist_history.ts). */
+export interface BlacklistEvent {
+  readonly id: number;
+  readonly type: BlacklistType;
+  readonly value: string;
+  readonly keyVersion?: number;
+  readonly action: "added" | "renewed" | "changed" | "removed" | "expired";
+  readonly actor: string;
+  readonly reason: string;
+  readonly expiresAt: Date;
+  readonly at: Date;
+}
+
+/** Sets the transaction's actor and reason, which the history trigger records. */
+async function recordAs(client: pg.PoolClient, by: ChangeBy): Promise<void> {
+  if (by.actor === undefined && by.reason === undefined) return;
+  await client.query("SELECT set_config('shopfds.actor', $1, true), set_config('shopfds.reason', $2, true)", [by.actor?.slice(0, 200) ?? "", by.reason?.slice(0, 500) ?? ""]);
+}
+
+/** Blacklist.purgeExpired, for a process with no Redis client (the worker's scheduled task). */
+export function purgeExpiredEntries(db: Database): Promise<number> {
+  return db.transaction(async (client) => {
+    await recordAs(client, { actor: "system:expiry" });
+    return (await client.query("DELETE FROM blacklist_entries WHERE expires_at <= now()")).rowCount ?? 0;
+  });
+}
+
 export class Blacklist {
   private readonly keys: readonly CardHashKey[];
   private readonly currentKey: CardHashKey;
@@ -275,12 +308,16 @@ export class Blacklist {
     return result;
   }
 
-  /** Removes every entry for the value (all key versions for a card); returns whether one existed. */
-  async remove(type: BlacklistType, value: string): Promise<boolean> {
+  /**
+   * Removes every entry for the value (all key versions for a card); returns whether one existed. `by`
+   * names who and why, for the history (default: the database user, the entry's own reason).
+   */
+  async remove(type: BlacklistType, value: string, by: ChangeBy = {}): Promise<boolean> {
     parse(typeSchema, { type });
     const probes = this.probesFor(type, value, "value", false);
     // A delete that Redis could not take is rolled back: the entry stays listed in both, and the caller is told.
     return this.bothOrNeither("remove", [], async (client) => {
+      await recordAs(client, by);
       const { rowCount } = await client.query(
         `DELETE FROM blacklist_entries WHERE (entry_type, value) IN (SELECT * FROM unnest($1::blacklist_type[], $2::text[]))`,
         [probes.map((p) => p.type), probes.map((p) => p.value)],
@@ -290,12 +327,13 @@ export class Blacklist {
     });
   }
 
-  /** Gives an existing entry a new time to live, counted from now. */
-  async changeTtl(type: BlacklistType, value: string, ttlSeconds: number): Promise<BlacklistEntry> {
+  /** Gives an existing entry a new time to live, counted from now (`by`: as for remove). */
+  async changeTtl(type: BlacklistType, value: string, ttlSeconds: number, by: ChangeBy = {}): Promise<BlacklistEntry> {
     parse(typeSchema, { type });
     parse(ttlSchema, { ttlSeconds });
     const probes = this.probesFor(type, value, "value", false);
     return this.bothOrNeither("changeTtl", [], async (client) => {
+      await recordAs(client, by);
       const { rows } = await client.query<Row>(
         `UPDATE blacklist_entries SET expires_at = now() + make_interval(secs => $3)
          WHERE (entry_type, value) IN (SELECT * FROM unnest($1::blacklist_type[], $2::text[])) AND expires_at > now()
@@ -307,6 +345,47 @@ export class Blacklist {
       const entry = fromRow(row);
       return { result: entry, redis: () => this.writeToRedis(probes.find((p) => p.value === entry.value)!.key, entry) };
     });
+  }
+
+  /**
+   * Deletes the rows past their expiry (their Redis keys expired by themselves), each recorded in the
+   * history as expired by `system:expiry`; returns how many. Run it from a schedule: until then an
+   * expired entry is already ignored everywhere, only its history line waits.
+   */
+  purgeExpired(): Promise<number> {
+    return purgeExpiredEntries(this.db);
+  }
+
+  /**
+   * The history of the entries (of a type, of one value), oldest first, `limit` at a time: every add,
+   * renewal, change, removal and expiry with who, why and when, kept after the entry is gone.
+   */
+  async history(q: { type?: BlacklistType; value?: string; limit?: number; after?: number } = {}): Promise<{ events: BlacklistEvent[]; next?: number }> {
+    if (q.type !== undefined) parse(typeSchema, { type: q.type });
+    if (q.value !== undefined && q.type === undefined) throw new BlacklistInputError(["type: must be given with value (got nothing)"]);
+    const limit = q.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new BlacklistInputError([`limit: must be an integer from 1 to 1000 (got ${JSON.stringify(q.limit)})`]);
+    if (q.after !== undefined && (!Number.isInteger(q.after) || q.after < 0)) throw new BlacklistInputError([`after: must be a cursor returned as next (got ${JSON.stringify(q.after)})`]);
+    const values = q.value !== undefined ? this.probesFor(q.type!, q.value, "value", false).map((p) => p.value) : null;
+    const { rows } = await this.db.query<{ id: string; entry_type: BlacklistType; value: string; key_version: number | null; action: BlacklistEvent["action"]; actor: string; reason: string; expires_at: Date; at: Date }>(
+      `SELECT id, entry_type, value, key_version, action, actor, reason, expires_at, at FROM blacklist_history
+       WHERE ($1::blacklist_type IS NULL OR entry_type = $1) AND ($2::text[] IS NULL OR value = ANY($2)) AND id > $3
+       ORDER BY id LIMIT $4`,
+      [q.type ?? null, values, q.after ?? 0, limit + 1],
+      { fresh: true },
+    );
+    const events = rows.slice(0, limit).map((r) => ({
+      id: Number(r.id),
+      type: r.entry_type,
+      value: r.value,
+      ...(r.key_version !== null ? { keyVersion: r.key_version } : {}),
+      action: r.action,
+      actor: r.actor,
+      reason: r.reason,
+      expiresAt: r.expires_at,
+      at: r.at,
+    }));
+    return rows.length > limit ? { events, next: events[events.length - 1]!.id } : { events };
   }
 
   /** Current entries of one type, oldest first, `limit` at a time; pass `next` back as `after`. */

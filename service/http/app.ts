@@ -8,7 +8,7 @@
  *   POST /login, /logout  sessions on the Redis Cluster (30 min after login); `Authorization: Bearer <token>`;
  *                         repeated wrong passwords are refused for a while (429, Retry-After)
  *   /v1/admin/blacklist   GET ?type=&limit=&after= (pages), POST (add), PATCH …/:type/:value {ttlSeconds},
- *                         DELETE …/:type/:value — an admin session required
+ *                         DELETE …/:type/:value[?reason=], GET …/history ?type=&value=&limit=&after= — an admin session required
  *   /v1/admin/dead-letters GET ?task=&limit=, POST …/redrive {ids|task|all, reason}, DELETE ?confirm=<count> — admin
  *   POST /reports         (admin) records the report and enqueues its generation → 202 with its status URL
  *   GET  /reports/:id     status and, once completed, the download link; GET /reports/:id/download the CSV

@@ -214,8 +214,15 @@ describe("reference service: user story scenarios", () => {
     assert.equal(patched.status, 200, JSON.stringify(patched.json));
     assert.ok(Math.abs(Date.parse(patched.json.expiresAt) - Date.now() - 60_000) < 5000);
     assert.equal(Number(await redis.pttl(`e2e${process.pid}:bl:ip:192.0.2.201`)) <= 60_000, true, "Redis carries the new expiry");
-    assert.equal((await call("DELETE", "/v1/admin/blacklist/ip/192.0.2.201", undefined, undefined, token)).status, 204);
+    assert.equal((await call("DELETE", "/v1/admin/blacklist/ip/192.0.2.201?reason=cleared%20by%20support", undefined, undefined, token)).status, 204);
     assert.equal((await call("DELETE", "/v1/admin/blacklist/ip/192.0.2.201", undefined, undefined, token)).json.error.code, "ENTRY_NOT_FOUND");
+    // The history outlives the entry: who added, changed and removed it, and why.
+    const history = await call("GET", "/v1/admin/blacklist/history?type=ip&value=192.0.2.201", undefined, undefined, token);
+    assert.deepEqual(
+      history.json.events.map((e: { action: string; actor: string; reason: string }) => [e.action, e.actor, e.reason]),
+      [["added", `admin:${ADMIN.email}`, "page 1"], ["changed", `admin:${ADMIN.email}`, "page 1"], ["removed", `admin:${ADMIN.email}`, "cleared by support"]],
+    );
+    assert.equal((await call("GET", "/v1/admin/blacklist/history", undefined, undefined, await login(CUSTOMER))).status, 403);
     assert.equal((await call("PATCH", "/v1/admin/blacklist/ip/192.0.2.201", { ttlSeconds: 60 }, undefined, token)).status, 404);
     assert.equal((await blacklist.check({ ip: "192.0.2.201" })).listed, false);
 

@@ -82,6 +82,9 @@ describe("Redis Cluster masters at maxmemory (noeviction)", () => {
       // A TTL change Redis refuses is rolled back too.
       await assert.rejects(blacklist.changeTtl("ip", ip(1), 60), (e: unknown) => e instanceof BlacklistNotStoredError && e.full);
       assert.equal(((await pgRow(ip(1))).expires_at as Date).getTime(), ttlBefore.getTime());
+      // Nor does either leave a line in the history: the trigger's insert rolled back with them.
+      assert.deepEqual((await blacklist.history({ type: "ip", value: ip(2) })).events, []);
+      assert.deepEqual((await blacklist.history({ type: "ip", value: ip(1) })).events.map((e) => e.action), ["added"]);
 
       // Reads go on: the entry made before is enforced from Redis; DEL is not refused at maxmemory.
       const listed = await blacklist.check({ ip: ip(1) });

@@ -131,7 +131,7 @@ describe("scheduler", () => {
       now = new Date(iso);
       sent.length = 0;
       await scheduler.tick();
-      return sent.filter((s) => s.task !== TASKS.staleTasks).map((s) => `${s.task} ${s.slot}`);
+      return sent.filter((s) => s.task !== TASKS.staleTasks && s.task !== TASKS.blacklistExpiry).map((s) => `${s.task} ${s.slot}`);
     };
     try {
       assert.deepEqual(await at("2026-11-28T15:00:01Z"), [`${TASKS.fdsBatch} 2026-11-28T15:00:00.000Z`], "Sunday 00:00 Seoul: the FDS batch");
@@ -140,6 +140,10 @@ describe("scheduler", () => {
       assert.deepEqual(await at("2026-11-29T15:00:01Z"), [`${TASKS.fdsBatch} 2026-11-29T15:00:00.000Z`], "Monday 00:00: the batch again");
       assert.deepEqual(await at("2026-11-29T17:00:01Z"), [], "Monday 02:00: no archive");
       assert.equal(shopSchedule("Asia/Seoul").find((e) => e.task === TASKS.archiveLogs)?.kwargs?.olderThanDays, 90, "archives what is older than 90 days");
+      now = new Date("2026-11-29T18:17:01Z");
+      sent.length = 0;
+      await scheduler.tick();
+      assert.deepEqual(sent.filter((s) => s.task === TASKS.blacklistExpiry).map((s) => s.slot), ["2026-11-29T18:17:00.000Z"], "the blacklist's expired rows swept every hour at :17");
     } finally {
       await scheduler.stop();
     }

@@ -1,4 +1,4 @@
-/** /v1/admin/blacklist: list (pages), add, change a TTL, remove — an admin session required. */
+/** /v1/admin/blacklist: list (pages), add, change a TTL, remove, and the history of every change — an admin session required. */
 import { z } from "zod";
 import type { BlacklistEntry } from "@shopfds/runtime/fds";
 import { BLACKLIST_TYPES } from "@shopfds/runtime/fds";
@@ -15,6 +15,15 @@ const listQuery = z
   })
   .strict();
 const ttlBody = z.object({ ttlSeconds: z.unknown() }).strict();
+const historyQuery = z
+  .object({
+    type: type.optional(),
+    value: z.string().min(1).max(200).optional(),
+    limit: z.string().regex(/^\d{1,4}$/, "must be a number from 1 to 1000").transform(Number).optional(),
+    after: z.string().regex(/^\d{1,18}$/, "must be a cursor returned as next").transform(Number).optional(),
+  })
+  .strict();
+const removeQuery = z.object({ reason: z.string().trim().min(1).max(500).optional() }).strict();
 
 const entryView = (e: BlacklistEntry & { id?: number }) => ({ ...(e.id !== undefined ? { id: e.id } : {}), type: e.type, value: e.value, ...(e.keyVersion !== undefined ? { keyVersion: e.keyVersion } : {}), reason: e.reason, source: e.source, createdAt: e.createdAt, expiresAt: e.expiresAt });
 
@@ -36,20 +45,27 @@ export function blacklistRoutes(deps: AppDeps) {
       return reply.code(201).send(entryView(entry));
     });
 
-    app.delete("/v1/admin/blacklist/:type/:value", async (request, reply) => {
+    app.get("/v1/admin/blacklist/history", { schema: { querystring: historyQuery } }, async (request, reply) => {
+      await account(request, deps.sessions, "admin");
+      const q = request.query;
+      const page = await deps.blacklist.history({ ...(q.type ? { type: q.type } : {}), ...(q.value !== undefined ? { value: q.value } : {}), ...(q.limit !== undefined ? { limit: q.limit } : {}), ...(q.after !== undefined ? { after: q.after } : {}) });
+      return reply.send(page);
+    });
+
+    app.delete("/v1/admin/blacklist/:type/:value", { schema: { querystring: removeQuery } }, async (request, reply) => {
       const admin = await account(request, deps.sessions, "admin");
       const params = request.params as { type: string; value: string };
       const t = validate(type, params.type, "type");
-      if (!(await deps.blacklist.remove(t, params.value))) throw new HttpError(404, "ENTRY_NOT_FOUND", `value: no ${t} entry for it`, "value");
+      if (!(await deps.blacklist.remove(t, params.value, { actor: `admin:${admin.email}`, ...(request.query.reason ? { reason: request.query.reason } : {}) }))) throw new HttpError(404, "ENTRY_NOT_FOUND", `value: no ${t} entry for it`, "value");
       request.traceLog.info({ user: { id: String(admin.userId) }, event: { action: "blacklist-remove" }, blacklist: { type: t } }, "blacklist entry removed");
       return reply.code(204).send();
     });
 
     app.patch("/v1/admin/blacklist/:type/:value", { schema: { body: ttlBody } }, async (request, reply) => {
-      await account(request, deps.sessions, "admin");
+      const admin = await account(request, deps.sessions, "admin");
       const params = request.params as { type: string; value: string };
       const t = validate(type, params.type, "type");
-      return reply.send(entryView(await deps.blacklist.changeTtl(t, params.value, request.body.ttlSeconds as number)));
+      return reply.send(entryView(await deps.blacklist.changeTtl(t, params.value, request.body.ttlSeconds as number, { actor: `admin:${admin.email}` })));
     });
   };
 }
