@@ -15,7 +15,7 @@
  *   and GET /orders/:id under load against the same database work done bare.
  *
  * Prints figures; asserts nothing (tests assert behaviour, not speed).
- *   npm run bench [-- router | service | peers]     BENCH_RUNS, BENCH_ROUTER_RUNS, BENCH_LOAD_ROUNDS … (below)
+ *   npm run bench [-- router | service | peers | ryw]  BENCH_RUNS, BENCH_ROUTER_RUNS, BENCH_LOAD_ROUNDS … (below)
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -120,7 +120,7 @@ const p99s = (runs: Load[]) => runs.map((l) => l.p99);
 /** The stack a crash must stop (set while one runs). */
 let activeStack: { name: string; dir: string; portBase: number } | undefined;
 
-async function routerBench(p: { name: string; dir: string; portBase: number }, only?: "service" | "peers"): Promise<void> {
+async function routerBench(p: { name: string; dir: string; portBase: number }, only?: "service" | "peers" | "ryw"): Promise<void> {
   activeStack = p;
   // A stack that failed half-way is stopped too (its servers would outlive the bench, on fixed ports).
   const { outputs } = await startStack(p).catch(async (e: Error) => {
@@ -143,6 +143,15 @@ async function routerBench(p: { name: string; dir: string; portBase: number }, o
       await cleanStack(p);
     }
   }
+  if (only === "ryw") {
+    const db = await Database.connect(outputs.postgres);
+    try {
+      return await readYourWritesBench(db);
+    } finally {
+      await db.close();
+      await cleanStack(p);
+    }
+  }
   const pgo = outputs.postgres;
   const plain = new pg.Pool({ ...pgo.replicas[0], database: pgo.database, user: pgo.user, password: pgo.password, max: 10 });
   plain.on("error", () => {});
@@ -162,6 +171,7 @@ async function routerBench(p: { name: string; dir: string; portBase: number }, o
     report.add("router read p99", "ms", "lower", p99s(r), { baseline: "plain pg pool read p99" });
     const share = (s.reads.replicas / (s.reads.replicas + s.reads.primary)) * 100;
     report.add("reads served by replicas", "%", "higher", [share], { goal: (m) => ({ text: "≥ 80 % (SC-001)", met: m >= 80 }) });
+    await readYourWritesBench(db);
     await blacklistBench(outputs, db);
     await idleRedisClientBench(outputs);
     await jobsBench(outputs);
@@ -175,6 +185,55 @@ async function routerBench(p: { name: string; dir: string; portBase: number }, o
     await Promise.all([plain.end(), db.close()]);
     await cleanStack(p);
   }
+}
+
+/**
+ * Read-your-writes across scopes (a client's next request, a task): each round writes a row in one
+ * scope (a transaction, whose COMMIT says where the WAL stands) and reads it back in a new scope that
+ * carries the write location, against the same read in a new scope that carries nothing (the
+ * baseline, which may read a replica that has not replayed the row yet). Printed: how many carried
+ * reads a replica still served, how many baseline reads missed the row, and each read's p99.
+ */
+async function readYourWritesBench(db: Database): Promise<void> {
+  const rounds = Number(process.env.BENCH_RYW_ROUNDS ?? 2000);
+  await db.query("CREATE TABLE IF NOT EXISTS bench_ryw (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())");
+  await new Promise((r) => setTimeout(r, 500)); // the table reaches the replica
+  const readBack = (id: number) => db.query<{ n: number; replica: boolean }>("SELECT count(*)::int AS n, pg_is_in_recovery() AS replica FROM bench_ryw WHERE id = $1", [id]);
+  const run = async (carry: boolean, n = rounds, gapMs = 0) => {
+    let onReplica = 0;
+    let missed = 0;
+    const latencies: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const { id, location } = await db.withSession(async (s) => {
+        const written = await db.transaction(async (c) => Number((await c.query<{ id: string }>("INSERT INTO bench_ryw DEFAULT VALUES RETURNING id")).rows[0]!.id));
+        return { id: written, location: await s.writeLocation() };
+      });
+      if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+      const t = performance.now();
+      const { rows } = await db.withSession(() => readBack(id), carry && location ? { after: location } : {});
+      latencies.push(performance.now() - t);
+      if (rows[0]!.replica) onReplica++;
+      if (rows[0]!.n === 0) missed++;
+    }
+    latencies.sort((a, b) => a - b);
+    return { replicaShare: (onReplica / n) * 100, missed: (missed / n) * 100, p99: latencies[Math.floor(n * 0.99)]!, p50: latencies[Math.floor(n * 0.5)]! };
+  };
+  const bare = await run(false);
+  const carried = await run(true);
+  // A follow-up request a moment later (past one lag sample, 1 s by default): a replica that replayed
+  // the write is known by then and serves it.
+  const later = await run(true, 20, 1500);
+  console.log(
+    `\nread-your-writes across scopes, ${rounds} write-then-read rounds (baseline: the next scope carries nothing): carried reads on a replica ${carried.replicaShare.toFixed(1)} %, missing the write ${carried.missed.toFixed(1)} %; baseline on a replica ${bare.replicaShare.toFixed(1)} %, missing the write ${bare.missed.toFixed(1)} %; carried and read 1.5 s later: on a replica ${later.replicaShare.toFixed(1)} %, missing ${later.missed.toFixed(1)} % (the router learns a replica's replay position once per lag sample, so right after a write carried reads go to the primary)`,
+  );
+  report.add("read after a write, nothing carried: missed the write", "%", "lower", [bare.missed]);
+  report.add("read after a write, location carried: missed the write", "%", "lower", [carried.missed], { goal: (m) => ({ text: "0 %", met: m === 0 }) });
+  report.add("read after a write, location carried: served by a replica", "%", "higher", [carried.replicaShare]);
+  report.add("read 1.5 s after a write, location carried: served by a replica", "%", "higher", [later.replicaShare]);
+  report.add("read 1.5 s after a write, location carried: missed the write", "%", "lower", [later.missed], { goal: (m) => ({ text: "0 %", met: m === 0 }) });
+  report.add("read after a write, nothing carried, p99", "ms", "lower", [bare.p99]);
+  report.add("read after a write, location carried, p99", "ms", "lower", [carried.p99], { baseline: "read after a write, nothing carried, p99" });
+  await db.query("DROP TABLE bench_ryw");
 }
 
 /**
@@ -354,7 +413,7 @@ async function jobsBench(outputs: Awaited<ReturnType<typeof startStack>>["output
 
 async function main(): Promise<void> {
   // `npm run bench -- router` skips the start-up part; `-- service` and `-- peers` run only that part.
-  const only = process.argv.includes("service") ? "service" : process.argv.includes("peers") ? "peers" : undefined;
+  const only = process.argv.includes("service") ? "service" : process.argv.includes("peers") ? "peers" : process.argv.includes("ryw") ? "ryw" : undefined;
   if (!process.argv.includes("router") && !only) await startupBench();
   const root2 = mkdtempSync(path.join(tmpdir(), "shopfds-bench-"));
   giveToServiceUser(root2);
