@@ -10,7 +10,7 @@ import { KubernetesPlatform } from "./components/platform/kubernetes";
 import { Platform } from "./components/platform/types";
 import { ClusterOperators, OPERATORS } from "./components/platform/operators";
 import { NetworkPolicies } from "./components/platform/network-policies";
-import { InternalCa, podWildcards, serviceDnsNames } from "./components/platform/internal-ca";
+import { InternalCa } from "./components/platform/internal-ca";
 import { declareDatabase } from "./components/postgres";
 import { REDIS_BUS_PORT, REDIS_PORT, RedisCluster } from "./components/redis/RedisCluster";
 import { declareBroker } from "./components/rabbitmq";
@@ -99,7 +99,6 @@ const db = declareDatabase(`${prefix}-pg`, {
 // then take TLS only, and every workload verifies them against it (README, "TLS inside the cluster").
 const internalCa =
   platform instanceof KubernetesPlatform && operators ? new InternalCa(`${prefix}-ca`, { platform, instance: prefix, certManager: operators.ready.certManager }) : undefined;
-const k8sNames = platform instanceof KubernetesPlatform ? { ns: platform.namespaceName, domain: platform.clusterDomain } : undefined;
 
 const rc = settings.redis;
 const cache = new RedisCluster(`${prefix}-redis`, {
@@ -111,7 +110,7 @@ const cache = new RedisCluster(`${prefix}-redis`, {
   resources: rc.resources,
   hostPort: onDocker?.redis.hostPort,
   // Every node's announced name: `<pod>.<headless Service>.<namespace>.svc.<domain>`.
-  ...(internalCa && k8sNames ? { tls: internalCa.serverCertificate(internalCa, `${prefix}-redis-tls`, podWildcards(`${prefix}-redis-node`, k8sNames.ns, k8sNames.domain)) } : {}),
+  ...(internalCa ? { tls: internalCa.serverCertificate(internalCa, `${prefix}-redis-tls`, internalCa.podNames(`${prefix}-redis-node`)) } : {}),
 });
 
 // Card-hash keys 1…N (FR-010, PCI DSS 3.5.1.1). A RandomPassword (secret in the state) hashed to 256
@@ -130,11 +129,11 @@ const mq = declareBroker(`${prefix}-rabbitmq`, {
   hostPort: onDocker?.rabbitmq.hostPort,
   operator: operators?.ready.rabbitmq ?? [],
   // The operator's client Service `<name>` (what the URL names) and its pods behind `<name>-nodes`.
-  ...(internalCa && k8sNames
+  ...(internalCa
     ? {
         tls: internalCa.serverCertificate(internalCa, `${prefix}-rabbitmq-tls`, [
-          ...serviceDnsNames(`${prefix}-rabbitmq`, k8sNames.ns, k8sNames.domain),
-          ...podWildcards(`${prefix}-rabbitmq-nodes`, k8sNames.ns, k8sNames.domain),
+          ...internalCa.serviceNames(`${prefix}-rabbitmq`),
+          ...internalCa.podNames(`${prefix}-rabbitmq-nodes`),
         ]),
       }
     : {}),

@@ -88,14 +88,16 @@ export class InternalCa extends pulumi.ComponentResource {
     );
     return { secretName: name, certificate };
   }
-}
 
-/** The names of a Service as clients may write them: `name`, `name.ns`, `name.ns.svc`, `name.ns.svc.<domain>`. */
-export function serviceDnsNames(service: string, namespace: string, clusterDomain = "cluster.local"): string[] {
-  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.${clusterDomain}`];
-}
+  /** The names of a Service as clients may write them: `name`, `name.ns`, `name.ns.svc`, `name.ns.svc.<domain>`. */
+  serviceNames(service: string): string[] {
+    const { platform } = this.args;
+    return [service, `${service}.${platform.namespaceName}`, platform.serviceHost(service), platform.serviceFqdn(service)];
+  }
 
-/** Every pod behind a headless Service: `*.<service>.<ns>.svc` and its fully qualified form. */
-export function podWildcards(headless: string, namespace: string, clusterDomain = "cluster.local"): string[] {
-  return [`*.${headless}.${namespace}.svc`, `*.${headless}.${namespace}.svc.${clusterDomain}`];
+  /** Every pod behind a headless Service: `*.<service>.<ns>.svc` and its fully qualified form. */
+  podNames(headless: string): string[] {
+    const { platform } = this.args;
+    return [`*.${platform.serviceHost(headless)}`, `*.${platform.serviceFqdn(headless)}`];
+  }
 }

@@ -94,11 +94,6 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
     return this.args.protect ?? true;
   }
 
-  /** The cluster's DNS domain (`cluster.local` unless the stack says otherwise). */
-  get clusterDomain(): string {
-    return this.args.clusterDomain ?? "cluster.local";
-  }
-
   get storageClass(): string | undefined {
     return this.args.storageClass;
   }
