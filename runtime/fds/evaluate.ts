@@ -2,6 +2,8 @@
  * The FDS decision: a small, explicit rule set, each rule its own function returning its risk factors.
  *
  *   blacklist   any listed IP, e-mail or card → score 100: high, block (US2 scenario 2)
+ *   allowlist   an allow entry of the IP, e-mail or card sets aside the block entries of that same value
+ *               → score 0, named in the factors with the blocks it set aside (the other rules still count)
  *   amount      ≥ highAmount → 30, ≥ veryHighAmount → 50
  *   velocity    more than `velocityLimit` transactions per user, IP or card in the current window → 40
  *               each (counted in Redis, so every instance shares the counts)
@@ -29,7 +31,7 @@ export interface Transaction {
 }
 
 export interface RiskFactor {
-  readonly rule: "blacklist" | "blacklist_unavailable" | "amount" | "velocity";
+  readonly rule: "blacklist" | "allowlist" | "blacklist_unavailable" | "amount" | "velocity";
   readonly score: number;
   readonly detail: Readonly<Record<string, unknown>>;
 }
@@ -70,7 +72,12 @@ export function combineFactors(factors: readonly RiskFactor[]): { score: number;
 }
 
 export function blacklistRule(result: CheckResult): RiskFactor[] {
-  return result.listed ? [{ rule: "blacklist", score: 100, detail: { matched: result.matches.map((m) => ({ type: m.type, reason: m.reason })) } }] : [];
+  const factors: RiskFactor[] = [];
+  if (result.listed) factors.push({ rule: "blacklist", score: 100, detail: { matched: result.matches.map((m) => ({ type: m.type, reason: m.reason })) } });
+  // Stated in the reasons: which allow entries won over which block entries of their value.
+  if (result.overridden.length > 0)
+    factors.push({ rule: "allowlist", score: 0, detail: { allowed: result.allowed.map((a) => ({ type: a.type, reason: a.reason })), overrode: result.overridden.map((b) => ({ type: b.type, reason: b.reason })) } });
+  return factors;
 }
 
 export function amountRule(amount: number, o: Required<FdsRulesOptions>): RiskFactor[] {

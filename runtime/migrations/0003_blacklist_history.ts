@@ -10,24 +10,8 @@
  */
 import type { MigrationBuilder } from "node-pg-migrate";
 
-export function up(pgm: MigrationBuilder): void {
-  pgm.createTable(
-    "blacklist_history",
-    {
-      id: { type: "bigint", primaryKey: true, sequenceGenerated: { precedence: "ALWAYS" } },
-      entry_type: { type: "blacklist_type", notNull: true },
-      value: { type: "text", notNull: true },
-      key_version: { type: "smallint" },
-      action: { type: "text", notNull: true, check: "action IN ('added', 'renewed', 'changed', 'removed', 'expired')" },
-      actor: { type: "text", notNull: true },
-      reason: { type: "text", notNull: true },
-      expires_at: { type: "timestamptz", notNull: true },
-      at: { type: "timestamptz", notNull: true, default: pgm.func("clock_timestamp()") },
-    },
-    { ifNotExists: true },
-  );
-  pgm.createIndex("blacklist_history", ["entry_type", "value", "id"], { ifNotExists: true });
-  pgm.sql(`CREATE OR REPLACE FUNCTION blacklist_history_record() RETURNS trigger LANGUAGE plpgsql AS $fn$
+/** The trigger function as this migration made it (0004 replaces it, and its down restores this). */
+export const HISTORY_FUNCTION = `CREATE OR REPLACE FUNCTION blacklist_history_record() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
   who text := nullif(current_setting('shopfds.actor', true), '');
   why text := nullif(current_setting('shopfds.reason', true), '');
@@ -52,7 +36,26 @@ BEGIN
     RETURN OLD;
   END IF;
 END
-$fn$`);
+$fn$`;
+
+export function up(pgm: MigrationBuilder): void {
+  pgm.createTable(
+    "blacklist_history",
+    {
+      id: { type: "bigint", primaryKey: true, sequenceGenerated: { precedence: "ALWAYS" } },
+      entry_type: { type: "blacklist_type", notNull: true },
+      value: { type: "text", notNull: true },
+      key_version: { type: "smallint" },
+      action: { type: "text", notNull: true, check: "action IN ('added', 'renewed', 'changed', 'removed', 'expired')" },
+      actor: { type: "text", notNull: true },
+      reason: { type: "text", notNull: true },
+      expires_at: { type: "timestamptz", notNull: true },
+      at: { type: "timestamptz", notNull: true, default: pgm.func("clock_timestamp()") },
+    },
+    { ifNotExists: true },
+  );
+  pgm.createIndex("blacklist_history", ["entry_type", "value", "id"], { ifNotExists: true });
+  pgm.sql(HISTORY_FUNCTION);
   pgm.sql(`DROP TRIGGER IF EXISTS blacklist_history ON blacklist_entries;
 CREATE TRIGGER blacklist_history AFTER INSERT OR UPDATE OR DELETE ON blacklist_entries FOR EACH ROW EXECUTE FUNCTION blacklist_history_record()`);
 }

@@ -97,6 +97,8 @@ export async function buildApp(deps: AppDeps, serverFactory?: (handler: (req: In
       done(error as Error, undefined);
     }
   });
+  // The blacklist's bulk import (routes/blacklist.ts): the body as text, read line by line there.
+  app.addContentTypeParser(["application/x-ndjson", "text/csv"], { parseAs: "string" }, (_request, body, done) => done(null, body));
   await app.register(shopfdsFastify, { health: deps.health, metrics: deps.metrics, log: deps.log, db: deps.db });
   // The security headers on every answer (the edge adds none of its own: docs/stacks.md, "The edge"): an
   // API serves nothing to frame, script or embed; HSTS for a year on the host and its subdomains.

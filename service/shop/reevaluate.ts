@@ -57,7 +57,8 @@ export async function reevaluateLastDay(db: Database, until: Date, rules: FdsRul
      SELECT c.id, c.amount, c.risk_score, c.decision, c.user_n, c.ip_n, c.card_n,
        coalesce((SELECT json_agg(json_build_object('type', b.entry_type, 'reason', b.reason) ORDER BY b.id)
                  FROM blacklist_entries b
-                 WHERE b.expires_at > now()
+                 WHERE b.kind = 'block' AND b.expires_at > now()
+                   AND NOT EXISTS (SELECT 1 FROM blacklist_entries a WHERE a.kind = 'allow' AND a.entry_type = b.entry_type AND a.value = b.value AND a.expires_at > now())
                    AND ((b.entry_type = 'ip' AND b.value = host(c.ip_address)) OR (b.entry_type = 'email' AND b.value = c.email) OR (b.entry_type = 'card' AND b.value = c.card_hash))), '[]') AS matched
      FROM counted c WHERE c.created_at >= $1::timestamptz - interval '24 hours'
      ORDER BY c.id`,
@@ -66,7 +67,7 @@ export async function reevaluateLastDay(db: Database, until: Date, rules: FdsRul
   );
   const changes: { id: string; score: number; level: string; decision: string; oldScore: number; oldDecision: string; factors: RiskFactor[] }[] = [];
   for (const r of rows) {
-    const listed: CheckResult = { listed: r.matched.length > 0, matches: r.matched as unknown as CheckResult["matches"], source: "postgres" };
+    const listed: CheckResult = { listed: r.matched.length > 0, matches: r.matched as unknown as CheckResult["matches"], allowed: [], overridden: [], source: "postgres" };
     const counts = Object.fromEntries(
       Object.entries({ user: r.user_n, ip: r.ip_n, card: r.card_n }).filter(([, n]) => n > 0),
     );

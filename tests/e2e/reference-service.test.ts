@@ -232,6 +232,34 @@ describe("reference service: user story scenarios", () => {
     assert.equal((await blacklist.check({ ip: "192.0.2.99" })).listed, false, "nothing added by a customer");
   });
 
+  it("admin allow entries and bulk import/export over HTTP: an allowed IP orders though blocked; NDJSON and CSV in, per-line errors, 422 on reject, 415 on another type", async () => {
+    const token = await login(ADMIN);
+    const ip = "198.51.100.90";
+    const send = (route: string, type: string, body: string) => fetch(`${base}${route}`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": type }, body }).then(async (r) => ({ status: r.status, json: await r.json() }));
+    const imported = await send("/v1/admin/blacklist/import", "application/x-ndjson", `{"type":"ip","value":"${ip}","reason":"feed"}\n{"kind":"allow","type":"ip","value":"${ip}","reason":"our office"}\n{"type":"ip","value":"198.51.100.300","reason":"typo"}\n`);
+    assert.deepEqual([imported.status, imported.json.added, imported.json.errors], [200, 2, [{ line: 3, field: "value", problem: 'must be an IPv4 or IPv6 address (got "198.51.100.300")' }]]);
+    const allowed = await call("POST", "/orders", order(ip));
+    assert.equal(allowed.status, 201, JSON.stringify(allowed.json));
+    assert.equal((await call("DELETE", `/v1/admin/blacklist/ip/${ip}?kind=allow&reason=moved`, undefined, undefined, token)).status, 204);
+    assert.equal((await call("POST", "/orders", order(ip))).status, 403);
+    const history = await call("GET", `/v1/admin/blacklist/history?type=ip&value=${ip}&kind=allow`, undefined, undefined, token);
+    assert.deepEqual(history.json.events.map((e: { kind: string; action: string; actor: string }) => [e.kind, e.action, e.actor]), [["allow", "added", `admin:${ADMIN.email}`], ["allow", "removed", `admin:${ADMIN.email}`]]);
+
+    const rejected = await send("/v1/admin/blacklist/import?onInvalid=reject", "text/csv", "type,value,reason\nip,198.51.100.91,ok\nip,nope,bad\n");
+    assert.deepEqual([rejected.status, rejected.json.error.code, rejected.json.applied, rejected.json.errors.map((e: { line: number }) => e.line)], [422, "IMPORT_REJECTED", false, [3]]);
+    assert.equal((await blacklist.check({ ip: "198.51.100.91" })).listed, false, "nothing applied");
+    assert.equal((await send("/v1/admin/blacklist/import", "text/plain", "x")).status, 415);
+    const exported = await fetch(`${base}/v1/admin/blacklist/export?format=csv&type=ip&kind=block`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(exported.headers.get("content-type"), "text/csv; charset=utf-8");
+    const csv = await exported.text();
+    assert.match(csv, new RegExp(`^kind,type,value,hash,keyVersion,reason,source,ttlSeconds,expiresAt\\n(.*\\n)*block,ip,${ip.replace(/\./g, "\\.")},,,feed,admin:`));
+    const reimported = await send("/v1/admin/blacklist/import", "text/csv", csv);
+    assert.deepEqual([reimported.status, reimported.json.added, reimported.json.updated, reimported.json.errors], [200, 0, 0, []]);
+    const customer = await login(CUSTOMER);
+    assert.equal((await fetch(`${base}/v1/admin/blacklist/export`, { headers: { authorization: `Bearer ${customer}` } })).status, 403);
+    await call("DELETE", `/v1/admin/blacklist/ip/${ip}`, undefined, undefined, token);
+  });
+
   it("US2-5: a session ends at its TTL after login (30 min in the service; 2 s here); logout ends it at once", async () => {
     assert.equal(new SessionStore(redis).ttlMs, 30 * 60 * 1000, "the default is 30 minutes");
     const r = await call("POST", "/login", ADMIN);

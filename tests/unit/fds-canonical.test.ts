@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { canonicalEmail, canonicalIp, cardDigits, cardHash, InvalidValueError, luhnValid } from "../../runtime/fds/canonical";
-import { amountRule, blacklistRule, decisionFor, levelFor, velocityRule } from "../../runtime/fds/evaluate";
+import { amountRule, blacklistRule, combineFactors, decisionFor, levelFor, velocityRule } from "../../runtime/fds/evaluate";
 
 const rejects = (fn: () => unknown, field: string, problem: string) =>
   assert.throws(fn, (e: Error) => e instanceof InvalidValueError && e.field === field && e.message === `${field}: ${problem}`);
@@ -68,8 +68,14 @@ describe("FDS rules", () => {
     assert.deepEqual(velocityRule({ user: 5, ip: 6, card: 9 }, o).map((f) => [f.detail.dimension, f.score]), [["ip", 40], ["card", 40]]);
   });
   it("blacklist: any match scores 100", () => {
-    const hit = { listed: true, matches: [{ type: "ip" as const, value: "1.2.3.4", reason: "chargeback", source: "manual", createdAt: new Date(), expiresAt: new Date() }], source: "redis" as const };
+    const hit = { listed: true, matches: [{ kind: "block" as const, type: "ip" as const, value: "1.2.3.4", reason: "chargeback", source: "manual", createdAt: new Date(), expiresAt: new Date() }], allowed: [], overridden: [], source: "redis" as const };
     assert.deepEqual(blacklistRule(hit), [{ rule: "blacklist", score: 100, detail: { matched: [{ type: "ip", reason: "chargeback" }] } }]);
-    assert.deepEqual(blacklistRule({ listed: false, matches: [], source: "redis" }), []);
+    assert.deepEqual(blacklistRule({ listed: false, matches: [], allowed: [], overridden: [], source: "redis" }), []);
+  });
+  it("allowlist: an allow that set a block aside is named with it, scoring nothing", () => {
+    const entry = (kind: "block" | "allow", reason: string) => ({ kind, type: "email" as const, value: "a@b.test", reason, source: "manual", createdAt: new Date(), expiresAt: new Date() });
+    const factors = blacklistRule({ listed: false, matches: [], allowed: [entry("allow", "vip customer")], overridden: [entry("block", "chargebacks")], source: "redis" });
+    assert.deepEqual(factors, [{ rule: "allowlist", score: 0, detail: { allowed: [{ type: "email", reason: "vip customer" }], overrode: [{ type: "email", reason: "chargebacks" }] } }]);
+    assert.equal(combineFactors(factors).decision, "approve");
   });
 });
