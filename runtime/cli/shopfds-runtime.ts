@@ -11,12 +11,17 @@
  *   npx shopfds-runtime dlq redrive (--id ID ... | --task NAME | --all) --reason WHY [--limit N]
  *                                           send them back to their queues, retries reset, the reason recorded
  *   npx shopfds-runtime dlq purge [--yes]   empty the queue (asks for the count on a terminal; --yes elsewhere)
+ *   npx shopfds-runtime queues migrate      give the task queues this version's arguments (x-max-priority),
+ *                                           keeping their messages; workers stopped (jobs/queue-migration.ts)
  */
 import { userInfo } from "node:os";
 import { createInterface } from "node:readline/promises";
 import { parseArgs } from "node:util";
 import { appliedMigrations, migrate, runtimeMigrationNames } from "../db/migrate";
 import { DeadLetters, type DeadLetter, type RedriveSelection } from "../jobs/dead-letters";
+import amqp from "amqplib";
+import { migrateTaskQueues } from "../jobs/queue-migration";
+import { verifiedTls } from "../tls";
 import { loadStackOutputs } from "../outputs";
 
 const USAGE = [
@@ -24,7 +29,20 @@ const USAGE = [
   "       shopfds-runtime dlq list [--task NAME] [--limit N] [--json]",
   "       shopfds-runtime dlq redrive (--id ID ... | --task NAME | --all) --reason WHY [--limit N]",
   "       shopfds-runtime dlq purge [--yes]",
+  "       shopfds-runtime queues migrate",
 ].join("\n");
+
+async function queuesCommand(args: string[]): Promise<void> {
+  if (args.join(" ") !== "migrate") throw new Error(USAGE);
+  const { rabbitmq } = await loadStackOutputs();
+  const tls = verifiedTls("rabbitmq.tls", rabbitmq.tls);
+  const connection = await amqp.connect(rabbitmq.url, { ...tls, timeout: 5000, clientProperties: { connection_name: "shopfds queue migration" } });
+  try {
+    await migrateTaskQueues(connection, (l) => console.log(l));
+  } finally {
+    await connection.close();
+  }
+}
 
 async function migrateCommand(args: string[]): Promise<void> {
   const [action, count, ...rest] = args;
@@ -94,6 +112,7 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === "migrate") return migrateCommand(rest);
   if (command === "dlq") return dlqCommand(rest);
+  if (command === "queues") return queuesCommand(rest);
   throw new Error(USAGE);
 }
 

@@ -9,7 +9,9 @@ export { BrokerBlockedError, BrokerLink, BrokerUnavailableError } from "./broker
 export type { BrokerLinkOptions } from "./broker-link";
 export { MalformedTaskError, WRITE_LOCATION_HEADER } from "./protocol";
 export { signature } from "./canvas";
+export { migrateQueueArguments, migrateTaskQueues, QueueMigrationError } from "./queue-migration";
+export type { QueueMigration, QueueMigrationResult } from "./queue-migration";
 export type { Signature } from "./canvas";
 export { DeadLetterError, DeadLetters, redactTaskValue } from "./dead-letters";
 export type { DeadLetter, DeadLettersOptions, RedriveOptions, RedriveSelection } from "./dead-letters";
-export { DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DEAD_LETTER_ROUTING_KEY, EMAIL_QUEUE, EVENT_EXCHANGE, TASK_EXCHANGE, TASK_QUEUE, TASK_QUEUE_ARGUMENTS } from "./topology";
+export { DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DEAD_LETTER_ROUTING_KEY, EMAIL_QUEUE, EVENT_EXCHANGE, TASK_EXCHANGE, TASK_QUEUE, TASK_QUEUE_MAX_PRIORITY, TASK_QUEUE_ARGUMENTS } from "./topology";

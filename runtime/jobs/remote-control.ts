@@ -281,7 +281,7 @@ export async function control(w: ControlTarget, method: string, args: Record<str
         message_ttl: null,
         max_length: null,
         max_length_bytes: null,
-        max_priority: null,
+        max_priority: typeof w.queueArguments(name)["x-max-priority"] === "number" ? w.queueArguments(name)["x-max-priority"] : null,
       }));
     case "stats": {
       const url = new URL(w.brokerUrl);

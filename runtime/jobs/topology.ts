@@ -19,5 +19,15 @@ export const REPLY_EXCHANGE = "reply.celery.pidbox";
 export const DEAD_LETTER_EXCHANGE = "shopfds.dlx";
 export const DEAD_LETTER_QUEUE = "shopfds.dead";
 export const DEAD_LETTER_ROUTING_KEY = "dead";
-/** Arguments of the task queue; Python services must declare `celery` with exactly these. */
-export const TASK_QUEUE_ARGUMENTS = { "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-dead-letter-routing-key": DEAD_LETTER_ROUTING_KEY } as const;
+/**
+ * Message priorities 0 (Celery's default) to 10 on the task queues (Celery's `priority` option, the AMQP
+ * `priority` property; higher runs first). RabbitMQ documents 1–10 as the useful range (each level is a
+ * sub-queue). A queue's arguments cannot change in place: `migrateQueueArguments` (queue-migration.ts,
+ * `shopfds-runtime queues migrate`) moves an existing queue's messages across its re-declaration.
+ */
+export const TASK_QUEUE_MAX_PRIORITY = 10;
+/**
+ * Arguments of the task queues; Python services must declare `celery` with exactly these (Celery:
+ * `task_queue_max_priority = 10` and the dead-letter arguments in `task_queues`' `queue_arguments`).
+ */
+export const TASK_QUEUE_ARGUMENTS = { "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-dead-letter-routing-key": DEAD_LETTER_ROUTING_KEY, "x-max-priority": TASK_QUEUE_MAX_PRIORITY } as const;

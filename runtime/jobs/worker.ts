@@ -77,6 +77,11 @@ export interface WorkerOptions {
   readonly hostname?: string;
   /** @default "celery" */
   readonly queue?: string;
+  /**
+   * Arguments to declare a consumed queue with, by name (e.g. `{ "x-max-priority": 10 }` for a priority
+   * queue of another name). @default the task queues' (TASK_QUEUE_ARGUMENTS) for celery and shopfds.email, none otherwise
+   */
+  readonly queueArguments?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   /** Tasks run at once. @default 4 (FR-015) */
   readonly concurrency?: number;
   /** Tasks taken from the broker ahead of a free slot, per slot (Celery's worker_prefetch_multiplier). @default 4 */
@@ -147,7 +152,8 @@ class TimeLimitExceeded extends Error {
 
 export class Worker implements ControlTarget {
   readonly hostname: string;
-  private readonly o: Required<Omit<WorkerOptions, "hostname" | "tls" | "log" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents" | "readAfter">> & {
+  private readonly givenQueueArguments: WorkerOptions["queueArguments"];
+  private readonly o: Required<Omit<WorkerOptions, "hostname" | "tls" | "log" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents" | "readAfter" | "queueArguments">> & {
     tls?: ServerTls;
     readAfter?: WorkerOptions["readAfter"];
     log: (line: string) => void;
@@ -191,6 +197,7 @@ export class Worker implements ControlTarget {
   constructor(options: WorkerOptions) {
     this.hostname = options.hostname ?? `ts-worker-${process.pid}@${osHostname()}`;
     this.pool = options.concurrency ?? 4;
+    this.givenQueueArguments = options.queueArguments;
     this.o = {
       url: options.url,
       tls: options.tls,
@@ -416,6 +423,8 @@ export class Worker implements ControlTarget {
   }
 
   queueArguments(queue: string): Record<string, unknown> {
+    const given = this.givenQueueArguments?.[queue];
+    if (given) return { ...given };
     return queue === TASK_QUEUE || queue === EMAIL_QUEUE ? { ...TASK_QUEUE_ARGUMENTS } : {};
   }
 

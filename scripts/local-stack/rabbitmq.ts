@@ -12,6 +12,7 @@ import amqp from "amqplib";
 import { RABBIT_VHOST, renderDefinitions, renderEnabledPlugins, renderRabbitConf } from "../../components/rabbitmq/render";
 
 export { RABBIT_VHOST };
+import { migrateTaskQueues } from "../../runtime/jobs/queue-migration";
 import { verifiedTls } from "../../runtime/tls";
 import type { RabbitMqOutputs } from "../../runtime/outputs";
 import { pidFromFile, spawnDetached, stopPid, waitFor } from "./process";
@@ -96,7 +97,8 @@ export async function startRabbit(o: LocalRabbitOptions, log: Log = () => {}): P
   const p = ports(o);
   const files = pidFiles(o);
   if (!pidFromFile(files.epmd)) spawnDetached("epmd", ["-address", HOST, "-port", String(p.epmd)], { env, logFile: path.join(o.dir, "log", "epmd.log"), pidFile: files.epmd });
-  if (!pidFromFile(files.node)) {
+  const starting = !pidFromFile(files.node);
+  if (starting) {
     log(`rabbitmq on ${HOST}:${p.amqp} (management ${p.management}, prometheus ${p.prometheus})`);
     // The script execs the Erlang VM, so this PID is the node's; RabbitMQ rewrites the file itself too.
     spawnDetached("/usr/lib/rabbitmq/bin/rabbitmq-server", [], { env, logFile: path.join(o.dir, "log", "server.out"), pidFile: files.node });
@@ -108,6 +110,19 @@ export async function startRabbit(o: LocalRabbitOptions, log: Log = () => {}): P
     await c.close();
     return true;
   });
+  // A stack kept from an earlier version holds its task queues with their old arguments (RabbitMQ 3.10's
+  // boot import of the definitions leaves an existing queue as it is, as observed): migrate them before
+  // any worker declares them (docs/runtime.md, "Upgrading a broker"). Only on a fresh boot, no apps yet.
+  if (starting) {
+    const c = await amqp.connect(outputs.url, { timeout: 5000, ...verifiedTls("rabbitmq.tls", outputs.tls) });
+    try {
+      await migrateTaskQueues(c, (line) => (/nothing to do|not declared yet/.test(line) ? undefined : log(line)));
+    } catch (error) {
+      log(`the task queues were not migrated to this version's arguments: ${(error as Error).message}`);
+    } finally {
+      await c.close();
+    }
+  }
   return outputs;
 }
 

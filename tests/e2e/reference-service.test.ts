@@ -235,7 +235,7 @@ describe("reference service: user story scenarios", () => {
   it("admin allow entries and bulk import/export over HTTP: an allowed IP orders though blocked; NDJSON and CSV in, per-line errors, 422 on reject, 415 on another type", async () => {
     const token = await login(ADMIN);
     const ip = "198.51.100.90";
-    const send = (route: string, type: string, body: string) => fetch(`${base}${route}`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": type }, body }).then(async (r) => ({ status: r.status, json: await r.json() }));
+    const send = (route: string, type: string, body: string) => fetch(`${base}${route}`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": type }, body }).then(async (r) => ({ status: r.status, json: (await r.json()) as any }));
     const imported = await send("/v1/admin/blacklist/import", "application/x-ndjson", `{"type":"ip","value":"${ip}","reason":"feed"}\n{"kind":"allow","type":"ip","value":"${ip}","reason":"our office"}\n{"type":"ip","value":"198.51.100.300","reason":"typo"}\n`);
     assert.deepEqual([imported.status, imported.json.added, imported.json.errors], [200, 2, [{ line: 3, field: "value", problem: 'must be an IPv4 or IPv6 address (got "198.51.100.300")' }]]);
     const allowed = await call("POST", "/orders", order(ip));

@@ -15,6 +15,12 @@ app.conf.update(
     task_send_sent_event=True,
     broker_connection_retry_on_startup=True,
 )
+# A priority queue (tests/integration/queue-priority.test.ts): declared as the runtime declares its task
+# queues' priority (x-max-priority 10), taken one task at a time so a backlog runs in priority order.
+if os.environ.get("PRIORITY_QUEUE"):
+    name = os.environ["PRIORITY_QUEUE"]
+    app.conf.task_queues = [*app.conf.task_queues, Queue(name, Exchange(name, type="direct"), routing_key=name, queue_arguments={"x-max-priority": 10})]
+    app.conf.worker_prefetch_multiplier = 1
 
 
 @app.task(name="interop.py_multiply")
