@@ -87,7 +87,7 @@ export async function seedDatabase(outputs: Pick<StackOutputs, "postgres"> & Par
       const client2 = new pg.Client({ host: primary.host, port: primary.port, database, user, password });
       await client2.connect();
       try {
-        const { rows } = await client2.query("SELECT entry_type, value, reason, source, created_at, expires_at FROM blacklist_entries WHERE source = 'seed' AND expires_at > now()");
+        const { rows } = await client2.query("SELECT entry_type, value, reason, source, created_at, expires_at FROM blacklist_entries WHERE source = 'seed' AND kind = 'block' AND expires_at > now()");
         for (const e of rows) {
           await redis.set(`fds:bl:${e.entry_type}:${e.value}`, JSON.stringify({ r: e.reason, s: e.source, c: e.created_at.getTime(), e: e.expires_at.getTime() }), "PXAT", e.expires_at.getTime());
         }

@@ -160,7 +160,7 @@ export async function insertBatch(client: pg.ClientBase, data: SeedData, seed: n
       client,
       `INSERT INTO blacklist_entries (entry_type, value, reason, source, expires_at)
        SELECT 'ip', v, 'seed: known fraud source', 'seed', now() + interval '7 days' FROM unnest($1::text[]) AS t(v)
-       ON CONFLICT (entry_type, value) DO NOTHING RETURNING id`,
+       ON CONFLICT (kind, entry_type, value) DO NOTHING RETURNING id`,
       [data.blacklistedIps],
     ),
   );
