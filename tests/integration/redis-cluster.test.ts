@@ -129,7 +129,7 @@ describe("blacklist on the cluster", () => {
     assert.equal(card.value, cardHash("4000000000000002", outputs.fds.cardHashKeys[0]!), "the card is known only by its keyed hash");
     assert.equal(card.keyVersion, 1);
     const miss = await blacklist.check({ ip: "203.0.113.9", email: "alice@example.com", card: "4111111111111111" });
-    assert.deepEqual(miss, { listed: false, matches: [], source: "redis" });
+    assert.deepEqual(miss, { listed: false, matches: [], allowed: [], overridden: [], source: "redis" });
   });
 
   it("writes through to PostgreSQL, where no card number appears", async () => {
