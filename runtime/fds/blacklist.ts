@@ -181,6 +181,7 @@ const importLineSchema = z
   })
   .strict();
 const typeSchema = z.object({ type: addSchema.shape.type, kind: kindSchema.optional() });
+const formatSchema = z.object({ format: z.enum(BULK_FORMATS, { error: (i) => `must be one of ${BULK_FORMATS.join(", ")} (got ${JSON.stringify(i.input)})` }) });
 
 interface Probe {
   readonly kind: EntryKind;
@@ -351,7 +352,7 @@ export class Blacklist {
    * the second time; a line with ttlSeconds renews only an entry whose reason or source differ.
    */
   async importEntries(text: string, options: ImportOptions): Promise<ImportReport> {
-    const format = parse(z.object({ format: z.enum(BULK_FORMATS, { error: (i) => `must be one of ${BULK_FORMATS.join(", ")} (got ${JSON.stringify(i.input)})` }) }), { format: options.format }).format;
+    const format = parse(formatSchema, { format: options.format }).format;
     const actor = parse(z.object({ actor: addSchema.shape.source }), { actor: options.actor }).actor;
     const lines = parseBulk(text, format);
     if (lines.length > MAX_IMPORT_LINES) throw new BlacklistInputError([`body: at most ${MAX_IMPORT_LINES} lines per import (got ${lines.length}); split the file`]);
@@ -368,6 +369,7 @@ export class Blacklist {
         errors.push(...checked.problems.map((p) => ({ line: l.line, ...p })));
         continue;
       }
+      // The entry's Redis key names its kind, type and value: one line per key.
       const first = seen.get(checked.key);
       if (first !== undefined) {
         errors.push({ line: l.line, field: checked.hashed ? "hash" : "value", problem: `the same ${checked.kind} ${checked.type} entry as line ${first}` });
@@ -460,7 +462,6 @@ export class Blacklist {
     if (problems.length > 0 || !probe) return { problems };
     return {
       ...probe,
-      key: `${kind}|${probe.type}|${probe.value}`,
       reason: l.reason,
       source: l.source ?? actor,
       ttl: l.expiresAt === undefined ? (l.ttlSeconds ?? this.defaultTtlSeconds) : null,
@@ -507,7 +508,7 @@ export class Blacklist {
    * in pages; a card as its keyed hash and key version (re-importable as is, never the number).
    */
   async *exportEntries(q: { format: BulkFormat; kind?: EntryKind; type?: BlacklistType }): AsyncGenerator<string> {
-    const format = parse(z.object({ format: z.enum(BULK_FORMATS, { error: (i) => `must be one of ${BULK_FORMATS.join(", ")} (got ${JSON.stringify(i.input)})` }) }), { format: q.format }).format;
+    const format = parse(formatSchema, { format: q.format }).format;
     if (q.type !== undefined || q.kind !== undefined) parse(z.object({ type: addSchema.shape.type.optional(), kind: kindSchema.optional() }), { type: q.type, kind: q.kind });
     const header = bulkHeader(format);
     if (header) yield header;
