@@ -325,8 +325,31 @@ export const fdsConfigSchema = z
   })
   .strict();
 
+/**
+ * Traces of the service, the workers and the scheduler (OpenTelemetry, runtime/tracing): exported over
+ * OTLP/HTTP to a collector the organisation runs; absent, tracing is off.
+ */
+export const tracingConfigSchema = z
+  .object({
+    /** The collector's OTLP/HTTP base URL (the runtime adds /v1/traces), e.g. http://otel-collector.observability:4318. */
+    otlpEndpoint: z
+      .string()
+      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), "must be an http:// or https:// URL of an OTLP/HTTP collector, e.g. http://otel-collector.observability:4318"),
+    /** Share of new traces kept (a trace a caller started keeps its caller's decision). */
+    sampleRatio: z.number({ error: "must be a number from 0 to 1" }).min(0, "must be from 0 to 1").max(1, "must be from 0 to 1").default(1),
+  })
+  .strict();
+
+export type TracingConfig = z.infer<typeof tracingConfigSchema>;
+
+/** The OTEL_* environment of a workload that traces (read by @shopfds/runtime/tracing/register); none when tracing is off. */
+export function tracingEnv(t: TracingConfig | undefined, serviceName: string): Record<string, string> {
+  return t ? { OTEL_EXPORTER_OTLP_ENDPOINT: t.otlpEndpoint, OTEL_SERVICE_NAME: serviceName, OTEL_TRACES_SAMPLER_ARG: String(t.sampleRatio) } : {};
+}
+
 /** What both platforms take, each setting with its default. */
 const commonStack = {
+  tracing: tracingConfigSchema.optional(),
   fds: fdsConfigSchema.prefault({}),
   /** The relay the e-mail tasks use (its password: the secret setting smtpPassword). On Docker, when
    * absent, the stack runs a Mailpit sink instead; Kubernetes stacks must name a relay. */
@@ -426,6 +449,9 @@ export const stackConfigSchema = z
     }
     if (cfg.platform === "kubernetes" && cfg.edge && !cfg.service.publicUrl?.startsWith("https://")) {
       ctx.addIssue({ code: "custom", path: ["service", "publicUrl"], message: `must be an https:// URL when edge is set: its host is the Ingress's and the certificate's (got ${cfg.service.publicUrl === undefined ? "nothing" : `"${cfg.service.publicUrl}"`})` });
+    }
+    if (cfg.platform === "kubernetes" && cfg.tracing && !cfg.egress.otlp) {
+      ctx.addIssue({ code: "custom", path: ["egress", "otlp"], message: `is required when tracing is set on Kubernetes: every other egress is denied, so the pods could not reach ${cfg.tracing.otlpEndpoint} (set egress.otlp.peer and egress.otlp.port)` });
     }
     if (cfg.platform === "kubernetes" && !cfg.smtp) {
       ctx.addIssue({ code: "custom", path: ["smtp"], message: "is required when platform is \"kubernetes\" (the e-mail tasks need a relay: set smtp.host and smtp.from)" });

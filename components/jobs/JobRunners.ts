@@ -9,6 +9,7 @@ import * as random from "@pulumi/random";
 import { DeployedService, Endpoint, ExistingSecretFiles, Platform, SERVICE_IMAGE_USER } from "../platform/types";
 import { RABBIT_VHOST, type Broker } from "../rabbitmq/docker";
 import { imageCommand } from "../service/image";
+import { tracingEnv, type TracingConfig } from "../config";
 import { FLOWER_CELERY_CONFIG_MODULE, renderFlowerCeleryConfig } from "./flower-config";
 
 export const JOB_PATHS = {
@@ -33,6 +34,8 @@ export interface JobRunnersArgs {
   readonly flower: { readonly enabled: boolean; readonly image: string; readonly hostPort?: number };
   /** Where clients reach the service: the prefix of report download links the workers write. */
   readonly publicUrl?: string;
+  /** Where the workers' and the scheduler's traces go (OTLP/HTTP); absent: tracing off. */
+  readonly tracing?: TracingConfig;
   /** Files the outputs contract points at that an operator creates (Kubernetes: the PostgreSQL CA). */
   readonly contractFiles?: readonly ExistingSecretFiles[];
   /** When the broker takes TLS only: where the stack's CA is mounted (one of contractFiles) for Flower. */
@@ -73,7 +76,7 @@ export class JobRunners extends pulumi.ComponentResource {
         instance: name,
         image: args.image,
         command: imageCommand("worker", "--concurrency", String(args.workers.concurrency), "--alive-file", JOB_PATHS.aliveFile),
-        env,
+        env: { ...env, ...tracingEnv(args.tracing, "shopfds-worker") },
         secretFiles: outputsFile,
         existingSecretFiles: args.contractFiles ?? [],
         // /metrics for Prometheus (the services job), /health/live.
@@ -101,7 +104,7 @@ export class JobRunners extends pulumi.ComponentResource {
         instance: name,
         image: args.image,
         command: imageCommand("scheduler", "--alive-file", JOB_PATHS.aliveFile),
-        env,
+        env: { ...env, ...tracingEnv(args.tracing, "shopfds-scheduler") },
         secretFiles: outputsFile,
         existingSecretFiles: args.contractFiles ?? [],
         ports: [],

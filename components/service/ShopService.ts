@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { DeployedService, Endpoint, ExistingSecretFiles, Platform, SERVICE_IMAGE_USER } from "../platform/types";
 import { JOB_PATHS } from "../jobs/JobRunners";
 import { imageCommand } from "./image";
+import { tracingEnv, type TracingConfig } from "../config";
 
 export const SERVICE_PORT = 8080;
 /** The largest request body the service takes (service/http/app.ts MAX_BODY; tests/pulumi/prod-edge.test.ts keeps them equal). */
@@ -25,6 +26,8 @@ export interface ShopServiceArgs {
   readonly resources: { readonly cpu: string; readonly memory: string };
   /** dev, staging or production: the ECS `service.environment` and the Sentry environment. */
   readonly environment: "dev" | "staging" | "production";
+  /** Where its traces go (OTLP/HTTP); absent: tracing off. */
+  readonly tracing?: TracingConfig;
   /** Where clients reach the service (links in answers); default: the stable name inside the stack. */
   readonly publicUrl?: string;
   /** Docker only: publish on 127.0.0.1:hostPort. */
@@ -53,7 +56,7 @@ export class ShopService extends pulumi.ComponentResource {
         instance: name,
         image: args.image,
         command: imageCommand("service", "--port", String(SERVICE_PORT)),
-        env: { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs, SHOPFDS_ENVIRONMENT: args.environment, SHOPFDS_PUBLIC_URL: args.publicUrl ?? inside, NODE_ENV: "production" },
+        env: { SHOPFDS_OUTPUTS_FILE: JOB_PATHS.outputs, SHOPFDS_ENVIRONMENT: args.environment, SHOPFDS_PUBLIC_URL: args.publicUrl ?? inside, NODE_ENV: "production", ...tracingEnv(args.tracing, "shopfds-service") },
         secretFiles: [{ path: JOB_PATHS.outputs, content: pulumi.secret(args.outputsJson) }],
         existingSecretFiles: args.contractFiles ?? [],
         ports: [{ name: "http", port: SERVICE_PORT, hostPort: args.hostPort }],

@@ -11,6 +11,7 @@
  *   a timer (a replica added is measured, then used; one removed leaves rotation), so every lag sample
  *   and every read of a replica go to the same server.
  */
+import { registerDbServer } from "../observability/trace-context";
 import { pgSsl } from "./tls";
 import { ReplicaResolver } from "./discovery";
 import { AsyncLocalStorage } from "node:async_hooks";
@@ -187,6 +188,8 @@ export class Database {
       });
       // An idle connection dropped by the server must not crash the process; the next query notices.
       p.on("error", () => {});
+      // Its queries' spans say which server answered (shopfds.db.role).
+      registerDbServer(endpoint.host, endpoint.port, endpoint === options.primary ? "primary" : "replica");
       return p;
     };
     this.makePool = pool;

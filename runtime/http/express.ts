@@ -20,6 +20,8 @@ import type { Database } from "../db/router";
 import type { HealthMonitor } from "../health/health";
 import type { ServiceMetrics } from "../observability/metrics";
 import { withTraceContext } from "../observability/logger";
+import { nameServerSpan } from "../observability/trace-context";
+import { trace } from "@opentelemetry/api";
 import { captureError } from "../observability/sentry";
 import type { SessionStore } from "../redis/sessions";
 import { logAccess } from "./access";
@@ -48,10 +50,12 @@ export function shopfdsExpress(o: ShopfdsExpressOptions): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
     const log = withTraceContext(o.log, req.headers.traceparent as string | undefined);
+    const span = trace.getActiveSpan(); // the request's server span (tracing on), named after its route at the end
     res.locals.traceLog = log;
     res.locals.logLabels = {};
     res.once("finish", () => {
       const route = probes[req.path] && req.method === "GET" ? req.path : routeOf(req);
+      nameServerSpan(req.method, route, span);
       logAccess(log, o.metrics, { method: req.method, path: req.path, route, status: res.statusCode, seconds: (performance.now() - started) / 1000, labels: res.locals.logLabels as Record<string, string> });
     });
     const probe = req.method === "GET" ? probes[req.path] : undefined;

@@ -24,6 +24,7 @@ import type { Database } from "../db/router";
 import type { HealthMonitor } from "../health/health";
 import type { ServiceMetrics } from "../observability/metrics";
 import { withTraceContext } from "../observability/logger";
+import { nameServerSpan } from "../observability/trace-context";
 import { captureError } from "../observability/sentry";
 import type { SessionStore } from "../redis/sessions";
 import { logAccess } from "./access";
@@ -75,6 +76,7 @@ export async function shopfdsFastify(app: FastifyInstance, o: ShopfdsFastifyOpti
 
   app.addHook("onRequest", async (request) => {
     request.logLabels = {};
+    nameServerSpan(request.method, request.routeOptions.url);
     request.traceLog = withTraceContext(o.log, request.headers.traceparent as string | undefined);
   });
 

@@ -20,6 +20,8 @@ import { typedTable } from "./amqp-table";
 import { BrokerBlockedError, BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { BuildOptions, buildTaskMessage, encodeTaskMessage, WRITE_LOCATION_HEADER } from "./protocol";
 import type { Signature } from "./canvas";
+import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { injectTraceContext, tracer } from "../observability/trace-context";
 
 export { BrokerBlockedError, BrokerUnavailableError } from "./broker-link";
 export interface SendOptions extends Omit<BuildOptions, "replyTo" | "origin" | "now"> {
@@ -238,12 +240,25 @@ export class TaskProducer {
     if (link?.length) message.embed.callbacks = [...link];
     if (linkError?.length) message.embed.errbacks = [...linkError];
     if (chain?.length) message.embed.chain = [...chain].reverse();
-    const { body, options: publishOptions } = encodeTaskMessage(message);
     const id = message.headers.id;
+    const queue = options.queue ?? this.o.routes?.[name] ?? TASK_QUEUE;
+    // The send's span (Celery's instrumentation names it so), its context in the headers for the task's run.
+    const span = tracer().startSpan(`apply_async/${name}`, {
+      kind: SpanKind.PRODUCER,
+      attributes: { "celery.action": "apply_async", "celery.task_name": name, "messaging.system": "rabbitmq", "messaging.operation.type": "send", "messaging.destination.name": queue, "messaging.message.id": id },
+    });
+    injectTraceContext(message.headers, trace.setSpan(context.active(), span));
+    const { body, options: publishOptions } = encodeTaskMessage(message);
     const channel = this.channel;
-    if (!channel) throw new BrokerUnavailableError(`task ${id} (${name}) not sent: RabbitMQ is not reachable now (reconnecting)`);
+    const refuse = (error: Error): never => {
+      span.recordException(error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+      span.end();
+      throw error;
+    };
+    if (!channel) refuse(new BrokerUnavailableError(`task ${id} (${name}) not sent: RabbitMQ is not reachable now (reconnecting)`));
     const blocked = this.blocked;
-    if (blocked) throw new BrokerBlockedError(`task ${id} (${name}) not sent: the broker has blocked publishing since ${new Date(blocked.since).toISOString()} (${blocked.reason})`);
+    if (blocked) refuse(new BrokerBlockedError(`task ${id} (${name}) not sent: the broker has blocked publishing since ${new Date(blocked.since).toISOString()} (${blocked.reason})`));
     const confirmed = new Promise<void>((resolve, reject) => {
       let failed = false;
       this.returned.set(id, (error) => {
@@ -251,7 +266,7 @@ export class TaskProducer {
         reject(error);
       });
       try {
-        channel.publish("", options.queue ?? this.o.routes?.[name] ?? TASK_QUEUE, body, { ...publishOptions, headers: typedTable(publishOptions.headers as Record<string, unknown>), mandatory: true }, (error) => {
+        channel!.publish("", queue, body, { ...publishOptions, headers: typedTable(publishOptions.headers as Record<string, unknown>), mandatory: true }, (error) => {
           this.returned.delete(id);
           if (failed) return;
           if (error) reject(new BrokerUnavailableError(`task ${id}: the broker did not confirm it: ${error}`, { cause: error }));
@@ -262,7 +277,14 @@ export class TaskProducer {
         reject(new BrokerUnavailableError(`task ${id} not sent: ${(error as Error).message}`, { cause: error }));
       }
     });
-    confirmed.catch(() => undefined); // awaited by the caller, or by nobody once the wait was given up
+    confirmed.then(
+      () => span.end(),
+      (error: Error) => {
+        span.recordException(error);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+        span.end();
+      },
+    ); // also: awaited by the caller, or by nobody once the wait was given up
     return { id, confirmed };
   }
 

@@ -45,6 +45,9 @@ import { exceptionInfo, isoWithOffset, MalformedTaskError, parseTaskMessage, par
 import { parseRateLimit } from "./rate-limit";
 import type { ControlledTask, ControlTarget } from "./remote-control";
 import { RevokedIds } from "./revoked";
+import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
+import type { Logger } from "pino";
+import { extractTraceContext, injectTraceContext, traceFields, tracer } from "../observability/trace-context";
 
 export interface TaskContext {
   readonly id: string;
@@ -108,8 +111,14 @@ export interface WorkerOptions {
   readonly holdHorizonMs?: number;
   /** Longest wait between reconnect attempts. @default 2000 */
   readonly maxReconnectDelayMs?: number;
-  /** @default no output */
+  /** Lines about the worker itself (connections, remote control). @default no output */
   readonly log?: (line: string) => void;
+  /**
+   * One ECS line per task outcome (succeeded, retried with its reason, failed, dead-lettered, revoked)
+   * with the task, its id, the duration and the trace id of its run span (`createLogger` makes one).
+   * With it, retries and dead letters are written here rather than to `log`. @default none
+   */
+  readonly logger?: Logger;
   /** Called at each heartbeat while the worker consumes (not while reconnecting): a liveness signal. */
   readonly onHeartbeat?: () => void;
   /** Called when a task run ends, for metrics (ServiceMetrics.observeJob fits). */
@@ -153,8 +162,9 @@ class TimeLimitExceeded extends Error {
 export class Worker implements ControlTarget {
   readonly hostname: string;
   private readonly givenQueueArguments: WorkerOptions["queueArguments"];
-  private readonly o: Required<Omit<WorkerOptions, "hostname" | "tls" | "log" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents" | "readAfter" | "queueArguments">> & {
+  private readonly o: Required<Omit<WorkerOptions, "hostname" | "tls" | "log" | "logger" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents" | "readAfter" | "queueArguments">> & {
     tls?: ServerTls;
+    logger?: Logger;
     readAfter?: WorkerOptions["readAfter"];
     log: (line: string) => void;
     onHeartbeat?: () => void;
@@ -210,7 +220,8 @@ export class Worker implements ControlTarget {
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 30_000,
       holdHorizonMs: options.holdHorizonMs ?? 20 * 60_000,
       maxReconnectDelayMs: options.maxReconnectDelayMs ?? 2000,
-      log: options.log ?? (() => undefined),
+      log: options.log ?? (options.logger ? (line) => options.logger!.info(line) : () => undefined),
+      ...(options.logger ? { logger: options.logger } : {}),
       onHeartbeat: options.onHeartbeat,
       onTaskDone: options.onTaskDone ?? (() => undefined),
       ...(options.readAfter ? { readAfter: options.readAfter } : {}),
@@ -578,7 +589,7 @@ export class Worker implements ControlTarget {
     const expired = expires !== undefined && expires.getTime() < Date.now();
     if (!expired && !this.revoked.has(r.id)) return false;
     this.emit("task-revoked", { uuid: r.id, terminated: false, signum: null, expired });
-    this.o.onTaskDone(r.name, "revoked");
+    this.done(r.name, r.id, "revoked", { headers: r.delivery.message.properties.headers, message: `Task ${r.name}[${r.id}] ${expired ? "expired" : "revoked"}: not run` });
     await this.reply(r.task, "REVOKED", { exc_type: "TaskRevokedError", exc_message: [expired ? "expired" : "revoked"], exc_module: "celery.exceptions" });
     this.settle(r.delivery, "ack");
     return true;
@@ -672,6 +683,18 @@ export class Worker implements ControlTarget {
     this.processed++;
     this.totals[h.task] = (this.totals[h.task] ?? 0) + 1;
     this.emit("task-started", { uuid: h.id });
+    // The run's span, a child of the sender's (the trace context its headers carry, from TypeScript or
+    // from Python's Celery instrumentation); the task's queries, commands and sends are its children.
+    const parent = extractTraceContext(r.delivery.message.properties.headers);
+    const span = tracer().startSpan(
+      `run/${h.task}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: { "celery.action": "run", "celery.task_name": h.task, "messaging.system": "rabbitmq", "messaging.operation.type": "process", "messaging.destination.name": r.delivery.message.fields.routingKey, "messaging.message.id": h.id, "celery.retries": h.retries, "celery.hostname": this.hostname },
+      },
+      parent,
+    );
+    const inSpan = trace.setSpan(parent, span);
     try {
       let value: unknown;
       let failure: unknown;
@@ -680,36 +703,42 @@ export class Worker implements ControlTarget {
         const call = async () => (this.handlers.get(h.task) as TaskHandler)(r.task.args, r.task.kwargs, { id: h.id, name: h.task, retries: h.retries, hostname: this.hostname, effectDone });
         const after = h[WRITE_LOCATION_HEADER];
         const readAfter = this.o.readAfter;
-        value = await this.withTimeLimit(h.task, h.timelimit, readAfter ? () => readAfter(typeof after === "string" ? after : undefined, call) : call);
+        value = await context.with(inSpan, () => this.withTimeLimit(h.task, h.timelimit, readAfter ? () => readAfter(typeof after === "string" ? after : undefined, call) : call));
       } catch (error) {
         failure = error ?? new Error("task failed");
       }
       if (failure === undefined) {
+        span.setAttribute("celery.state", "SUCCESS");
         await this.reply(r.task, "SUCCESS", value ?? null);
         // The chain's next step and the link callbacks, confirmed before the task is acknowledged (a
-        // crash in between runs the task again: at least once, as Celery).
-        for (const f of onSuccess(r.task, value ?? null, this.o.routes, TASK_QUEUE)) await this.publishConfirmed("", f.queue, f.body, f.options);
+        // crash in between runs the task again: at least once, as Celery); each carries this run's trace.
+        for (const f of onSuccess(r.task, value ?? null, this.o.routes, TASK_QUEUE)) await this.publishConfirmed("", f.queue, f.body, this.traced(f.options, inSpan));
         const runtime = (Date.now() - started) / 1000;
         this.emit("task-succeeded", () => ({ uuid: h.id, result: pyRepr(value ?? null), runtime }));
-        this.o.onTaskDone(h.task, "succeeded", runtime);
+        this.done(h.task, h.id, "succeeded", { seconds: runtime, span, message: `Task ${h.task}[${h.id}] succeeded in ${runtime}s` });
       } else {
         const error = failure instanceof Error ? failure : new Error(String(failure));
         const exception = `${error.name}(${pyRepr(error.message)})`;
         const effectDone = error instanceof CompletionNotRecordedError || (r.delivery.message.properties.headers ?? {})[EFFECT_DONE] === true;
+        span.recordException(error);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: `${error.name}: ${error.message}` });
         if (h.retries < this.o.maxRetries) {
           const retry = h.retries + 1;
           const delay = this.o.retryDelayMs(retry);
           const eta = new Date(Date.now() + delay);
-          this.o.log(`task ${h.id} (${h.task}) attempt ${h.retries + 1} of ${this.o.maxRetries + 1} failed: ${error.name}: ${error.message}; retry ${retry} in ${delay} ms${effectDone ? " (its effect is done: the retry only records it)" : ""}`);
+          span.setAttribute("celery.state", "RETRY");
+          const line = `task ${h.id} (${h.task}) attempt ${h.retries + 1} of ${this.o.maxRetries + 1} failed: ${error.name}: ${error.message}; retry ${retry} in ${delay} ms${effectDone ? " (its effect is done: the retry only records it)" : ""}`;
+          if (!this.o.logger) this.o.log(line);
           await this.republish(r.delivery, { retries: retry, eta: isoWithOffset(eta), parent_id: h.id, ...(effectDone ? { [EFFECT_DONE]: true } : {}) });
           this.emit("task-retried", { uuid: h.id, exception, traceback: error.stack ?? null });
-          this.o.onTaskDone(h.task, "retried", (Date.now() - started) / 1000);
+          this.done(h.task, h.id, "retried", { seconds: (Date.now() - started) / 1000, span, error, message: line });
           await this.reply(r.task, "RETRY", exceptionInfo(error), error.stack ?? null);
         } else {
+          span.setAttribute("celery.state", "FAILURE");
           this.emit("task-failed", { uuid: h.id, exception, traceback: error.stack ?? null });
-          this.o.onTaskDone(h.task, "failed", (Date.now() - started) / 1000);
+          this.done(h.task, h.id, "failed", { seconds: (Date.now() - started) / 1000, span, error, message: `Task ${h.task}[${h.id}] failed after ${h.retries + 1} attempts: ${error.name}: ${error.message}` });
           await this.reply(r.task, "FAILURE", exceptionInfo(error), error.stack ?? null);
-          for (const f of onFailure(r.task, this.o.routes, TASK_QUEUE)) await this.publishConfirmed("", f.queue, f.body, f.options);
+          for (const f of onFailure(r.task, this.o.routes, TASK_QUEUE)) await this.publishConfirmed("", f.queue, f.body, this.traced(f.options, inSpan));
           await this.deadLetter(r.delivery, `failed after ${h.retries + 1} attempts: ${error.name}: ${error.message}`);
           return;
         }
@@ -720,6 +749,7 @@ export class Worker implements ControlTarget {
       // redelivers it when the channel closes.
       this.o.log(`task ${h.id} (${h.task}) could not be finished: ${(error as Error).message}`);
     } finally {
+      span.end();
       this.running.delete(h.id);
       if (this.running.size === 0) this.idle?.();
       if (!this.stopping) this.pump();
@@ -768,9 +798,11 @@ export class Worker implements ControlTarget {
   /** Sends the message, unchanged but for reason headers, to the dead-letter exchange; then acks it. */
   private async deadLetter(d: Delivery, reason: string): Promise<void> {
     const headers = d.message.properties.headers ?? {};
-    this.o.log(`dead-lettered ${headers.id ?? "(no id)"}: ${reason}`);
+    if (!this.o.logger) this.o.log(`dead-lettered ${headers.id ?? "(no id)"}: ${reason}`);
     const task = headers.task;
-    this.o.onTaskDone(typeof task === "string" && task ? task : "(malformed)", "dead_lettered");
+    const name = typeof task === "string" && task ? task : "(malformed)";
+    const id = typeof headers.id === "string" ? headers.id : undefined;
+    this.done(name, id, "dead_lettered", { headers, message: `Task ${name}[${id ?? "no id"}] dead-lettered: ${reason}` });
     await this.publishConfirmed(DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, d.message.content, {
       ...d.message.properties,
       headers: typedTable({ ...headers, "x-shopfds-reason": reason, "x-shopfds-worker": this.hostname, "x-shopfds-dead-at": new Date().toISOString(), "x-shopfds-queue": d.message.fields.routingKey }),
@@ -839,6 +871,30 @@ export class Worker implements ControlTarget {
       await new Promise((r) => setTimeout(r, 50));
     }
     return this.publishChannel;
+  }
+
+  /** A follow-up's publish options with the trace context of the run that sends it. */
+  private traced(options: Record<string, unknown>, ctx: ReturnType<typeof context.active>): Record<string, unknown> {
+    const headers = { ...(options.headers as Record<string, unknown> | undefined) };
+    injectTraceContext(headers, ctx);
+    return { ...options, headers };
+  }
+
+  /** A task's outcome: counted (onTaskDone) and, with a logger, one ECS line with its trace id. */
+  private done(task: string, id: string | undefined, outcome: TaskOutcome, o: { message: string; seconds?: number; span?: Span; headers?: Readonly<Record<string, unknown>>; error?: Error }): void {
+    this.o.onTaskDone(task, outcome, o.seconds);
+    const logger = this.o.logger;
+    if (!logger) return;
+    const ids = traceFields(o.span ?? trace.getSpan(extractTraceContext(o.headers)));
+    const line = {
+      ...ids,
+      event: { action: `task-${outcome.replace("_", "-")}`, outcome: outcome === "succeeded" ? "success" : outcome === "revoked" ? "unknown" : "failure", ...(o.seconds !== undefined ? { duration: Math.round(o.seconds * 1e9) } : {}) },
+      labels: { task, ...(id ? { task_id: id } : {}), worker: this.hostname },
+      ...(o.error ? { err: o.error } : {}),
+    };
+    if (outcome === "succeeded" || outcome === "revoked") logger.info(line, o.message);
+    else if (outcome === "retried") logger.warn(line, o.message);
+    else logger.error(line, o.message);
   }
 
   private log(line: string): void {

@@ -5,6 +5,7 @@
  */
 import { ecsFormat } from "@elastic/ecs-pino-format";
 import pino, { type DestinationStream, type Logger } from "pino";
+import { traceFields } from "./trace-context";
 
 export interface LoggerOptions {
   /** `service.name`, e.g. `ecommerce`, `fds`, `worker`. */
@@ -60,10 +61,13 @@ function stdout(): pino.DestinationStream {
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
 
 /**
- * A child logger carrying a request's W3C trace context (`traceparent` header) as ECS `trace.id` and
- * `span.id`, so a request's lines are found together in Kibana; a malformed header is ignored.
+ * A child logger carrying a request's trace as ECS `trace.id` and `span.id`, so a request's lines are
+ * found together in Kibana: the active span's (tracing on: the HTTP server span, so the lines and the
+ * spans share one trace id), else the caller's W3C `traceparent` header; a malformed header is ignored.
  */
 export function withTraceContext(logger: Logger, traceparent: string | undefined): Logger {
+  const active = traceFields();
+  if (active) return logger.child(active);
   const m = traceparent ? TRACEPARENT.exec(traceparent.trim()) : null;
   return m ? logger.child({ trace: { id: m[1] }, span: { id: m[2] } }) : logger;
 }

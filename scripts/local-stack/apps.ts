@@ -20,6 +20,8 @@ export interface LocalAppsOptions {
   readonly workerMetricsPort: number;
   /** Prometheus's file_sd file for the ShopFDS services (monitoring's serviceTargetsFile). */
   readonly targetsFile: string;
+  /** Where the apps export their traces (OTLP/HTTP): the stack's trace sink. */
+  readonly otlpEndpoint?: string;
 }
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -69,6 +71,8 @@ export async function startApps(o: LocalAppsOptions, outputs: StackOutputs, log:
   mkdirSync(o.dir, { recursive: true });
   await provisionDevAdmin(o, outputs);
   const env: NodeJS.ProcessEnv = { ...process.env, SHOPFDS_OUTPUTS_FILE: o.outputsFile, SHOPFDS_PUBLIC_URL: serviceUrl(o), SHOPFDS_METRICS_HOST: "127.0.0.1", SHOPFDS_ENVIRONMENT: "dev" };
+  // Traces to the stack's sink, exported each second (the SDK's default batch delay is 5 s).
+  if (o.otlpEndpoint) Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: o.otlpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "1000" });
   delete env.SHOPFDS_STACK_OUTPUTS;
   const pids = {} as Record<App, number>;
   for (const app of APPS) {
@@ -77,7 +81,7 @@ export async function startApps(o: LocalAppsOptions, outputs: StackOutputs, log:
   await Promise.all([
     ready(o, "service", pids.service, `the service's /health/ready on ${serviceUrl(o)}`, httpOk(`${serviceUrl(o)}/health/ready`)),
     ready(o, "worker", pids.worker, `the worker's /metrics on 127.0.0.1:${o.workerMetricsPort}`, httpOk(`http://127.0.0.1:${o.workerMetricsPort}/metrics`)),
-    ready(o, "scheduler", pids.scheduler, "the scheduler", async () => (readFileSync(appLogFile(o, "scheduler"), "utf8").includes("[scheduler] running") ? true : undefined)),
+    ready(o, "scheduler", pids.scheduler, "the scheduler", async () => (readFileSync(appLogFile(o, "scheduler"), "utf8").includes(`"message":"scheduler running `) ? true : undefined)),
   ]);
   mkdirSync(path.dirname(o.targetsFile), { recursive: true });
   writeFileSync(o.targetsFile, JSON.stringify([{ targets: [`127.0.0.1:${o.servicePort}`, `127.0.0.1:${o.workerMetricsPort}`], labels: { environment: "dev" } }], null, 2) + "\n");

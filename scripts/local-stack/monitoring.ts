@@ -1,6 +1,8 @@
 /**
  * The local stack's monitoring: Prometheus (with the rendered alert rules), Alertmanager and
- * node-exporter from Debian's packages, plus a Slack-compatible webhook sink; e-mail alerts go to the
+ * node-exporter from Debian's packages, plus a Slack-compatible webhook sink and a trace sink (the same
+ * sink on its own port: what an OpenTelemetry collector receives over OTLP/HTTP JSON, kept as files, as
+ * no collector can be installed here); e-mail alerts go to the
  * stack's SMTP sink. Each runs from the same renderers the Docker and Kubernetes stacks ship, on
  * loopback ports of its own, and is stopped by its PID.
  */
@@ -16,6 +18,8 @@ export interface LocalMonitoringOptions {
   readonly alertmanagerPort: number;
   readonly nodeExporterPort: number;
   readonly webhookPort: number;
+  /** The trace sink: the apps export their spans there (OTLP/HTTP, `POST /v1/traces`). */
+  readonly traceSinkPort: number;
   /** The SMTP sink (or relay) that critical alerts are mailed through. */
   readonly smtpPort: number;
   /** Scrape jobs besides Prometheus, Alertmanager and node-exporter (e.g. RabbitMQ's plugin). */
@@ -23,11 +27,14 @@ export interface LocalMonitoringOptions {
 }
 
 const HOST = "127.0.0.1";
-const PROCESSES = ["webhook-sink", "node-exporter", "alertmanager", "prometheus"] as const;
+const PROCESSES = ["webhook-sink", "trace-sink", "node-exporter", "alertmanager", "prometheus"] as const;
 type Name = (typeof PROCESSES)[number];
 
 const pidFile = (o: LocalMonitoringOptions, name: Name) => path.join(o.dir, `${name}.pid`);
 export const webhookDir = (o: LocalMonitoringOptions) => path.join(o.dir, "webhook-messages");
+/** Each OTLP export the trace sink received: `{ path, receivedAt, body }`, body the OTLP JSON. */
+export const traceDir = (o: LocalMonitoringOptions) => path.join(o.dir, "traces");
+export const otlpEndpoint = (o: LocalMonitoringOptions) => `http://${HOST}:${o.traceSinkPort}`;
 /** The file Prometheus watches for ShopFDS service targets (`[{ "targets": ["127.0.0.1:8080"] }]`). */
 export const serviceTargetsFile = (o: LocalMonitoringOptions) => path.join(o.dir, "targets", "services.json");
 
@@ -43,7 +50,7 @@ async function ready(url: string, what: string): Promise<void> {
 }
 
 export async function startMonitoring(o: LocalMonitoringOptions, log: (m: string) => void = () => {}): Promise<MonitoringOutputs> {
-  for (const d of [o.dir, webhookDir(o), path.dirname(serviceTargetsFile(o)), path.join(o.dir, "prometheus-data"), path.join(o.dir, "alertmanager-data")]) mkdirSync(d, { recursive: true });
+  for (const d of [o.dir, webhookDir(o), traceDir(o), path.dirname(serviceTargetsFile(o)), path.join(o.dir, "prometheus-data"), path.join(o.dir, "alertmanager-data")]) mkdirSync(d, { recursive: true });
   if (!existsSync(serviceTargetsFile(o))) writeFileSync(serviceTargetsFile(o), "[]\n");
   const slackUrlFile = path.join(o.dir, "slack-webhook-url");
   writeFileSync(slackUrlFile, `http://${HOST}:${o.webhookPort}/slack`, { mode: 0o600 });
@@ -73,8 +80,9 @@ export async function startMonitoring(o: LocalMonitoringOptions, log: (m: string
       ],
     }),
   );
-  log(`prometheus on ${HOST}:${o.prometheusPort}, alertmanager on ${HOST}:${o.alertmanagerPort}, node-exporter on ${HOST}:${o.nodeExporterPort}, slack sink on ${HOST}:${o.webhookPort}`);
+  log(`prometheus on ${HOST}:${o.prometheusPort}, alertmanager on ${HOST}:${o.alertmanagerPort}, node-exporter on ${HOST}:${o.nodeExporterPort}, slack sink on ${HOST}:${o.webhookPort}, trace sink on ${HOST}:${o.traceSinkPort}`);
   launch(o, "webhook-sink", process.execPath, ["--import", "tsx", path.join(__dirname, "../../service/bin/webhook-sink.ts"), String(o.webhookPort), webhookDir(o)]);
+  launch(o, "trace-sink", process.execPath, ["--import", "tsx", path.join(__dirname, "../../service/bin/webhook-sink.ts"), String(o.traceSinkPort), traceDir(o)]);
   launch(o, "node-exporter", "prometheus-node-exporter", [`--web.listen-address=${HOST}:${o.nodeExporterPort}`]);
   launch(o, "alertmanager", "prometheus-alertmanager", [
     `--config.file=${path.join(o.dir, "alertmanager.yml")}`,
@@ -91,6 +99,7 @@ export async function startMonitoring(o: LocalMonitoringOptions, log: (m: string
   ]);
   await Promise.all([
     ready(`http://${HOST}:${o.webhookPort}/-/ready`, "the webhook sink"),
+    ready(`http://${HOST}:${o.traceSinkPort}/-/ready`, "the trace sink"),
     ready(`http://${HOST}:${o.nodeExporterPort}/metrics`, "node-exporter"),
     ready(`http://${HOST}:${o.alertmanagerPort}/-/ready`, "Alertmanager"),
     ready(`http://${HOST}:${o.prometheusPort}/-/ready`, "Prometheus"),
@@ -111,6 +120,6 @@ export async function stopMonitoring(o: LocalMonitoringOptions): Promise<string[
 }
 
 export function monitoringStatus(o: LocalMonitoringOptions): { name: string; port: number; pid?: number }[] {
-  const ports: Record<Name, number> = { "webhook-sink": o.webhookPort, "node-exporter": o.nodeExporterPort, alertmanager: o.alertmanagerPort, prometheus: o.prometheusPort };
+  const ports: Record<Name, number> = { "webhook-sink": o.webhookPort, "trace-sink": o.traceSinkPort, "node-exporter": o.nodeExporterPort, alertmanager: o.alertmanagerPort, prometheus: o.prometheusPort };
   return PROCESSES.map((name) => ({ name, port: ports[name], pid: pid(o, name) }));
 }

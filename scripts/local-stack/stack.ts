@@ -15,7 +15,7 @@ import { LocalPostgresOptions, MemberStatus, postgresStatus, startPostgres, stop
 import { LocalRabbitOptions, rabbitStatus, startRabbit, stopRabbit } from "./rabbitmq";
 import { LocalRedisOptions, redisStatus, startRedis, stopRedis } from "./redis";
 import { LocalSmtpOptions, smtpStatus, startSmtpSink, stopSmtpSink } from "./smtp";
-import { LocalMonitoringOptions, monitoringStatus, serviceTargetsFile, startMonitoring, stopMonitoring } from "./monitoring";
+import { LocalMonitoringOptions, monitoringStatus, otlpEndpoint, serviceTargetsFile, startMonitoring, stopMonitoring } from "./monitoring";
 import { appsStatus, LocalAppsOptions, stopApps } from "./apps";
 
 export interface LocalStackProfile {
@@ -80,13 +80,14 @@ export function monitoringOptions(p: LocalStackProfile): LocalMonitoringOptions 
     nodeExporterPort: p.portBase + 91,
     alertmanagerPort: p.portBase + 93,
     webhookPort: p.portBase + 94,
+    traceSinkPort: p.portBase + 95,
     smtpPort: smtpOptions(p).port,
     jobs: [{ name: "rabbitmq", targets: [`127.0.0.1:${rabbitOptions(p).firstPort + 2}`] }],
   };
 }
 
 export function appsOptions(p: LocalStackProfile): LocalAppsOptions {
-  return { dir: path.join(p.dir, "apps"), outputsFile: outputsFile(p), servicePort: p.portBase + 80, workerMetricsPort: p.portBase + 81, targetsFile: serviceTargetsFile(monitoringOptions(p)) };
+  return { dir: path.join(p.dir, "apps"), outputsFile: outputsFile(p), servicePort: p.portBase + 80, workerMetricsPort: p.portBase + 81, targetsFile: serviceTargetsFile(monitoringOptions(p)), otlpEndpoint: otlpEndpoint(monitoringOptions(p)) };
 }
 
 /** The FDS card-hash key (version 1), generated once per stack like the passwords. */

@@ -6,9 +6,12 @@
  *
  *   node --import tsx service/bin/service.ts [--port 8080] [--host 0.0.0.0]
  * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_PUBLIC_URL (where clients reach it, for
- * links), SHOPFDS_ENVIRONMENT (dev/staging/production; default dev), SHOPFDS_RELEASE.
+ * links), SHOPFDS_ENVIRONMENT (dev/staging/production; default dev), SHOPFDS_RELEASE, OTEL_EXPORTER_OTLP_ENDPOINT
+ * (an OTLP/HTTP collector: traces; none: tracing off), OTEL_SERVICE_NAME (default shopfds-service).
  * SIGTERM/SIGINT: stops accepting, lets open requests finish (up to 10 s), closes its connections.
  */
+// First: tracing (when the OTEL_* environment names a collector) patches node:http, pg and ioredis as they load.
+import { tracing } from "@shopfds/runtime/tracing/register";
 import { createServer } from "node:http";
 import { createLogger } from "@shopfds/runtime/observability";
 import { flushSentry, initSentry } from "@shopfds/runtime/observability";
@@ -46,7 +49,7 @@ async function main(): Promise<void> {
     log.info(`${signal}: stopping`);
     const force = setTimeout(() => process.exit(1), 10_000).unref();
     server.close(async () => {
-      await Promise.allSettled([deps.close(), flushSentry()]);
+      await Promise.allSettled([deps.close(), flushSentry(), tracing?.shutdown()]);
       clearTimeout(force);
       process.exit(0);
     });

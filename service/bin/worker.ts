@@ -10,13 +10,17 @@
  *   node --import tsx service/bin/worker.ts [--concurrency 4] [--email-concurrency 4] [--alive-file /tmp/shopfds-worker.alive] [--metrics-port 9464] [--task-events]
  * --task-events (Celery's -E): task events from the start; without it, as Celery, they start when a
  * monitor sends enable_events (Flower does).
- * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_PUBLIC_URL (the service, for report links).
+ * Environment: the outputs (SHOPFDS_OUTPUTS_FILE …), SHOPFDS_PUBLIC_URL (the service, for report links),
+ * SHOPFDS_ENVIRONMENT, OTEL_EXPORTER_OTLP_ENDPOINT (traces; none: off).
+ * Logs: ECS JSON on stdout, one line per task outcome with its trace id (as the service's lines).
  * SIGTERM/SIGINT: finishes running tasks (up to 30 s), returns the rest to the queue, then exits.
  */
+// First: tracing (when the OTEL_* environment names a collector) patches pg and ioredis as they load.
+import { tracing } from "@shopfds/runtime/tracing/register";
 import { writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { createServer } from "node:http";
-import { ServiceMetrics } from "@shopfds/runtime/observability";
+import { createLogger, ServiceMetrics } from "@shopfds/runtime/observability";
 import { Database } from "@shopfds/runtime/db";
 import { EMAIL_QUEUE, TaskProducer, Worker, type WorkerOptions } from "@shopfds/runtime/jobs";
 import { registerShopTasks } from "../tasks";
@@ -38,8 +42,9 @@ async function main(): Promise<void> {
   const metricsPort = Number(option("metrics-port", "9464"));
   const outputs = await loadStackOutputs();
   if (!outputs.smtp) throw new Error("the stack outputs have no smtp settings: the e-mail tasks need an SMTP server");
+  const logger = createLogger({ service: "shopfds-worker", environment: process.env.SHOPFDS_ENVIRONMENT ?? "dev", ...(process.env.SHOPFDS_RELEASE ? { version: process.env.SHOPFDS_RELEASE } : {}) });
   const db = await Database.connect(outputs.postgres);
-  const log = (line: string) => console.log(`[worker] ${line}`);
+  const log = (line: string) => logger.info(line);
   const producer = await TaskProducer.connect(outputs.rabbitmq.url, { tls: outputs.rabbitmq.tls, routes: TASK_ROUTES, log, writeLocation: () => db.writeLocation() });
   const metrics = new ServiceMetrics({ service: "worker", db });
   const common: Omit<WorkerOptions, "hostname"> = {
@@ -57,8 +62,8 @@ async function main(): Promise<void> {
     const now = Date.now();
     if (aliveFile && now - liveAt.main < 10_000 && now - liveAt.email < 10_000) writeFileSync(aliveFile, String(now));
   };
-  const worker = new Worker({ ...common, hostname: `shopfds-worker-${process.pid}@${hostname()}`, concurrency, log: (line) => log(line), onHeartbeat: heartbeat("main") });
-  const emailWorker = new Worker({ ...common, hostname: `shopfds-email-${process.pid}@${hostname()}`, queue: EMAIL_QUEUE, concurrency: emailConcurrency, log: (line) => log(`email: ${line}`), onHeartbeat: heartbeat("email") });
+  const worker = new Worker({ ...common, hostname: `shopfds-worker-${process.pid}@${hostname()}`, concurrency, logger, onHeartbeat: heartbeat("main") });
+  const emailWorker = new Worker({ ...common, hostname: `shopfds-email-${process.pid}@${hostname()}`, queue: EMAIL_QUEUE, concurrency: emailConcurrency, logger, onHeartbeat: heartbeat("email") });
   const { smtp } = outputs;
   const mailer = mailTransport(smtp, emailConcurrency);
   for (const w of [worker, emailWorker])
@@ -87,7 +92,7 @@ async function main(): Promise<void> {
   await emailWorker.start();
   const shutdown = () =>
     void Promise.all([worker.stop(), emailWorker.stop()])
-      .then(() => Promise.all([producer.close(), db.close(), new Promise((r) => server.close(r)), mailer.close()]))
+      .then(() => Promise.all([producer.close(), db.close(), new Promise((r) => server.close(r)), mailer.close(), tracing?.shutdown()]))
       .then(() => process.exit(0));
   process.once("SIGTERM", shutdown);
   process.once("SIGINT", shutdown);

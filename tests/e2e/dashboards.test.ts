@@ -62,6 +62,7 @@ before(async () => {
     alertmanagerPort: base + 1,
     nodeExporterPort: base + 2,
     webhookPort: base + 3,
+    traceSinkPort: base + 4,
     smtpPort: outputs.smtp!.port,
     jobs: [{ name: "rabbitmq", targets: [`127.0.0.1:${rabbitOptions(profile("test")).firstPort + 2}`] }],
   };

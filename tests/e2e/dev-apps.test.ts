@@ -3,6 +3,9 @@
  * worker and the scheduler as their own processes — on the test stack, with a database, directory and
  * ports of their own. They answer, work together (an order's e-mail is sent by the worker process),
  * are registered with Prometheus, and are stopped by PID, leaving nothing behind, pass or fail.
+ * Their traces go over OTLP/HTTP to a sink (the local stack's trace sink): one order is followed from
+ * the HTTP request through PostgreSQL and the publish to the e-mail task's span in the worker process,
+ * under one trace id that the service's access line and the worker's outcome line carry too.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -12,14 +15,18 @@ import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { loadStackOutputs, type StackOutputs } from "../../runtime/outputs";
 import { adminPasswordFile, appsStatus, DEV_ADMIN_EMAIL, type LocalAppsOptions, serviceUrl, startApps, stopApps } from "../../scripts/local-stack/apps";
-import { isAlive } from "../../scripts/local-stack/process";
+import { isAlive, spawnDetached, stopPid } from "../../scripts/local-stack/process";
+import { receivedSpans } from "../support/otlp";
+import { ORDER_EMAIL_TASK } from "../../service/shop/orders";
 import { mailDir } from "../../scripts/local-stack/smtp";
 import { profile, smtpOptions } from "../../scripts/local-stack/stack";
 import { createMigratedDatabase, until } from "../support/databases";
 import { testPorts } from "../support/ports";
 
 const dir = mkdtempSync(path.join(tmpdir(), "shopfds-apps-"));
-const options: LocalAppsOptions = { dir, outputsFile: path.join(dir, "outputs.json"), servicePort: testPorts("apps"), workerMetricsPort: testPorts("apps") + 1, targetsFile: path.join(dir, "targets", "services.json") };
+const traces = path.join(dir, "traces");
+const options: LocalAppsOptions = { dir, outputsFile: path.join(dir, "outputs.json"), servicePort: testPorts("apps"), workerMetricsPort: testPorts("apps") + 1, targetsFile: path.join(dir, "targets", "services.json"), otlpEndpoint: `http://127.0.0.1:${testPorts("apps") + 2}` };
+let sinkPid: number | undefined;
 let outputs: StackOutputs;
 let drop: () => Promise<void> = async () => undefined;
 let pids: number[] = [];
@@ -34,10 +41,14 @@ before(async () => {
   await c.connect();
   await c.query("INSERT INTO users (email, password_hash, name) VALUES ('apps-buyer@test.com', 'x', 'Buyer'); INSERT INTO products (sku, name, category, price, stock) VALUES ('apps-1', 'Lamp', 'home', 30000, 10)");
   await c.end();
+  // The collector: the local stack's trace sink (the webhook sink on a port of its own).
+  sinkPid = spawnDetached(process.execPath, ["--import", "tsx", "service/bin/webhook-sink.ts", String(testPorts("apps") + 2), traces], { logFile: path.join(dir, "trace-sink.log"), pidFile: path.join(dir, "trace-sink.pid"), cwd: path.resolve(__dirname, "../..") });
+  await until("the trace sink", 15_000, async () => (await fetch(`http://127.0.0.1:${testPorts("apps") + 2}/-/ready`).catch(() => undefined))?.ok === true);
 });
 
 after(async () => {
   await stopApps(options);
+  if (sinkPid) await stopPid(sinkPid, "SIGTERM");
   for (const pid of pids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
   await drop();
   rmSync(dir, { recursive: true, force: true });
@@ -65,7 +76,31 @@ describe("make dev's processes (local-stack apps)", () => {
     assert.equal(placed.status, 201, JSON.stringify(order));
     const sink = mailDir(smtpOptions(profile("test")));
     await until("the worker process sent the e-mail", 10_000, async () => existsSync(sink) && readdirSync(sink).some((f) => !f.startsWith(".") && readFileSync(path.join(sink, f), "utf8").includes(`order #${order.orderId} confirmed`) && readFileSync(path.join(sink, f), "utf8").includes("apps-buyer@test.com")));
-    assert.match(readFileSync(path.join(dir, "scheduler.log"), "utf8"), /\[scheduler\] running fds-batch-daily \(0 0 \* \* \*\)/);
+    // The scheduler's lines are ECS JSON as the service's.
+    const schedulerLines = readFileSync(path.join(dir, "scheduler.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { message: string; "service.name": string });
+    assert.ok(schedulerLines.some((l) => /^scheduler running fds-batch-daily \(0 0 \* \* \*\)/.test(l.message) && l["service.name"] === "shopfds-scheduler"), JSON.stringify(schedulerLines));
+
+    // One trace from the request to the e-mail task's run in the worker process.
+    const EMAIL = ORDER_EMAIL_TASK;
+    let spans = receivedSpans(traces);
+    // Each process exports every second (OTEL_BSP_SCHEDULE_DELAY): wait for both ends.
+    await until("the request's and the e-mail task's spans at the trace sink", 15_000, async () => (spans = receivedSpans(traces)).some((s) => s.name === `run/${EMAIL}` && s.service === "shopfds-worker") && spans.some((s) => s.name === "POST /orders"));
+    const request = spans.find((s) => s.name === "POST /orders" && s.kind === 2 && s.service === "shopfds-service");
+    assert.ok(request, `the service's server span, among ${spans.map((s) => `${s.service}:${s.name}`).join(", ")}`);
+    const inTrace = spans.filter((s) => s.traceId === request.traceId);
+    const publish = inTrace.find((s) => s.name === `apply_async/${EMAIL}` && s.kind === 4 && s.service === "shopfds-service");
+    assert.ok(publish, "the publish is in the request's trace");
+    const run = inTrace.find((s) => s.name === `run/${EMAIL}` && s.kind === 5 && s.service === "shopfds-worker");
+    assert.ok(run, "the e-mail task's run is in the request's trace");
+    assert.equal(run.parentSpanId, publish.spanId, "the run is the publish's child (the context travelled in the task headers)");
+    assert.ok(inTrace.some((s) => s.service === "shopfds-service" && s.attributes["db.system.name"] === "postgresql" && s.attributes["shopfds.db.role"] === "primary"), "the order's statements on the primary, named so");
+    assert.ok(inTrace.some((s) => s.service === "shopfds-worker" && s.attributes["db.system.name"] === "postgresql" && s.parentSpanId === run.spanId), "the task's queries are the run's children");
+    assert.ok(!inTrace.some((s) => s.name === "pg-pool.connect"), "no span per pool checkout");
+    assert.ok(inTrace.some((s) => s.service === "shopfds-service" && s.attributes["db.system.name"] === "redis"), "the FDS checks on Redis in the same trace");
+    // The lines name the same trace: the service's access line and the worker's outcome line.
+    const lines = (app: string) => readFileSync(path.join(dir, `${app}.log`), "utf8").trim().split("\n").flatMap((l) => (l.startsWith("{") ? [JSON.parse(l) as { message: string; trace?: { id: string }; event?: { action?: string }; labels?: Record<string, string> }] : []));
+    assert.ok(lines("service").some((l) => l.message === "POST /orders 201" && l.trace?.id === request.traceId), "the access line carries the span's trace id");
+    assert.ok(lines("worker").some((l) => l.event?.action === "task-succeeded" && l.labels?.task === EMAIL && l.trace?.id === request.traceId), "the worker's outcome line carries it too");
 
     const stopped = await stopApps(options);
     assert.deepEqual(stopped.sort(), ["scheduler", "service", "worker"]);

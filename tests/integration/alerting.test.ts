@@ -44,6 +44,7 @@ before(async () => {
     alertmanagerPort: testPorts("alerting") + 3,
     nodeExporterPort: testPorts("alerting") + 1,
     webhookPort: testPorts("alerting") + 4,
+    traceSinkPort: testPorts("alerting") + 5,
     smtpPort: outputs.smtp!.port,
     jobs: [{ name: "busy-host", targets: [target] }],
   };

@@ -11,7 +11,7 @@ import { signature } from "../../runtime/jobs/canvas";
 import { TaskProducer } from "../../runtime/jobs/producer";
 import { Worker } from "../../runtime/jobs/worker";
 import { loadStackOutputs } from "../../runtime/outputs";
-import { celeryBackground, celeryEnv, python, type Background } from "../support/celery";
+import { celeryEnv, python, startCeleryWorker, type Background } from "../support/celery";
 import { until } from "../support/databases";
 
 const PREFIX = `c${process.pid}`;
@@ -45,8 +45,7 @@ before(async () => {
   });
   await worker.start();
   producer = await TaskProducer.connect(outputs.rabbitmq.url);
-  pyWorker = celeryBackground(env, ["worker", "-c", "2", "--without-mingle", "--without-gossip", "-n", `py-${PREFIX}@canvas`, "-Q", PY, "--loglevel", "INFO"]);
-  await until("the Python worker to be ready", 30_000, async () => /ready\./.test(pyWorker.output()));
+  pyWorker = await startCeleryWorker(env, { name: `py-${PREFIX}@canvas`, queue: PY, concurrency: 2 });
 });
 
 after(async () => {

@@ -47,3 +47,12 @@ def py_fail(x):
 @app.task(name="interop.py_errback")
 def py_errback(task_id):
     return f"errback for {task_id}"
+
+
+# Tracing (tests/integration/tracing.test.ts): the W3C trace context a task came with. Celery copies a
+# message's headers onto task.request, where opentelemetry-instrumentation-celery reads `traceparent`
+# (extract(task.request)) to continue the trace; Debian has no python3-opentelemetry, so the task
+# returns what that instrumentation would read.
+@app.task(name="interop.py_traceparent", bind=True)
+def py_traceparent(self, *_ignored):
+    return getattr(self.request, "traceparent", None)

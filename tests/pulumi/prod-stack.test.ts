@@ -254,6 +254,7 @@ describe("prod stack on Kubernetes: the reference service", () => {
     assert.match(JSON.stringify(c.livenessProbe ?? c.readinessProbe), /health\/live/);
     const env = Object.fromEntries(c.env.map((e: { name: string; value: string }) => [e.name, e.value]));
     assert.deepEqual([env.SHOPFDS_ENVIRONMENT, env.SHOPFDS_PUBLIC_URL], ["production", "https://shop.shopfds.example"]);
+    assert.deepEqual(Object.keys(env).filter((k) => k.startsWith("OTEL_")), [], "no collector configured: tracing off");
     const svc = h.named(SVC, "shopfds-prod-service-http").inputs.spec;
     assert.equal(svc.type, "ClusterIP");
     assert.deepEqual(svc.ports.map((p: { port: number }) => p.port), [8080]);

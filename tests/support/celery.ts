@@ -62,3 +62,21 @@ export function celeryBackground(env: NodeJS.ProcessEnv, args: string[]): Backgr
     },
   };
 }
+
+/**
+ * Starts Debian's Celery worker (`-n name -Q queue`, no mingle or gossip unless `extra` says) and
+ * waits until it says it is ready; fails with its output if it exits first.
+ */
+export async function startCeleryWorker(env: NodeJS.ProcessEnv, o: { name: string; queue: string; concurrency?: number; extra?: string[] }): Promise<Background> {
+  const worker = celeryBackground(env, ["worker", "-c", String(o.concurrency ?? 1), ...(o.extra ?? ["--without-mingle", "--without-gossip"]), "-n", o.name, "-Q", o.queue, "--loglevel", "INFO"]);
+  const deadline = Date.now() + 30_000;
+  while (!/ready\./.test(worker.output())) {
+    if (worker.child.exitCode !== null || worker.child.signalCode !== null) throw new Error(`the Celery worker ${o.name} exited before it was ready:\n${worker.output()}`);
+    if (Date.now() > deadline) {
+      await worker.stop();
+      throw new Error(`the Celery worker ${o.name} was not ready within 30 s:\n${worker.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return worker;
+}

@@ -10,7 +10,7 @@ const SLOTS = {
   health: 200,
   apps: 300,
   alerting: 400,
-  /** The upper half of alerting's hundred (that file uses +0…+4). */
+  /** The upper half of alerting's hundred (that file uses +0…+5). */
   dashboards: 450,
   redisFailover: 500,
   hungServers: 600,

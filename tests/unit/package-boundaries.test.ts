@@ -26,7 +26,9 @@ describe("@shopfds/runtime", () => {
   it("declares no Pulumi package, and only what it needs at run time", () => {
     assert.deepEqual(Object.keys(runtime.dependencies).filter((d) => d.startsWith("@pulumi/")), []);
     // @types/pg too: the public declarations name pg's types (Pool, QueryResult), so a TypeScript user needs them.
-    assert.deepEqual(Object.keys(runtime.dependencies).sort(), ["@elastic/ecs-pino-format", "@sentry/node", "@types/pg", "amqplib", "croner", "csv-parse", "csv-stringify", "ioredis", "ipaddr.js", "node-pg-migrate", "pg", "pino", "prom-client", "zod"]);
+    // @opentelemetry/*: the API the runtime's own spans use, and the SDK behind the /tracing entry point.
+    const otel = ["api", "core", "exporter-trace-otlp-http", "instrumentation", "instrumentation-http", "instrumentation-ioredis", "instrumentation-pg", "resources", "sdk-trace-base", "sdk-trace-node", "semantic-conventions"].map((p) => `@opentelemetry/${p}`);
+    assert.deepEqual(Object.keys(runtime.dependencies).sort(), ["@elastic/ecs-pino-format", ...otel, "@sentry/node", "@types/pg", "amqplib", "croner", "csv-parse", "csv-stringify", "ioredis", "ipaddr.js", "node-pg-migrate", "pg", "pino", "prom-client", "zod"]);
   });
 
   it("exports each public module as built JavaScript with its declarations, and ships only dist and its documents", () => {

@@ -85,6 +85,15 @@ describe("stack configuration", () => {
         return true;
       },
     );
+    // Tracing on Kubernetes needs a way out to its collector; its endpoint and ratio are checked.
+    const traced = { ...base, tracing: { otlpEndpoint: "http://otel-collector.observability:4318" } };
+    assert.throws(() => parseStackConfig(traced), (e: unknown) => e instanceof StackConfigError && e.problems.length === 1 && /^shopfds:egress\.otlp: is required when tracing is set on Kubernetes: .*http:\/\/otel-collector\.observability:4318/.test(e.problems[0]!));
+    const ok = parseStackConfig({ ...traced, egress: { otlp: { peer: { namespace: "observability" }, port: 4318 } } });
+    assert.deepEqual(ok.tracing, { otlpEndpoint: "http://otel-collector.observability:4318", sampleRatio: 1 });
+    assert.throws(
+      () => parseStackConfig({ ...base, tracing: { otlpEndpoint: "otel-collector:4317", sampleRatio: 2 }, egress: { otlp: { peer: { namespace: "o" }, port: 4317 } } }),
+      (e: unknown) => e instanceof StackConfigError && e.problems.some((p) => p.startsWith("shopfds:tracing.otlpEndpoint: must be an http:// or https:// URL")) && e.problems.some((p) => p.startsWith("shopfds:tracing.sampleRatio: must be from 0 to 1")),
+    );
     assert.equal(cidrWithin("fc00::/7", "::/0"), true);
     assert.equal(cidrWithin("fc00::/7", "0.0.0.0/0"), false, "another family");
     assert.equal(cidrWithin("10.0.0.0/8", "10.0.0.0/16"), false, "wider than the block");
