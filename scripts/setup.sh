@@ -13,7 +13,7 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
 
 # 2. Debian packages: the PostgreSQL ≥ 15 server binaries, redis-server/redis-cli (≥ 7.0) and
 #    rabbitmq-server for the local stack (the machine's own services on 5432, 6379 and 5672 are never
-#    touched), python3-celery for the interop tests, Prometheus, Alertmanager and node-exporter (with
+#    touched), python3-celery (with SQLAlchemy and psycopg2 for its database result backend) for the interop tests, Prometheus, Alertmanager and node-exporter (with
 #    promtool and amtool) for the monitoring tests, wrk for the benchmark, a font for the dashboard
 #    PNGs, and make. None of their
 #    services is started.
@@ -28,6 +28,9 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 # Debian's Celery: the tests prove interop with a real Celery worker, producer, event monitor and inspect.
 /usr/bin/python3 -c "import celery" 2>/dev/null || missing+=(python3-celery)
+# Celery's database result backend (SQLAlchemy on psycopg2): the chord tests share it with Python.
+/usr/bin/python3 -c "import sqlalchemy" 2>/dev/null || missing+=(python3-sqlalchemy)
+/usr/bin/python3 -c "import psycopg2" 2>/dev/null || missing+=(python3-psycopg2)
 # promtool and amtool check the monitoring configs and run the alert-rule unit tests.
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)

@@ -19,7 +19,7 @@ import { purgeExpiredEntries } from "@shopfds/runtime/fds";
 import { ORDER_EMAIL_TASK, type TaskSender } from "./shop/orders";
 import { REPORT_TASK } from "./shop/reports";
 import type { ScheduleEntry } from "@shopfds/runtime/jobs";
-import { CompletionNotRecordedError, type TaskContext, type Worker } from "@shopfds/runtime/jobs";
+import { CompletionNotRecordedError, PostgresTaskResults, type TaskContext, type Worker } from "@shopfds/runtime/jobs";
 
 export const TASKS = {
   orderEmail: ORDER_EMAIL_TASK,
@@ -28,6 +28,7 @@ export const TASKS = {
   archiveLogs: "shopfds.archive_app_logs",
   staleTasks: "shopfds.check_stale_tasks",
   blacklistExpiry: "shopfds.blacklist_purge_expired",
+  resultsPurge: "shopfds.task_results_purge",
 } as const;
 
 type TaskType = "email" | "batch" | "report" | "cleanup";
@@ -58,6 +59,8 @@ export function shopSchedule(timezone: string): ScheduleEntry[] {
     { name: "stale-tasks", cron: "*/5 * * * *", timezone, task: TASKS.staleTasks },
     // Expired blacklist rows leave for the history (expired, by system:expiry); they are ignored already.
     { name: "blacklist-expiry-hourly", cron: "17 * * * *", timezone, task: TASKS.blacklistExpiry },
+    // Chord results (celery_taskmeta) older than a day go, as Celery's backend_cleanup with result_expires.
+    { name: "task-results-hourly", cron: "47 * * * *", timezone, task: TASKS.resultsPurge },
   ];
 }
 
@@ -255,6 +258,7 @@ export function registerShopTasks(worker: Worker, deps: ShopTaskDeps): void {
   );
 
   worker.register(TASKS.blacklistExpiry, async () => ({ expired: await purgeExpiredEntries(db) }));
+  worker.register(TASKS.resultsPurge, async () => ({ purged: await new PostgresTaskResults(db).purge() }));
 
   worker.register(TASKS.staleTasks, async () => {
     // Outbox entries never picked up (the publish after the commit failed): send them again, same id.

@@ -21,7 +21,7 @@ export const RUNTIME_MIGRATIONS_DIR = path.resolve(__dirname, "..", "migrations"
 /** Where node-pg-migrate records which of the runtime's migrations ran (beside the service's own table). */
 export const RUNTIME_MIGRATIONS_TABLE = "shopfds_runtime_migrations";
 /** The tables (and types) the runtime creates and owns. */
-export const RUNTIME_TABLES = ["blacklist_entries", "scheduler_runs", "blacklist_history"] as const;
+export const RUNTIME_TABLES = ["blacklist_entries", "scheduler_runs", "blacklist_history", "celery_taskmeta", "celery_tasksetmeta"] as const;
 /** Migration sources only: not the compiled package's declarations and source maps. */
 const MIGRATION_FILE = /^\d{4}_[a-z0-9_-]+\.(ts|js)$/;
 

@@ -1,6 +1,6 @@
 /** @shopfds/runtime/jobs: Celery-compatible tasks on RabbitMQ: the producer, the worker, the scheduler, the queues. */
 export { TaskFailedError, TaskProducer } from "./producer";
-export type { ProducerOptions, SendOptions, SentTask } from "./producer";
+export type { ProducerOptions, SentChord, SendOptions, SentTask } from "./producer";
 export { CompletionNotRecordedError, Worker } from "./worker";
 export type { TaskContext, TaskHandler, TaskOutcome, TaskRequest, WorkerOptions } from "./worker";
 export { Scheduler } from "./scheduler";
@@ -8,7 +8,9 @@ export type { ScheduleEntry, SchedulerOptions, TaskSender } from "./scheduler";
 export { BrokerBlockedError, BrokerLink, BrokerUnavailableError } from "./broker-link";
 export type { BrokerLinkOptions } from "./broker-link";
 export { MalformedTaskError, WRITE_LOCATION_HEADER } from "./protocol";
-export { signature } from "./canvas";
+export { CHORD_UNLOCK, signature } from "./canvas";
+export { PostgresTaskResults } from "./results";
+export type { RecordedOutcome, ResultsDatabase, TaskResults } from "./results";
 export { migrateQueueArguments, migrateTaskQueues, QueueMigrationError } from "./queue-migration";
 export type { QueueMigration, QueueMigrationResult } from "./queue-migration";
 export type { Signature } from "./canvas";

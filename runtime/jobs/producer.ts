@@ -19,7 +19,7 @@ import { ShopfdsError } from "../errors";
 import { typedTable } from "./amqp-table";
 import { BrokerBlockedError, BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { BuildOptions, buildTaskMessage, encodeTaskMessage, WRITE_LOCATION_HEADER } from "./protocol";
-import type { Signature } from "./canvas";
+import { CHORD_UNLOCK, type Signature } from "./canvas";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { injectTraceContext, tracer } from "../observability/trace-context";
 
@@ -38,6 +38,15 @@ export interface SendOptions extends Omit<BuildOptions, "replyTo" | "origin" | "
   readonly linkError?: readonly Signature[];
   /** The rest of a chain, in call order (`[b, c]` for a → b → c): each step gets the previous result first. */
   readonly chain?: readonly Signature[];
+  /** Set by `chord()`: the task is item `index` of group `id`, whose results go to the chord's body. */
+  readonly group?: { readonly id: string; readonly index: number; readonly chord: Signature };
+}
+
+/** What `chord()` sent: the group's id, the body's task id, the header's task ids in order. */
+export interface SentChord {
+  readonly groupId: string;
+  readonly bodyId: string;
+  readonly headerIds: readonly string[];
 }
 
 export interface SentTask {
@@ -233,13 +242,18 @@ export class TaskProducer {
   }
 
   private publish(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: SendOptions): { id: string; confirmed: Promise<void> } {
-    const { writeLocation, link, linkError, chain, ...build } = options;
+    const { writeLocation, link, linkError, chain, group, ...build } = options;
     const message = buildTaskMessage(name, args, kwargs, { ...build, replyTo: this.replyQueue });
     if (writeLocation !== undefined) message.headers[WRITE_LOCATION_HEADER] = writeLocation;
     // Celery's embed: a chain travels last step first (the worker pops the next one).
     if (link?.length) message.embed.callbacks = [...link];
     if (linkError?.length) message.embed.errbacks = [...linkError];
     if (chain?.length) message.embed.chain = [...chain].reverse();
+    if (group) {
+      message.headers.group = group.id;
+      message.headers.group_index = group.index;
+      message.embed.chord = group.chord;
+    }
     const id = message.headers.id;
     const queue = options.queue ?? this.o.routes?.[name] ?? TASK_QUEUE;
     // The send's span (Celery's instrumentation names it so), its context in the headers for the task's run.
@@ -286,6 +300,39 @@ export class TaskProducer {
       },
     ); // also: awaited by the caller, or by nobody once the wait was given up
     return { id, confirmed };
+  }
+
+  /**
+   * Celery's `chord(header)(body)`: the header's tasks run in parallel, then `body` runs once with
+   * their results, in header order, as its first argument. Sent as Celery sends it with a database
+   * result backend: `celery.chord_unlock` to the body's queue (it checks the result store every second,
+   * so the worker there needs one: WorkerOptions.results, or a Python worker with
+   * `result_backend = "db+postgresql://…"`), then each header task carrying the group and the body.
+   * Every task is confirmed by the broker; a failure midway throws, and what was sent still runs (the
+   * unlock then waits for a header task that never comes: send the chord again under new ids).
+   */
+  async chord(header: readonly Signature[], body: Signature, options: { readonly groupId?: string } = {}): Promise<SentChord> {
+    const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+    const bodyId = str(body.options?.task_id) ?? randomUUID();
+    const frozen: Signature = { ...body, options: { ...body.options, task_id: bodyId } };
+    const queueOf = (sig: Signature) => str(sig.options?.queue) ?? str(sig.options?.routing_key);
+    if (header.length === 0) {
+      // Nothing to wait for: the body runs at once with an empty list (as Celery's body.delay([])).
+      await this.send(body.task, body.immutable ? [...(body.args ?? [])] : [[], ...(body.args ?? [])], body.kwargs ?? {}, { id: bodyId, ...(queueOf(body) ? { queue: queueOf(body)! } : {}) });
+      return { groupId: options.groupId ?? randomUUID(), bodyId, headerIds: [] };
+    }
+    const groupId = options.groupId ?? randomUUID();
+    const headerIds = header.map((sig) => str(sig.options?.task_id) ?? randomUUID());
+    await this.send(CHORD_UNLOCK, [groupId, frozen], { interval: null, max_retries: null, result: headerIds.map((id) => [[id, null], null]) }, { countdown: 1, queue: queueOf(body) ?? this.o.routes?.[body.task] ?? TASK_QUEUE });
+    for (const [index, sig] of header.entries()) {
+      await this.send(sig.task, [...(sig.args ?? [])], sig.kwargs ?? {}, {
+        id: headerIds[index]!,
+        ...(queueOf(sig) ? { queue: queueOf(sig)! } : {}),
+        ...(typeof sig.options?.priority === "number" ? { priority: sig.options.priority } : {}),
+        group: { id: groupId, index, chord: frozen },
+      });
+    }
+    return { groupId, bodyId, headerIds };
   }
 
   /**

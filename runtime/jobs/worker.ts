@@ -40,7 +40,8 @@ import { BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { UnavailableError } from "../errors";
 import { EventDispatcher, WORKER_SOFTWARE } from "./events";
 import { startPidbox } from "./pidbox";
-import { onFailure, onSuccess, unsupportedCanvas } from "./canvas";
+import { CHORD_UNLOCK, chordUnlock, onFailure, onSuccess, unsupportedCanvas } from "./canvas";
+import type { TaskResults } from "./results";
 import { exceptionInfo, isoWithOffset, MalformedTaskError, parseTaskMessage, parseTime, pyRepr, resultBody, TaskMessage, WRITE_LOCATION_HEADER } from "./protocol";
 import { parseRateLimit } from "./rate-limit";
 import type { ControlledTask, ControlTarget } from "./remote-control";
@@ -130,6 +131,12 @@ export interface WorkerOptions {
   readonly readAfter?: <T>(writeLocation: string | undefined, run: () => Promise<T>) => Promise<T>;
   /** The queue of each task name a chain step or callback sends without naming one (Celery's task_routes); others go to "celery". */
   readonly routes?: Readonly<Record<string, string>>;
+  /**
+   * The result store chords count in (`new PostgresTaskResults(db)`: Celery's database backend, shared
+   * with Python services). With it the worker records the outcome of every task of a group (a chord's
+   * header) and runs `celery.chord_unlock`; without it a chord is refused with a reason. @default none
+   */
+  readonly results?: TaskResults;
 }
 
 export type TaskOutcome = "succeeded" | "failed" | "retried" | "dead_lettered" | "revoked";
@@ -162,8 +169,9 @@ class TimeLimitExceeded extends Error {
 export class Worker implements ControlTarget {
   readonly hostname: string;
   private readonly givenQueueArguments: WorkerOptions["queueArguments"];
-  private readonly o: Required<Omit<WorkerOptions, "hostname" | "tls" | "log" | "logger" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents" | "readAfter" | "queueArguments">> & {
+  private readonly o: Required<Omit<WorkerOptions, "hostname" | "tls" | "log" | "logger" | "onHeartbeat" | "onTaskDone" | "concurrency" | "taskEvents" | "readAfter" | "queueArguments" | "results">> & {
     tls?: ServerTls;
+    results?: TaskResults;
     logger?: Logger;
     readAfter?: WorkerOptions["readAfter"];
     log: (line: string) => void;
@@ -226,7 +234,10 @@ export class Worker implements ControlTarget {
       onTaskDone: options.onTaskDone ?? (() => undefined),
       ...(options.readAfter ? { readAfter: options.readAfter } : {}),
       routes: options.routes ?? {},
+      ...(options.results ? { results: options.results } : {}),
     };
+    // Celery's built-in, run by unlockChord (listed among the registered tasks, as a Celery worker lists it).
+    if (options.results) this.handlers.set(CHORD_UNLOCK, () => Promise.reject(new Error(`${CHORD_UNLOCK} runs inside the worker`)));
     if (!Number.isInteger(this.pool) || this.pool < 1) throw new RangeError(`concurrency: must be a positive integer (got ${options.concurrency})`);
     if (!Number.isInteger(this.o.prefetchMultiplier) || this.o.prefetchMultiplier < 1) throw new RangeError(`prefetchMultiplier: must be a positive integer (got ${options.prefetchMultiplier})`);
     this.consumed = [this.o.queue];
@@ -558,7 +569,7 @@ export class Worker implements ControlTarget {
       await this.deadLetter(d, `unknown task ${h.task}: this worker runs ${[...this.handlers.keys()].join(", ") || "nothing"}`);
       return;
     }
-    const canvas = unsupportedCanvas(task.embed);
+    const canvas = unsupportedCanvas(task.embed, this.o.results !== undefined);
     if (canvas) {
       this.emit("task-rejected", { uuid: h.id, requeue: false });
       await this.reply(task, "FAILURE", { exc_type: "NotImplementedError", exc_message: [canvas], exc_module: "builtins" });
@@ -696,6 +707,12 @@ export class Worker implements ControlTarget {
     );
     const inSpan = trace.setSpan(parent, span);
     try {
+      if (h.task === CHORD_UNLOCK && this.o.results) {
+        await this.unlockChord(r, this.o.results, span, inSpan, started);
+        return;
+      }
+      // A task of a group (a chord's header) records its outcome where celery.chord_unlock looks.
+      const results = h.group || r.task.embed.chord ? this.o.results : undefined;
       let value: unknown;
       let failure: unknown;
       try {
@@ -704,6 +721,8 @@ export class Worker implements ControlTarget {
         const after = h[WRITE_LOCATION_HEADER];
         const readAfter = this.o.readAfter;
         value = await context.with(inSpan, () => this.withTimeLimit(h.task, h.timelimit, readAfter ? () => readAfter(typeof after === "string" ? after : undefined, call) : call));
+        // Not recorded: the attempt failed (and is retried), as in Celery when store_result fails.
+        if (results) await results.record(h.id, { status: "SUCCESS", result: value ?? null });
       } catch (error) {
         failure = error ?? new Error("task failed");
       }
@@ -738,6 +757,11 @@ export class Worker implements ControlTarget {
           this.emit("task-failed", { uuid: h.id, exception, traceback: error.stack ?? null });
           this.done(h.task, h.id, "failed", { seconds: (Date.now() - started) / 1000, span, error, message: `Task ${h.task}[${h.id}] failed after ${h.retries + 1} attempts: ${error.name}: ${error.message}` });
           await this.reply(r.task, "FAILURE", exceptionInfo(error), error.stack ?? null);
+          if (results) {
+            await results
+              .record(h.id, { status: "FAILURE", result: { exc_type: error.name, exc_message: [error.message], exc_module: "builtins" }, traceback: error.stack ?? null })
+              .catch((e: Error) => this.o.log(`task ${h.id} (${h.task}) failed, and its failure could not be recorded for its chord: ${e.message}; the chord waits`));
+          }
           for (const f of onFailure(r.task, this.o.routes, TASK_QUEUE)) await this.publishConfirmed("", f.queue, f.body, this.traced(f.options, inSpan));
           await this.deadLetter(r.delivery, `failed after ${h.retries + 1} attempts: ${error.name}: ${error.message}`);
           return;
@@ -754,6 +778,44 @@ export class Worker implements ControlTarget {
       if (this.running.size === 0) this.idle?.();
       if (!this.stopping) this.pump();
     }
+  }
+
+  /**
+   * `celery.chord_unlock`: while the header is not done, the same message comes back after its
+   * interval (retries counted, as Celery's self.retry; no outcome line per check); then the body is
+   * sent, confirmed before the ack, or the chord fails: the body recorded as failed with a ChordError,
+   * its errbacks sent, and a failed outcome line saying which header task raised what.
+   */
+  private async unlockChord(r: TaskRequest, results: TaskResults, span: Span, inSpan: ReturnType<typeof context.active>, started: number): Promise<void> {
+    const h = r.task.headers;
+    // The store unreachable: look again after the interval (Celery's unlock_chord retries likewise).
+    const next = await chordUnlock(r.task, results, this.o.routes, TASK_QUEUE).catch((e: Error) => {
+      this.o.log(`chord ${String(r.task.args[0])}: the result store did not answer (${e.message}); checking again in 1 s`);
+      return { kind: "wait", intervalSeconds: 1 } as const;
+    });
+    span.setAttribute("celery.chord.group_id", String(r.task.args[0]));
+    if (next.kind === "wait") {
+      span.setAttribute("celery.state", "RETRY");
+      await this.republish(r.delivery, { retries: h.retries + 1, eta: isoWithOffset(new Date(Date.now() + next.intervalSeconds * 1000)) });
+      this.settle(r.delivery, "ack");
+      return;
+    }
+    const seconds = (Date.now() - started) / 1000;
+    if (next.kind === "body") {
+      span.setAttribute("celery.state", "SUCCESS");
+      await this.publishConfirmed("", next.followUp.queue, next.followUp.body, this.traced(next.followUp.options, inSpan));
+      this.emit("task-succeeded", () => ({ uuid: h.id, result: "None", runtime: seconds }));
+      this.done(h.task, h.id, "succeeded", { seconds, span, message: `Chord ${String(r.task.args[0])} complete: its body ${next.followUp.task}[${next.bodyId}] sent` });
+    } else {
+      const error = Object.assign(new Error(next.reason), { name: "ChordError" });
+      span.setAttribute("celery.state", "FAILURE");
+      span.setStatus({ code: SpanStatusCode.ERROR, message: next.reason });
+      if (next.bodyId) await results.record(next.bodyId, { status: "FAILURE", result: { exc_type: "ChordError", exc_message: [next.reason], exc_module: "celery.exceptions" } });
+      for (const f of next.followUps) await this.publishConfirmed("", f.queue, f.body, this.traced(f.options, inSpan));
+      this.emit("task-succeeded", () => ({ uuid: h.id, result: "None", runtime: seconds }));
+      this.done(h.task, h.id, "failed", { seconds, span, error, message: `Chord ${String(r.task.args[0])} failed: ${next.reason}; its body is not run` });
+    }
+    this.settle(r.delivery, "ack");
   }
 
   /**

@@ -22,7 +22,7 @@ import { hostname } from "node:os";
 import { createServer } from "node:http";
 import { createLogger, ServiceMetrics } from "@shopfds/runtime/observability";
 import { Database } from "@shopfds/runtime/db";
-import { EMAIL_QUEUE, TaskProducer, Worker, type WorkerOptions } from "@shopfds/runtime/jobs";
+import { EMAIL_QUEUE, PostgresTaskResults, TaskProducer, Worker, type WorkerOptions } from "@shopfds/runtime/jobs";
 import { registerShopTasks } from "../tasks";
 import { mailTransport } from "../mail";
 import { TASK_ROUTES } from "../shop/orders";
@@ -54,6 +54,8 @@ async function main(): Promise<void> {
     taskEvents: process.argv.includes("--task-events") || process.argv.includes("-E"),
     // Each task reads after the write location its sender carried (the order's e-mail reads the order).
     readAfter: (after, run) => db.withSession(run, { after }),
+    // Chords (sent by Python services or the producer) count their header in Celery's database backend.
+    results: new PostgresTaskResults(db),
   };
   let liveAt = { main: 0, email: 0 };
   const heartbeat = (which: "main" | "email") => () => {

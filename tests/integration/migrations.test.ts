@@ -18,7 +18,7 @@ const local = postgresOptions(profile("test"));
 const DB = `shopfds_migrations_${process.pid}`;
 const ROOT = path.resolve(__dirname, "../..");
 const TABLES = [
-  "app_logs", "app_logs_archive", "blacklist_entries", "blacklist_history", "cart_items", "carts", "fds_reevaluations", "fds_risk_factors", "fds_transactions",
+  "app_logs", "app_logs_archive", "blacklist_entries", "blacklist_history", "cart_items", "carts", "celery_taskmeta", "celery_tasksetmeta", "fds_reevaluations", "fds_risk_factors", "fds_transactions",
   "order_items", "orders", "payments", "products", "reports", "reviews", "scheduler_runs", "schema_migrations", "seed_batches", "shopfds_runtime_migrations", "task_log", "task_log_archive", "users",
 ];
 let outputs: StackOutputs;

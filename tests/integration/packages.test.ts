@@ -116,7 +116,7 @@ describe("@shopfds/runtime, packed and installed by another project", () => {
       const out = execFileSync(process.execPath, ["consumer.js", queue, listedIp], { cwd: consumer, encoding: "utf8", env: { PATH: process.env.PATH, SHOPFDS_STACK_OUTPUTS: emptyJson } });
       const result = JSON.parse(out.trim().split("\n").at(-1)!);
       assert.deepEqual({ ...result, taskId: typeof result.taskId }, {
-        applied: ["0001_blacklist", "0002_scheduler", "0003_blacklist_history", "0004_blacklist_allow"],
+        applied: ["0001_blacklist", "0002_scheduler", "0003_blacklist_history", "0004_blacklist_allow", "0005_celery_results"],
         again: [],
         onReplica: true,
         listed: true,
@@ -148,10 +148,10 @@ describe("@shopfds/runtime, packed and installed by another project", () => {
 
   it("npx shopfds-runtime migrate: status, down and up again on that database", () => {
     const run = (...args: string[]) => execFileSync(path.join(consumer, "node_modules/.bin/shopfds-runtime"), args, { cwd: consumer, encoding: "utf8", env: { PATH: process.env.PATH, SHOPFDS_STACK_OUTPUTS: emptyJson } });
-    assert.match(run("migrate", "status"), /applied {2}0001_blacklist\n {2}applied {2}0002_scheduler\n {2}applied {2}0003_blacklist_history\n {2}applied {2}0004_blacklist_allow/);
-    assert.match(run("migrate", "down", "4"), /undid 4 runtime migration\(s\)/);
-    assert.match(run("migrate", "status"), /pending {2}0001_blacklist\n {2}pending {2}0002_scheduler\n {2}pending {2}0003_blacklist_history\n {2}pending {2}0004_blacklist_allow/);
-    assert.match(run("migrate", "up"), /applied 4 runtime migration\(s\)/);
+    assert.match(run("migrate", "status"), /applied {2}0001_blacklist\n {2}applied {2}0002_scheduler\n {2}applied {2}0003_blacklist_history\n {2}applied {2}0004_blacklist_allow\n {2}applied {2}0005_celery_results/);
+    assert.match(run("migrate", "down", "5"), /undid 5 runtime migration\(s\)/);
+    assert.match(run("migrate", "status"), /pending {2}0001_blacklist\n {2}pending {2}0002_scheduler\n {2}pending {2}0003_blacklist_history\n {2}pending {2}0004_blacklist_allow\n {2}pending {2}0005_celery_results/);
+    assert.match(run("migrate", "up"), /applied 5 runtime migration\(s\)/);
     assert.throws(() => run("migrate", "sideways"), (e: { stderr: string }) => /usage: shopfds-runtime migrate up \| down \[N\] \| status/.test(e.stderr));
   });
 });

@@ -131,7 +131,7 @@ describe("scheduler", () => {
       now = new Date(iso);
       sent.length = 0;
       await scheduler.tick();
-      return sent.filter((s) => s.task !== TASKS.staleTasks && s.task !== TASKS.blacklistExpiry).map((s) => `${s.task} ${s.slot}`);
+      return sent.filter((s) => s.task !== TASKS.staleTasks && s.task !== TASKS.blacklistExpiry && s.task !== TASKS.resultsPurge).map((s) => `${s.task} ${s.slot}`);
     };
     try {
       assert.deepEqual(await at("2026-11-28T15:00:01Z"), [`${TASKS.fdsBatch} 2026-11-28T15:00:00.000Z`], "Sunday 00:00 Seoul: the FDS batch");
@@ -144,6 +144,10 @@ describe("scheduler", () => {
       sent.length = 0;
       await scheduler.tick();
       assert.deepEqual(sent.filter((s) => s.task === TASKS.blacklistExpiry).map((s) => s.slot), ["2026-11-29T18:17:00.000Z"], "the blacklist's expired rows swept every hour at :17");
+      now = new Date("2026-11-29T18:47:01Z");
+      sent.length = 0;
+      await scheduler.tick();
+      assert.deepEqual(sent.filter((s) => s.task === TASKS.resultsPurge).map((s) => s.slot), ["2026-11-29T18:47:00.000Z"], "chord results older than a day purged every hour at :47");
     } finally {
       await scheduler.stop();
     }

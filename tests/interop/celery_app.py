@@ -6,7 +6,9 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 prefix = os.environ.get("QUEUE_PREFIX", "interop")
-app = Celery("shopfds_interop", broker=os.environ["BROKER_URL"], backend="rpc://")
+# RESULT_BACKEND (tests/integration/celery-chord.test.ts): Celery's database backend on the test
+# database, the store the runtime's chords count in; rpc:// (which refuses chords) otherwise.
+app = Celery("shopfds_interop", broker=os.environ["BROKER_URL"], backend=os.environ.get("RESULT_BACKEND", "rpc://"))
 app.conf.update(
     task_queues=[Queue(f"{prefix}.py", Exchange(f"{prefix}.py", type="direct"), routing_key=f"{prefix}.py")],
     task_default_queue=f"{prefix}.py",
@@ -56,3 +58,9 @@ def py_errback(task_id):
 @app.task(name="interop.py_traceparent", bind=True)
 def py_traceparent(self, *_ignored):
     return getattr(self.request, "traceparent", None)
+
+
+# Chords (tests/integration/celery-chord.test.ts): a body gets its header's results as a list first.
+@app.task(name="interop.py_sum")
+def py_sum(values, *rest):
+    return sum(values) + sum(rest)

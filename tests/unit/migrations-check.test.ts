@@ -21,7 +21,7 @@ describe("migration files", () => {
   });
 
   it("migrations are numbered and run in a fixed order", async () => {
-    assert.deepEqual(await migrationNames(), ["@shopfds/runtime/0001_blacklist", "@shopfds/runtime/0002_scheduler", "@shopfds/runtime/0003_blacklist_history", "@shopfds/runtime/0004_blacklist_allow", "0001_commerce", "0002_fds", "0003_operations", "0004_scheduler", "0005_seed_batches", "0006_report_content", "0007_timestamp_defaults", "0008_reevaluations_task_archive"]);
+    assert.deepEqual(await migrationNames(), ["@shopfds/runtime/0001_blacklist", "@shopfds/runtime/0002_scheduler", "@shopfds/runtime/0003_blacklist_history", "@shopfds/runtime/0004_blacklist_allow", "@shopfds/runtime/0005_celery_results", "0001_commerce", "0002_fds", "0003_operations", "0004_scheduler", "0005_seed_batches", "0006_report_content", "0007_timestamp_defaults", "0008_reevaluations_task_archive"]);
   });
 });
 
