@@ -284,7 +284,7 @@ export class KubernetesPlatform extends pulumi.ComponentResource implements Plat
         ? new k8s.policy.v1.PodDisruptionBudget(spec.name, { metadata: metadata(spec.name), spec: { maxUnavailable: 1, selector: { matchLabels: selector } } }, opts)
         : undefined;
 
-    const dns = (host: string) => `${host}.${ns}.svc.cluster.local`;
+    const dns = (host: string) => `${host}.${ns}.svc.${this.args.clusterDomain ?? "cluster.local"}`;
     return {
       name: spec.name,
       resources: [workload, mainService, ...aliasServices, ...(pdb ? [pdb] : []), ...(hpa ? [hpa] : [])],

@@ -420,7 +420,7 @@ export class Worker implements ControlTarget {
     const channel = await connection.createConfirmChannel();
     watch(channel, "task");
     // The same declarations Celery makes, so neither side trips over the other's (406 otherwise).
-    for (const q of this.consumed) await channel.assertQueue(q, { durable: true, arguments: this.queueArguments(q) });
+    for (const q of this.consumed) await this.declare(channel, q);
     await startPidbox(channel, { target: this, replyChannel: () => this.openPublishChannel(3000), log: (line) => this.o.log(line) });
     // Global QoS, as Celery sets it, so the prefetch can grow while tasks wait for their eta.
     await channel.prefetch(this.prefetch(), true);
@@ -431,6 +431,18 @@ export class Worker implements ControlTarget {
     this.consumerTags.clear();
     for (const q of this.consumed) await this.consume(channel, q);
     this.emit("worker-online", this.workerFields());
+  }
+
+  /** Declares a consumed queue; the broker's 406 (it exists with other arguments) says what to do about it. */
+  private async declare(channel: ConfirmChannel, queue: string): Promise<void> {
+    const args = this.queueArguments(queue);
+    await channel.assertQueue(queue, { durable: true, arguments: args }).catch((e: Error & { code?: number }) => {
+      if (e.code !== 406 && !/PRECONDITION_FAILED/.test(e.message)) throw e;
+      throw new Error(
+        `queue ${queue} exists with other arguments than this worker declares (${JSON.stringify(args)}): ${e.message}. RabbitMQ cannot change them in place; with its consumers stopped, migrate it: npx shopfds-runtime queues migrate (docs/runtime.md, "Upgrading a broker")`,
+        { cause: e },
+      );
+    });
   }
 
   /** The connection is gone: what was held or reserved died with its channel (the broker requeues it). */
@@ -897,7 +909,7 @@ export class Worker implements ControlTarget {
     if (this.consumed.includes(queue)) return false;
     const channel = this.channel;
     if (!channel) throw new BrokerUnavailableError("not connected to RabbitMQ (reconnecting)");
-    await channel.assertQueue(queue, { durable: true, arguments: this.queueArguments(queue) });
+    await this.declare(channel, queue);
     this.consumed.push(queue);
     await this.consume(channel, queue);
     return true;

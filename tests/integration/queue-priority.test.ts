@@ -90,6 +90,22 @@ describe("migrating a queue to new arguments", () => {
     assert.equal((await ch.checkQueue(Q)).messageCount, 3);
     await ch.close();
   });
+
+  it("a worker started on a queue that still has the old arguments says to migrate it, and consumes once it is", async () => {
+    const q = `${PREFIX}.old`;
+    const ch = await connection.createChannel();
+    await ch.assertQueue(q, { durable: true, arguments: OLD_ARGUMENTS });
+    cleanup.push(() => connection.createChannel().then((c) => c.deleteQueue(q)));
+    const worker = new Worker({ url, queue: q, queueArguments: { [q]: TASK_QUEUE_ARGUMENTS }, hostname: `old-${PREFIX}@prio` });
+    await assert.rejects(worker.start(), /queue .*\.old exists with other arguments .*PRECONDITION_FAILED.*npx shopfds-runtime queues migrate/);
+    await worker.stop().catch(() => undefined);
+    assert.deepEqual(await migrateQueueArguments(connection, { queue: q, arguments: TASK_QUEUE_ARGUMENTS }), { migrated: true, moved: 0 });
+    const again = new Worker({ url, queue: q, queueArguments: { [q]: TASK_QUEUE_ARGUMENTS }, hostname: `new-${PREFIX}@prio` });
+    await again.start();
+    assert.equal(again.consuming, true);
+    await again.stop();
+    await ch.close();
+  });
 });
 
 describe("priorities under a backlog", () => {
