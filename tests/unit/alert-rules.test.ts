@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -393,6 +393,17 @@ describe("Prometheus: config and rules", () => {
       assert.ok(r.annotations.summary && r.annotations.description && r.annotations.runbook_url.startsWith("https://"), r.alert);
     }
     assert.deepEqual([...new Set(rules.map((r) => r.alert))].sort(), cases.map((k) => k.alert).sort(), "one test case per alert");
+  });
+
+  it("every alert's runbook_url opens its own section of docs/runbooks.md (both flavours)", () => {
+    const doc = readFileSync(path.resolve(__dirname, "../../docs/runbooks.md"), "utf8");
+    // GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens.
+    const anchors = new Set([...doc.matchAll(/^#{1,6} (.+)$/gm)].map((m) => m[1]!.trim().toLowerCase().replace(/[^\w\- ]/g, "").replace(/ /g, "-")));
+    const missing = (urls: string[]) => urls.filter((u) => !u.startsWith("https://github.com/shopfds/infrastructure/blob/main/docs/runbooks.md#") || !anchors.has(u.split("#")[1]!));
+    const urls = [...new Set((["standalone", "kubernetes"] as const).flatMap((f) => alertRuleGroups(f).flatMap((g) => g.rules.map((r) => r.annotations.runbook_url))))];
+    assert.ok(urls.length >= 40, `${urls.length} alerts`);
+    assert.deepEqual(missing(urls), []);
+    assert.deepEqual(missing(["https://github.com/shopfds/infrastructure/blob/main/docs/runbooks.md#nosuchalert"]).length, 1, "a section that does not exist is found missing");
   });
 
   it("promtool test rules: each alert on both sides of its threshold and of its for", async () => {
