@@ -13,7 +13,7 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
 
 # 2. Debian packages: the PostgreSQL ≥ 15 server binaries, redis-server/redis-cli (≥ 7.0) and
 #    rabbitmq-server for the local stack (the machine's own services on 5432, 6379 and 5672 are never
-#    touched), python3-celery (with SQLAlchemy and psycopg2 for its database result backend) for the interop tests, Prometheus, Alertmanager and node-exporter (with
+#    touched), python3-celery (with SQLAlchemy and psycopg2 for its database result backend) for the interop tests, Prometheus, Alertmanager, node-exporter and redis_exporter (with
 #    promtool and amtool) for the monitoring tests, wrk for the benchmark, a font for the dashboard
 #    PNGs, and make. None of their
 #    services is started.
@@ -35,6 +35,8 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
+# The local stack scrapes every Redis node through one redis_exporter, as the stacks do.
+command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
 # wrk: the benchmark's HTTP load generator (C, a process of its own; tests/unit/bench-tools.test.ts).
 command -v wrk >/dev/null || missing+=(wrk)
 # The shell linter: make test checks every shell script with it (scripts/lint.ts).

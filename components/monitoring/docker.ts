@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { DASHBOARDS, grafanaDashboard } from "./dashboards";
 import { stringify } from "yaml";
 import { DeployedService, Endpoint, Platform, ServiceSpec } from "../platform/types";
-import { REDIS_EXPORTER_PASSWORDS, redisExporterSpec } from "./redis-exporter";
+import { REDIS_EXPORTER_PASSWORDS, redisExporterSpec, redisNodeUris } from "./redis-exporter";
 import { ALERT_TIMING, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "./render";
 import type { MonitoringStack } from "./stack";
 
@@ -170,7 +170,8 @@ export class Monitoring extends pulumi.ComponentResource implements MonitoringSt
       { name: "prometheus", targets: ["127.0.0.1:9090"] },
       { name: "node", targets: [target(nodeExporter, 9100)] },
       { name: "postgres", targets: [target(pgExporter, 9187)], labels: { role: "primary" } },
-      { name: "redis", targets: [target(redisExporter, 9121)] },
+      // Every node through the one exporter, each under its own instance name.
+      { name: "redis", targets: redisNodeUris(args.redis.nodes, false), metricsPath: "/scrape", via: target(redisExporter, 9121) },
       { name: "rabbitmq", targets: [args.rabbitmqMetrics] },
       ...(esExporter ? [{ name: "elasticsearch", targets: [target(esExporter, 9114)] }] : []),
       // The ShopFDS services' /metrics; the service component (issue 8) writes its targets here.

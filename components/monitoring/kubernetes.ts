@@ -10,7 +10,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { KubernetesPlatform } from "../platform/kubernetes";
 import type { DeployedService, Endpoint } from "../platform/types";
-import { redisExporterSpec } from "./redis-exporter";
+import { redisExporterSpec, redisNodeUris } from "./redis-exporter";
 import { alertRuleGroups } from "./render";
 import { DASHBOARDS, grafanaDashboard } from "./dashboards";
 import { ALERTMANAGER_CONFIG_LABEL, alertmanagerConfigSpec, GRAFANA_DASHBOARD_LABEL, PROMETHEUS_STACK_NAME } from "./prometheus-stack";
@@ -79,7 +79,21 @@ export class OperatorMonitoring extends pulumi.ComponentResource implements Moni
       [secret],
     );
 
-    for (const s of [...args.scraped, { service: redisExporter.name, port: "metrics", job: "redis" }]) {
+    // Every Redis node through the one exporter (`/scrape?target=<node>`), each under its own instance name.
+    cr("ServiceMonitor", "monitoring.coreos.com/v1", redisExporter.name, {
+      selector: { matchLabels: { "app.kubernetes.io/name": redisExporter.name } },
+      endpoints: redisNodeUris(args.redis.nodes, args.redis.tls !== undefined).map((uri) => ({
+        port: "metrics",
+        path: "/scrape",
+        interval: "10s",
+        params: { target: [uri] },
+        relabelings: [
+          { action: "replace", targetLabel: "job", replacement: "redis" },
+          { action: "replace", targetLabel: "instance", replacement: uri },
+        ],
+      })),
+    });
+    for (const s of args.scraped) {
       cr("ServiceMonitor", "monitoring.coreos.com/v1", s.service, {
         selector: { matchLabels: { "app.kubernetes.io/name": s.service } },
         endpoints: [

@@ -8,7 +8,19 @@ export const REDIS_EXPORTER_PASSWORDS = "/run/secrets/redis-passwords.json";
 export const REDIS_EXPORTER_CA_DIR = "/run/secrets/redis-ca";
 
 /**
- * The Redis exporter, one for the whole cluster (it discovers every node from the first); the
+ * Each node as the exporter names it: the key of its password in the password file and the `target`
+ * Prometheus scrapes it by (`/scrape?target=…`), so the two always match (v1.50.0 exporter/http.go
+ * scrapeHandler: the target, without user info, is the password map's key, exporter/redis.go).
+ */
+export function redisNodeUris(nodes: readonly Endpoint[], tls: boolean): string[] {
+  return nodes.map((n) => `${tls ? "rediss" : "redis"}://${n.host}:${n.port}`);
+}
+
+/**
+ * The Redis exporter, one for the whole cluster: Prometheus scrapes every node through it
+ * (`/scrape?target=<node>`, the multi-target pattern; its own `/metrics` reports only `--redis.addr`,
+ * whatever `--is-cluster` says: that flag only spreads key checks over the cluster, v1.50.0
+ * exporter/exporter.go). The
  * password of each node reaches it as a secret file, never on the command line. With `tls` (the Secret
  * whose `ca.crt` signs the nodes' certificates) it speaks TLS (a `rediss://` address, v1.50.0's
  * exporter/redis.go) and verifies the nodes against that CA (`--tls-ca-cert-file`, main.go and
@@ -37,7 +49,7 @@ export function redisExporterSpec(
       `--redis.password-file=${REDIS_EXPORTER_PASSWORDS}`,
       ...(tls ? [`--tls-ca-cert-file=${REDIS_EXPORTER_CA_DIR}/ca.crt`] : []),
     ],
-    secretFiles: [{ path: REDIS_EXPORTER_PASSWORDS, content: pulumi.output(redis.password).apply((pw) => JSON.stringify(Object.fromEntries(redis.nodes.map((n) => [`${scheme}://${n.host}:${n.port}`, pw])))) }],
+    secretFiles: [{ path: REDIS_EXPORTER_PASSWORDS, content: pulumi.output(redis.password).apply((pw) => JSON.stringify(Object.fromEntries(redisNodeUris(redis.nodes, tls !== undefined).map((uri) => [uri, pw])))) }],
     ...(tls ? { existingSecretFiles: [{ secretName: tls.caSecretName, keys: ["ca.crt"], directory: REDIS_EXPORTER_CA_DIR }] } : {}),
     ports: [{ name: "metrics", port: 9121 }],
     healthCheck: { command: ["/redis_exporter", "--version"], intervalSeconds: 30, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 10 },

@@ -18,6 +18,12 @@ export interface ScrapeJob {
   readonly metricsPath?: string;
   /** Labels added to every series of the job (e.g. `role: primary` for the PostgreSQL exporter). */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * The multi-target exporter pattern (`host:port` of the exporter): each of `targets` (then a URI such
+   * as `redis://node-3:6379`) is scraped through it as `<metricsPath>?target=<target>`, and its series
+   * carry `instance="<target>"`, so one exporter reports every node under the node's own name.
+   */
+  readonly via?: string;
 }
 
 export interface PrometheusConfigInput {
@@ -75,6 +81,7 @@ export function alertLatencyWorstCase(forDuration: string, timing: { scrapeInter
 }
 
 const isTarget = (s: unknown) => typeof s === "string" && /^[A-Za-z0-9.-]+:\d{1,5}$/.test(s);
+const isProbeTarget = (s: unknown) => typeof s === "string" && /^([a-z][a-z0-9+.-]*:\/\/)?[A-Za-z0-9.-]+:\d{1,5}$/.test(s);
 
 export function renderPrometheusConfig(input: PrometheusConfigInput): string {
   const p = new Problems("prometheus.yml");
@@ -86,7 +93,10 @@ export function renderPrometheusConfig(input: PrometheusConfigInput): string {
   input.jobs.forEach((j, i) => {
     p.check(/^[a-z][a-z0-9_-]*$/.test(j.name) && !names.has(j.name), `jobs[${i}].name`, "must be a unique lower-case name", j.name);
     names.add(j.name);
-    j.targets.forEach((t, k) => p.check(isTarget(t), `jobs[${i}].targets[${k}]`, "must be host:port", t));
+    if (j.via !== undefined) p.check(isTarget(j.via), `jobs[${i}].via`, "must be the exporter's host:port", j.via);
+    j.targets.forEach((t, k) =>
+      j.via === undefined ? p.check(isTarget(t), `jobs[${i}].targets[${k}]`, "must be host:port", t) : p.check(isProbeTarget(t), `jobs[${i}].targets[${k}]`, "must be host:port or scheme://host:port (scraped through via)", t),
+    );
   });
   p.throwIfAny();
   return stringify({
@@ -102,6 +112,15 @@ export function renderPrometheusConfig(input: PrometheusConfigInput): string {
       metrics_path: j.metricsPath ?? "/metrics",
       static_configs: [{ targets: [...j.targets], ...(j.labels ? { labels: { ...j.labels } } : {}) }],
       ...(j.targetFiles?.length ? { file_sd_configs: [{ files: [...j.targetFiles], refresh_interval: "30s" }] } : {}),
+      ...(j.via
+        ? {
+            relabel_configs: [
+              { source_labels: ["__address__"], target_label: "__param_target" },
+              { source_labels: ["__param_target"], target_label: "instance" },
+              { target_label: "__address__", replacement: j.via },
+            ],
+          }
+        : {}),
     })),
   });
 }
@@ -262,7 +281,9 @@ function ruleGroups(flavour: RulesFlavour): { name: string; rules: AlertRule[] }
       rules: [
         rule("RedisClusterNotOk", "critical", "min(redis_cluster_state) == 0", "1m", "The Redis Cluster state is not ok", "Blacklist checks fall back to PostgreSQL; sessions fail."),
         rule("RedisMemoryNearMax", "warning", "(redis_memory_used_bytes / redis_memory_max_bytes > 0.9) and (redis_memory_max_bytes > 0)", "2m", "Redis {{ $labels.instance }} uses over 90 % of its maxmemory", "The stacks run noeviction: at maxmemory the master refuses writes (blacklist changes are rolled back and answered 503, logins fail) while reads go on. Free or raise memory."),
-        rule("RedisDown", "critical", "redis_up == 0", "1m", "redis_exporter cannot reach Redis at {{ $labels.instance }}", "Blacklist checks fall back to PostgreSQL; sessions and logins may fail."),
+        // Each node is scraped through the exporter (`instance` is the node): a node it cannot reach says
+        // redis_up 0; an exporter that does not answer leaves no redis_up at all, only up 0.
+        rule("RedisDown", "critical", `redis_up == 0 or up{job="redis"} == 0`, "1m", "Redis at {{ $labels.instance }} cannot be scraped", "redis_exporter cannot reach the node, or the exporter itself does not answer. Blacklist checks fall back to PostgreSQL; sessions and logins may fail."),
         rule("BlacklistAnsweredByPostgres", "warning", "sum by (service) (rate(shopfds_blacklist_fallbacks_total[5m])) > 0", "2m", "{{ $labels.service }}: blacklist checks answered by PostgreSQL", "{{ $value | printf \"%.2f\" }} checks/s fall back because Redis could not answer: still enforced, but slower and on the primary's load."),
         // Adapted from redis_exporter's mixin (v1.88.0 contrib/redis-mixin): connections against the
         // node's own maxclients rather than a fixed 100; failing slots, which precede a cluster not ok.

@@ -1,6 +1,6 @@
 /**
- * The local stack's monitoring: Prometheus (with the rendered alert rules), Alertmanager and
- * node-exporter from Debian's packages, plus a Slack-compatible webhook sink and a trace sink (the same
+ * The local stack's monitoring: Prometheus (with the rendered alert rules), Alertmanager,
+ * node-exporter and redis_exporter (every Redis node scraped through it) from Debian's packages, plus a Slack-compatible webhook sink and a trace sink (the same
  * sink on its own port: what an OpenTelemetry collector receives over OTLP/HTTP JSON, kept as files, as
  * no collector can be installed here); e-mail alerts go to the
  * stack's SMTP sink. Each runs from the same renderers the Docker and Kubernetes stacks ship, on
@@ -11,6 +11,8 @@ import * as path from "node:path";
 import { ALERT_TIMING, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig, type ScrapeJob } from "../../components/monitoring/render";
 import type { MonitoringOutputs } from "../../runtime/outputs";
 import { pidFromFile, spawnDetached, stopPid, waitFor } from "./process";
+import { redisNodeUris } from "../../components/monitoring/redis-exporter";
+import type { Endpoint } from "../../components/platform/types";
 
 export interface LocalMonitoringOptions {
   readonly dir: string;
@@ -24,10 +26,12 @@ export interface LocalMonitoringOptions {
   readonly smtpPort: number;
   /** Scrape jobs besides Prometheus, Alertmanager and node-exporter (e.g. RabbitMQ's plugin). */
   readonly jobs?: readonly ScrapeJob[];
+  /** Debian's redis_exporter for the Redis Cluster: every node scraped through it, as the stacks do. */
+  readonly redis?: { readonly exporterPort: number; readonly nodes: readonly Endpoint[]; readonly password: () => string };
 }
 
 const HOST = "127.0.0.1";
-const PROCESSES = ["webhook-sink", "trace-sink", "node-exporter", "alertmanager", "prometheus"] as const;
+const PROCESSES = ["webhook-sink", "trace-sink", "node-exporter", "redis-exporter", "alertmanager", "prometheus"] as const;
 type Name = (typeof PROCESSES)[number];
 
 const pidFile = (o: LocalMonitoringOptions, name: Name) => path.join(o.dir, `${name}.pid`);
@@ -55,6 +59,9 @@ export async function startMonitoring(o: LocalMonitoringOptions, log: (m: string
   const slackUrlFile = path.join(o.dir, "slack-webhook-url");
   writeFileSync(slackUrlFile, `http://${HOST}:${o.webhookPort}/slack`, { mode: 0o600 });
   writeFileSync(path.join(o.dir, "rules.yml"), renderAlertRules());
+  const redisUris = o.redis ? redisNodeUris(o.redis.nodes, false) : [];
+  const redisPasswords = path.join(o.dir, "redis-passwords.json");
+  if (o.redis) writeFileSync(redisPasswords, JSON.stringify(Object.fromEntries(redisUris.map((u) => [u, o.redis!.password()]))), { mode: 0o600 });
   writeFileSync(
     path.join(o.dir, "alertmanager.yml"),
     renderAlertmanagerConfig({
@@ -76,14 +83,16 @@ export async function startMonitoring(o: LocalMonitoringOptions, log: (m: string
         { name: "alertmanager", targets: [`${HOST}:${o.alertmanagerPort}`] },
         { name: "node", targets: [`${HOST}:${o.nodeExporterPort}`] },
         { name: "shopfds-services", targets: [], targetFiles: [serviceTargetsFile(o)] },
+        ...(o.redis ? [{ name: "redis", targets: redisUris, metricsPath: "/scrape", via: `${HOST}:${o.redis.exporterPort}` }] : []),
         ...(o.jobs ?? []),
       ],
     }),
   );
-  log(`prometheus on ${HOST}:${o.prometheusPort}, alertmanager on ${HOST}:${o.alertmanagerPort}, node-exporter on ${HOST}:${o.nodeExporterPort}, slack sink on ${HOST}:${o.webhookPort}, trace sink on ${HOST}:${o.traceSinkPort}`);
+  log(`prometheus on ${HOST}:${o.prometheusPort}, alertmanager on ${HOST}:${o.alertmanagerPort}, node-exporter on ${HOST}:${o.nodeExporterPort}${o.redis ? `, redis_exporter on ${HOST}:${o.redis.exporterPort}` : ""}, slack sink on ${HOST}:${o.webhookPort}, trace sink on ${HOST}:${o.traceSinkPort}`);
   launch(o, "webhook-sink", process.execPath, ["--import", "tsx", path.join(__dirname, "../../service/bin/webhook-sink.ts"), String(o.webhookPort), webhookDir(o)]);
   launch(o, "trace-sink", process.execPath, ["--import", "tsx", path.join(__dirname, "../../service/bin/webhook-sink.ts"), String(o.traceSinkPort), traceDir(o)]);
   launch(o, "node-exporter", "prometheus-node-exporter", [`--web.listen-address=${HOST}:${o.nodeExporterPort}`]);
+  if (o.redis) launch(o, "redis-exporter", "prometheus-redis-exporter", [`--web.listen-address=${HOST}:${o.redis.exporterPort}`, `--redis.addr=${redisUris[0]}`, "--is-cluster", `--redis.password-file=${redisPasswords}`]);
   launch(o, "alertmanager", "prometheus-alertmanager", [
     `--config.file=${path.join(o.dir, "alertmanager.yml")}`,
     `--storage.path=${path.join(o.dir, "alertmanager-data")}`,
@@ -101,6 +110,7 @@ export async function startMonitoring(o: LocalMonitoringOptions, log: (m: string
     ready(`http://${HOST}:${o.webhookPort}/-/ready`, "the webhook sink"),
     ready(`http://${HOST}:${o.traceSinkPort}/-/ready`, "the trace sink"),
     ready(`http://${HOST}:${o.nodeExporterPort}/metrics`, "node-exporter"),
+    ...(o.redis ? [ready(`http://${HOST}:${o.redis.exporterPort}/metrics`, "redis_exporter")] : []),
     ready(`http://${HOST}:${o.alertmanagerPort}/-/ready`, "Alertmanager"),
     ready(`http://${HOST}:${o.prometheusPort}/-/ready`, "Prometheus"),
   ]);
@@ -120,6 +130,6 @@ export async function stopMonitoring(o: LocalMonitoringOptions): Promise<string[
 }
 
 export function monitoringStatus(o: LocalMonitoringOptions): { name: string; port: number; pid?: number }[] {
-  const ports: Record<Name, number> = { "webhook-sink": o.webhookPort, "trace-sink": o.traceSinkPort, "node-exporter": o.nodeExporterPort, alertmanager: o.alertmanagerPort, prometheus: o.prometheusPort };
-  return PROCESSES.map((name) => ({ name, port: ports[name], pid: pid(o, name) }));
+  const ports: Record<Name, number | undefined> = { "webhook-sink": o.webhookPort, "trace-sink": o.traceSinkPort, "node-exporter": o.nodeExporterPort, "redis-exporter": o.redis?.exporterPort, alertmanager: o.alertmanagerPort, prometheus: o.prometheusPort };
+  return PROCESSES.filter((name) => ports[name] !== undefined).map((name) => ({ name, port: ports[name]!, pid: pid(o, name) }));
 }

@@ -13,7 +13,8 @@ import { readFileSync } from "node:fs";
 import type { FdsOutputs } from "../../runtime/outputs";
 import { LocalPostgresOptions, MemberStatus, postgresStatus, startPostgres, stopPostgres } from "./postgres";
 import { LocalRabbitOptions, rabbitStatus, startRabbit, stopRabbit } from "./rabbitmq";
-import { LocalRedisOptions, redisStatus, startRedis, stopRedis } from "./redis";
+import { LocalRedisOptions, readRedisPassword, redisNodePort, redisStatus, startRedis, stopRedis } from "./redis";
+import { REDIS_NODE_COUNT } from "../../components/redis/render";
 import { LocalSmtpOptions, smtpStatus, startSmtpSink, stopSmtpSink } from "./smtp";
 import { LocalMonitoringOptions, monitoringStatus, otlpEndpoint, serviceTargetsFile, startMonitoring, stopMonitoring } from "./monitoring";
 import { appsStatus, LocalAppsOptions, stopApps } from "./apps";
@@ -82,6 +83,7 @@ export function monitoringOptions(p: LocalStackProfile): LocalMonitoringOptions 
     webhookPort: p.portBase + 94,
     traceSinkPort: p.portBase + 95,
     smtpPort: smtpOptions(p).port,
+    redis: { exporterPort: p.portBase + 92, nodes: Array.from({ length: REDIS_NODE_COUNT }, (_, i) => ({ host: "127.0.0.1", port: redisNodePort(redisOptions(p), i) })), password: () => readRedisPassword(redisOptions(p)) },
     jobs: [{ name: "rabbitmq", targets: [`127.0.0.1:${rabbitOptions(p).firstPort + 2}`] }],
   };
 }

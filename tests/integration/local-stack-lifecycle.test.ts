@@ -49,7 +49,7 @@ describe("local stack life cycle", () => {
     const status = cli("status");
     assert.equal(status.status, 0);
     const running = pids(status.stdout);
-    assert.equal(running.length, 16, "2 PostgreSQL servers, 6 Redis nodes, a RabbitMQ node and its epmd, the SMTP sink, Prometheus, Alertmanager, node-exporter, the trace sink, the webhook sink");
+    assert.equal(running.length, 17, "2 PostgreSQL servers, 6 Redis nodes, a RabbitMQ node and its epmd, the SMTP sink, Prometheus, Alertmanager, node-exporter, redis_exporter, the trace sink, the webhook sink");
     assert.ok(running.every(isAlive));
 
     const again = cli("start");
@@ -57,7 +57,7 @@ describe("local stack life cycle", () => {
     assert.deepEqual(pids(cli("status").stdout), running, "a second start leaves the running servers alone");
 
     const stop = cli("stop");
-    assert.match(stop.stdout, /stopped: postgres replica-1, postgres primary, redis node-0, redis node-1, redis node-2, redis node-3, redis node-4, redis node-5, rabbitmq node, rabbitmq epmd, smtp sink, monitoring prometheus, monitoring alertmanager, monitoring node-exporter, monitoring trace-sink, monitoring webhook-sink \(data kept in /);
+    assert.match(stop.stdout, /stopped: postgres replica-1, postgres primary, redis node-0, redis node-1, redis node-2, redis node-3, redis node-4, redis node-5, rabbitmq node, rabbitmq epmd, smtp sink, monitoring prometheus, monitoring alertmanager, monitoring redis-exporter, monitoring node-exporter, monitoring trace-sink, monitoring webhook-sink \(data kept in /);
     assert.ok(running.every((pid) => !isAlive(pid)), "stop ends every server");
     assert.equal(cli("status").status, 3, "status exits 3 while stopped");
     assert.ok(existsSync(path.join(dir, "postgres", "primary", "data", "PG_VERSION")));

@@ -11,6 +11,7 @@ import { ServiceMetrics } from "../../runtime/observability/metrics";
 import { loadStackOutputs } from "../../runtime/outputs";
 import { alertRuleGroups } from "../../components/monitoring/render";
 import { profile, rabbitOptions } from "../../scripts/local-stack/stack";
+import { until } from "../support/databases";
 
 /** The metric names an alert rule set reads with `prefix`, histogram suffixes folded into their family. */
 function ruleMetrics(prefix: string): string[] {
@@ -102,3 +103,22 @@ describe("RabbitMQ's own metrics (the test stack's broker, its Prometheus plugin
   });
 });
 
+
+describe("Redis metrics (every node through the test stack's redis_exporter, as the stacks scrape it)", () => {
+  it("Prometheus has each of the six nodes under its own instance, up, with its maxmemory and role, and every redis_ series the rules read", async () => {
+    const prometheus = (await loadStackOutputs()).monitoring!.prometheusUrl;
+    const query = async (q: string) =>
+      ((await (await fetch(`${prometheus}api/v1/query?query=${encodeURIComponent(q)}`)).json()) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } }).data.result;
+    const nodes = (await loadStackOutputs()).redis.nodes.map((n) => `redis://${n.host}:${n.port}`).sort();
+    // The first scrape comes within one interval of the stack's start.
+    await until("every node scraped", 30_000, async () => (await query('redis_up{job="redis"} == 1')).length === nodes.length);
+    assert.deepEqual((await query('redis_up{job="redis"}')).map((r) => r.metric.instance).sort(), nodes);
+    const maxmemory = await query('redis_memory_max_bytes{job="redis"}');
+    assert.deepEqual(maxmemory.map((r) => r.metric.instance).sort(), nodes, "RedisMemoryNearMax can see every master, not only the first node");
+    assert.ok(maxmemory.every((r) => Number(r.value[1]) > 0), "each node reports its maxmemory");
+    const roles = await query('redis_instance_info{job="redis"}');
+    assert.deepEqual(roles.map((r) => r.metric.role).sort(), ["master", "master", "master", "slave", "slave", "slave"]);
+    // The rules' redis_ series (RedisConnectionsHigh, RedisClusterSlotsFailing, RedisMasterWithoutReplica…).
+    for (const name of ruleMetrics("redis_")) assert.ok((await query(`count(${name}{job="redis"})`)).length === 1, `${name} is scraped`);
+  });
+});

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { after, describe, it } from "node:test";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { ALERT_TIMING, alertLatencyWorstCase, alertRuleGroups, durationSeconds, renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig } from "../../components/monitoring/render";
 
 const run = promisify(execFile);
@@ -230,8 +230,9 @@ const cases: Case[] = [
   },
   {
     alert: "RedisDown",
-    series: { 'redis_up{instance="n1"}': "0x10", 'redis_up{instance="n2"}': "1x10" },
-    at: { "0m": [], "3m": [c({ instance: "n1" }, 0)] },
+    // n1: the exporter answers, the node does not; n3: the exporter does not answer for it (no redis_up).
+    series: { 'redis_up{instance="n1"}': "0x10", 'redis_up{instance="n2"}': "1x10", 'up{job="redis",instance="n1"}': "1x10", 'up{job="redis",instance="n2"}': "1x10", 'up{job="redis",instance="n3"}': "0x10", 'up{job="node",instance="x"}': "0x10" },
+    at: { "0m": [], "3m": [c({ instance: "n1" }, 0), c({ instance: "n3", job: "redis" }, 0)] },
   },
   {
     alert: "BlacklistAnsweredByPostgres",
@@ -380,10 +381,38 @@ describe("Prometheus: config and rules", () => {
   it("promtool checks prometheus.yml and the rules", async () => {
     const config = file(
       "prometheus.yml",
-      renderPrometheusConfig({ scrapeIntervalSeconds: 15, evaluationIntervalSeconds: 15, alertmanagers: ["alertmanager:9093"], ruleFiles: [rulesFile], jobs: [{ name: "node", targets: ["node-exporter:9100"] }] }),
+      renderPrometheusConfig({
+        scrapeIntervalSeconds: 15,
+        evaluationIntervalSeconds: 15,
+        alertmanagers: ["alertmanager:9093"],
+        ruleFiles: [rulesFile],
+        jobs: [
+          { name: "node", targets: ["node-exporter:9100"] },
+          { name: "redis", targets: ["redis://node-0:6379", "redis://node-1:6379"], metricsPath: "/scrape", via: "redis-exporter:9121" },
+        ],
+      }),
     );
     const { stdout } = await run("promtool", ["check", "config", config]);
     assert.match(stdout, /SUCCESS: 39 rules found/);
+  });
+
+  it("a job through an exporter (via): each target becomes the exporter's target parameter and the series' instance; bad addresses are named", () => {
+    const job = { name: "redis", targets: ["rediss://node-0.redis:6379"], metricsPath: "/scrape", via: "redis-exporter:9121" };
+    const config = parse(renderPrometheusConfig({ scrapeIntervalSeconds: 15, evaluationIntervalSeconds: 15, alertmanagers: [], ruleFiles: [], jobs: [job] }));
+    assert.deepEqual(config.scrape_configs[0], {
+      job_name: "redis",
+      metrics_path: "/scrape",
+      static_configs: [{ targets: ["rediss://node-0.redis:6379"] }],
+      relabel_configs: [
+        { source_labels: ["__address__"], target_label: "__param_target" },
+        { source_labels: ["__param_target"], target_label: "instance" },
+        { target_label: "__address__", replacement: "redis-exporter:9121" },
+      ],
+    });
+    const bad = (j: object) => () => renderPrometheusConfig({ scrapeIntervalSeconds: 15, evaluationIntervalSeconds: 15, alertmanagers: [], ruleFiles: [], jobs: [{ ...job, ...j }] });
+    assert.throws(bad({ via: "redis-exporter" }), /jobs\[0\]\.via: must be the exporter's host:port/);
+    assert.throws(bad({ targets: ["redis://node 0:6379"] }), /jobs\[0\]\.targets\[0\]: must be host:port or scheme:\/\/host:port/);
+    assert.throws(bad({ via: undefined }), /jobs\[0\]\.targets\[0\]: must be host:port/);
   });
 
   it("every alert has for, severity, summary, description and runbook_url, and a unit test below", () => {

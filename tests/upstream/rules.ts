@@ -5,6 +5,7 @@
  */
 import { fileKey } from "../../components/platform/kubernetes";
 import { OPERATORS } from "../../components/platform/operators";
+import { parse as parseYaml } from "yaml";
 import { copy, dependencyClosure, Declared, dockerContainers, DOCKER_CONTAINER, envOf, key, mib, named, Snapshot, uploadsOf, World } from "./world";
 
 export interface Rule {
@@ -549,6 +550,50 @@ export const RULES: Record<string, Rule> = {
       const n = copy(w);
       const c = n.prod.resources.find((r) => r.type === "kubernetes:apps/v1:Deployment" && r.name === "shopfds-prod-monitoring-redis-exporter")!.inputs.spec.template.spec.containers[0];
       for (const field of ["command", "args"]) if (c[field]) c[field] = c[field].map((a: string) => a.replace("rediss://", "redis://"));
+      return n;
+    },
+  },
+
+  "redis-exporter-every-node": {
+    check: (w) => {
+      const EXPORTER = "oliver006/redis_exporter";
+      /** The password file's keys, which are the only targets the exporter authenticates. */
+      const keysIn = (text: string | undefined) => (text ? Object.keys(JSON.parse(text) as object).sort() : []);
+      const problems: string[] = [];
+      // Docker: the Prometheus container's prometheus.yml and the exporter container's password file.
+      for (const s of [w.dev]) {
+        const [exporter] = dockerContainers(s, EXPORTER);
+        const prometheus = s.resources.find((r) => r.type === DOCKER_CONTAINER && uploadsOf(r).some((u) => u.file.endsWith("/prometheus.yml")));
+        if (!exporter || !prometheus) {
+          problems.push(`${s.stack}: no redis_exporter or Prometheus container`);
+          continue;
+        }
+        const pwFile = (exporter.inputs.command as string[]).find((a) => a.startsWith("--redis.password-file="))?.split("=")[1];
+        const keys = keysIn(uploadsOf(exporter).find((u) => u.file === pwFile)?.content);
+        const job = (parseYaml(uploadsOf(prometheus).find((u) => u.file.endsWith("/prometheus.yml"))!.content).scrape_configs as any[]).find((j) => j.job_name === "redis");
+        const targets = (job?.static_configs ?? []).flatMap((c: any) => c.targets).sort();
+        const address = (job?.relabel_configs ?? []).find((r: any) => r.target_label === "__address__")?.replacement;
+        if (job?.metrics_path !== "/scrape" || !(job?.relabel_configs ?? []).some((r: any) => r.target_label === "__param_target")) problems.push(`${s.stack}: the redis job scrapes ${job?.metrics_path ?? "nothing"} of ${targets.join(", ")}: only the node of --redis.addr is reported`);
+        if (JSON.stringify(targets) !== JSON.stringify(keys)) problems.push(`${s.stack}: the redis job's targets (${targets.join(", ")}) are not the password file's nodes (${keys.join(", ")})`);
+        if (!String(address).startsWith(`${exporter.inputs.hostname ?? exporter.inputs.name}:`)) problems.push(`${s.stack}: the redis job goes through ${address}, not the exporter`);
+      }
+      // Kubernetes: the exporter's ServiceMonitor and its password Secret.
+      for (const s of k8sStacks(w)) {
+        const monitor = s.resources.find((r) => r.type === SERVICE_MONITOR && /redis-exporter$/.test(r.name));
+        const keys = keysIn(handedTexts(s).find((t) => /redis-exporter.*\/.*redis-passwords\.json$/.test(t.where))?.text);
+        const endpoints: any[] = monitor?.inputs.spec.endpoints ?? [];
+        const targets = endpoints.flatMap((e) => (e.path === "/scrape" ? (e.params?.target ?? []) : [])).sort();
+        if (endpoints.some((e) => e.path !== "/scrape")) problems.push(`${s.stack}: the redis exporter's ServiceMonitor scrapes ${endpoints.map((e) => e.path).join(", ")}: only the node of --redis.addr is reported`);
+        if (JSON.stringify(targets) !== JSON.stringify(keys) || keys.length === 0) problems.push(`${s.stack}: the ServiceMonitor's targets (${targets.join(", ")}) are not the password file's nodes (${keys.join(", ")})`);
+        for (const e of endpoints) if (!(e.relabelings ?? []).some((r: any) => r.targetLabel === "instance" && r.replacement === e.params?.target?.[0])) problems.push(`${s.stack}: the endpoint for ${e.params?.target?.[0]} does not name its node as the instance`);
+      }
+      return problems;
+    },
+    negative: (w) => {
+      // What shipped before the fact was read: the exporter's own /metrics, once.
+      const n = copy(w);
+      const m = n.prod.resources.find((r) => r.type === SERVICE_MONITOR && /redis-exporter$/.test(r.name))!;
+      m.inputs.spec.endpoints = [{ port: "metrics", path: "/metrics", interval: "10s" }];
       return n;
     },
   },
