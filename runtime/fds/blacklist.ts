@@ -65,7 +65,7 @@ export interface CheckResult {
   readonly listed: boolean;
   /** The block entries that apply. */
   readonly matches: readonly BlacklistEntry[];
-  /** The allow entries that matched (each wins over the block entries of its value). */
+  /** The allow entries of the types a block entry matched (each wins over the block entries of its value). */
   readonly allowed: readonly BlacklistEntry[];
   /** The block entries an allow entry set aside (for the decision's reasons). */
   readonly overridden: readonly BlacklistEntry[];
@@ -712,14 +712,19 @@ export class Blacklist {
     let found: BlacklistEntry[];
     let source: CheckResult["source"];
     try {
-      const stored = await withTimeout(Promise.all(probes.map((p) => this.redis.get(p.key))), this.checkTimeoutMs, "blacklist check on Redis");
-      found = [];
-      stored.forEach((json, i) => {
-        if (json === null) return;
-        const s = JSON.parse(json) as StoredEntry;
-        const p = probes[i] as Probe;
-        found.push({ kind: p.kind, type: p.type, value: p.value, ...(s.k !== undefined ? { keyVersion: s.k } : {}), reason: s.r, source: s.s, createdAt: new Date(s.c), expiresAt: new Date(s.e) });
-      });
+      // An allow entry only matters beside a block entry of its value, so the block keys are read first
+      // and the allow keys only of the types a block matched: two GETs fewer per check in the common
+      // case (nothing listed), a second round trip only for a listed value.
+      const read = async (ps: readonly Probe[]) => (await Promise.all(ps.map((p) => this.redis.get(p.key)))).flatMap((json, i) => (json === null ? [] : [this.entryOf(ps[i]!, JSON.parse(json) as StoredEntry)]));
+      found = await withTimeout(
+        (async () => {
+          const blocks = await read(probes.filter((p) => p.kind === "block"));
+          const allows = probes.filter((p) => p.kind === "allow" && blocks.some((b) => b.type === p.type));
+          return allows.length > 0 ? [...blocks, ...(await read(allows))] : blocks;
+        })(),
+        this.checkTimeoutMs,
+        "blacklist check on Redis",
+      );
       source = "redis";
     } catch (error) {
       this.counts.fallbacks++;
@@ -731,13 +736,18 @@ export class Blacklist {
       source = "postgres";
     }
     const blocks = found.filter((e) => e.kind === "block");
-    let allowed = found.filter((e) => e.kind === "allow");
-    if (source === "redis" && allowed.some((a) => blocks.some((b) => b.type === a.type))) allowed = await this.vouchedAllows(allowed);
+    // As from Redis: only the allow entries of a type some block entry matched.
+    let allowed = found.filter((e) => e.kind === "allow" && blocks.some((b) => b.type === e.type));
+    if (source === "redis" && allowed.length > 0) allowed = await this.vouchedAllows(allowed);
     const overridden = blocks.filter((b) => allowed.some((a) => a.type === b.type));
     const matches = blocks.filter((b) => !overridden.includes(b));
     const result: CheckResult = { listed: matches.length > 0, matches, allowed, overridden, source };
     if (result.listed) this.counts.hits++;
     return result;
+  }
+
+  private entryOf(p: Probe, s: StoredEntry): BlacklistEntry {
+    return { kind: p.kind, type: p.type, value: p.value, ...(s.k !== undefined ? { keyVersion: s.k } : {}), reason: s.r, source: s.s, createdAt: new Date(s.c), expiresAt: new Date(s.e) };
   }
 
   /** The allow entries PostgreSQL holds too (none when it cannot say). */

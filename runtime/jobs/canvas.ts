@@ -65,11 +65,17 @@ export interface FollowUp {
   readonly task: string;
 }
 
+/** A signature option that names something (a task id, a queue): a non-empty string, else undefined. */
+export const optionString = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
+
+/** A signature's arguments when it runs after another: `prepend` (the result) first, unless immutable (Celery's `si()`). */
+export const argsAfter = (sig: Signature, prepend: readonly unknown[]): unknown[] => (sig.immutable ? [...(sig.args ?? [])] : [...prepend, ...(sig.args ?? [])]);
+
 /** The message for one step: `prepend` before its args (unless immutable), the finished task as parent. */
 function step(sig: Signature, prepend: readonly unknown[], finished: TaskMessage, routes: Readonly<Record<string, string>>, defaultQueue: string, chain: readonly Signature[] | null): FollowUp {
   const o = sig.options ?? {};
-  const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
-  const message = buildTaskMessage(sig.task, sig.immutable ? [...(sig.args ?? [])] : [...prepend, ...(sig.args ?? [])], sig.kwargs ?? {}, {
+  const str = optionString;
+  const message = buildTaskMessage(sig.task, argsAfter(sig, prepend), sig.kwargs ?? {}, {
     ...(str(o.task_id) ? { id: str(o.task_id)! } : {}),
     parentId: finished.headers.id,
     rootId: finished.headers.root_id,

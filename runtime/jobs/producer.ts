@@ -19,7 +19,7 @@ import { ShopfdsError } from "../errors";
 import { typedTable } from "./amqp-table";
 import { BrokerBlockedError, BrokerLink, BrokerUnavailableError } from "./broker-link";
 import { BuildOptions, buildTaskMessage, encodeTaskMessage, WRITE_LOCATION_HEADER } from "./protocol";
-import { CHORD_UNLOCK, type Signature } from "./canvas";
+import { argsAfter, CHORD_UNLOCK, optionString, type Signature } from "./canvas";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { injectTraceContext, tracer } from "../observability/trace-context";
 
@@ -312,16 +312,16 @@ export class TaskProducer {
    * unlock then waits for a header task that never comes: send the chord again under new ids).
    */
   async chord(header: readonly Signature[], body: Signature, options: { readonly groupId?: string } = {}): Promise<SentChord> {
-    const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+    const str = optionString;
+    const groupId = options.groupId ?? randomUUID();
     const bodyId = str(body.options?.task_id) ?? randomUUID();
     const frozen: Signature = { ...body, options: { ...body.options, task_id: bodyId } };
     const queueOf = (sig: Signature) => str(sig.options?.queue) ?? str(sig.options?.routing_key);
     if (header.length === 0) {
       // Nothing to wait for: the body runs at once with an empty list (as Celery's body.delay([])).
-      await this.send(body.task, body.immutable ? [...(body.args ?? [])] : [[], ...(body.args ?? [])], body.kwargs ?? {}, { id: bodyId, ...(queueOf(body) ? { queue: queueOf(body)! } : {}) });
-      return { groupId: options.groupId ?? randomUUID(), bodyId, headerIds: [] };
+      await this.send(body.task, argsAfter(body, [[]]), body.kwargs ?? {}, { id: bodyId, ...(queueOf(body) ? { queue: queueOf(body)! } : {}) });
+      return { groupId, bodyId, headerIds: [] };
     }
-    const groupId = options.groupId ?? randomUUID();
     const headerIds = header.map((sig) => str(sig.options?.task_id) ?? randomUUID());
     await this.send(CHORD_UNLOCK, [groupId, frozen], { interval: null, max_retries: null, result: headerIds.map((id) => [[id, null], null]) }, { countdown: 1, queue: queueOf(body) ?? this.o.routes?.[body.task] ?? TASK_QUEUE });
     for (const [index, sig] of header.entries()) {

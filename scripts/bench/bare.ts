@@ -99,13 +99,18 @@ async function main(port: number, pipeline: boolean): Promise<void> {
   const o = outputs.postgres;
   const publisher = pipeline ? await barePublisher(outputs.rabbitmq.url) : undefined;
   const pools = { primary: new pg.Pool({ ...o.primary, database: o.database, user: o.user, password: o.password, max: 8 }), replica: new pg.Pool({ ...o.replicas[0]!, database: o.database, user: o.user, password: o.password, max: 8 }) };
+  // Requests read but not yet answered: wrk stops with some in flight, and an order committed after the
+  // next run began would count as that run's (GET /ready says how many; the bench waits for none).
+  let inflight = 0;
   const server = createServer((req, res) => {
+    inflight++;
     const reply = (status: number, body: unknown) => {
+      inflight--;
       const text = JSON.stringify(body);
       res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) }).end(text);
     };
     const fail = (e: Error) => reply(500, { error: e.message });
-    if (req.method === "GET" && req.url === "/ready") return reply(200, {});
+    if (req.method === "GET" && req.url === "/ready") return reply(200, { inflight: inflight - 1 });
     if (req.method === "GET" && req.url?.startsWith("/orders/")) {
       void pools.replica.query({ name: STATEMENT.read, text: ORDER_READ_SQL, values: [Number(req.url.slice("/orders/".length))] }).then(({ rows }) => reply(rows[0] ? 200 : 404, rows[0] ?? {}), fail);
       return;

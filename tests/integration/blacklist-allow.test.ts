@@ -105,6 +105,33 @@ describe("allow entries", () => {
     await blacklist.remove("email", tx.email);
   });
 
+  it("a check reads the allow keys only of the values a block matched: none for an unlisted transaction", async () => {
+    // Counted at the client (the commands it sends to the real cluster), not a model of Redis.
+    const gets: string[] = [];
+    // "block:ip" for <prefix>bl:ip:<value>, "allow:ip" for <prefix>allow:ip:<value>.
+    const read = () => gets.map((k) => (k.startsWith(`${PREFIX}bl:`) ? `block:${k.slice(`${PREFIX}bl:`.length).split(":")[0]}` : `allow:${k.slice(`${PREFIX}allow:`.length).split(":")[0]}`));
+    const get = redis.get.bind(redis);
+    redis.get = ((key: string) => (gets.push(key), get(key))) as typeof redis.get;
+    try {
+      // An allow of an IP nobody blocked: not read, not reported (it sets nothing aside).
+      await blacklist.add({ kind: "allow", type: "ip", value: "198.51.100.7", reason: "office", source: "test" });
+      gets.length = 0;
+      const plain = await blacklist.check({ ip: "198.51.100.7", email: "nobody@shop.test" });
+      assert.deepEqual([plain.listed, plain.allowed, read()], [false, [], ["block:ip", "block:email"]]);
+
+      // Blocked too: the IP's allow is read (one more GET) and wins; the e-mail's allow is never asked.
+      await blacklist.add({ type: "ip", value: "198.51.100.7", reason: "scanner", source: "test" });
+      gets.length = 0;
+      const set = await blacklist.check({ ip: "198.51.100.7", email: "nobody@shop.test" });
+      assert.deepEqual([set.listed, set.allowed.map((a) => a.reason), set.overridden.map((b) => b.reason)], [false, ["office"], ["scanner"]]);
+      assert.deepEqual(read(), ["block:ip", "block:email", "allow:ip"]);
+    } finally {
+      redis.get = get;
+      await blacklist.remove("ip", "198.51.100.7");
+      await blacklist.remove("ip", "198.51.100.7", { kind: "allow", actor: "test", reason: "test over" });
+    }
+  });
+
   it("what a crash between the two writes leaves errs towards blocking", async () => {
     // An allow written to Redis whose transaction never committed: Redis has the key, PostgreSQL no row.
     await blacklist.add({ type: "ip", value: "203.0.113.81", reason: "scanner", source: "test" });
