@@ -115,6 +115,8 @@ export interface SessionHandle {
    * transaction's commit already said where it stood).
    */
   writeLocation(): Promise<string | undefined>;
+  /** False when writeLocation() would resolve undefined (no write in the scope, no location given): nothing to ask. */
+  hasLocation(): boolean;
 }
 
 interface Replica {
@@ -346,7 +348,7 @@ export class Database {
     this.sessionsUsed = true;
     const after = parseWriteLocation(o.after);
     const session: Session = after !== undefined ? { minLsn: after } : {};
-    const handle: SessionHandle = { writeLocation: () => this.locationOf(session) };
+    const handle: SessionHandle = { writeLocation: () => this.locationOf(session), hasLocation: () => session.wrote === true || session.pending !== undefined || session.minLsn !== undefined };
     return this.sessions.run(session, () => fn(handle));
   }
 

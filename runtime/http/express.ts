@@ -70,7 +70,7 @@ export function shopfdsExpress(o: ShopfdsExpressOptions): RequestHandler {
           res.once("close", resolve);
           const end = res.end.bind(res) as (...args: unknown[]) => Response;
           res.end = ((...args: unknown[]) => {
-            if (res.headersSent) return end(...args);
+            if (res.headersSent || !session.hasLocation()) return end(...args);
             void session
               .writeLocation()
               .then(

@@ -19,7 +19,7 @@
  * and writes nothing. One module per route group (routes/); this file is the plumbing.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import helmet from "@fastify/helmet";
+import helmet from "helmet";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { HttpError } from "@shopfds/runtime/http";
@@ -102,12 +102,15 @@ export async function buildApp(deps: AppDeps, serverFactory?: (handler: (req: In
   await app.register(shopfdsFastify, { health: deps.health, metrics: deps.metrics, log: deps.log, db: deps.db });
   // The security headers on every answer (the edge adds none of its own: docs/stacks.md, "The edge"): an
   // API serves nothing to frame, script or embed; HSTS for a year on the host and its subdomains.
-  await app.register(helmet, {
+  // helmet's middleware, built once: @fastify/helmet 13.2 builds it again (options parsed, CSP string
+  // joined) for every request, in two async hooks, 4 % of the service's time under GET load.
+  const securityHeaders = helmet({
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
     strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
     crossOriginResourcePolicy: { policy: "same-origin" },
     xFrameOptions: { action: "deny" },
   });
+  app.addHook("onRequest", (request, reply, done) => securityHeaders(request.raw, reply.raw, (error) => done(error as Error | undefined)));
   await app.register(orderRoutes(deps));
   await app.register(accountRoutes(deps));
   await app.register(blacklistRoutes(deps));

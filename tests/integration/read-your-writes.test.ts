@@ -139,6 +139,11 @@ for (const framework of ["fastify", "express"] as const) {
         assert.deepEqual(await get({ [WRITE_LOCATION_HTTP_HEADER]: location! }), { found: true, onReplica: false });
         assert.deepEqual(await get({ cookie: `other=1; ${cookie!.split(";")[0]}` }), { found: true, onReplica: false }, "the cookie, as a browser sends it");
         assert.deepEqual(await get({}), { found: false, onReplica: true }, "nothing carried: the paused replica");
+        // A read passes a carried location on (the client's next request still needs it); a read that
+        // carried nothing and wrote nothing answers none.
+        const headerOf = async (headers: Record<string, string>) => (await fetch(`${base}/notes/${id}`, { headers })).headers.get(WRITE_LOCATION_HTTP_HEADER);
+        assert.equal(await headerOf({ [WRITE_LOCATION_HTTP_HEADER]: location! }), location);
+        assert.equal(await headerOf({}), null);
       });
     });
   });
