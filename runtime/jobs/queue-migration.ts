@@ -40,13 +40,8 @@ const isPreconditionFailed = (e: unknown) => (e as { code?: number }).code === 4
 
 /** Does the queue exist with exactly these arguments? (false: other arguments; undefined: no queue) */
 async function hasArguments(connection: ChannelModel, queue: string, args: Readonly<Record<string, unknown>>): Promise<boolean | undefined> {
-  const probe = await connection.createChannel();
-  probe.on("error", () => undefined);
-  try {
-    await probe.checkQueue(queue);
-  } catch {
-    return undefined;
-  }
+  if (!(await inspect(connection, queue))) return undefined;
+  // Declaring with other arguments than the queue's is refused (406) and closes the channel: its own.
   const declare = await connection.createChannel();
   declare.on("error", () => undefined);
   try {
@@ -57,7 +52,6 @@ async function hasArguments(connection: ChannelModel, queue: string, args: Reado
     throw error;
   } finally {
     await declare.close().catch(() => undefined);
-    await probe.close().catch(() => undefined);
   }
 }
 
