@@ -105,14 +105,22 @@ export interface SessionOptions {
    * replicas that have not replayed it are skipped, as for this scope's own writes.
    */
   readonly after?: string;
+  /**
+   * Each write of the scope brings back where the primary's WAL stands after it, in the same round trip
+   * (the position question pipelined behind the statement on its connection, in one socket write): for a
+   * scope that will answer with its write location (an HTTP request), which otherwise asks after the
+   * write, a round trip of its own. A scope that seldom needs its location (a task) leaves it off: its
+   * writes then cost no question until a read or writeLocation() asks one. @default false
+   */
+  readonly locateWrites?: boolean;
 }
 
 /** The scope `withSession` runs: where its writes (and what it was given to wait for) stand. */
 export interface SessionHandle {
   /**
    * The location a later scope must read after (`16/B374D848`) to see this scope's writes and what it was
-   * given, or undefined when there is nothing to wait for. After a write this asks the primary once (a
-   * transaction's commit already said where it stood).
+   * given, or undefined when there is nothing to wait for. After a write this asks the primary once,
+   * unless the write already said where it stood (a transaction's commit, a write under locateWrites).
    */
   writeLocation(): Promise<string | undefined>;
   /** False when writeLocation() would resolve undefined (no write in the scope, no location given): nothing to ask. */
@@ -138,7 +146,15 @@ interface Session {
   wrote?: boolean;
   /** That question, while it is out: concurrent reads of the scope wait for the same answer. */
   pending?: Promise<void>;
+  /** SessionOptions.locateWrites. */
+  locateWrites?: boolean;
 }
+
+/** Where the primary's WAL stands: asked after a write (its commit is at or before it). */
+const POSITION_SQL = "SELECT pg_current_wal_insert_lsn()::text AS lsn";
+
+/** A pg client's socket, to write two pipelined queries in one go (pg corks it itself for each query's messages). */
+type Corkable = { connection?: { stream?: { cork?: () => void; uncork?: () => void } } };
 
 /** Past every LSN: when the primary cannot say where it stands, no replica qualifies (the read goes to the primary). */
 const BEYOND_ANY_LSN = 2n ** 64n;
@@ -172,7 +188,12 @@ export class Database {
     const ssl = pgSsl(options.tls);
     const pool = (endpoint: { host: string; port: number }, readTimeoutMs?: number, serverName?: string, Client?: typeof pg.Client) => {
       const p = new pg.Pool({
-        ...(Client ? { Client } : {}),
+        // The primary's clients pipeline (pg's pipeline mode: a query is written without waiting for the
+        // one before it), for a write and its position question in one round trip (locateWrites). Each
+        // query keeps its own Sync, so its own transaction and error; a client is still used by one
+        // caller at a time, and pool.query sends one query per checkout as before. Never on a replica:
+        // its read timeout would destroy a pipelined connection.
+        ...(Client ? { Client, pipeline: true } : {}),
         host: endpoint.host,
         port: endpoint.port,
         database: options.database,
@@ -286,10 +307,54 @@ export class Database {
   }
 
   private async write<R extends pg.QueryResultRow>(sql: string, params: unknown[], name: string | undefined): Promise<pg.QueryResult<R>> {
+    const session = this.sessionsUsed ? this.sessions.getStore() : undefined;
+    if (session?.locateWrites) return this.locatedWrite<R>(session, sql, params, name);
     const result = await run<R>(this.primaryPool, sql, params, name);
     this.counts.writes++;
-    this.rememberWriteLsn();
+    if (session) session.wrote = true;
     return result;
+  }
+
+  /**
+   * A write and the position question behind it, pipelined on one primary connection in one socket
+   * write: PostgreSQL runs the question after the write's Sync, so after its commit. Should the question
+   * fail where the write did not, the scope asks again when its location is wanted (as without
+   * locateWrites). A failed write releases its connection as pool.query does (destroyed).
+   */
+  private async locatedWrite<R extends pg.QueryResultRow>(session: Session, sql: string, params: unknown[], name: string | undefined): Promise<pg.QueryResult<R>> {
+    const client = await this.primaryPool.connect();
+    let failure: Error | undefined;
+    // A connection error while both are out is theirs too; heard here, it must not go unhandled (pool.query listens the same way).
+    const onError = (error: Error) => {
+      failure ??= error;
+    };
+    client.on("error", onError);
+    try {
+      const stream = (client as unknown as Corkable).connection?.stream;
+      stream?.cork?.();
+      let written: Promise<pg.QueryResult<R>>, position: Promise<pg.QueryResult<{ lsn: string }>>;
+      try {
+        written = name === undefined ? client.query<R>(sql, params) : client.query<R>({ name, text: sql, values: params });
+        position = client.query<{ lsn: string }>(POSITION_SQL);
+      } finally {
+        stream?.uncork?.();
+      }
+      const [result, at] = await Promise.allSettled([written, position]);
+      if (result.status === "rejected") {
+        failure = result.reason as Error;
+        throw result.reason;
+      }
+      this.counts.writes++;
+      if (at.status === "fulfilled") {
+        // Never backwards: a concurrent write of the scope may have said a later position meanwhile.
+        const lsn = parseLsn(at.value.rows[0]!.lsn);
+        if (session.minLsn === undefined || lsn > session.minLsn) session.minLsn = lsn;
+      } else session.wrote = true;
+      return result.value;
+    } finally {
+      client.removeListener("error", onError);
+      client.release(failure);
+    }
   }
 
   /** A replica failed a read: if it is unreachable, take it out and try the others, then the primary. */
@@ -330,7 +395,6 @@ export class Database {
       }
       await client.query("COMMIT");
       this.counts.writes++;
-      this.rememberWriteLsn();
       return result;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
@@ -348,6 +412,7 @@ export class Database {
     this.sessionsUsed = true;
     const after = parseWriteLocation(o.after);
     const session: Session = after !== undefined ? { minLsn: after } : {};
+    if (o.locateWrites) session.locateWrites = true;
     const handle: SessionHandle = { writeLocation: () => this.locationOf(session), hasLocation: () => session.wrote === true || session.pending !== undefined || session.minLsn !== undefined };
     return this.sessions.run(session, () => fn(handle));
   }
@@ -454,21 +519,11 @@ export class Database {
     return undefined;
   }
 
-  /**
-   * Inside a session, notes that a write happened (read-your-writes). Where the primary's WAL stands is
-   * asked only when the scope reads next (positionAfterWrite): any position read after the commit is at
-   * or past the write's, and a scope that only writes (an order placed) costs no extra round trip.
-   */
-  private rememberWriteLsn(): void {
-    const session = this.sessionsUsed ? this.sessions.getStore() : undefined;
-    if (session) session.wrote = true;
-  }
-
   /** The primary's WAL position after the scope's writes, asked once however many reads wait for it. */
   private positionAfterWrite(session: Session): Promise<void> {
     if (session.wrote) {
       session.wrote = false;
-      const asked: Promise<void> = this.primaryPool.query("SELECT pg_current_wal_insert_lsn()::text AS lsn").then(
+      const asked: Promise<void> = this.primaryPool.query(POSITION_SQL).then(
         ({ rows }) => {
           // Never backwards: a commit of the scope may have said a later position meanwhile.
           const lsn = parseLsn(rows[0].lsn);

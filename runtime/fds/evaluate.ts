@@ -102,6 +102,18 @@ const transactionSchema = z.object({
 
 export const FDS_RULE_DEFAULTS: Required<FdsRulesOptions> = { highAmount: 1_000_000, veryHighAmount: 5_000_000, velocityWindowSeconds: 600, velocityLimit: 5, velocityKeyPrefix: "fds:vel:", velocityTimeoutMs: 300 };
 
+/**
+ * A velocity count: INCR, and the window's expiry when the key is new, as one script on the key's
+ * master. One command and one reply per dimension (an INCR + EXPIRE pipeline built a pipeline object and
+ * sent two), and atomic: no key is ever left without its expiry. Sent as EVALSHA; ioredis falls back to
+ * EVAL on a master that has not seen it (a promoted replica).
+ */
+const VELOCITY_COMMAND = "shopfdsVelocityCount";
+const VELOCITY_SCRIPT = `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n`;
+type VelocityClient = Cluster & { [VELOCITY_COMMAND]: (key: string, ttlSeconds: number) => Promise<number> };
+
 export class FraudDetector {
   private readonly options: Required<FdsRulesOptions>;
   private readonly cardKey: CardHashKey;
@@ -114,6 +126,7 @@ export class FraudDetector {
   ) {
     this.options = { ...FDS_RULE_DEFAULTS, ...options };
     this.cardKey = [...cardHashKeys].sort((a, b) => b.version - a.version)[0] as CardHashKey;
+    if (!(VELOCITY_COMMAND in redis)) redis.defineCommand(VELOCITY_COMMAND, { numberOfKeys: 1, lua: VELOCITY_SCRIPT });
   }
 
   async evaluate(input: Transaction): Promise<Evaluation> {
@@ -155,8 +168,7 @@ export class FraudDetector {
       Object.entries(dimensions).map(async ([dimension, value]): Promise<[string, number] | undefined> => {
         const key = `${this.options.velocityKeyPrefix}${dimension}:${value}:${bucket}`;
         try {
-          const [[incrError, count] = [null, 0]] = (await this.redis.pipeline().incr(key).expire(key, window * 2).exec()) ?? [];
-          return incrError ? undefined : [dimension, Number(count)];
+          return [dimension, Number(await (this.redis as VelocityClient)[VELOCITY_COMMAND](key, window * 2))];
         } catch {
           return undefined;
         }

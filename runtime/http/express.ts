@@ -62,8 +62,9 @@ export function shopfdsExpress(o: ShopfdsExpressOptions): RequestHandler {
     if (probe) return probe(req, res);
     if (!o.db) return next();
     // The rest of the chain runs inside the scope (it starts synchronously from here). The answer's end
-    // waits for the scope's write location (one query to the primary after a plain write; none after a
-    // transaction) so it can carry it; a streamed answer whose headers went out already does not.
+    // carries the scope's write location: each write brought it back in its own round trip
+    // (locateWrites), so the end waits for nothing more; a streamed answer whose headers went out
+    // already does not carry it.
     void o.db.withSession(
       (session) =>
         new Promise<void>((resolve) => {
@@ -84,7 +85,7 @@ export function shopfdsExpress(o: ShopfdsExpressOptions): RequestHandler {
           }) as Response["end"];
           next();
         }),
-      { after: carriedWriteLocation(req.headers) },
+      { after: carriedWriteLocation(req.headers), locateWrites: true },
     );
   };
 }

@@ -93,7 +93,8 @@ export async function shopfdsFastify(app: FastifyInstance, o: ShopfdsFastifyOpti
             sessionOf.set(request, session);
             return handler.call(this, request, reply);
           },
-          { after: carriedWriteLocation(request.headers) },
+          // The answer carries the scope's location: each write brings it back in its own round trip.
+          { after: carriedWriteLocation(request.headers), locateWrites: true },
         );
       } as RouteHandlerMethod;
     });

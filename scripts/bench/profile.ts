@@ -30,12 +30,20 @@ export function area(url: string, functionName: string): string {
   return own ? `${own[1]}/${own[2]}` : url;
 }
 
-/** Self time per sample's leaf frame, in ms, grouped by `key`. */
+/**
+ * A gap between two samples longer than this (the profiler samples every millisecond) is time the process
+ * was stopped, not time it ran: the bench's "worker away" run SIGSTOPs the worker, and V8 charges the
+ * whole pause to the first sample after SIGCONT (10.3 s of one stack, `Transform._read`, in a worker profile).
+ */
+export const STOPPED_GAP_MS = 1000;
+const stopped = (profile: Profile, i: number) => (profile.timeDeltas[i] ?? 0) / 1000 > STOPPED_GAP_MS;
+
+/** Self time per sample's leaf frame, in ms, grouped by `key`; a stopped process's pause as "(stopped)". */
 export function selfTime(profile: Profile, key: (node: ProfileNode) => string): Map<string, number> {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const out = new Map<string, number>();
   profile.samples.forEach((id, i) => {
-    const k = key(byId.get(id)!);
+    const k = stopped(profile, i) ? "(stopped)" : key(byId.get(id)!);
     out.set(k, (out.get(k) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
   });
   return new Map([...out].sort((a, b) => b[1] - a[1]));
@@ -51,6 +59,7 @@ export function inclusiveTime(profile: Profile, key: (node: ProfileNode) => stri
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const out = new Map<string, number>();
   profile.samples.forEach((id, i) => {
+    if (stopped(profile, i)) return;
     const seen = new Set<string>();
     for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
       const k = key(byId.get(at)!);
@@ -64,9 +73,11 @@ export function inclusiveTime(profile: Profile, key: (node: ProfileNode) => stri
 function summarise(file: string): void {
   const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
   const areas = selfTime(profile, (n) => area(n.callFrame.url, n.callFrame.functionName));
-  const busy = [...areas].filter(([k]) => k !== "(idle)").reduce((n, [, ms]) => n + ms, 0);
-  console.log(`\n${path.relative(process.cwd(), file)}: ${busy.toFixed(0)} ms busy (idle ${(areas.get("(idle)") ?? 0).toFixed(0)} ms)`);
-  for (const [k, ms] of [...areas].filter(([k]) => k !== "(idle)").slice(0, 18)) console.log(`  ${((ms / busy) * 100).toFixed(1).padStart(5)} %  ${k}`);
+  const ran = ([k]: [string, number]) => k !== "(idle)" && k !== "(stopped)";
+  const busy = [...areas].filter(ran).reduce((n, [, ms]) => n + ms, 0);
+  const pause = areas.get("(stopped)");
+  console.log(`\n${path.relative(process.cwd(), file)}: ${busy.toFixed(0)} ms busy (idle ${(areas.get("(idle)") ?? 0).toFixed(0)} ms${pause ? `, stopped ${pause.toFixed(0)} ms` : ""})`);
+  for (const [k, ms] of [...areas].filter(ran).slice(0, 18)) console.log(`  ${((ms / busy) * 100).toFixed(1).padStart(5)} %  ${k}`);
   const inclusive = inclusiveTime(profile, (n) => {
     const a = area(n.callFrame.url, n.callFrame.functionName);
     return a.startsWith("(") || a.startsWith("native") || a.startsWith("node:") ? undefined : a;
@@ -75,7 +86,7 @@ function summarise(file: string): void {
   for (const [k, ms] of [...inclusive].slice(0, 14)) console.log(`  ${((ms / busy) * 100).toFixed(1).padStart(5)} %  ${k}`);
   const fns = selfTime(profile, (n) => `${n.callFrame.functionName || "(anonymous)"}  ${n.callFrame.url.replace(/^.*node_modules\//, "").replace(process.cwd() + "/", "")}:${n.callFrame.lineNumber + 1}`);
   console.log("  hottest functions (self time):");
-  for (const [k, ms] of [...fns].filter(([k]) => !k.startsWith("(idle)")).slice(0, 15)) console.log(`  ${((ms / busy) * 100).toFixed(1).padStart(5)} %  ${k}`);
+  for (const [k, ms] of [...fns].filter(([k]) => !k.startsWith("(idle)") && k !== "(stopped)").slice(0, 15)) console.log(`  ${((ms / busy) * 100).toFixed(1).padStart(5)} %  ${k}`);
 }
 
 /** Each process's profile: the largest in its directory (a tsx process also writes its loader thread's). */

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import type { Server } from "node:http";
+import { createConnection, createServer, type Server as TcpServer, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import express from "express";
 import Fastify, { type FastifyInstance } from "fastify";
@@ -41,6 +42,8 @@ const seenByTask = new Map<string, { found: boolean; onReplica: boolean }>();
 
 const read = (id: number) => db.query(`SELECT count(*)::int AS n, pg_is_in_recovery() AS replica FROM ${TABLE} WHERE id = $1`, [id]).then((r) => ({ found: r.rows[0].n === 1, onReplica: r.rows[0].replica as boolean }));
 const write = (note: string) => db.transaction(async (c) => Number((await c.query(`INSERT INTO ${TABLE} (note) VALUES ($1) RETURNING id`, [note])).rows[0].id));
+/** One statement, no transaction around it (the order path's kind of write). */
+const writePlain = (note: string, on: Database = db) => on.query(`INSERT INTO ${TABLE} (note) VALUES ($1) RETURNING id`, [note]).then((r) => Number(r.rows[0].id));
 
 /** Replay paused on the replica for `fn`, resumed after even when it throws. */
 async function paused<T>(fn: () => Promise<T>): Promise<T> {
@@ -74,6 +77,7 @@ before(async () => {
   fastify = Fastify();
   await fastify.register(shopfdsFastify, { health, metrics, log, db });
   fastify.post("/notes", async () => ({ id: await write("fastify") }));
+  fastify.post("/plain-notes", async () => ({ id: await writePlain("fastify") }));
   fastify.get("/notes/:id", async (request) => read(Number((request.params as { id: string }).id)));
   await fastify.listen({ port: 0, host: "127.0.0.1" });
   bases.fastify = `http://127.0.0.1:${(fastify.server.address() as { port: number }).port}`;
@@ -81,6 +85,7 @@ before(async () => {
   const app = express();
   app.use(shopfdsExpress({ health, metrics, log, db }));
   app.post("/notes", (_req, res, next) => void write("express").then((id) => res.json({ id }), next));
+  app.post("/plain-notes", (_req, res, next) => void writePlain("express").then((id) => res.json({ id }), next));
   app.get("/notes/:id", (req, res, next) => void read(Number(req.params.id)).then((r) => res.json(r), next));
   await new Promise<void>((r) => (expressServer = app.listen(0, "127.0.0.1", () => r())));
   bases.express = `http://127.0.0.1:${(expressServer.address() as { port: number }).port}`;
@@ -127,8 +132,9 @@ for (const framework of ["fastify", "express"] as const) {
   describe(`read-your-writes across requests (${framework})`, () => {
     it("the next request that brings the location back (header, or cookie) reads the write with replay paused; one without reads the replica", async () => {
       const base = bases[framework]!;
-      await paused(async () => {
-        const posted = await fetch(`${base}/notes`, { method: "POST" });
+      // A transaction (its commit says where it stands) and a single statement (its position pipelined behind it).
+      for (const posting of ["/notes", "/plain-notes"]) await paused(async () => {
+        const posted = await fetch(`${base}${posting}`, { method: "POST" });
         assert.equal(posted.status, 200);
         const { id } = (await posted.json()) as { id: number };
         const location = posted.headers.get(WRITE_LOCATION_HTTP_HEADER);
@@ -148,3 +154,65 @@ for (const framework of ["fastify", "express"] as const) {
     });
   });
 }
+
+describe("a single statement's write location (locateWrites)", () => {
+  let proxy: TcpServer;
+  let viaProxy: Database;
+  /** What the router wrote to the primary, chunk by chunk, while counting. */
+  let counting = false;
+  let chunks = 0;
+  const sockets = new Set<Socket>();
+
+  before(async () => {
+    // A TCP relay in front of the primary that counts what the router writes to it.
+    proxy = createServer((client) => {
+      const server = createConnection(outputs.postgres.primary.port, outputs.postgres.primary.host);
+      for (const s of [client, server]) {
+        sockets.add(s);
+        s.on("error", () => undefined).on("close", () => (client.destroy(), server.destroy()));
+      }
+      client.on("data", (d) => {
+        if (counting) chunks++;
+        server.write(d);
+      });
+      server.pipe(client);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    viaProxy = await Database.connect({ ...outputs.postgres, primary: { host: "127.0.0.1", port: (proxy.address() as { port: number }).port }, lagCheckIntervalMs: 3_600_000 });
+    await viaProxy.query("SELECT 1", [], { target: "primary" }); // a connection open and idle in the pool
+  });
+
+  after(async () => {
+    await viaProxy?.close();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => (proxy ? proxy.close(r) : r(undefined)));
+  });
+
+  const scope = (locateWrites: boolean) =>
+    viaProxy.withSession(
+      async (session) => {
+        chunks = 0;
+        counting = true;
+        const id = await writePlain("located", viaProxy);
+        const location = await session.writeLocation();
+        counting = false;
+        return { id, location, writes: chunks };
+      },
+      { locateWrites },
+    );
+
+  it("comes back with the write, both sent in one socket write; without locateWrites it is a question of its own after the write", async () => {
+    await paused(async () => {
+      const located = await scope(true);
+      assert.equal(located.writes, 1, "the statement and the position question in one write to the primary");
+      const asked = await scope(false);
+      assert.equal(asked.writes, 2, "the statement, then the position question");
+      for (const { id, location } of [located, asked]) {
+        assert.ok(parseWriteLocation(location) !== undefined, `a location (${location})`);
+        // The location is at or past the commit: a read after it sees the row (on the primary: replay is paused).
+        assert.deepEqual(await db.withSession(() => read(id), { after: location! }), { found: true, onReplica: false });
+        assert.deepEqual(await read(id), { found: false, onReplica: true }, "without it: the paused replica, which has not");
+      }
+    });
+  });
+});

@@ -248,6 +248,13 @@ describe("the FDS decision", () => {
     for (let i = 0; i < 3; i++) assert.equal((await fds.evaluate(tx)).score, 30);
     const fourth = await fds.evaluate(tx);
     assert.deepEqual([fourth.score, fourth.level, fourth.decision], [100, "high", "block"], "30 (amount) + 40 (user) + 40 (IP), capped");
+    // Each count carries its expiry (twice the 600 s window, set when the key was made): no counter lives for ever.
+    const bucket = Math.floor(Date.now() / 1000 / 600);
+    for (const key of [`${PREFIX}vel:user:99:${bucket}`, `${PREFIX}vel:ip:192.0.2.12:${bucket}`]) {
+      assert.equal(await redis.get(key), "4", key);
+      const ttl = await redis.pttl(key);
+      assert.ok(ttl > 1_190_000 && ttl <= 1_200_000, `${key}: expires in ${ttl} ms`);
+    }
   });
 
   it("names a bad field", async () => {
