@@ -29,6 +29,7 @@ import { ORDER_EMAIL_TASK, ORDER_READ_SQL, STATEMENT, type OrderTaskSender } fro
 import { bareOrderWork } from "./bare";
 import { wrk, type LoadRequest, type LoadResult } from "./wrk";
 import { cpuPerRequest, cpuSnapshot, formatCpu } from "./cpu";
+import { countSyscalls, perRequest as syscallsPerRequest, straceAvailable } from "./syscalls";
 import { median, type BenchReport } from "./report";
 import { BENCH_DIR } from "./compare";
 import { isAlive, stopPid, waitFor } from "../local-stack/process";
@@ -360,6 +361,20 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
       for (const i of order) runs[pairs[i]![1]].push(await pairs[i]![0]());
       process.stderr.write(`load round ${round + 1}/${LOAD_ROUNDS} done\n`);
     }
+    // BENCH_SYSCALLS=1: one more POST run against the service and one against the bare pipeline's HTTP
+    // process, each with strace counting that process's system calls (syscalls.ts).
+    const syscalls: { what: string; calls: Record<string, number>; top: string }[] = [];
+    if (process.env.BENCH_SYSCALLS === "1" && ONLY !== "get") {
+      if (!straceAvailable()) process.stderr.write("BENCH_SYSCALLS=1: strace is not installed (apt-get install strace): no system call counts\n");
+      else
+        for (const [what, pid, target] of [["service", service.pid!, url], ["bare pipeline HTTP", pipeline.pid!, pipelineUrl]] as const) {
+          const since = await dbNow();
+          const { result, calls } = await countSyscalls(pid, () => load(target, posts(), 5));
+          await drained(since, []);
+          const top = [...calls].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, n]) => `${name} ${(n / result.requests).toFixed(1)}`).join(", ");
+          syscalls.push({ what, calls: syscallsPerRequest(calls, result.requests), top });
+        }
+    }
     const after = await dbReads(url);
     console.log(`\nload: ${LOAD_CONNECTIONS} connections, ${LOAD_SECONDS} s each, ${LOAD_ROUNDS} rounds: the compiled service + a worker as processes (wrk on loopback), beside the same database work done bare (2 cores shared by all)`);
     // With BENCH_LOAD_ONLY, the figures of the runs left out (and those judged against them) are not reported.
@@ -422,6 +437,15 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     }
     const replicaReads = after.replica - before.replica;
     const primaryReads = after.primary - before.primary;
+    if (syscalls.length > 0) {
+      console.log("\nsystem calls per POST /orders, by process (strace -c over one run each; counts, not time):");
+      for (const { what, calls, top } of syscalls) console.log(`  ${what.padEnd(20)} ${Object.entries(calls).map(([k, n]) => `${k} ${n.toFixed(1)}`).join(", ")}\n  ${"".padEnd(20)} (${top})`);
+      const [ours, bare] = syscalls;
+      for (const kind of ["writes", "reads", "all"]) {
+        add(`bare pipeline HTTP: system calls per order (${kind})`, "calls", "lower", [bare!.calls[kind]!]);
+        add(`POST /orders: the service's system calls per order (${kind})`, "calls", "lower", [ours!.calls[kind]!], { baseline: `bare pipeline HTTP: system calls per order (${kind})` });
+      }
+    }
     if (ONLY !== "post") add("GET /orders/:id reads on the replica", "%", "higher", [(replicaReads / Math.max(1, replicaReads + primaryReads)) * 100], { goal: (m) => ({ text: "≥ 80 % (SC-001)", met: m >= 80 }) });
   } finally {
     await Promise.allSettled([primary.end(), replica.end()]);

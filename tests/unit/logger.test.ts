@@ -1,9 +1,9 @@
 /** Layer 1: the services' log lines are ECS JSON that Logstash indexes as they are, with no secrets. */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
-import { createLogger, withTraceContext } from "../../runtime/observability/logger";
+import { createLogger, LOG_BUFFER_BYTES, withTraceContext } from "../../runtime/observability/logger";
 
 function capture() {
   const lines: Record<string, any>[] = [];
@@ -74,4 +74,29 @@ describe("logger on standard output (asynchronous, shared)", () => {
       assert.deepEqual(seen, Array.from({ length: 5000 }, (_, i) => i));
     });
   }
+
+  it("writes a quiet process's line while it runs, though far less than a batch is gathered", async () => {
+    // One line, well under LOG_BUFFER_BYTES, then the process idles for a minute: the periodic flush
+    // writes it (a batch-only buffer would hold it until the exit).
+    const code = `
+      const { createLogger } = require(${JSON.stringify(require.resolve("../../runtime/observability/logger"))});
+      createLogger({ service: "quiet", environment: "dev" }).info("only line");
+      setTimeout(() => {}, 60_000);`;
+    const p = spawn(process.execPath, ["--import", "tsx", "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        p.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("\n")) resolve(out.trim());
+        });
+        p.once("exit", (c) => reject(new Error(`exited (${c}) before writing its line`)));
+      });
+      assert.ok(line.length < LOG_BUFFER_BYTES);
+      assert.equal((JSON.parse(line) as { message: string }).message, "only line");
+      assert.equal(p.exitCode, null, "written while the process still runs");
+    } finally {
+      p.kill("SIGKILL");
+    }
+  });
 });
