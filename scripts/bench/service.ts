@@ -361,18 +361,25 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
       for (const i of order) runs[pairs[i]![1]].push(await pairs[i]![0]());
       process.stderr.write(`load round ${round + 1}/${LOAD_ROUNDS} done\n`);
     }
-    // BENCH_SYSCALLS=1: one more POST run against the service and one against the bare pipeline's HTTP
-    // process, each with strace counting that process's system calls (syscalls.ts).
-    const syscalls: { what: string; calls: Record<string, number>; top: string }[] = [];
-    if (process.env.BENCH_SYSCALLS === "1" && ONLY !== "get") {
+    // BENCH_SYSCALLS=1: one more run of each request kind against the service and against its bare
+    // counterpart (POST: the bare pipeline's HTTP process; GET: the bare HTTP server), each with strace
+    // counting that process's system calls (syscalls.ts).
+    const syscalls: { request: "POST" | "GET"; what: string; calls: Record<string, number>; top: string }[] = [];
+    if (process.env.BENCH_SYSCALLS === "1") {
+      const counted = [
+        ["POST", "service", service.pid!, url, posts],
+        ["POST", "bare pipeline HTTP", pipeline.pid!, pipelineUrl, posts],
+        ["GET", "service", service.pid!, url, gets],
+        ["GET", "bare HTTP server", bare.pid!, bareUrl, gets],
+      ] as const;
       if (!straceAvailable()) process.stderr.write("BENCH_SYSCALLS=1: strace is not installed (apt-get install strace): no system call counts\n");
       else
-        for (const [what, pid, target] of [["service", service.pid!, url], ["bare pipeline HTTP", pipeline.pid!, pipelineUrl]] as const) {
+        for (const [request, what, pid, target, requests] of counted.filter(([r]) => ONLY === undefined || r === ONLY.toUpperCase())) {
           const since = await dbNow();
-          const { result, calls } = await countSyscalls(pid, () => load(target, posts(), 5));
-          await drained(since, []);
+          const { result, calls } = await countSyscalls(pid, () => load(target, requests(), 5));
+          if (request === "POST") await drained(since, []);
           const top = [...calls].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, n]) => `${name} ${(n / result.requests).toFixed(1)}`).join(", ");
-          syscalls.push({ what, calls: syscallsPerRequest(calls, result.requests), top });
+          syscalls.push({ request, what, calls: syscallsPerRequest(calls, result.requests), top });
         }
     }
     const after = await dbReads(url);
@@ -437,13 +444,16 @@ async function load(report: BenchReport, outputs: StackOutputs, outputsFile: str
     }
     const replicaReads = after.replica - before.replica;
     const primaryReads = after.primary - before.primary;
-    if (syscalls.length > 0) {
-      console.log("\nsystem calls per POST /orders, by process (strace -c over one run each; counts, not time):");
-      for (const { what, calls, top } of syscalls) console.log(`  ${what.padEnd(20)} ${Object.entries(calls).map(([k, n]) => `${k} ${n.toFixed(1)}`).join(", ")}\n  ${"".padEnd(20)} (${top})`);
-      const [ours, bare] = syscalls;
+    for (const request of ["POST", "GET"] as const) {
+      const counts = syscalls.filter((c) => c.request === request);
+      if (counts.length < 2) continue;
+      const [ours, bareOne] = counts as [(typeof counts)[0], (typeof counts)[0]];
+      const route = request === "POST" ? "POST /orders" : "GET /orders/:id";
+      console.log(`\nsystem calls per ${route}, by process (strace -c over one run each; counts, not time):`);
+      for (const { what, calls, top } of counts) console.log(`  ${what.padEnd(20)} ${Object.entries(calls).map(([k, n]) => `${k} ${n.toFixed(1)}`).join(", ")}\n  ${"".padEnd(20)} (${top})`);
       for (const kind of ["writes", "reads", "all"]) {
-        add(`bare pipeline HTTP: system calls per order (${kind})`, "calls", "lower", [bare!.calls[kind]!]);
-        add(`POST /orders: the service's system calls per order (${kind})`, "calls", "lower", [ours!.calls[kind]!], { baseline: `bare pipeline HTTP: system calls per order (${kind})` });
+        add(`${bareOne.what}: system calls per ${request} (${kind})`, "calls", "lower", [bareOne.calls[kind]!]);
+        add(`${route}: the service's system calls per request (${kind})`, "calls", "lower", [ours.calls[kind]!], { baseline: `${bareOne.what}: system calls per ${request} (${kind})` });
       }
     }
     if (ONLY !== "post") add("GET /orders/:id reads on the replica", "%", "higher", [(replicaReads / Math.max(1, replicaReads + primaryReads)) * 100], { goal: (m) => ({ text: "≥ 80 % (SC-001)", met: m >= 80 }) });
