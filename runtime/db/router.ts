@@ -153,6 +153,15 @@ interface Session {
 /** Where the primary's WAL stands: asked after a write (its commit is at or before it). */
 const POSITION_SQL = "SELECT pg_current_wal_insert_lsn()::text AS lsn";
 
+/**
+ * The scope's position moved to `lsn` (PostgreSQL's text) as a write told it, never backwards: another
+ * write or question of the scope may have said a later position meanwhile.
+ */
+function advance(session: Session, lsn: string): void {
+  const at = parseLsn(lsn);
+  if (session.minLsn === undefined || at > session.minLsn) session.minLsn = at;
+}
+
 /** A pg client's socket, to write two pipelined queries in one go (pg corks it itself for each query's messages). */
 type Corkable = { connection?: { stream?: { cork?: () => void; uncork?: () => void } } };
 
@@ -345,11 +354,8 @@ export class Database {
         throw result.reason;
       }
       this.counts.writes++;
-      if (at.status === "fulfilled") {
-        // Never backwards: a concurrent write of the scope may have said a later position meanwhile.
-        const lsn = parseLsn(at.value.rows[0]!.lsn);
-        if (session.minLsn === undefined || lsn > session.minLsn) session.minLsn = lsn;
-      } else session.wrote = true;
+      if (at.status === "fulfilled") advance(session, at.value.rows[0]!.lsn);
+      else session.wrote = true;
       return result.value;
     } finally {
       client.removeListener("error", onError);
@@ -387,10 +393,9 @@ export class Database {
       if (session) {
         // In a scope, where the WAL stands right after the commit, in the same round trip: the scope's
         // next read, its tasks and its client's next request need no question to the primary.
-        const [, position] = (await client.query("COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn")) as unknown as [pg.QueryResult, pg.QueryResult<{ lsn: string }>];
+        const [, position] = (await client.query(`COMMIT; ${POSITION_SQL}`)) as unknown as [pg.QueryResult, pg.QueryResult<{ lsn: string }>];
         this.counts.writes++;
-        const lsn = parseLsn(position.rows[0]!.lsn);
-        if (session.minLsn === undefined || lsn > session.minLsn) session.minLsn = lsn;
+        advance(session, position.rows[0]!.lsn);
         return result;
       }
       await client.query("COMMIT");
@@ -524,11 +529,7 @@ export class Database {
     if (session.wrote) {
       session.wrote = false;
       const asked: Promise<void> = this.primaryPool.query(POSITION_SQL).then(
-        ({ rows }) => {
-          // Never backwards: a commit of the scope may have said a later position meanwhile.
-          const lsn = parseLsn(rows[0].lsn);
-          if (session.minLsn === undefined || lsn > session.minLsn) session.minLsn = lsn;
-        },
+        ({ rows }) => advance(session, rows[0].lsn),
         () => {
           session.minLsn = BEYOND_ANY_LSN;
         },

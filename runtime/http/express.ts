@@ -62,8 +62,8 @@ export function shopfdsExpress(o: ShopfdsExpressOptions): RequestHandler {
     if (probe) return probe(req, res);
     if (!o.db) return next();
     // The rest of the chain runs inside the scope (it starts synchronously from here). The answer's end
-    // carries the scope's write location: each write brought it back in its own round trip
-    // (locateWrites), so the end waits for nothing more; a streamed answer whose headers went out
+    // carries the scope's write location: each write brought it back within the write's own round
+    // trip (locateWrites), so the end waits for nothing more; a streamed answer whose headers went out
     // already does not carry it.
     void o.db.withSession(
       (session) =>

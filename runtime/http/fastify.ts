@@ -93,7 +93,7 @@ export async function shopfdsFastify(app: FastifyInstance, o: ShopfdsFastifyOpti
             sessionOf.set(request, session);
             return handler.call(this, request, reply);
           },
-          // The answer carries the scope's location: each write brings it back in its own round trip.
+          // The answer carries the scope's location: each write brings it back within the write's own round trip.
           { after: carriedWriteLocation(request.headers), locateWrites: true },
         );
       } as RouteHandlerMethod;

@@ -1,6 +1,6 @@
 /**
  * System calls per request (`BENCH_SYSCALLS=1`): strace -c attached to a process (all its threads) for
- * one load run, detached after it. CPU per request swings by a third between rounds on this shared
+ * one load run, detached after it. CPU per request swings by as much as half between rounds on this shared
  * machine; the calls a request makes do not, and socket writes and reads are the largest cost of every
  * process here (the profiles: a third of the service's busy time). strace stops the process at each
  * call, so the run's throughput under it means nothing; only the counts are reported.
