@@ -3,6 +3,8 @@
  * fields the Kibana dashboards read: method, status, path, route, duration (ECS event.duration is in
  * nanoseconds) and the request's labels; the request is counted in the metrics. Probes and scrapes
  * (/health*, /metrics) are counted but logged at debug level only. Never the query string or the body.
+ * `log` is the adapter's `accessLogger(…)` (or a child of it with the request's trace): the line's shape is
+ * fixed here, so its redaction needs only the label paths (observability/logger.ts ACCESS_REDACTED_PATHS).
  */
 import type { Logger } from "pino";
 import type { ServiceMetrics } from "../observability/metrics";

@@ -19,11 +19,11 @@
  *   (30 minutes, refreshed on each save, bounded waits).
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from "fastify";
-import type { Logger } from "pino";
+import type { Bindings, Logger } from "pino";
 import type { Database } from "../db/router";
 import type { HealthMonitor } from "../health/health";
 import type { ServiceMetrics } from "../observability/metrics";
-import { withTraceContext } from "../observability/logger";
+import { accessLogger, traceContext } from "../observability/logger";
 import { nameServerSpan } from "../observability/trace-context";
 import { captureError } from "../observability/sentry";
 import type { SessionStore } from "../redis/sessions";
@@ -34,6 +34,8 @@ import type { SessionHandle } from "../db/router";
 
 /** Each request's read-your-writes scope, for the onSend hook (a WeakMap: nothing added to the request's type). */
 const sessionOf = new WeakMap<FastifyRequest, SessionHandle>();
+/** A traced request's trace fields, for its access line (most requests have none: nothing stored). */
+const traceOf = new WeakMap<FastifyRequest, Bindings>();
 
 export interface ShopfdsFastifyOptions {
   readonly health: HealthMonitor;
@@ -73,12 +75,15 @@ export async function shopfdsFastify(app: FastifyInstance, o: ShopfdsFastifyOpti
   const probes = { health: o.health.handler("health"), live: o.health.handler("live"), ready: o.health.handler("ready"), metrics: o.metrics.handler() };
   app.decorateRequest("logLabels", null as never);
   app.decorateRequest("traceLog", null as never);
+  const access = accessLogger(o.log);
 
   // Callback-style hooks, not async ones: Fastify then runs them without a promise and a microtask each.
   app.addHook("onRequest", (request, _reply, done) => {
     request.logLabels = {};
     nameServerSpan(request.method, request.routeOptions.url);
-    request.traceLog = withTraceContext(o.log, request.headers.traceparent as string | undefined);
+    const trace = traceContext(request.headers.traceparent as string | undefined);
+    request.traceLog = trace ? o.log.child(trace) : o.log;
+    if (trace) traceOf.set(request, trace);
     done();
   });
 
@@ -115,7 +120,8 @@ export async function shopfdsFastify(app: FastifyInstance, o: ShopfdsFastifyOpti
 
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "(no route)";
-    logAccess(request.traceLog ?? o.log, o.metrics, { method: request.method, path: request.url.split("?")[0]!, route, status: reply.statusCode, seconds: reply.elapsedTime / 1000, labels: request.logLabels ?? {} });
+    const trace = traceOf.get(request);
+    logAccess(trace ? access.child(trace) : access, o.metrics, { method: request.method, path: request.url.split("?")[0]!, route, status: reply.statusCode, seconds: reply.elapsedTime / 1000, labels: request.logLabels ?? {} });
     done();
   });
 

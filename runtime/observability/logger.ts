@@ -69,13 +69,41 @@ function stdout(): pino.DestinationStream {
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
 
 /**
- * A child logger carrying a request's trace as ECS `trace.id` and `span.id`, so a request's lines are
- * found together in Kibana: the active span's (tracing on: the HTTP server span, so the lines and the
- * spans share one trace id), else the caller's W3C `traceparent` header; a malformed header is ignored.
+ * A request's trace as ECS `trace.id` and `span.id`, so a request's lines are found together in Kibana:
+ * the active span's (tracing on: the HTTP server span, so the lines and the spans share one trace id),
+ * else the caller's W3C `traceparent` header; none for a malformed header or none at all.
  */
-export function withTraceContext(logger: Logger, traceparent: string | undefined): Logger {
+export function traceContext(traceparent: string | undefined): pino.Bindings | undefined {
   const active = traceFields();
-  if (active) return logger.child(active);
+  if (active) return active;
   const m = traceparent ? TRACEPARENT.exec(traceparent.trim()) : null;
-  return m ? logger.child({ trace: { id: m[1] }, span: { id: m[2] } }) : logger;
+  return m ? { trace: { id: m[1] }, span: { id: m[2] } } : undefined;
+}
+
+/** A child logger carrying a request's trace context (traceContext above), or the logger itself without one. */
+export function withTraceContext(logger: Logger, traceparent: string | undefined): Logger {
+  const fields = traceContext(traceparent);
+  return fields ? logger.child(fields) : logger;
+}
+
+/**
+ * The redaction of the access line (http/access.ts), whose shape is fixed: `http`, `url`, `event` with
+ * fields of the runtime's own, and `labels`, the one place a handler puts values of its choosing. So
+ * REDACTED_PATHS' keys ("password", "*.password"…) become `labels.password`…, and the nested header
+ * paths, which the line never has, are dropped: pino's wildcard paths walked every key of every access
+ * line, half of its cost (8 µs against 3.6 per line, measured with pino 10.4; a sixth of the service's
+ * CPU per GET went to the access line).
+ */
+export const ACCESS_REDACTED_PATHS = [...new Set(REDACTED_PATHS.flatMap((p) => (/^(\*\.)?[A-Za-z_]\w*$/.test(p) ? [`labels.${p.replace(/^\*\./, "")}`] : [])))];
+
+const accessLoggers = new WeakMap<Logger, Logger>();
+
+/** The logger an adapter writes access lines with: `logger` with the access line's redaction (above), made once per logger. */
+export function accessLogger(logger: Logger): Logger {
+  let access = accessLoggers.get(logger);
+  if (!access) {
+    access = logger.child({}, { redact: { paths: ACCESS_REDACTED_PATHS, censor: "[redacted]" } });
+    accessLoggers.set(logger, access);
+  }
+  return access;
 }

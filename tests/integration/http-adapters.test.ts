@@ -24,7 +24,7 @@ import { HealthMonitor } from "../../runtime/health/health";
 import { validate } from "../../runtime/http/errors";
 import { ExpressSessionStore, shopfdsErrors, shopfdsExpress } from "../../runtime/http/express";
 import { fastifySessionStore, shopfdsFastify } from "../../runtime/http/fastify";
-import { createLogger } from "../../runtime/observability/logger";
+import { createLogger, REDACTED_PATHS } from "../../runtime/observability/logger";
 import { ServiceMetrics } from "../../runtime/observability/metrics";
 import { loadStackOutputs } from "../../runtime/outputs";
 import { connectRedisCluster } from "../../runtime/redis/client";
@@ -87,6 +87,14 @@ function deps(framework: string): Deps {
   };
 }
 
+/** The keys the logger never writes (REDACTED_PATHS' "password", "*.password"…), each set as a label by /labelled. */
+const SECRET_KEYS = [...new Set(REDACTED_PATHS.filter((p) => /^(\*\.)?\w+$/.test(p)).map((p) => p.replace(/^\*\./, "")))];
+const labelled = (labels: Record<string, string>) => {
+  for (const k of SECRET_KEYS) labels[k] = `secret-${k}`;
+  labels.basket = "kept";
+  return { ok: true };
+};
+
 /** What each app serves, the same routes on both frameworks. */
 async function write(value: string): Promise<{ found: number }> {
   const { rows } = await db.query<{ id: number }>("INSERT INTO items (value) VALUES ($1) RETURNING id", [value]);
@@ -111,6 +119,7 @@ async function fastifyApp(monitor: HealthMonitor = health): Promise<string> {
     throw new InvalidValueError("card", "must be 12 to 19 digits");
   });
   app.get("/down", async () => d.deadSessions.get("x".repeat(43)));
+  app.get("/labelled", async (request) => labelled(request.logLabels));
   await app.ready();
   return listen(app.server);
 }
@@ -131,6 +140,7 @@ async function expressApp(monitor: HealthMonitor = health): Promise<string> {
     throw new InvalidValueError("card", "must be 12 to 19 digits");
   });
   app.get("/down", async (_req, res) => void res.json(await d.deadSessions.get("x".repeat(43))));
+  app.get("/labelled", (_req, res) => void res.json(labelled(res.locals.logLabels as Record<string, string>)));
   app.use(shopfdsErrors({ log: d.log }));
   return listen(app.listen(0, "127.0.0.1"));
 }
@@ -190,6 +200,22 @@ for (const [framework, start] of [
       assert.deepEqual([line.http.request.method, line.http.response.status_code, line.labels.route, line["log.level"]], ["POST", 200, "/items", "info"]);
       assert.ok(line.event.duration > 0);
       assert.equal(lines.filter((l) => l.framework === framework && (l as { labels?: { route?: string } }).labels?.route === "/health").length, 0, "probes are not logged at info");
+    });
+
+    it("never writes a secret a handler put among the access line's labels, traced or not (the access line's own redaction)", async () => {
+      assert.ok(SECRET_KEYS.length >= 4, SECRET_KEYS.join());
+      const traceId = randomBytes(16).toString("hex");
+      await call(base, "GET", "/labelled");
+      await call(base, "GET", "/labelled", { traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-01` });
+      await sleep(50);
+      const mine = lines.filter((l) => l.framework === framework && (l as { labels?: { route?: string } }).labels?.route === "/labelled") as { labels: Record<string, string>; trace?: { id: string } }[];
+      assert.equal(mine.length, 2, JSON.stringify(mine));
+      assert.deepEqual(mine.map((l) => l.trace?.id), [undefined, traceId]);
+      for (const line of mine) {
+        assert.ok(!JSON.stringify(line).includes("secret-"), JSON.stringify(line));
+        for (const k of SECRET_KEYS) assert.equal(line.labels[k], "[redacted]", k);
+        assert.equal(line.labels.basket, "kept");
+      }
     });
 
     it("reads its own writes within a request: 30 writes, each read back at once through the router", async () => {
