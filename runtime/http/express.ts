@@ -19,7 +19,7 @@ import type { Logger } from "pino";
 import type { Database } from "../db/router";
 import type { HealthMonitor } from "../health/health";
 import type { ServiceMetrics } from "../observability/metrics";
-import { accessLogger, traceContext } from "../observability/logger";
+import { accessLogger, traceContext, withTrace } from "../observability/logger";
 import { nameServerSpan } from "../observability/trace-context";
 import { trace } from "@opentelemetry/api";
 import { captureError } from "../observability/sentry";
@@ -51,14 +51,14 @@ export function shopfdsExpress(o: ShopfdsExpressOptions): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
     const traced = traceContext(req.headers.traceparent as string | undefined);
-    const log = traced ? o.log.child(traced) : o.log;
+    const log = withTrace(o.log, traced);
     const span = trace.getActiveSpan(); // the request's server span (tracing on), named after its route at the end
     res.locals.traceLog = log;
     res.locals.logLabels = {};
     res.once("finish", () => {
       const route = probes[req.path] && req.method === "GET" ? req.path : routeOf(req);
       nameServerSpan(req.method, route, span);
-      logAccess(traced ? access.child(traced) : access, o.metrics, { method: req.method, path: req.path, route, status: res.statusCode, seconds: (performance.now() - started) / 1000, labels: res.locals.logLabels as Record<string, string> });
+      logAccess(withTrace(access, traced), o.metrics, { method: req.method, path: req.path, route, status: res.statusCode, seconds: (performance.now() - started) / 1000, labels: res.locals.logLabels as Record<string, string> });
     });
     const probe = req.method === "GET" ? probes[req.path] : undefined;
     if (probe) return probe(req, res);

@@ -23,7 +23,7 @@ import type { Bindings, Logger } from "pino";
 import type { Database } from "../db/router";
 import type { HealthMonitor } from "../health/health";
 import type { ServiceMetrics } from "../observability/metrics";
-import { accessLogger, traceContext } from "../observability/logger";
+import { accessLogger, traceContext, withTrace } from "../observability/logger";
 import { nameServerSpan } from "../observability/trace-context";
 import { captureError } from "../observability/sentry";
 import type { SessionStore } from "../redis/sessions";
@@ -82,7 +82,7 @@ export async function shopfdsFastify(app: FastifyInstance, o: ShopfdsFastifyOpti
     request.logLabels = {};
     nameServerSpan(request.method, request.routeOptions.url);
     const trace = traceContext(request.headers.traceparent as string | undefined);
-    request.traceLog = trace ? o.log.child(trace) : o.log;
+    request.traceLog = withTrace(o.log, trace);
     if (trace) traceOf.set(request, trace);
     done();
   });
@@ -120,8 +120,7 @@ export async function shopfdsFastify(app: FastifyInstance, o: ShopfdsFastifyOpti
 
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "(no route)";
-    const trace = traceOf.get(request);
-    logAccess(trace ? access.child(trace) : access, o.metrics, { method: request.method, path: request.url.split("?")[0]!, route, status: reply.statusCode, seconds: reply.elapsedTime / 1000, labels: request.logLabels ?? {} });
+    logAccess(withTrace(access, traceOf.get(request)), o.metrics, { method: request.method, path: request.url.split("?")[0]!, route, status: reply.statusCode, seconds: reply.elapsedTime / 1000, labels: request.logLabels ?? {} });
     done();
   });
 

@@ -80,10 +80,14 @@ export function traceContext(traceparent: string | undefined): pino.Bindings | u
   return m ? { trace: { id: m[1] }, span: { id: m[2] } } : undefined;
 }
 
-/** A child logger carrying a request's trace context (traceContext above), or the logger itself without one. */
-export function withTraceContext(logger: Logger, traceparent: string | undefined): Logger {
-  const fields = traceContext(traceparent);
+/** `logger` with a request's trace fields (traceContext above), or the logger itself when it has none. */
+export function withTrace(logger: Logger, fields: pino.Bindings | undefined): Logger {
   return fields ? logger.child(fields) : logger;
+}
+
+/** A child logger carrying a request's trace context, or the logger itself without one. */
+export function withTraceContext(logger: Logger, traceparent: string | undefined): Logger {
+  return withTrace(logger, traceContext(traceparent));
 }
 
 /**
